@@ -1,0 +1,618 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/*
+ * Errors are reported through one function so that every message has the
+ * same "file:line: message" shape.  The current config_source maps libconfuse
+ * line numbers back to files.
+ */
+static const struct config_source *current_src;
+static bool current_log_errors;
+static unsigned error_count;
+
+static void report(const char *file, int line, const char *msg)
+{
+	error_count++;
+	if (line > 0)
+		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", file, msg);
+	if (current_log_errors)
+		httpd_log(HTTPD_LOG_ERR, "%s:%d: %s", file, line, msg);
+}
+
+static void reportf(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void reportf(const char *file, int line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	report(file, line, msg);
+}
+
+static void confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	const char *file;
+	int line;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	config_source_origin(current_src, cfg->line, &file, &line);
+	report(file, line, msg);
+}
+
+static void cfg_origin(cfg_t *cfg, const char **file, int *line)
+{
+	config_source_origin(current_src, cfg->line, file, line);
+}
+
+int config_size_parse(const char *text, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = text;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0': break;
+	case 'k': case 'K': mult = 1024; p++; break;
+	case 'm': case 'M': mult = 1024 * 1024; p++; break;
+	case 'g': case 'G': mult = 1024 * 1024 * 1024; p++; break;
+	default: return -1;
+	}
+	if (*p != '\0' || v > (uint64_t)INT64_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+/* --- validation callbacks: run while parsing, so cfg->line is exact ----- */
+
+/* Output line of the listen option, for bind errors reported after parsing. */
+static int listen_line;
+
+static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
+{
+	char err[256];
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	listen_line = cfg->line;
+	if (cfg_opt_size(opt) == 0) {
+		cfg_error(cfg, "listen needs at least one address");
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+		if (listen_parse(cfg_opt_getnstr(opt, i), &ss, &len, err, sizeof(err)) < 0) {
+			cfg_error(cfg, "listen: %s", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int validate_workers(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+	char *end;
+	long n;
+
+	if (strcmp(v, "auto") == 0)
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || end == v || n < 1 || n > 1024) {
+		cfg_error(cfg, "workers must be \"auto\" or a number from 1 to 1024, not \"%s\"", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int validate_size(cfg_t *cfg, cfg_opt_t *opt)
+{
+	uint64_t v;
+
+	if (config_size_parse(cfg_opt_getnstr(opt, 0), &v) < 0) {
+		cfg_error(cfg, "%s: \"%s\" is not a size (a number, optionally with k, m or g)",
+		          cfg_opt_name(opt), cfg_opt_getnstr(opt, 0));
+		return -1;
+	}
+	return 0;
+}
+
+static int validate_positive(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+
+	if (v < 1 || v > 1000000) {
+		cfg_error(cfg, "%s must be from 1 to 1000000, not %ld", cfg_opt_name(opt), v);
+		return -1;
+	}
+	return 0;
+}
+
+static int validate_path(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+
+	if (v == NULL || v[0] == '\0') {
+		cfg_error(cfg, "%s must not be empty", cfg_opt_name(opt));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- schema ------------------------------------------------------------- */
+
+static const cfg_opt_t core_location_opts[] = {
+	CFG_STR("handler", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("check", "{}", CFGF_NONE),
+	CFG_STR("max_body_size", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+#define CORE_LOCATION_OPTS (sizeof(core_location_opts) / sizeof(core_location_opts[0]) - 1)
+
+static cfg_opt_t *root_schema(cfg_opt_t *location_opts)
+{
+	cfg_opt_t opts[] = {
+		CFG_STR_LIST("listen", "{0.0.0.0:80}", CFGF_NONE),
+		CFG_STR("workers", "auto", CFGF_NONE),
+		CFG_STR("user", "www-data", CFGF_NONE),
+		CFG_STR("pid_file", HTTPD_RUNSTATEDIR "/httpd.pid", CFGF_NONE),
+		CFG_STR("error_log", HTTPD_LOGDIR "/error.log", CFGF_NONE),
+		CFG_STR("access_log", HTTPD_LOGDIR "/access.log", CFGF_NONE),
+		CFG_STR("module_dir", HTTPD_MODULEDIR, CFGF_NONE),
+		CFG_STR("mime_types", "/etc/mime.types", CFGF_NONE),
+		CFG_BOOL("server_tokens", cfg_true, CFGF_NONE),
+		CFG_BOOL("reuseport", cfg_true, CFGF_NONE),
+		CFG_INT("max_request_line", 8192, CFGF_NONE),
+		CFG_STR("max_header_size", "16k", CFGF_NONE),
+		CFG_INT("max_headers", 100, CFGF_NONE),
+		CFG_STR("max_body_size", "1m", CFGF_NONE),
+		CFG_INT("header_timeout", 10, CFGF_NONE),
+		CFG_INT("body_timeout", 30, CFGF_NONE),
+		CFG_INT("keepalive_timeout", 15, CFGF_NONE),
+		CFG_INT("send_timeout", 30, CFGF_NONE),
+		CFG_INT("shutdown_timeout", 10, CFGF_NONE),
+		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
+		CFG_INT("worker_connections", 4096, CFGF_NONE),
+		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		CFG_END()
+	};
+	cfg_opt_t *copy = malloc(sizeof(opts));
+
+	if (copy != NULL)
+		memcpy(copy, opts, sizeof(opts));
+	return copy;
+}
+
+static void validators_set(cfg_t *cfg)
+{
+	static const char *const positive[] = {
+		"max_request_line", "max_headers", "header_timeout", "body_timeout",
+		"keepalive_timeout", "send_timeout", "shutdown_timeout", "keepalive_requests",
+		"worker_connections",
+	};
+
+	cfg_set_validate_func(cfg, "listen", validate_listen);
+	cfg_set_validate_func(cfg, "workers", validate_workers);
+	cfg_set_validate_func(cfg, "max_header_size", validate_size);
+	cfg_set_validate_func(cfg, "max_body_size", validate_size);
+	cfg_set_validate_func(cfg, "pid_file", validate_path);
+	cfg_set_validate_func(cfg, "error_log", validate_path);
+	cfg_set_validate_func(cfg, "module_dir", validate_path);
+	cfg_set_validate_func(cfg, "mime_types", validate_path);
+	for (size_t i = 0; i < sizeof(positive) / sizeof(positive[0]); i++)
+		cfg_set_validate_func(cfg, positive[i], validate_positive);
+}
+
+static cfg_t *parse_text(cfg_opt_t *schema, const struct config_source *src, cfg_flag_t flags)
+{
+	cfg_t *cfg = cfg_init(schema, flags);
+
+	if (cfg == NULL)
+		return NULL;
+	cfg_set_error_function(cfg, confuse_error);
+	validators_set(cfg);
+	if (cfg_parse_buf(cfg, src->text) != CFG_SUCCESS) {
+		cfg_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+static void location_origin(const struct httpd_config *config, size_t index, const char **file,
+                            int *line)
+{
+	int out_line = index < config->src.location_count ? config->src.location_lines[index] : 0;
+
+	config_source_origin(&config->src, out_line, file, line);
+}
+
+/* Module options are unioned into the location section; a clash of types is an error. */
+static int schema_add_module(cfg_opt_t **opts, size_t *count, const struct module *m,
+                             const char *file, int line)
+{
+	if (m->desc->options == NULL)
+		return 0;
+	for (cfg_opt_t *o = m->desc->options; o->name != NULL; o++) {
+		size_t i;
+		cfg_opt_t *grown;
+
+		for (i = 0; i < *count; i++)
+			if (strcmp((*opts)[i].name, o->name) == 0)
+				break;
+		if (i < *count) {
+			if ((*opts)[i].type != o->type || ((*opts)[i].flags & CFGF_LIST) != (o->flags & CFGF_LIST)) {
+				reportf(file, line, "module \"%s\" option \"%s\" clashes with another module's",
+				        m->name, o->name);
+				return -1;
+			}
+			continue;
+		}
+		grown = realloc(*opts, (*count + 2) * sizeof(**opts));
+		if (grown == NULL)
+			return -1;
+		*opts = grown;
+		(*opts)[(*count)++] = *o;
+		memset(&(*opts)[*count], 0, sizeof(**opts));
+	}
+	return 0;
+}
+
+/* Pass 1: learn which modules the locations name, then load them. */
+static int modules_load(struct httpd_config *config, cfg_opt_t **loc_opts, size_t *loc_count)
+{
+	cfg_opt_t pass1_loc[CORE_LOCATION_OPTS + 2];
+	cfg_opt_t unknown[] = { CFG_STR_LIST("__unknown", NULL, CFGF_NONE), CFG_END() };
+	cfg_opt_t *schema;
+	cfg_t *cfg;
+	const char *dir;
+	int rc = 0;
+
+	memcpy(pass1_loc, core_location_opts, CORE_LOCATION_OPTS * sizeof(cfg_opt_t));
+	pass1_loc[CORE_LOCATION_OPTS] = unknown[0];
+	pass1_loc[CORE_LOCATION_OPTS + 1] = unknown[1];
+	schema = root_schema(pass1_loc);
+	if (schema == NULL)
+		return -1;
+	cfg = parse_text(schema, &config->src, CFGF_IGNORE_UNKNOWN);
+	if (cfg == NULL) {
+		free(schema);
+		return -1;
+	}
+	dir = cfg_getstr(cfg, "module_dir");
+	for (unsigned i = 0; i < cfg_size(cfg, "location"); i++) {
+		cfg_t *sec = cfg_getnsec(cfg, "location", i);
+		const char *file;
+		int line;
+		unsigned nchecks = cfg_size(sec, "check");
+
+		location_origin(config, i, &file, &line);
+		for (unsigned j = 0; j <= nchecks; j++) {
+			const char *name = j < nchecks ? cfg_getnstr(sec, "check", j) : cfg_getstr(sec, "handler");
+			const struct module *m;
+			char err[1024];
+
+			if (name == NULL)
+				continue;
+			m = module_load(dir, name, err, sizeof(err));
+			if (m == NULL) {
+				report(file, line, err);
+				rc = -1;
+				continue;
+			}
+			if (schema_add_module(loc_opts, loc_count, m, file, line) < 0)
+				rc = -1;
+		}
+	}
+	cfg_free(cfg);
+	free(schema);
+	return rc;
+}
+
+static bool option_belongs(const char *name, const struct module *m)
+{
+	if (m == NULL || m->desc->options == NULL)
+		return false;
+	for (cfg_opt_t *o = m->desc->options; o->name != NULL; o++)
+		if (strcmp(o->name, name) == 0)
+			return true;
+	return false;
+}
+
+static int location_module_configure(struct httpd_location *loc, struct location_module *lm,
+                                     cfg_t *sec)
+{
+	char err[1024] = "";
+
+	if (lm->mod->desc->configure == NULL)
+		return 0;
+	if (lm->mod->desc->configure(loc, sec, &lm->data, err, sizeof(err)) != 0) {
+		reportf(loc->file, loc->line, "location \"%s\": %s", loc->prefix,
+		        err[0] ? err : "module configuration failed");
+		return -1;
+	}
+	return 0;
+}
+
+static int location_build(struct httpd_config *config, size_t index, cfg_t *sec)
+{
+	struct httpd_location *loc = &config->locations[index];
+	const char *handler = cfg_getstr(sec, "handler");
+	const char *body = cfg_getstr(sec, "max_body_size");
+	unsigned nchecks = cfg_size(sec, "check");
+	char err[1024];
+	int rc = 0;
+
+	location_origin(config, index, &loc->file, &loc->line);
+	loc->prefix = cfg_title(sec);
+	loc->prefix_len = strlen(loc->prefix);
+	loc->max_body_size = config->max_body_size;
+	if (loc->prefix[0] != '/') {
+		reportf(loc->file, loc->line, "location \"%s\": the prefix must start with '/'", loc->prefix);
+		rc = -1;
+	}
+	if (body != NULL && config_size_parse(body, &loc->max_body_size) < 0) {
+		reportf(loc->file, loc->line, "location \"%s\": max_body_size \"%s\" is not a size",
+		        loc->prefix, body);
+		rc = -1;
+	}
+	if (handler == NULL) {
+		reportf(loc->file, loc->line, "location \"%s\": no handler (handler = \"static\", ...)",
+		        loc->prefix);
+		return -1;
+	}
+	loc->handler.mod = module_load(config->module_dir, handler, err, sizeof(err));
+	if (loc->handler.mod == NULL || loc->handler.mod->desc->handle == NULL) {
+		reportf(loc->file, loc->line, "location \"%s\": handler \"%s\": %s", loc->prefix,
+		        handler, loc->handler.mod ? "the module has no handle hook" : err);
+		loc->handler.mod = NULL;
+		return -1;
+	}
+	loc->methods = loc->handler.mod->desc->methods;
+	loc->checks = calloc(nchecks ? nchecks : 1, sizeof(*loc->checks));
+	if (loc->checks == NULL)
+		return -1;
+	for (unsigned i = 0; i < nchecks; i++) {
+		const struct module *m = module_load(config->module_dir, cfg_getnstr(sec, "check", i),
+		                                     err, sizeof(err));
+
+		if (m == NULL || m->desc->check == NULL) {
+			reportf(loc->file, loc->line, "location \"%s\": check \"%s\": %s", loc->prefix,
+			        cfg_getnstr(sec, "check", i), m ? "the module has no check hook" : err);
+			return -1;
+		}
+		loc->checks[loc->check_count++].mod = m;
+	}
+
+	/* An option only means something to the modules of its own location. */
+	for (cfg_opt_t *o = sec->opts; o->name != NULL; o++) {
+		bool ok = false;
+
+		if (!(o->flags & CFGF_MODIFIED))
+			continue;
+		for (size_t i = 0; i < CORE_LOCATION_OPTS && !ok; i++)
+			ok = strcmp(core_location_opts[i].name, o->name) == 0;
+		ok = ok || option_belongs(o->name, loc->handler.mod);
+		for (size_t i = 0; i < loc->check_count && !ok; i++)
+			ok = option_belongs(o->name, loc->checks[i].mod);
+		if (!ok) {
+			reportf(loc->file, loc->line, "location \"%s\": option \"%s\" is not one of handler \"%s\"",
+			        loc->prefix, o->name, handler);
+			rc = -1;
+		}
+	}
+	if (rc != 0)
+		return rc;
+	if (location_module_configure(loc, &loc->handler, sec) < 0)
+		rc = -1;
+	for (size_t i = 0; i < loc->check_count; i++)
+		if (location_module_configure(loc, &loc->checks[i], sec) < 0)
+			rc = -1;
+	return rc;
+}
+
+static int location_cmp(const void *a, const void *b)
+{
+	const struct httpd_location *la = a, *lb = b;
+
+	return la->prefix_len < lb->prefix_len ? 1 : la->prefix_len > lb->prefix_len ? -1 : 0;
+}
+
+static unsigned workers_resolve(const char *text)
+{
+	long n;
+
+	if (strcmp(text, "auto") != 0)
+		return (unsigned)strtoul(text, NULL, 10);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static int globals_read(struct httpd_config *config)
+{
+	cfg_t *cfg = config->cfg;
+	cfg_opt_t *listen_opt = cfg_getopt(cfg, "listen");
+	const char *file;
+	int line;
+	uint64_t head;
+	char err[256];
+
+	config->workers = workers_resolve(cfg_getstr(cfg, "workers"));
+	config->user = cfg_getstr(cfg, "user");
+	config->pid_file = cfg_getstr(cfg, "pid_file");
+	config->error_log = cfg_getstr(cfg, "error_log");
+	config->access_log = cfg_getstr(cfg, "access_log");
+	config->module_dir = cfg_getstr(cfg, "module_dir");
+	config->mime_types = cfg_getstr(cfg, "mime_types");
+	config->server_tokens = cfg_getbool(cfg, "server_tokens");
+	config->reuseport = cfg_getbool(cfg, "reuseport");
+	config->limits.max_request_line = (size_t)cfg_getint(cfg, "max_request_line");
+	config->limits.max_headers = (size_t)cfg_getint(cfg, "max_headers");
+	config_size_parse(cfg_getstr(cfg, "max_header_size"), &head);
+	config->limits.max_head = (size_t)head;
+	config_size_parse(cfg_getstr(cfg, "max_body_size"), &config->max_body_size);
+	config->header_timeout_ms = (unsigned)cfg_getint(cfg, "header_timeout") * 1000;
+	config->body_timeout_ms = (unsigned)cfg_getint(cfg, "body_timeout") * 1000;
+	config->keepalive_timeout_ms = (unsigned)cfg_getint(cfg, "keepalive_timeout") * 1000;
+	config->send_timeout_ms = (unsigned)cfg_getint(cfg, "send_timeout") * 1000;
+	config->shutdown_timeout_ms = (unsigned)cfg_getint(cfg, "shutdown_timeout") * 1000;
+	config->keepalive_requests = (unsigned)cfg_getint(cfg, "keepalive_requests");
+	config->worker_connections = (unsigned)cfg_getint(cfg, "worker_connections");
+
+	if (config->limits.max_head < config->limits.max_request_line + 2) {
+		config_source_origin(&config->src, 0, &file, &line);
+		reportf(file, 0, "max_header_size must be larger than max_request_line");
+		return -1;
+	}
+
+	config->listen_count = cfg_opt_size(listen_opt);
+	config->listens = calloc(config->listen_count, sizeof(*config->listens));
+	if (config->listens == NULL)
+		return -1;
+	if (listen_line > 0) {
+		config_source_origin(&config->src, listen_line, &file, &line);
+	} else {
+		cfg_origin(cfg, &file, &line);
+		line = 0;
+	}
+	for (size_t i = 0; i < config->listen_count; i++) {
+		struct listen_spec *ls = &config->listens[i];
+
+		ls->text = cfg_opt_getnstr(listen_opt, (unsigned)i);
+		ls->file = file;
+		ls->line = line;
+		if (listen_parse(ls->text, &ls->addr, &ls->addrlen, err, sizeof(err)) < 0) {
+			report(file, 0, err);
+			return -1;
+		}
+	}
+	if (config->module_dir[0] != '/') {
+		report(file, 0, "module_dir must be an absolute path");
+		return -1;
+	}
+	return 0;
+}
+
+struct httpd_config *config_load(const char *path, bool log_errors)
+{
+	struct httpd_config *config = calloc(1, sizeof(*config));
+	size_t loc_count = CORE_LOCATION_OPTS;
+	cfg_opt_t *loc_opts = NULL;
+	int rc = -1;
+
+	if (config == NULL)
+		return NULL;
+	current_src = &config->src;
+	current_log_errors = log_errors;
+	error_count = 0;
+	listen_line = 0;
+	if (config_source_load(&config->src, path, report) < 0)
+		goto out;
+
+	loc_opts = calloc(CORE_LOCATION_OPTS + 1, sizeof(*loc_opts));
+	if (loc_opts == NULL)
+		goto out;
+	memcpy(loc_opts, core_location_opts, sizeof(core_location_opts));
+	if (modules_load(config, &loc_opts, &loc_count) < 0)
+		goto out;
+
+	config->location_schema = loc_opts;
+	loc_opts = NULL;
+	config->schema = root_schema(config->location_schema);
+	if (config->schema == NULL)
+		goto out;
+	config->cfg = parse_text(config->schema, &config->src, 0);
+	if (config->cfg == NULL || globals_read(config) < 0)
+		goto out;
+
+	config->location_count = cfg_size(config->cfg, "location");
+	config->locations = calloc(config->location_count ? config->location_count : 1,
+	                           sizeof(*config->locations));
+	if (config->locations == NULL)
+		goto out;
+	rc = 0;
+	for (size_t i = 0; i < config->location_count; i++)
+		if (location_build(config, i, cfg_getnsec(config->cfg, "location", (unsigned)i)) < 0)
+			rc = -1;
+	if (rc == 0 && config->location_count == 0) {
+		const char *file;
+		int line;
+
+		config_source_origin(&config->src, 0, &file, &line);
+		report(file, 0, "no location blocks: nothing to serve");
+		rc = -1;
+	}
+	if (rc == 0)
+		qsort(config->locations, config->location_count, sizeof(*config->locations), location_cmp);
+out:
+	free(loc_opts);
+	current_src = NULL;
+	if (rc != 0 || error_count > 0) {
+		if (error_count == 0)
+			fprintf(stderr, "%s: out of memory\n", path);
+		config_free(config);
+		return NULL;
+	}
+	return config;
+}
+
+void config_free(struct httpd_config *config)
+{
+	if (config == NULL)
+		return;
+	for (size_t i = 0; i < config->location_count; i++) {
+		struct httpd_location *loc = &config->locations[i];
+
+		if (loc->handler.mod != NULL && loc->handler.mod->desc->release != NULL && loc->handler.data)
+			loc->handler.mod->desc->release(loc->handler.data);
+		for (size_t j = 0; j < loc->check_count; j++)
+			if (loc->checks[j].mod->desc->release != NULL && loc->checks[j].data)
+				loc->checks[j].mod->desc->release(loc->checks[j].data);
+		free(loc->checks);
+	}
+	free(config->locations);
+	free(config->listens);
+	if (config->cfg != NULL)
+		cfg_free(config->cfg);
+	free(config->schema);
+	free(config->location_schema);
+	config_source_free(&config->src);
+	free(config);
+}
+
+const struct httpd_location *config_location_match(const struct httpd_config *config,
+                                                   const char *path, size_t path_len)
+{
+	for (size_t i = 0; i < config->location_count; i++) {
+		const struct httpd_location *loc = &config->locations[i];
+
+		if (loc->prefix_len <= path_len && memcmp(loc->prefix, path, loc->prefix_len) == 0)
+			return loc;
+	}
+	return NULL;
+}
+
+const char *httpd_location_prefix(const struct httpd_location *loc)
+{
+	return loc->prefix;
+}

@@ -1,0 +1,80 @@
+/* The server configuration: parsed, validated, modules configured. */
+#ifndef HTTPD_CONFIG_H
+#define HTTPD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <confuse.h>
+
+#include "config_source.h"
+#include "http_parse.h"
+#include "listen.h"
+#include "module.h"
+
+struct location_module {
+	const struct module *mod;
+	void                *data;
+};
+
+struct httpd_location {
+	const char             *prefix;
+	size_t                  prefix_len;
+	struct location_module  handler;
+	struct location_module *checks;
+	size_t                  check_count;
+	unsigned                methods;        /* what the handler accepts */
+	uint64_t                max_body_size;
+	const char             *file;
+	int                     line;
+};
+
+struct httpd_config {
+	cfg_t                 *cfg;
+	cfg_opt_t             *schema;          /* kept alive as long as cfg */
+	cfg_opt_t             *location_schema;
+	struct config_source   src;
+
+	struct listen_spec    *listens;
+	size_t                 listen_count;
+	unsigned               workers;
+	const char            *user;
+	const char            *pid_file;
+	const char            *error_log;
+	const char            *access_log;
+	const char            *module_dir;
+	const char            *mime_types;
+	bool                   server_tokens;
+	bool                   reuseport;
+	struct http_limits     limits;
+	uint64_t               max_body_size;
+	unsigned               header_timeout_ms;
+	unsigned               body_timeout_ms;
+	unsigned               keepalive_timeout_ms;
+	unsigned               send_timeout_ms;
+	unsigned               shutdown_timeout_ms;
+	unsigned               keepalive_requests;
+	unsigned               worker_connections;
+
+	struct httpd_location *locations;       /* longest prefix first */
+	size_t                 location_count;
+};
+
+/*
+ * Reads and validates path, loads the modules it names and runs their
+ * configure hooks.  Every problem is reported as "file:line: message" on
+ * stderr (and in the error log when log_errors is set).  NULL on failure.
+ */
+struct httpd_config *config_load(const char *path, bool log_errors);
+/* Runs module release hooks and frees everything. */
+void config_free(struct httpd_config *config);
+
+/* The location whose prefix is the longest match for path, or NULL. */
+const struct httpd_location *config_location_match(const struct httpd_config *config,
+                                                   const char *path, size_t path_len);
+
+/* "512", "16k", "1m", "2g" (case-insensitive); -1 if malformed or too large. */
+int config_size_parse(const char *text, uint64_t *out);
+
+#endif

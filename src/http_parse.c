@@ -1,0 +1,652 @@
+#include "http_parse.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* tchar from RFC 9110 §5.6.2 */
+static const unsigned char tchar_table[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+	['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
+	['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+	['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+	['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+	['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+	['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
+	['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+	['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+	['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+static bool is_tchar(unsigned char c)
+{
+	return tchar_table[c] != 0;
+}
+
+static bool is_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+int http_head_find(const char *buf, size_t len, size_t *scan, const struct http_limits *lim,
+                   size_t *head_start, size_t *head_len)
+{
+	size_t start = 0, i;
+	const char *first_lf;
+
+	/* Leading empty lines: RFC 9112 §2.2 lets a server skip them. */
+	while (start + 1 < len && buf[start] == '\r' && buf[start + 1] == '\n')
+		start += 2;
+	if (start > lim->max_head)
+		return 400;
+	for (i = *scan > start ? *scan : start; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c == '\n') {
+			/* A bare LF is refused everywhere (RFC 9112 §2.2 permits either choice). */
+			if (i == start || buf[i - 1] != '\r')
+				return 400;
+			if (i - start >= 3 && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+				break;
+		} else if (c == '\0') {
+			return 400;
+		} else if (c == '\r' && i + 1 < len && buf[i + 1] != '\n') {
+			return 400;
+		}
+	}
+	first_lf = memchr(buf + start, '\n', (i < len ? i + 1 : len) - start);
+	if (first_lf == NULL ? len - start > lim->max_request_line + 1
+	                     : (size_t)(first_lf - buf - start) > lim->max_request_line + 1)
+		return 414;
+	if (i == len) {
+		/* Resume one byte back so a CR at the very end is looked at again. */
+		*scan = len > start ? len - 1 : start;
+		return len - start > lim->max_head ? 431 : HTTP_PARSE_AGAIN;
+	}
+	if (i + 1 - start > lim->max_head)
+		return 431;
+	*head_start = start;
+	*head_len = i + 1 - start;
+	*scan = i + 1;
+	return 0;
+}
+
+struct method_name {
+	const char *name;
+	size_t      len;
+	unsigned    bit;
+};
+
+static const struct method_name known_methods[] = {
+	{ "GET", 3, HTTPD_METHOD_GET },         { "HEAD", 4, HTTPD_METHOD_HEAD },
+	{ "POST", 4, HTTPD_METHOD_POST },       { "PUT", 3, HTTPD_METHOD_PUT },
+	{ "DELETE", 6, HTTPD_METHOD_DELETE },   { "OPTIONS", 7, HTTPD_METHOD_OPTIONS },
+	{ "TRACE", 5, HTTPD_METHOD_TRACE },     { "CONNECT", 7, HTTPD_METHOD_CONNECT },
+	{ "PATCH", 5, HTTPD_METHOD_PATCH },
+};
+
+/* Method names are case-sensitive (RFC 9110 §9.1). */
+static unsigned method_lookup(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(known_methods) / sizeof(known_methods[0]); i++)
+		if (known_methods[i].len == len && memcmp(known_methods[i].name, name, len) == 0)
+			return known_methods[i].bit;
+	return 0;
+}
+
+/*
+ * Characters RFC 3986 allows in a request-target, plus the few that
+ * browsers send unescaped in queries ({ } | ^ ` " < > \).  Never CTL, SP,
+ * DEL, '#', or non-ASCII.
+ */
+static bool target_char_ok(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && c != '#';
+}
+
+/* Every '%' must start a two-digit hex escape (RFC 3986 §2.1). */
+static bool escapes_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '%')
+			continue;
+		if (len - i < 3 || !is_hex((unsigned char)s[i + 1]) || !is_hex((unsigned char)s[i + 2]))
+			return false;
+		i += 2;
+	}
+	return true;
+}
+
+/* uri-host [ ":" port ] (RFC 9110 §7.2); the port must fit 16 bits. */
+static bool host_valid(const char *s, size_t len)
+{
+	size_t i = 0, host_end;
+
+	if (len == 0)
+		return false;
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+
+		if (close == NULL)
+			return false;
+		for (const char *p = s + 1; p < close; p++)
+			if (!is_hex((unsigned char)*p) && *p != ':' && *p != '.')
+				return false;
+		host_end = (size_t)(close - s) + 1;
+		if (host_end == 2)
+			return false;
+	} else {
+		for (i = 0; i < len && s[i] != ':'; i++) {
+			unsigned char c = (unsigned char)s[i];
+
+			if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+			    strchr("-._~%!$&'()*+,;=", c) == NULL)
+				return false;
+		}
+		host_end = i;
+		if (host_end == 0)
+			return false;
+	}
+	if (!escapes_valid(s, host_end))
+		return false;
+	if (host_end == len)
+		return true;
+	if (s[host_end] != ':')
+		return false;
+	/* port = *DIGIT; an empty port is allowed by the grammar. */
+	if (len - host_end - 1 > 5)
+		return false;
+	{
+		unsigned long port = 0;
+
+		for (i = host_end + 1; i < len; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return false;
+			port = port * 10 + (unsigned long)(s[i] - '0');
+		}
+		if (port > 65535)
+			return false;
+	}
+	return true;
+}
+
+static int target_parse(char *target, size_t len, unsigned method, struct http_head *out)
+{
+	char *q;
+
+	for (size_t i = 0; i < len; i++)
+		if (!target_char_ok((unsigned char)target[i]))
+			return 400;
+	if (!escapes_valid(target, len))
+		return 400;
+
+	if (target[0] == '/') {
+		out->form = TARGET_ORIGIN;
+	} else if (len == 1 && target[0] == '*') {
+		if (method != HTTPD_METHOD_OPTIONS)
+			return 400;
+		out->form = TARGET_ASTERISK;
+		out->path = "*";
+		out->path_len = 1;
+		return 0;
+	} else if (method == HTTPD_METHOD_CONNECT) {
+		if (!host_valid(target, len))
+			return 400;
+		out->form = TARGET_AUTHORITY;
+		out->host = target;
+		out->path = "/";
+		out->path_len = 1;
+		return 0;
+	} else if ((len > 7 && strncasecmp(target, "http://", 7) == 0) ||
+	           (len > 8 && strncasecmp(target, "https://", 8) == 0)) {
+		char *authority = strstr(target, "://") + 3;
+		size_t auth_len = strcspn(authority, "/?");
+
+		if (memchr(authority, '@', auth_len) != NULL || !host_valid(authority, auth_len))
+			return 400;
+		out->form = TARGET_ABSOLUTE;
+		/*
+		 * The authority overrides Host (RFC 9112 §3.2.2).  Shift it two bytes
+		 * left over "//" so it can be NUL-terminated and a '/' still fits
+		 * before an empty path.
+		 */
+		memmove(authority - 2, authority, auth_len);
+		authority[auth_len - 2] = '\0';
+		out->host = authority - 2;
+		target = authority + auth_len;
+		len = strlen(target);
+		if (len == 0 || target[0] == '?') {
+			/* An empty path means "/" (RFC 9110 §4.2.3); reuse the byte before. */
+			target--;
+			target[0] = '/';
+			len++;
+		}
+	} else {
+		return 400;
+	}
+	q = memchr(target, '?', len);
+	if (q != NULL) {
+		*q = '\0';
+		out->query = q + 1;
+		out->path_len = (size_t)(q - target);
+	} else {
+		out->path_len = len;
+	}
+	out->path = target;
+	return 0;
+}
+
+static int version_parse(const char *v, size_t len, int *version)
+{
+	if (len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' ||
+	    v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9')
+		return 400;
+	if (v[5] != '1')
+		return 505;
+	*version = v[7] == '0' ? 10 : 11;
+	return 0;
+}
+
+static int request_line_parse(char *line, size_t len, struct http_head *out)
+{
+	char *sp1 = memchr(line, ' ', len);
+	char *sp2, *target;
+	size_t method_len, target_len;
+	int rc;
+
+	if (sp1 == NULL || sp1 == line)
+		return 400;
+	method_len = (size_t)(sp1 - line);
+	for (size_t i = 0; i < method_len; i++)
+		if (!is_tchar((unsigned char)line[i]))
+			return 400;
+	target = sp1 + 1;
+	sp2 = memchr(target, ' ', len - method_len - 1);
+	if (sp2 == NULL || sp2 == target)
+		return 400;
+	target_len = (size_t)(sp2 - target);
+	rc = version_parse(sp2 + 1, len - (size_t)(sp2 + 1 - line), &out->version);
+	if (rc != 0)
+		return rc;
+	*sp1 = '\0';
+	*sp2 = '\0';
+	out->method_name = line;
+	out->method = method_lookup(line, method_len);
+	out->target = target;
+	rc = target_parse(target, target_len, out->method, out);
+	if (rc != 0)
+		return rc;
+	if (out->method == 0)
+		return 501;
+	return 0;
+}
+
+/* Splits a field value into comma-separated list members, trimmed. */
+static const char *list_next(const char *p, const char **item, size_t *item_len)
+{
+	while (*p == ' ' || *p == '\t' || *p == ',')
+		p++;
+	if (*p == '\0')
+		return NULL;
+	*item = p;
+	while (*p != '\0' && *p != ',')
+		p++;
+	*item_len = (size_t)(p - *item);
+	while (*item_len > 0 && ((*item)[*item_len - 1] == ' ' || (*item)[*item_len - 1] == '\t'))
+		(*item_len)--;
+	return p;
+}
+
+/* Content-Length = 1*DIGIT; identical repeats are one value (RFC 9110 §8.6). */
+static int content_length_add(const char *value, int64_t *length)
+{
+	const char *item;
+	size_t item_len;
+	const char *p = value;
+	bool any = false;
+
+	while ((p = list_next(p, &item, &item_len)) != NULL) {
+		int64_t v = 0;
+
+		if (item_len == 0)
+			return 400;
+		for (size_t i = 0; i < item_len; i++) {
+			if (item[i] < '0' || item[i] > '9')
+				return 400;
+			if (v > (INT64_MAX - 9) / 10)
+				return 400;
+			v = v * 10 + (item[i] - '0');
+		}
+		if (*length >= 0 && *length != v)
+			return 400;
+		*length = v;
+		any = true;
+	}
+	return any ? 0 : 400;
+}
+
+/*
+ * Transfer-Encoding: chunked must appear exactly once and last
+ * (RFC 9112 §6.1); any other coding is one we do not implement.
+ */
+static int transfer_encoding_add(const char *value, bool *chunked)
+{
+	const char *item;
+	size_t item_len;
+	const char *p = value;
+	bool any = false;
+
+	while ((p = list_next(p, &item, &item_len)) != NULL) {
+		any = true;
+		if (*chunked)
+			return 400;   /* something after chunked, or chunked twice */
+		for (size_t i = 0; i < item_len; i++)
+			if (!is_tchar((unsigned char)item[i]))
+				return 400;
+		if (item_len == 7 && strncasecmp(item, "chunked", 7) == 0)
+			*chunked = true;
+		else
+			return 501;
+	}
+	return any ? 0 : 400;
+}
+
+static bool list_has_token(const char *value, const char *token)
+{
+	const char *item;
+	size_t item_len;
+	size_t token_len = strlen(token);
+	const char *p = value;
+
+	while ((p = list_next(p, &item, &item_len)) != NULL)
+		if (item_len == token_len && strncasecmp(item, token, token_len) == 0)
+			return true;
+	return false;
+}
+
+/* One field line "name: value" in place; name and value end up NUL-terminated. */
+static int field_line_parse(char *line, size_t len, struct httpd_header *h)
+{
+	char *colon = memchr(line, ':', len);
+	char *value, *end;
+
+	/* Leading whitespace is obs-fold, refused per RFC 9112 §5.2. */
+	if (colon == NULL || colon == line)
+		return 400;
+	for (char *p = line; p < colon; p++)
+		if (!is_tchar((unsigned char)*p))
+			return 400;   /* also catches whitespace before the colon (§5.1) */
+	value = colon + 1;
+	end = line + len;
+	for (char *p = value; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 400;
+	}
+	while (value < end && (*value == ' ' || *value == '\t'))
+		value++;
+	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*colon = '\0';
+	*end = '\0';
+	h->name = line;
+	h->name_len = (size_t)(colon - line);
+	h->value = value;
+	h->value_len = (size_t)(end - value);
+	return 0;
+}
+
+static int framing_decide(struct http_head *out, const struct httpd_header *host_header,
+                          bool has_te, int host_count)
+{
+	if (out->version == 11 && host_count != 1)
+		return 400;
+	if (host_count > 1)
+		return 400;
+	if (host_header != NULL && !host_valid(host_header->value, host_header->value_len))
+		return 400;
+	if (out->host == NULL && host_header != NULL)
+		out->host = host_header->value;
+	if (has_te) {
+		/* Both framings at once is the classic smuggling vector (RFC 9112 §6.3). */
+		if (out->content_length >= 0 || out->version == 10)
+			return 400;
+	}
+	return 0;
+}
+
+int http_head_parse(char *head, size_t len, const struct http_limits *lim,
+                    struct httpd_header *headers, struct http_head *out)
+{
+	char *line_end = memchr(head, '\r', len);
+	char *p, *end = head + len;
+	const struct httpd_header *host_header = NULL;
+	int host_count = 0;
+	bool has_te = false, conn_close = false, conn_keep_alive = false;
+	const char *expect = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->content_length = -1;
+	out->headers = headers;
+	if (line_end == NULL)
+		return 400;
+	*line_end = '\0';
+	rc = request_line_parse(head, (size_t)(line_end - head), out);
+	if (rc != 0 && rc != 501)
+		return rc;
+	/* Keep parsing after an unknown method so the error can be framed; report it last. */
+	for (p = line_end + 2; p < end; ) {
+		char *eol = memchr(p, '\r', (size_t)(end - p));
+		struct httpd_header *h;
+
+		if (eol == NULL)
+			eol = end;
+		if (eol == p)
+			break;
+		if (out->header_count >= lim->max_headers)
+			return 431;
+		h = &headers[out->header_count];
+		if (field_line_parse(p, (size_t)(eol - p), h) != 0)
+			return 400;
+		out->header_count++;
+		p = eol + 2;
+
+		switch (h->name_len) {
+		case 4:
+			if (strcasecmp(h->name, "host") == 0) {
+				host_header = h;
+				host_count++;
+			}
+			break;
+		case 6:
+			if (strcasecmp(h->name, "expect") == 0) {
+				if (expect != NULL)
+					return 417;
+				expect = h->value;
+			}
+			break;
+		case 10:
+			if (strcasecmp(h->name, "connection") == 0) {
+				conn_close |= list_has_token(h->value, "close");
+				conn_keep_alive |= list_has_token(h->value, "keep-alive");
+			}
+			break;
+		case 14:
+			if (strcasecmp(h->name, "content-length") == 0 &&
+			    content_length_add(h->value, &out->content_length) != 0)
+				return 400;
+			break;
+		case 17:
+			if (strcasecmp(h->name, "transfer-encoding") == 0) {
+				has_te = true;
+				rc = transfer_encoding_add(h->value, &out->chunked);
+				if (rc != 0)
+					return rc;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	rc = framing_decide(out, host_header, has_te, host_count);
+	if (rc != 0)
+		return rc;
+	if (has_te && !out->chunked)
+		return 400;
+	if (out->method == 0)
+		return 501;
+	if (expect != NULL && out->version == 11) {
+		if (strcasecmp(expect, "100-continue") != 0)
+			return 417;
+		out->expect_continue = true;
+	}
+	out->keep_alive = out->version == 11 ? !conn_close : (conn_keep_alive && !conn_close);
+	return 0;
+}
+
+/* --- chunked ------------------------------------------------------------ */
+
+enum chunked_state {
+	CH_SIZE_START, CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_TRAILER_START, CH_TRAILER, CH_TRAILER_LF, CH_FINAL_LF, CH_DONE,
+};
+
+#define CHUNK_LINE_MAX    4096   /* chunk-size plus extensions */
+#define CHUNK_TRAILER_MAX 16384
+
+void http_chunked_init(struct http_chunked *ch)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->state = CH_SIZE_START;
+}
+
+static int hex_digit(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, size_t *consumed,
+                        char *out, size_t out_cap, size_t *produced, uint64_t max_body)
+{
+	size_t i = 0, o = 0;
+
+	while (i < in_len && ch->state != CH_DONE) {
+		unsigned char c = (unsigned char)in[i];
+		int d;
+
+		switch (ch->state) {
+		case CH_SIZE_START:
+		case CH_SIZE:
+			d = hex_digit(c);
+			if (d >= 0) {
+				if (ch->chunk_left > (UINT64_MAX >> 4))
+					return 413;
+				ch->chunk_left = ch->chunk_left << 4 | (uint64_t)d;
+				if (ch->body_len + ch->chunk_left > max_body)
+					return 413;
+				ch->state = CH_SIZE;
+			} else if (ch->state == CH_SIZE_START) {
+				return 400;
+			} else if (c == '\r') {
+				ch->state = CH_SIZE_LF;
+			} else if (c == ';' || c == ' ' || c == '\t') {
+				ch->state = CH_EXT;
+			} else {
+				return 400;
+			}
+			break;
+		case CH_EXT:
+			/* Extensions are read and ignored, within a bound (RFC 9112 §7.1.1). */
+			if (c == '\r')
+				ch->state = CH_SIZE_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return 400;
+			break;
+		case CH_SIZE_LF:
+			if (c != '\n')
+				return 400;
+			ch->line_len = 0;
+			ch->state = ch->chunk_left == 0 ? CH_TRAILER_START : CH_DATA;
+			i++;
+			continue;
+		case CH_DATA: {
+			size_t n = in_len - i;
+
+			if (n > ch->chunk_left)
+				n = (size_t)ch->chunk_left;
+			if (n > out_cap - o)
+				n = out_cap - o;
+			if (n == 0)
+				goto again;
+			memcpy(out + o, in + i, n);
+			o += n;
+			i += n;
+			ch->chunk_left -= n;
+			ch->body_len += n;
+			if (ch->chunk_left == 0)
+				ch->state = CH_DATA_CR;
+			continue;
+		}
+		case CH_DATA_CR:
+			if (c != '\r')
+				return 400;
+			ch->state = CH_DATA_LF;
+			break;
+		case CH_DATA_LF:
+			if (c != '\n')
+				return 400;
+			ch->state = CH_SIZE_START;
+			ch->line_len = 0;
+			i++;
+			continue;
+		case CH_TRAILER_START:
+			if (c == '\r') {
+				ch->state = CH_FINAL_LF;
+				break;
+			}
+			/* Trailer fields are discarded, never merged into the headers. */
+			if (!is_tchar(c))
+				return 400;
+			ch->state = CH_TRAILER;
+			break;
+		case CH_TRAILER:
+			if (c == '\r')
+				ch->state = CH_TRAILER_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return 400;
+			break;
+		case CH_TRAILER_LF:
+			if (c != '\n')
+				return 400;
+			ch->state = CH_TRAILER_START;
+			ch->line_len = 0;
+			ch->trailer_len++;
+			i++;
+			continue;
+		case CH_FINAL_LF:
+			if (c != '\n')
+				return 400;
+			ch->state = CH_DONE;
+			i++;
+			continue;
+		default:
+			return 400;
+		}
+		i++;
+		if (++ch->line_len > CHUNK_LINE_MAX)
+			return 400;
+		if (ch->state >= CH_TRAILER_START && ++ch->trailer_len > CHUNK_TRAILER_MAX)
+			return 431;
+	}
+again:
+	*consumed = i;
+	*produced = o;
+	return ch->state == CH_DONE ? HTTP_CHUNKED_DONE : HTTP_PARSE_AGAIN;
+}

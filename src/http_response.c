@@ -1,0 +1,241 @@
+#include "http_response.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "http_date.h"
+#include "pool.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0"
+#endif
+
+struct status_text {
+	int         code;
+	const char *reason;
+};
+
+static const struct status_text statuses[] = {
+	{ 100, "Continue" },
+	{ 200, "OK" }, { 201, "Created" }, { 204, "No Content" }, { 206, "Partial Content" },
+	{ 301, "Moved Permanently" }, { 302, "Found" }, { 304, "Not Modified" },
+	{ 307, "Temporary Redirect" }, { 308, "Permanent Redirect" },
+	{ 400, "Bad Request" }, { 401, "Unauthorized" }, { 403, "Forbidden" }, { 404, "Not Found" },
+	{ 405, "Method Not Allowed" }, { 408, "Request Timeout" }, { 409, "Conflict" },
+	{ 411, "Length Required" }, { 412, "Precondition Failed" }, { 413, "Content Too Large" },
+	{ 414, "URI Too Long" }, { 415, "Unsupported Media Type" },
+	{ 416, "Range Not Satisfiable" }, { 417, "Expectation Failed" },
+	{ 431, "Request Header Fields Too Large" },
+	{ 500, "Internal Server Error" }, { 501, "Not Implemented" }, { 503, "Service Unavailable" },
+	{ 505, "HTTP Version Not Supported" }, { 507, "Insufficient Storage" },
+};
+
+const char *http_status_reason(int status)
+{
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		if (statuses[i].code == status)
+			return statuses[i].reason;
+	return status >= 500 ? "Server Error" : status >= 400 ? "Client Error" : "Unknown";
+}
+
+void response_init(struct httpd_response *res, struct httpd_pool *pool)
+{
+	memset(res, 0, sizeof(*res));
+	res->status = 200;
+	res->fd = -1;
+	res->pool = pool;
+}
+
+void response_discard_body(struct httpd_response *res)
+{
+	if (res->body == BODY_FILE && res->fd >= 0)
+		close(res->fd);
+	res->fd = -1;
+	res->body = BODY_NONE;
+}
+
+void httpd_response_set_status(struct httpd_response *res, int status)
+{
+	res->status = status;
+}
+
+static bool header_text_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '\r' || *s == '\n')
+			return false;
+	return true;
+}
+
+static bool header_is_framing(const char *name)
+{
+	static const char *const core_owned[] = {
+		"Content-Length", "Transfer-Encoding", "Connection", "Date", "Server", "Keep-Alive",
+	};
+
+	for (size_t i = 0; i < sizeof(core_owned) / sizeof(core_owned[0]); i++)
+		if (strcasecmp(name, core_owned[i]) == 0)
+			return true;
+	return false;
+}
+
+int httpd_response_add_header(struct httpd_response *res, const char *name, const char *value)
+{
+	struct response_header *h;
+
+	if (name[0] == '\0' || !header_text_ok(name) || !header_text_ok(value) ||
+	    strchr(name, ':') != NULL || header_is_framing(name))
+		return -1;
+	h = pool_alloc(res->pool, sizeof(*h));
+	if (h == NULL)
+		return -1;
+	h->name = httpd_pool_strdup(res->pool, name);
+	h->value = httpd_pool_strdup(res->pool, value);
+	if (h->name == NULL || h->value == NULL)
+		return -1;
+	h->next = NULL;
+	if (res->headers_tail != NULL)
+		res->headers_tail->next = h;
+	else
+		res->headers = h;
+	res->headers_tail = h;
+	return 0;
+}
+
+void httpd_response_set_body_buffer(struct httpd_response *res, const void *data, size_t len)
+{
+	response_discard_body(res);
+	res->body = BODY_BUFFER;
+	res->buf = data;
+	res->buf_len = len;
+}
+
+void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offset, off_t len)
+{
+	response_discard_body(res);
+	res->body = BODY_FILE;
+	res->fd = fd;
+	res->file_offset = offset;
+	res->file_len = len;
+}
+
+void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn fn, void *ctx)
+{
+	response_discard_body(res);
+	res->body = BODY_STREAM;
+	res->stream = fn;
+	res->stream_ctx = ctx;
+}
+
+void response_error(struct httpd_response *res, int status)
+{
+	const char *reason = http_status_reason(status);
+	char *page;
+
+	response_discard_body(res);
+	res->status = status;
+	res->headers = res->headers_tail = NULL;
+	page = httpd_pool_printf(res->pool,
+	                         "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
+	                         "<body><h1>%d %s</h1></body></html>\n",
+	                         status, reason, status, reason);
+	httpd_response_add_header(res, "Content-Type", "text/html; charset=utf-8");
+	if (page != NULL)
+		httpd_response_set_body_buffer(res, page, strlen(page));
+}
+
+/* A bounded string builder over one pool allocation. */
+struct head_buf {
+	char  *p;
+	size_t len;
+	size_t cap;
+};
+
+static void head_put(struct head_buf *b, const char *s, size_t n)
+{
+	if (b->len + n < b->cap)
+		memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void head_puts(struct head_buf *b, const char *s)
+{
+	head_put(b, s, strlen(s));
+}
+
+static void head_field(struct head_buf *b, const char *name, const char *value)
+{
+	head_puts(b, name);
+	head_put(b, ": ", 2);
+	head_puts(b, value);
+	head_put(b, "\r\n", 2);
+}
+
+static size_t head_estimate(const struct httpd_response *res)
+{
+	size_t n = 512;   /* status line, Server, Date, Allow, framing */
+
+	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
+		n += strlen(h->name) + strlen(h->value) + 4;
+	return n;
+}
+
+char *response_head_build(struct httpd_response *res, struct response_head_opts *opts,
+                          size_t *len, bool *chunked)
+{
+	struct head_buf b;
+	char num[32];
+	bool no_body = res->status == 204 || res->status == 304 || res->status < 200;
+
+	b.cap = head_estimate(res);
+	b.len = 0;
+	b.p = pool_alloc(res->pool, b.cap);
+	if (b.p == NULL)
+		return NULL;
+	*chunked = false;
+
+	snprintf(num, sizeof(num), "HTTP/1.1 %03d ", res->status);
+	head_puts(&b, num);
+	head_puts(&b, http_status_reason(res->status));
+	head_put(&b, "\r\n", 2);
+	head_field(&b, "Server", opts->server_tokens ? "prefork-httpd/" PACKAGE_VERSION : "prefork-httpd");
+	head_field(&b, "Date", http_date_now(opts->now));
+	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
+		head_field(&b, h->name, h->value);
+	if (opts->allow != NULL)
+		head_field(&b, "Allow", opts->allow);
+
+	if (no_body) {
+		response_discard_body(res);
+	} else if (res->body == BODY_STREAM) {
+		if (opts->version == 11) {
+			head_field(&b, "Transfer-Encoding", "chunked");
+			*chunked = true;
+		} else {
+			opts->keep_alive = false;   /* the end of the body is the end of the connection */
+		}
+	} else {
+		unsigned long long length = res->body == BODY_BUFFER ? res->buf_len
+		                          : res->body == BODY_FILE ? (unsigned long long)res->file_len : 0;
+
+		snprintf(num, sizeof(num), "%llu", length);
+		head_field(&b, "Content-Length", num);
+	}
+	if (!opts->keep_alive)
+		head_field(&b, "Connection", "close");
+	else if (opts->version == 10)
+		head_field(&b, "Connection", "keep-alive");
+	head_put(&b, "\r\n", 2);
+
+	if (b.len >= b.cap)
+		return NULL;   /* the estimate is an upper bound; this is a bug guard */
+	if (opts->head_only) {
+		if (res->body == BODY_STREAM && opts->version == 11)
+			*chunked = false;
+		response_discard_body(res);
+	}
+	*len = b.len;
+	return b.p;
+}

@@ -1,0 +1,57 @@
+/* Responses: what handlers fill in, and the head the core puts on the wire. */
+#ifndef HTTPD_HTTP_RESPONSE_H
+#define HTTPD_HTTP_RESPONSE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "httpd/module.h"
+
+enum body_kind { BODY_NONE, BODY_BUFFER, BODY_FILE, BODY_STREAM };
+
+struct response_header {
+	const char             *name;
+	const char             *value;
+	struct response_header *next;
+};
+
+struct httpd_response {
+	int                     status;
+	struct response_header *headers;
+	struct response_header *headers_tail;
+	enum body_kind          body;
+	const char             *buf;
+	size_t                  buf_len;
+	int                     fd;
+	off_t                   file_offset;
+	off_t                   file_len;
+	httpd_stream_fn         stream;
+	void                    *stream_ctx;
+	struct httpd_pool      *pool;
+};
+
+void response_init(struct httpd_response *res, struct httpd_pool *pool);
+/* Closes a file body that will not be sent. */
+void response_discard_body(struct httpd_response *res);
+/* Replaces the response by a small HTML error page for status. */
+void response_error(struct httpd_response *res, int status);
+const char *http_status_reason(int status);
+
+struct response_head_opts {
+	int         version;        /* request version: 10 or 11 */
+	bool        keep_alive;
+	bool        head_only;      /* HEAD: headers of GET, no body */
+	bool        server_tokens;
+	time_t      now;
+	const char *allow;          /* Allow header value, or NULL */
+};
+
+/*
+ * Serialises the status line and headers into the pool, framing included:
+ * Content-Length, or chunked for a stream on HTTP/1.1 (a stream on 1.0 is
+ * close-delimited, so keep_alive is turned off).  Returns the head, or NULL.
+ */
+char *response_head_build(struct httpd_response *res, struct response_head_opts *opts,
+                          size_t *len, bool *chunked);
+
+#endif

@@ -1,0 +1,146 @@
+#include "listen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int port_parse(const char *s, in_port_t *port)
+{
+	unsigned long v = 0;
+
+	if (*s == '\0' || strlen(s) > 5)
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -1;
+	*port = htons((in_port_t)v);
+	return 0;
+}
+
+int listen_parse(const char *text, struct sockaddr_storage *addr, socklen_t *addrlen,
+                 char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *port_text;
+	in_port_t port;
+
+	memset(addr, 0, sizeof(*addr));
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)addr;
+
+		if (close == NULL || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host)) {
+			snprintf(err, errlen, "\"%s\" is not [IPV6]:PORT", text);
+			return -1;
+		}
+		memcpy(host, text + 1, (size_t)(close - text - 1));
+		host[close - text - 1] = '\0';
+		if (port_parse(close + 2, &port) < 0) {
+			snprintf(err, errlen, "\"%s\": port must be 1-65535", text);
+			return -1;
+		}
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			snprintf(err, errlen, "\"%s\": \"%s\" is not an IPv6 address", text, host);
+			return -1;
+		}
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = port;
+		*addrlen = sizeof(*sin6);
+		return 0;
+	}
+
+	{
+		struct sockaddr_in *sin = (struct sockaddr_in *)addr;
+		const char *colon = strrchr(text, ':');
+
+		if (colon == NULL) {
+			snprintf(host, sizeof(host), "0.0.0.0");
+			port_text = text;
+		} else if ((size_t)(colon - text) >= sizeof(host) || strchr(text, ':') != colon) {
+			snprintf(err, errlen, "\"%s\" is not ADDRESS:PORT (IPv6 needs [brackets])", text);
+			return -1;
+		} else {
+			memcpy(host, text, (size_t)(colon - text));
+			host[colon - text] = '\0';
+			port_text = colon + 1;
+			if (strcmp(host, "*") == 0)
+				snprintf(host, sizeof(host), "0.0.0.0");
+		}
+		if (port_parse(port_text, &port) < 0) {
+			snprintf(err, errlen, "\"%s\": port must be 1-65535", text);
+			return -1;
+		}
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			snprintf(err, errlen, "\"%s\": \"%s\" is not an IPv4 address", text, host);
+			return -1;
+		}
+		sin->sin_family = AF_INET;
+		sin->sin_port = port;
+		*addrlen = sizeof(*sin);
+	}
+	return 0;
+}
+
+void listen_format(const struct sockaddr *sa, char *out, size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out, size, "%s:%u", host, ntohs(sin->sin_port));
+	}
+}
+
+int listen_socket_open(const struct listen_spec *spec, bool reuseport, int backlog,
+                       char *err, size_t errlen)
+{
+	int one = 1;
+	int fd = socket(spec->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const char *step = "socket";
+
+	if (fd < 0)
+		goto fail;
+	step = "setsockopt";
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto fail;
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	/* "[::]:80" and "0.0.0.0:80" side by side need v6-only sockets. */
+	if (spec->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto fail;
+	/* Wake a worker only once the request has arrived (saves a wakeup per connection). */
+	{
+		int defer = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
+	}
+	step = "bind";
+	if (bind(fd, (const struct sockaddr *)&spec->addr, spec->addrlen) < 0)
+		goto fail;
+	step = "listen";
+	if (listen(fd, backlog) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "cannot %s %s: %s", step, spec->text, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}

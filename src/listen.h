@@ -1,0 +1,26 @@
+/* Listening addresses: "PORT", "ADDR:PORT", "[ADDR6]:PORT", "*:PORT". */
+#ifndef HTTPD_LISTEN_H
+#define HTTPD_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct listen_spec {
+	const char             *text;     /* as written in the config */
+	struct sockaddr_storage addr;
+	socklen_t               addrlen;
+	const char             *file;
+	int                     line;
+};
+
+/* Parses text into addr; -1 with a reason in err if it is not an address. */
+int listen_parse(const char *text, struct sockaddr_storage *addr, socklen_t *addrlen,
+                 char *err, size_t errlen);
+/* Opens, binds and listens; -1 with a reason in err. */
+int listen_socket_open(const struct listen_spec *spec, bool reuseport, int backlog,
+                       char *err, size_t errlen);
+/* "127.0.0.1:8080" or "[::1]:8080" for sockaddr. */
+void listen_format(const struct sockaddr *sa, char *out, size_t size);
+
+#endif

@@ -1,0 +1,22 @@
+/* Error and access logs. */
+#ifndef HTTPD_LOG_H
+#define HTTPD_LOG_H
+
+#include <stdbool.h>
+
+#include "httpd/module.h"
+
+/* Where errors go until log_open is called: stderr. */
+void log_set_level(enum httpd_log_level level);
+/* "stderr", or a file path opened for appending.  -1 on failure, old logs kept. */
+int log_open(const char *error_log, const char *access_log);
+/* Closes and reopens the files (SIGUSR1 after rotation). */
+int log_reopen(void);
+void log_close(void);
+/* Name for the current process in log lines: "master" or "worker 3". */
+void log_set_role(const char *role);
+/* Writes one access log line if an access log is open. */
+bool log_access_enabled(void);
+void log_access_line(const char *line, size_t len);
+
+#endif

@@ -1,0 +1,572 @@
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mime.h"
+#include "worker.h"
+
+#define LISTEN_BACKLOG   4096
+#define RESPAWN_MAX_MS   30000
+#define CRASH_WINDOW_MS  2000
+#define STOP_GRACE_MS    5000
+
+/* One listening socket; in reuseport mode every worker slot has its own. */
+struct socket_entry {
+	struct sockaddr_storage addr;
+	socklen_t               addrlen;
+	unsigned                slot;
+	int                     fd;
+};
+
+struct slot {
+	pid_t    pid;            /* 0 when not running */
+	uint64_t started_ms;
+	unsigned failures;       /* consecutive early deaths */
+	uint64_t respawn_at;     /* when pid == 0 */
+};
+
+struct master {
+	struct httpd_config *config;
+	const char          *config_path;
+	struct socket_entry *sockets;
+	size_t               socket_count;
+	struct slot         *slots;
+	unsigned             slot_count;
+	pid_t               *draining;    /* workers of older generations */
+	size_t               draining_count;
+	uid_t                uid;
+	gid_t                gid;
+	bool                 drop_privileges;
+	bool                 stopping;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool addr_equal(const struct sockaddr_storage *a, socklen_t alen,
+                       const struct sockaddr_storage *b, socklen_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/*
+ * Builds the socket table for config, reusing sockets from old (same
+ * address and slot) so a reload never closes a listening socket that stays.
+ * Sockets taken over are marked -1 in old.
+ */
+static int sockets_open(const struct httpd_config *config, struct socket_entry *old, size_t old_count,
+                        struct socket_entry **out, size_t *out_count)
+{
+	unsigned slots = config->reuseport ? config->workers : 1;
+	size_t count = config->listen_count * slots, n = 0;
+	struct socket_entry *table = calloc(count ? count : 1, sizeof(*table));
+
+	if (table == NULL)
+		return -1;
+	for (unsigned s = 0; s < slots; s++) {
+		for (size_t i = 0; i < config->listen_count; i++) {
+			const struct listen_spec *ls = &config->listens[i];
+			struct socket_entry *e = &table[n++];
+			char err[512];
+
+			e->addr = ls->addr;
+			e->addrlen = ls->addrlen;
+			e->slot = s;
+			e->fd = -1;
+			for (size_t j = 0; j < old_count; j++) {
+				if (old[j].fd >= 0 && old[j].slot == s &&
+				    addr_equal(&old[j].addr, old[j].addrlen, &ls->addr, ls->addrlen)) {
+					e->fd = old[j].fd;
+					old[j].fd = -1;
+					break;
+				}
+			}
+			if (e->fd >= 0)
+				continue;
+			e->fd = listen_socket_open(ls, config->reuseport, LISTEN_BACKLOG, err, sizeof(err));
+			if (e->fd < 0) {
+				if (ls->line > 0)
+					fprintf(stderr, "%s:%d: %s\n", ls->file, ls->line, err);
+				else
+					fprintf(stderr, "%s: %s\n", ls->file, err);
+				httpd_log(HTTPD_LOG_ERR, "%s", err);
+				/* Give back what was taken over, close what was opened. */
+				for (size_t k = 0; k + 1 < n; k++) {
+					bool returned = false;
+
+					for (size_t j = 0; j < old_count && !returned; j++) {
+						if (old[j].fd < 0 && old[j].slot == table[k].slot &&
+						    addr_equal(&old[j].addr, old[j].addrlen, &table[k].addr, table[k].addrlen)) {
+							old[j].fd = table[k].fd;
+							returned = true;
+						}
+					}
+					if (!returned)
+						close(table[k].fd);
+				}
+				free(table);
+				return -1;
+			}
+		}
+	}
+	*out = table;
+	*out_count = count;
+	return 0;
+}
+
+static void sockets_close(struct socket_entry *table, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (table[i].fd >= 0)
+			close(table[i].fd);
+	free(table);
+}
+
+static pid_t worker_spawn(struct master *m, unsigned id)
+{
+	const struct httpd_config *config = m->config;
+	unsigned slot = config->reuseport ? id : 0;
+	int fds[64];
+	size_t nfds = 0;
+	pid_t pid;
+
+	for (size_t i = 0; i < m->socket_count && nfds < sizeof(fds) / sizeof(fds[0]); i++)
+		if (m->sockets[i].slot == slot)
+			fds[nfds++] = m->sockets[i].fd;
+
+	pid = fork();
+	if (pid < 0) {
+		httpd_log(HTTPD_LOG_ERR, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		struct worker_setup setup = {
+			.id = (int)id,
+			.config = config,
+			.listen_fds = fds,
+			.listen_count = nfds,
+			.exclusive = !config->reuseport,
+			.uid = m->uid,
+			.gid = m->gid,
+			.drop_privileges = m->drop_privileges,
+		};
+
+		_exit(worker_run(&setup));
+	}
+	m->slots[id].pid = pid;
+	m->slots[id].started_ms = now_ms();
+	return pid;
+}
+
+static int slots_start(struct master *m)
+{
+	m->slot_count = m->config->workers;
+	m->slots = calloc(m->slot_count, sizeof(*m->slots));
+	if (m->slots == NULL)
+		return -1;
+	for (unsigned i = 0; i < m->slot_count; i++)
+		if (worker_spawn(m, i) < 0)
+			m->slots[i].respawn_at = now_ms() + 1000;
+	return 0;
+}
+
+static void draining_add(struct master *m, pid_t pid)
+{
+	pid_t *grown = realloc(m->draining, (m->draining_count + 1) * sizeof(*grown));
+
+	if (grown == NULL) {
+		/* Cannot track it: stop it at once instead. */
+		kill(pid, SIGTERM);
+		return;
+	}
+	m->draining = grown;
+	m->draining[m->draining_count++] = pid;
+}
+
+static void children_signal(struct master *m, int sig)
+{
+	for (unsigned i = 0; i < m->slot_count; i++)
+		if (m->slots[i].pid > 0)
+			kill(m->slots[i].pid, sig);
+	for (size_t i = 0; i < m->draining_count; i++)
+		kill(m->draining[i], sig);
+}
+
+static size_t children_alive(const struct master *m)
+{
+	size_t n = m->draining_count;
+
+	for (unsigned i = 0; i < m->slot_count; i++)
+		n += m->slots[i].pid > 0;
+	return n;
+}
+
+static void exit_describe(int status, char *buf, size_t size)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+}
+
+static void children_reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		char why[96];
+		bool found = false;
+
+		for (size_t i = 0; i < m->draining_count; i++) {
+			if (m->draining[i] == pid) {
+				m->draining[i] = m->draining[--m->draining_count];
+				found = true;
+				break;
+			}
+		}
+		if (found)
+			continue;
+		for (unsigned i = 0; i < m->slot_count; i++) {
+			struct slot *s = &m->slots[i];
+			uint64_t now = now_ms(), delay;
+
+			if (s->pid != pid)
+				continue;
+			s->pid = 0;
+			if (m->stopping)
+				break;
+			exit_describe(status, why, sizeof(why));
+			/* A worker that dies at once will die again: back off, do not spin. */
+			if (now - s->started_ms < CRASH_WINDOW_MS)
+				s->failures++;
+			else
+				s->failures = 0;
+			delay = s->failures == 0 ? 0 : 100ull << (s->failures > 9 ? 9 : s->failures - 1);
+			if (delay > RESPAWN_MAX_MS)
+				delay = RESPAWN_MAX_MS;
+			s->respawn_at = now + delay;
+			httpd_log(HTTPD_LOG_ERR, "worker %u (pid %ld) %s; respawning in %llu ms", i, (long)pid,
+			          why, (unsigned long long)delay);
+			break;
+		}
+	}
+}
+
+static uint64_t respawn_due(struct master *m)
+{
+	uint64_t next = UINT64_MAX, now = now_ms();
+
+	for (unsigned i = 0; i < m->slot_count; i++) {
+		struct slot *s = &m->slots[i];
+
+		if (s->pid != 0)
+			continue;
+		if (s->respawn_at <= now) {
+			if (worker_spawn(m, i) < 0)
+				s->respawn_at = now + 1000;
+			else
+				continue;
+		}
+		if (s->respawn_at < next)
+			next = s->respawn_at;
+	}
+	return next;
+}
+
+static int credentials_resolve(struct master *m, const struct httpd_config *config)
+{
+	struct passwd *pw;
+
+	m->drop_privileges = geteuid() == 0;
+	if (!m->drop_privileges)
+		return 0;
+	pw = getpwnam(config->user);
+	if (pw == NULL) {
+		fprintf(stderr, "%s: user \"%s\" does not exist\n", m->config_path, config->user);
+		httpd_log(HTTPD_LOG_ERR, "user \"%s\" does not exist", config->user);
+		return -1;
+	}
+	m->uid = pw->pw_uid;
+	m->gid = pw->pw_gid;
+	/* user = "root" is allowed but means the workers keep every privilege. */
+	m->drop_privileges = pw->pw_uid != 0;
+	return 0;
+}
+
+/* Starts a new generation of workers for new_config (or the same config again). */
+static int generation_switch(struct master *m, struct httpd_config *new_config)
+{
+	struct socket_entry *table;
+	size_t count;
+	struct slot *old_slots = m->slots;
+	unsigned old_count = m->slot_count;
+	struct httpd_config *old_config = m->config;
+	struct master saved = *m;
+
+	if (credentials_resolve(m, new_config) < 0)
+		return -1;
+	if (sockets_open(new_config, m->sockets, m->socket_count, &table, &count) < 0) {
+		*m = saved;
+		return -1;
+	}
+	if (new_config != old_config && mime_load(new_config->mime_types) < 0) {
+		/* Put the taken-over sockets back where they were. */
+		for (size_t i = 0; i < count; i++) {
+			bool returned = false;
+			for (size_t j = 0; j < m->socket_count && !returned; j++) {
+				if (m->sockets[j].fd < 0 && m->sockets[j].slot == table[i].slot &&
+				    addr_equal(&m->sockets[j].addr, m->sockets[j].addrlen, &table[i].addr, table[i].addrlen)) {
+					m->sockets[j].fd = table[i].fd;
+					returned = true;
+				}
+			}
+			if (!returned)
+				close(table[i].fd);
+		}
+		free(table);
+		(void)mime_load(old_config->mime_types);
+		*m = saved;
+		return -1;
+	}
+	/* Old workers finish what they have and exit; their sockets live on in them. */
+	for (unsigned i = 0; i < old_count; i++) {
+		if (old_slots[i].pid > 0) {
+			kill(old_slots[i].pid, SIGQUIT);
+			draining_add(m, old_slots[i].pid);
+		}
+	}
+	sockets_close(m->sockets, m->socket_count);
+	m->sockets = table;
+	m->socket_count = count;
+	m->config = new_config;
+	free(old_slots);
+	m->slots = NULL;
+	if (slots_start(m) < 0)
+		return -1;
+	if (old_config != new_config)
+		config_free(old_config);
+	return 0;
+}
+
+static void reload(struct master *m)
+{
+	struct httpd_config *fresh;
+
+	httpd_log(HTTPD_LOG_NOTICE, "reloading %s", m->config_path);
+	fresh = config_load(m->config_path, true);
+	if (fresh == NULL) {
+		httpd_log(HTTPD_LOG_ERR, "reload failed: %s has errors; keeping the running configuration",
+		          m->config_path);
+		return;
+	}
+	if (strcmp(fresh->error_log, m->config->error_log) != 0 ||
+	    strcmp(fresh->access_log, m->config->access_log) != 0) {
+		if (log_open(fresh->error_log, fresh->access_log) < 0) {
+			httpd_log(HTTPD_LOG_ERR, "reload failed: cannot open the new logs; keeping the running configuration");
+			config_free(fresh);
+			return;
+		}
+	}
+	if (generation_switch(m, fresh) < 0) {
+		httpd_log(HTTPD_LOG_ERR, "reload failed; keeping the running configuration");
+		(void)log_open(m->config->error_log, m->config->access_log);
+		config_free(fresh);
+		return;
+	}
+	httpd_log(HTTPD_LOG_NOTICE, "reloaded %s: %u workers", m->config_path, m->config->workers);
+}
+
+static void logs_reopen(struct master *m)
+{
+	if (log_reopen() < 0) {
+		httpd_log(HTTPD_LOG_ERR, "cannot reopen logs; still writing to the old files");
+		return;
+	}
+	/* Workers hold the old descriptors: replace them gracefully. */
+	if (generation_switch(m, m->config) < 0)
+		httpd_log(HTTPD_LOG_ERR, "logs reopened, but the workers could not be replaced");
+	else
+		httpd_log(HTTPD_LOG_NOTICE, "logs reopened");
+}
+
+static int pid_file_write(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "httpd: cannot write pid file %s: %s\n", path, strerror(errno));
+		httpd_log(HTTPD_LOG_ERR, "cannot write pid file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		httpd_log(HTTPD_LOG_ERR, "cannot write pid file %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		fprintf(stderr, "httpd: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		return -1;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+	return 0;
+}
+
+/* Waits until all children are gone or deadline passes; SIGKILL after that. */
+static void children_wait(struct master *m, const sigset_t *set, uint64_t budget_ms)
+{
+	uint64_t deadline = now_ms() + budget_ms;
+
+	while (children_alive(m) > 0) {
+		uint64_t now = now_ms();
+		struct timespec ts;
+
+		if (now >= deadline) {
+			httpd_log(HTTPD_LOG_WARN, "%zu workers did not stop in time; killing them", children_alive(m));
+			children_signal(m, SIGKILL);
+			deadline = UINT64_MAX;
+		}
+		ts.tv_sec = deadline == UINT64_MAX ? 1 : (time_t)((deadline - now) / 1000);
+		ts.tv_nsec = deadline == UINT64_MAX ? 0 : (long)((deadline - now) % 1000) * 1000000;
+		(void)sigtimedwait(set, NULL, &ts);
+		children_reap(m);
+	}
+}
+
+int master_run(struct httpd_config *config, const char *config_path, bool foreground)
+{
+	struct master m = { .config = config, .config_path = config_path };
+	sigset_t set;
+	int status = 1;
+	bool pid_written = false;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	/* Blocked for good: the master takes signals with sigtimedwait, workers with signalfd. */
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	if (credentials_resolve(&m, config) < 0)
+		goto out;
+	if (mime_load(config->mime_types) < 0) {
+		fprintf(stderr, "%s: cannot read mime_types %s\n", config_path, config->mime_types);
+		goto out;
+	}
+	if (log_open(config->error_log, config->access_log) < 0) {
+		fprintf(stderr, "%s: cannot open the logs %s and %s: %s\n", config_path, config->error_log,
+		        config->access_log, strerror(errno));
+		goto out;
+	}
+	if (sockets_open(config, NULL, 0, &m.sockets, &m.socket_count) < 0)
+		goto out;
+	if (!foreground && daemonize() < 0)
+		goto out;
+	if (pid_file_write(config->pid_file) < 0)
+		goto out;
+	pid_written = true;
+	if (slots_start(&m) < 0)
+		goto out;
+	httpd_log(HTTPD_LOG_NOTICE, "started: %u workers, %zu listeners, %s accept balancing",
+	          config->workers, config->listen_count, config->reuseport ? "SO_REUSEPORT" : "EPOLLEXCLUSIVE");
+
+	for (;;) {
+		siginfo_t info;
+		uint64_t next = respawn_due(&m), now = now_ms();
+		struct timespec ts = { .tv_sec = 3600, .tv_nsec = 0 };
+		int sig;
+
+		if (next != UINT64_MAX) {
+			uint64_t wait = next > now ? next - now : 0;
+			ts.tv_sec = (time_t)(wait / 1000);
+			ts.tv_nsec = (long)(wait % 1000) * 1000000;
+		}
+		sig = sigtimedwait(&set, &info, &ts);
+		if (sig < 0)
+			continue;   /* timeout or EINTR: respawn check */
+		switch (sig) {
+		case SIGCHLD:
+			children_reap(&m);
+			break;
+		case SIGHUP:
+			reload(&m);
+			break;
+		case SIGUSR1:
+			logs_reopen(&m);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			httpd_log(HTTPD_LOG_NOTICE, "stopping (%s)", strsignal(sig));
+			m.stopping = true;
+			children_signal(&m, SIGTERM);
+			children_wait(&m, &set, STOP_GRACE_MS);
+			status = 0;
+			goto out;
+		case SIGQUIT:
+			httpd_log(HTTPD_LOG_NOTICE, "graceful stop: finishing open requests");
+			m.stopping = true;
+			children_signal(&m, SIGQUIT);
+			children_wait(&m, &set, m.config->shutdown_timeout_ms + STOP_GRACE_MS);
+			status = 0;
+			goto out;
+		default:
+			break;
+		}
+	}
+out:
+	if (pid_written)
+		unlink(m.config->pid_file);
+	if (status == 0)
+		httpd_log(HTTPD_LOG_NOTICE, "stopped");
+	sockets_close(m.sockets, m.socket_count);
+	free(m.slots);
+	free(m.draining);
+	config_free(m.config);
+	mime_free();
+	log_close();
+	return status;
+}

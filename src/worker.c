@@ -1,0 +1,323 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+
+#define EVENTS_MAX  512
+#define ACCEPT_BURST 64
+
+static uint64_t clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void clock_update(struct worker *w)
+{
+	struct timespec ts;
+
+	w->now_ms = clock_ms();
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	w->now = ts.tv_sec;
+}
+
+static int privileges_drop(const struct worker_setup *setup)
+{
+	if (!setup->drop_privileges)
+		return 0;
+	if (setgroups(0, NULL) < 0 || setgid(setup->gid) < 0 || setuid(setup->uid) < 0) {
+		httpd_log(HTTPD_LOG_ERR, "cannot switch to uid %u gid %u: %s", (unsigned)setup->uid,
+		          (unsigned)setup->gid, strerror(errno));
+		return -1;
+	}
+	/* Allow core dumps again after the uid change, for post-mortems. */
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	return 0;
+}
+
+static int listeners_watch(struct worker *w, bool on, bool exclusive)
+{
+	for (size_t i = 0; i < w->listener_count; i++) {
+		struct epoll_event ev = { .events = EPOLLIN | (exclusive ? EPOLLEXCLUSIVE : 0),
+		                          .data.ptr = &w->listeners[i] };
+
+		if (epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->listeners[i].fd,
+		              on ? &ev : NULL) < 0 && on) {
+			httpd_log(HTTPD_LOG_ERR, "epoll_ctl listener: %s", strerror(errno));
+			return -1;
+		}
+	}
+	w->accepting = on;
+	return 0;
+}
+
+static bool exclusive_mode;
+
+void worker_conn_closed(struct worker *w)
+{
+	if (!w->accepting && !w->quitting && w->conn_count < w->config->worker_connections)
+		(void)listeners_watch(w, true, exclusive_mode);
+}
+
+static void listener_accept(struct worker *w, struct listener *l)
+{
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd;
+
+		if (w->conn_count >= w->config->worker_connections) {
+			/* Full: leave new connections in the kernel backlog until one closes. */
+			(void)listeners_watch(w, false, exclusive_mode);
+			return;
+		}
+		fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (errno == ECONNABORTED || errno == EPROTO)
+				continue;
+			httpd_log(HTTPD_LOG_ERR, "accept: %s", strerror(errno));
+			if (errno == EMFILE || errno == ENFILE)
+				(void)listeners_watch(w, false, exclusive_mode);
+			return;
+		}
+		conn_open(w, fd, (struct sockaddr *)&ss);
+	}
+}
+
+static void timers_expire(struct worker *w)
+{
+	for (int k = 0; k < TIMER_KINDS; k++) {
+		struct timer *t;
+
+		while ((t = timer_list_expired(&w->timers[k], w->now_ms)) != NULL) {
+			struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+
+			timer_disarm(t);
+			conn_timeout(c, (enum timer_kind)k);
+		}
+	}
+}
+
+static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
+{
+	uint64_t next = quit_deadline;
+
+	for (int k = 0; k < TIMER_KINDS; k++) {
+		uint64_t d = timer_list_next(&w->timers[k]);
+		if (d < next)
+			next = d;
+	}
+	if (!w->accepting && !w->quitting && next > w->now_ms + 100)
+		next = w->now_ms + 100;   /* retry accepting after EMFILE */
+	if (next == UINT64_MAX)
+		return -1;
+	return next <= w->now_ms ? 0 : (int)(next - w->now_ms > 60000 ? 60000 : next - w->now_ms);
+}
+
+static void idle_close_all(struct worker *w)
+{
+	struct timer_list *l = &w->timers[TIMER_KEEPALIVE];
+
+	while (l->head.next != &l->head) {
+		struct conn *c = (struct conn *)((char *)l->head.next - offsetof(struct conn, timer));
+		conn_close(c);
+	}
+}
+
+static void quit_begin(struct worker *w)
+{
+	if (w->quitting)
+		return;
+	if (w->accepting)
+		(void)listeners_watch(w, false, exclusive_mode);
+	w->quitting = true;
+	idle_close_all(w);
+}
+
+static int signal_fd_open(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/* Returns 1 for "stop now", 0 otherwise. */
+static int signal_read(int fd, struct worker *w)
+{
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+			return 1;
+		case SIGQUIT:
+			quit_begin(w);
+			break;
+		default:
+			/* SIGINT, SIGHUP, SIGUSR1 are the master's to act on (Ctrl-C reaches the group). */
+			break;
+		}
+	}
+	return 0;
+}
+
+static void modules_worker_exit(const struct httpd_config *cfg)
+{
+	for (size_t i = 0; i < cfg->location_count; i++) {
+		const struct httpd_location *loc = &cfg->locations[i];
+
+		if (loc->handler.mod->desc->worker_exit)
+			loc->handler.mod->desc->worker_exit(loc->handler.data);
+		for (size_t j = 0; j < loc->check_count; j++)
+			if (loc->checks[j].mod->desc->worker_exit)
+				loc->checks[j].mod->desc->worker_exit(loc->checks[j].data);
+	}
+}
+
+static int modules_worker_init(const struct httpd_config *cfg)
+{
+	for (size_t i = 0; i < cfg->location_count; i++) {
+		const struct httpd_location *loc = &cfg->locations[i];
+
+		if (loc->handler.mod->desc->worker_init && loc->handler.mod->desc->worker_init(loc->handler.data) < 0) {
+			httpd_log(HTTPD_LOG_ERR, "module %s: worker_init failed for location %s",
+			          loc->handler.mod->name, loc->prefix);
+			return -1;
+		}
+		for (size_t j = 0; j < loc->check_count; j++)
+			if (loc->checks[j].mod->desc->worker_init &&
+			    loc->checks[j].mod->desc->worker_init(loc->checks[j].data) < 0) {
+				httpd_log(HTTPD_LOG_ERR, "module %s: worker_init failed for location %s",
+				          loc->checks[j].mod->name, loc->prefix);
+				return -1;
+			}
+	}
+	return 0;
+}
+
+int worker_run(const struct worker_setup *setup)
+{
+	struct worker w;
+	struct event_source sig_source = { .kind = EVENT_SIGNAL };
+	struct epoll_event events[EVENTS_MAX];
+	struct epoll_event ev;
+	char role[32];
+	int sigfd, status = 1;
+	uint64_t quit_deadline = UINT64_MAX;
+	pid_t parent = getppid();
+
+	memset(&w, 0, sizeof(w));
+	w.id = setup->id;
+	w.config = setup->config;
+	exclusive_mode = setup->exclusive;
+	snprintf(role, sizeof(role), "worker %d", setup->id);
+	log_set_role(role);
+
+	/* Die with the master rather than serve on unsupervised. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0 || getppid() != parent)
+		return 1;
+	sigfd = signal_fd_open();
+	if (sigfd < 0) {
+		httpd_log(HTTPD_LOG_ERR, "signalfd: %s", strerror(errno));
+		return 1;
+	}
+	if (privileges_drop(setup) < 0)
+		return 1;
+	w.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w.epfd < 0) {
+		httpd_log(HTTPD_LOG_ERR, "epoll_create1: %s", strerror(errno));
+		return 1;
+	}
+	ev.events = EPOLLIN;
+	ev.data.ptr = &sig_source;
+	if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, sigfd, &ev) < 0) {
+		httpd_log(HTTPD_LOG_ERR, "epoll_ctl signalfd: %s", strerror(errno));
+		return 1;
+	}
+	w.listeners = calloc(setup->listen_count, sizeof(*w.listeners));
+	if (w.listeners == NULL)
+		return 1;
+	w.listener_count = setup->listen_count;
+	for (size_t i = 0; i < setup->listen_count; i++) {
+		w.listeners[i].ev.kind = EVENT_LISTENER;
+		w.listeners[i].fd = setup->listen_fds[i];
+	}
+	timer_list_init(&w.timers[TIMER_HEADER], setup->config->header_timeout_ms);
+	timer_list_init(&w.timers[TIMER_BODY], setup->config->body_timeout_ms);
+	timer_list_init(&w.timers[TIMER_KEEPALIVE], setup->config->keepalive_timeout_ms);
+	timer_list_init(&w.timers[TIMER_SEND], setup->config->send_timeout_ms);
+	timer_list_init(&w.timers[TIMER_LINGER], 5000);
+	clock_update(&w);
+
+	if (modules_worker_init(setup->config) < 0)
+		goto out;
+	if (listeners_watch(&w, true, setup->exclusive) < 0)
+		goto out;
+
+	for (;;) {
+		int n;
+
+		if (w.quitting) {
+			if (quit_deadline == UINT64_MAX)
+				quit_deadline = w.now_ms + setup->config->shutdown_timeout_ms;
+			if (w.conn_count == 0 || w.now_ms >= quit_deadline)
+				break;
+		}
+		n = epoll_wait(w.epfd, events, EVENTS_MAX, wait_timeout(&w, quit_deadline));
+		if (n < 0 && errno != EINTR) {
+			httpd_log(HTTPD_LOG_ERR, "epoll_wait: %s", strerror(errno));
+			goto out;
+		}
+		clock_update(&w);
+		for (int i = 0; i < n; i++) {
+			struct event_source *src = events[i].data.ptr;
+
+			switch (src->kind) {
+			case EVENT_LISTENER:
+				if (w.accepting)
+					listener_accept(&w, (struct listener *)src);
+				break;
+			case EVENT_CONN:
+				conn_event((struct conn *)src, events[i].events);
+				break;
+			case EVENT_SIGNAL:
+				if (signal_read(sigfd, &w)) {
+					status = 0;
+					goto out;
+				}
+				break;
+			}
+		}
+		if (!w.accepting && !w.quitting && w.conn_count < w.config->worker_connections)
+			(void)listeners_watch(&w, true, setup->exclusive);
+		timers_expire(&w);
+	}
+	status = 0;
+out:
+	modules_worker_exit(setup->config);
+	free(w.listeners);
+	return status;
+}

@@ -1,0 +1,396 @@
+/* Request heads and chunked bodies, RFC 9112.  Each test names its rule. */
+#include <stdio.h>
+#include <string.h>
+
+#include "http_parse.h"
+#include "tap.h"
+
+static const struct http_limits limits = {
+	.max_request_line = 8192, .max_head = 16384, .max_headers = 20,
+};
+
+static struct httpd_header headers[32];
+static struct http_head head;
+static char copy[70000];
+
+/* Finds and parses a whole request; returns 0, HTTP_PARSE_AGAIN or a status. */
+static int parse(const char *req)
+{
+	size_t scan = 0, start, len;
+	int rc = http_head_find(req, strlen(req), &scan, &limits, &start, &len);
+
+	if (rc != 0)
+		return rc;
+	memcpy(copy, req + start, len - 2);
+	copy[len - 2] = '\0';
+	return http_head_parse(copy, len - 2, &limits, headers, &head);
+}
+
+START_TEST(test_simple_get)
+{
+	ck_assert_int_eq(parse("GET /index.html?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n"), 0);
+	ck_assert_int_eq(head.method, HTTPD_METHOD_GET);
+	ck_assert_str_eq(head.path, "/index.html");
+	ck_assert_str_eq(head.query, "x=1");
+	ck_assert_str_eq(head.host, "example.com");
+	ck_assert_int_eq(head.version, 11);
+	ck_assert(head.keep_alive);
+	ck_assert_int_eq(head.content_length, -1);
+	ck_assert_int_eq(head.header_count, 1);
+}
+END_TEST
+
+START_TEST(test_head_incomplete_needs_more)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\n"), HTTP_PARSE_AGAIN);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\n\r"), HTTP_PARSE_AGAIN);
+}
+END_TEST
+
+START_TEST(test_head_found_across_calls)
+{
+	const char *req = "GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
+	size_t scan = 0, start, len;
+
+	for (size_t n = 1; n < strlen(req) - 4; n++)
+		ck_assert_int_eq(http_head_find(req, n, &scan, &limits, &start, &len), HTTP_PARSE_AGAIN);
+	ck_assert_int_eq(http_head_find(req, strlen(req), &scan, &limits, &start, &len), 0);
+	ck_assert_uint_eq(start + len, strlen(req) - 4);
+}
+END_TEST
+
+START_TEST(test_leading_empty_lines_ignored)
+{
+	/* RFC 9112 §2.2 */
+	ck_assert_int_eq(parse("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+}
+END_TEST
+
+START_TEST(test_bare_lf_refused)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.1\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\n\n"), 400);
+}
+END_TEST
+
+START_TEST(test_bare_cr_refused)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_nul_refused)
+{
+	const char req[] = "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n";
+	size_t scan = 0, start, len;
+
+	ck_assert_int_eq(http_head_find(req, sizeof(req) - 1, &scan, &limits, &start, &len), 400);
+}
+END_TEST
+
+START_TEST(test_request_line_spacing_strict)
+{
+	/* RFC 9112 §3: exactly one SP between the parts */
+	ck_assert_int_eq(parse("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1 \r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse(" GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_method_case_sensitive_unknown_501)
+{
+	ck_assert_int_eq(parse("get / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
+	ck_assert_int_eq(parse("BREW / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
+	ck_assert_int_eq(parse("G(T / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_versions)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.0\r\n\r\n"), 0);
+	ck_assert_int_eq(head.version, 10);
+	ck_assert(!head.keep_alive);
+	ck_assert_int_eq(parse("GET / HTTP/1.9\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_int_eq(head.version, 11);
+	ck_assert_int_eq(parse("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+	ck_assert_int_eq(parse("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), 505);
+	ck_assert_int_eq(parse("GET / http/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.10\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1\r\nHost: a\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_target_forms)
+{
+	ck_assert_int_eq(parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_int_eq(head.form, TARGET_ASTERISK);
+	ck_assert_int_eq(parse("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 0);
+	ck_assert_int_eq(head.form, TARGET_AUTHORITY);
+	ck_assert_int_eq(parse("GET example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_absolute_form_overrides_host)
+{
+	/* RFC 9112 §3.2.2 */
+	ck_assert_int_eq(parse("GET http://other.example:8080/p?q HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_int_eq(head.form, TARGET_ABSOLUTE);
+	ck_assert_str_eq(head.host, "other.example:8080");
+	ck_assert_str_eq(head.path, "/p");
+	ck_assert_str_eq(head.query, "q");
+	ck_assert_int_eq(parse("GET http://x.example HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_str_eq(head.host, "x.example");
+	ck_assert_str_eq(head.path, "/");
+	ck_assert_int_eq(parse("GET http://x.example?a=b HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_str_eq(head.host, "x.example");
+	ck_assert_str_eq(head.path, "/");
+	ck_assert_str_eq(head.query, "a=b");
+	ck_assert_int_eq(parse("GET http://user@x.example/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_target_bad_bytes_400)
+{
+	ck_assert_int_eq(parse("GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET /a%4 HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET /?q=%zz HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_host_required_once_in_11)
+{
+	/* RFC 9112 §3.2 */
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_host_validated)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a:80\r\n\r\n"), 0);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"), 0);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a:http\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: \r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_field_syntax_strict)
+{
+	/* RFC 9112 §5.1: no whitespace between name and colon */
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
+	/* §5.2: obs-fold refused */
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n  c\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nX:  trimmed \t\r\n\r\n"), 0);
+	ck_assert_str_eq(headers[1].value, "trimmed");
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n"), 0);
+}
+END_TEST
+
+START_TEST(test_content_length_rules)
+{
+	/* RFC 9112 §6.3, RFC 9110 §8.6 */
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42\r\n\r\n"), 0);
+	ck_assert_int_eq(head.content_length, 42);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"), 0);
+	ck_assert_int_eq(head.content_length, 5);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_transfer_encoding_rules)
+{
+	/* RFC 9112 §6.1 */
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+	ck_assert(head.chunked);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n"), 0);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), 501);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n"), 400);
+}
+END_TEST
+
+START_TEST(test_connection_and_expect)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), 0);
+	ck_assert(!head.keep_alive);
+	ck_assert_int_eq(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
+	ck_assert(head.keep_alive);
+	ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"), 0);
+	ck_assert(head.expect_continue);
+	ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"), 417);
+	ck_assert_int_eq(parse("PUT / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n"), 0);
+	ck_assert(!head.expect_continue);
+}
+END_TEST
+
+START_TEST(test_limits)
+{
+	static char big[40000];
+	struct http_limits small = { .max_request_line = 100, .max_head = 400, .max_headers = 3 };
+	size_t scan = 0, start, len;
+
+	memset(big, 0, sizeof(big));
+	snprintf(big, sizeof(big), "GET /%0200d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+	ck_assert_int_eq(http_head_find(big, strlen(big), &scan, &small, &start, &len), 414);
+	scan = 0;
+	snprintf(big, sizeof(big), "GET /%0200d", 0);
+	ck_assert_int_eq(http_head_find(big, strlen(big), &scan, &small, &start, &len), 414);
+	scan = 0;
+	snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\nX: %0500d\r\n\r\n", 0);
+	ck_assert_int_eq(http_head_find(big, strlen(big), &scan, &small, &start, &len), 431);
+	scan = 0;
+	snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
+	ck_assert_int_eq(http_head_find(big, strlen(big), &scan, &small, &start, &len), 0);
+	memcpy(copy, big + start, len - 2);
+	copy[len - 2] = '\0';
+	ck_assert_int_eq(http_head_parse(copy, len - 2, &small, headers, &head), 431);
+	/* 8000 octets of request line are accepted by default (RFC 9112 §3) */
+	scan = 0;
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	snprintf(big + 8000, 100, " HTTP/1.1\r\nHost: a\r\n\r\n");
+	ck_assert_int_eq(parse(big), 0);
+}
+END_TEST
+
+/* --- chunked ------------------------------------------------------------ */
+
+static char body[4096];
+static size_t body_len;
+
+static int dechunk(const char *in, uint64_t max, size_t *consumed_out)
+{
+	struct http_chunked ch;
+	size_t consumed, produced;
+	int rc;
+
+	http_chunked_init(&ch);
+	rc = http_chunked_decode(&ch, in, strlen(in), &consumed, body, sizeof(body), &produced, max);
+	body_len = produced;
+	body[produced] = '\0';
+	if (consumed_out)
+		*consumed_out = consumed;
+	return rc;
+}
+
+START_TEST(test_chunked_simple)
+{
+	size_t consumed;
+
+	ck_assert_int_eq(dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nNEXT", 1000, &consumed), HTTP_CHUNKED_DONE);
+	ck_assert_str_eq(body, "hello world");
+	ck_assert_uint_eq(consumed, strlen("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+}
+END_TEST
+
+START_TEST(test_chunked_extensions_and_trailers_discarded)
+{
+	ck_assert_int_eq(dechunk("5;name=value;x=\"q\"\r\nhello\r\n0\r\nTrailer-A: 1\r\nB: 2\r\n\r\n", 1000, NULL),
+	                 HTTP_CHUNKED_DONE);
+	ck_assert_str_eq(body, "hello");
+}
+END_TEST
+
+START_TEST(test_chunked_byte_by_byte)
+{
+	const char *in = "a\r\n0123456789\r\n3;x\r\nabc\r\n0\r\nT: v\r\n\r\n";
+	struct http_chunked ch;
+	size_t total = 0;
+	int rc = HTTP_PARSE_AGAIN;
+
+	http_chunked_init(&ch);
+	for (size_t i = 0; i < strlen(in); i++) {
+		size_t consumed, produced;
+
+		rc = http_chunked_decode(&ch, in + i, 1, &consumed, body + total, sizeof(body) - total,
+		                         &produced, 1000);
+		ck_assert_uint_eq(consumed, 1);
+		total += produced;
+		if (i + 1 < strlen(in))
+			ck_assert_int_eq(rc, HTTP_PARSE_AGAIN);
+	}
+	ck_assert_int_eq(rc, HTTP_CHUNKED_DONE);
+	body[total] = '\0';
+	ck_assert_str_eq(body, "0123456789abc");
+}
+END_TEST
+
+START_TEST(test_chunked_framing_errors)
+{
+	ck_assert_int_eq(dechunk("5\nhello\r\n0\r\n\r\n", 1000, NULL), 400);       /* bare LF */
+	ck_assert_int_eq(dechunk("5\r\nhello\n0\r\n\r\n", 1000, NULL), 400);
+	ck_assert_int_eq(dechunk("5\r\nhelloX\r\n0\r\n\r\n", 1000, NULL), 400);    /* data longer than size */
+	ck_assert_int_eq(dechunk("x\r\n", 1000, NULL), 400);
+	ck_assert_int_eq(dechunk("-5\r\n", 1000, NULL), 400);
+	ck_assert_int_eq(dechunk("0x5\r\n", 1000, NULL), 400);
+	ck_assert_int_eq(dechunk("\r\n", 1000, NULL), 400);
+	ck_assert_int_eq(dechunk("0\r\nbad trailer\n\r\n", 1000, NULL), 400);
+}
+END_TEST
+
+START_TEST(test_chunked_size_overflow_and_limit)
+{
+	ck_assert_int_eq(dechunk("ffffffffffffffffff\r\n", UINT64_MAX, NULL), 413);
+	ck_assert_int_eq(dechunk("100\r\n", 10, NULL), 413);
+	ck_assert_int_eq(dechunk("5\r\nhello\r\n6\r\n", 10, NULL), 413);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("http_parse");
+	TCase *tc = tcase_create("head");
+	TCase *tch = tcase_create("chunked");
+
+	tcase_add_test(tc, test_simple_get);
+	tcase_add_test(tc, test_head_incomplete_needs_more);
+	tcase_add_test(tc, test_head_found_across_calls);
+	tcase_add_test(tc, test_leading_empty_lines_ignored);
+	tcase_add_test(tc, test_bare_lf_refused);
+	tcase_add_test(tc, test_bare_cr_refused);
+	tcase_add_test(tc, test_nul_refused);
+	tcase_add_test(tc, test_request_line_spacing_strict);
+	tcase_add_test(tc, test_method_case_sensitive_unknown_501);
+	tcase_add_test(tc, test_versions);
+	tcase_add_test(tc, test_target_forms);
+	tcase_add_test(tc, test_absolute_form_overrides_host);
+	tcase_add_test(tc, test_target_bad_bytes_400);
+	tcase_add_test(tc, test_host_required_once_in_11);
+	tcase_add_test(tc, test_host_validated);
+	tcase_add_test(tc, test_field_syntax_strict);
+	tcase_add_test(tc, test_content_length_rules);
+	tcase_add_test(tc, test_transfer_encoding_rules);
+	tcase_add_test(tc, test_connection_and_expect);
+	tcase_add_test(tc, test_limits);
+	tcase_add_test(tch, test_chunked_simple);
+	tcase_add_test(tch, test_chunked_extensions_and_trailers_discarded);
+	tcase_add_test(tch, test_chunked_byte_by_byte);
+	tcase_add_test(tch, test_chunked_framing_errors);
+	tcase_add_test(tch, test_chunked_size_overflow_and_limit);
+	suite_add_tcase(s, tc);
+	suite_add_tcase(s, tch);
+	return tap_run(s);
+}
