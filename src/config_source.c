@@ -79,6 +79,13 @@ static void report_errno(struct loader *ld, const char *file, int line, const ch
 	ld->report(file, line, msg);
 }
 
+/* A directory in the pattern that does not exist just means no match. */
+static int glob_error(const char *path, int err)
+{
+	(void)path;
+	return err != ENOENT && err != ENOTDIR;
+}
+
 /*
  * include "PATTERN", include = "PATTERN" or include("PATTERN"): every file
  * the glob matches, in sorted order.  A pattern without wildcards must match.
@@ -100,7 +107,7 @@ static int include_expand(struct loader *ld, const char *file, int line, const c
 	} else {
 		snprintf(full, sizeof(full), "%s", pattern);
 	}
-	rc = glob(full, GLOB_ERR, NULL, &g);
+	rc = glob(full, 0, glob_error, &g);
 	if (rc == GLOB_NOMATCH) {
 		if (strpbrk(full, "*?[") == NULL) {
 			errno = ENOENT;

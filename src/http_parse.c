@@ -172,9 +172,10 @@ static bool host_valid(const char *s, size_t len)
 	return true;
 }
 
-static int target_parse(char *target, size_t len, unsigned method, struct http_head *out)
+/* The target is never modified: the access log and modules see it as received. */
+static int target_parse(const char *target, size_t len, unsigned method, struct http_head *out)
 {
-	char *q;
+	const char *q;
 
 	for (size_t i = 0; i < len; i++)
 		if (!target_char_ok((unsigned char)target[i]))
@@ -196,45 +197,37 @@ static int target_parse(char *target, size_t len, unsigned method, struct http_h
 			return 400;
 		out->form = TARGET_AUTHORITY;
 		out->host = target;
+		out->host_len = len;
 		out->path = "/";
 		out->path_len = 1;
 		return 0;
 	} else if ((len > 7 && strncasecmp(target, "http://", 7) == 0) ||
 	           (len > 8 && strncasecmp(target, "https://", 8) == 0)) {
-		char *authority = strstr(target, "://") + 3;
+		const char *authority = strstr(target, "://") + 3;
 		size_t auth_len = strcspn(authority, "/?");
 
 		if (memchr(authority, '@', auth_len) != NULL || !host_valid(authority, auth_len))
 			return 400;
+		/* The authority overrides Host (RFC 9112 §3.2.2). */
 		out->form = TARGET_ABSOLUTE;
-		/*
-		 * The authority overrides Host (RFC 9112 §3.2.2).  Shift it two bytes
-		 * left over "//" so it can be NUL-terminated and a '/' still fits
-		 * before an empty path.
-		 */
-		memmove(authority - 2, authority, auth_len);
-		authority[auth_len - 2] = '\0';
-		out->host = authority - 2;
+		out->host = authority;
+		out->host_len = auth_len;
+		len -= (size_t)(authority + auth_len - target);
 		target = authority + auth_len;
-		len = strlen(target);
 		if (len == 0 || target[0] == '?') {
-			/* An empty path means "/" (RFC 9110 §4.2.3); reuse the byte before. */
-			target--;
-			target[0] = '/';
-			len++;
+			/* An empty path means "/" (RFC 9110 §4.2.3). */
+			out->path = "/";
+			out->path_len = 1;
+			out->query = len > 0 ? target + 1 : NULL;
+			return 0;
 		}
 	} else {
 		return 400;
 	}
 	q = memchr(target, '?', len);
-	if (q != NULL) {
-		*q = '\0';
-		out->query = q + 1;
-		out->path_len = (size_t)(q - target);
-	} else {
-		out->path_len = len;
-	}
 	out->path = target;
+	out->path_len = q != NULL ? (size_t)(q - target) : len;
+	out->query = q != NULL ? q + 1 : NULL;
 	return 0;
 }
 
@@ -408,8 +401,10 @@ static int framing_decide(struct http_head *out, const struct httpd_header *host
 		return 400;
 	if (host_header != NULL && !host_valid(host_header->value, host_header->value_len))
 		return 400;
-	if (out->host == NULL && host_header != NULL)
+	if (out->host == NULL && host_header != NULL) {
 		out->host = host_header->value;
+		out->host_len = host_header->value_len;
+	}
 	if (has_te) {
 		/* Both framings at once is the classic smuggling vector (RFC 9112 §6.3). */
 		if (out->content_length >= 0 || out->version == 10)

@@ -36,11 +36,12 @@ struct http_head {
 	const char            *method_name;
 	const char            *target;
 	enum http_target_form  form;
-	const char            *path;         /* raw path, NUL-terminated copy without query */
+	const char            *path;         /* raw path: path_len bytes, not terminated */
 	size_t                 path_len;
-	const char            *query;        /* after '?', or NULL */
+	const char            *query;        /* after '?' to the end of the target, or NULL */
 	int                    version;      /* 10 or 11 */
 	const char            *host;         /* authority of absolute-form, else Host, or NULL */
+	size_t                 host_len;     /* host is not terminated */
 	struct httpd_header   *headers;
 	size_t                 header_count;
 	int64_t                content_length; /* -1 if absent */

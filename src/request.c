@@ -72,7 +72,7 @@ int request_begin(struct conn *c)
 	req->method_name = h->method_name;
 	req->target = h->target;
 	req->query = h->query;
-	req->host = h->host;
+	req->host = h->host ? pool_strndup(c->pool, h->host, h->host_len) : NULL;
 	req->version = h->version;
 	req->headers = h->headers;
 	req->header_count = h->header_count;

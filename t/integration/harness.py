@@ -1,0 +1,330 @@
+"""Starts the built httpd on loopback with a generated config; raw-socket helpers; a TAP runner."""
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HTTPD = os.environ.get("HTTPD_BIN", "src/httpd")
+MODULE_DIR = os.environ.get("HTTPD_MODULE_DIR", "modules/.libs")
+TEST_MODULE_DIR = os.environ.get("HTTPD_TEST_MODULE_DIR", "t/modules/.libs")
+IS_ROOT = os.geteuid() == 0
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout=10.0, step=0.02):
+    """Polls pred until it is true or timeout passes; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(step)
+
+
+class Server:
+    """One daemon under test, in its own temporary directory."""
+
+    def __init__(self, locations=None, globals_text="", workers=1, listen=None, module_dir=None):
+        self.dir = tempfile.mkdtemp(prefix="httpd-test-")
+        os.chmod(self.dir, 0o755)
+        self.root = os.path.join(self.dir, "www")
+        os.mkdir(self.root)
+        os.chmod(self.root, 0o755)
+        self.port = free_port()
+        self.listen = listen or ['127.0.0.1:%d' % self.port]
+        self.workers = workers
+        self.globals_text = globals_text
+        self.module_dir = module_dir or MODULE_DIR
+        self.locations = locations if locations is not None else \
+            'location "/" {\n  handler = "static"\n  root = "%s"\n}\n' % self.root
+        self.conf = os.path.join(self.dir, "httpd.conf")
+        self.pid_file = os.path.join(self.dir, "httpd.pid")
+        self.error_log = os.path.join(self.dir, "error.log")
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.proc = None
+        self.write_config()
+
+    def config_text(self):
+        return (
+            "listen = {%s}\n" % ", ".join('"%s"' % l for l in self.listen)
+            + "workers = %s\n" % self.workers
+            + 'user = "%s"\n' % ("www-data" if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name)
+            + 'pid_file = "%s"\n' % self.pid_file
+            + 'error_log = "%s"\n' % self.error_log
+            + 'access_log = "%s"\n' % self.access_log
+            + 'module_dir = "%s"\n' % self.module_dir
+            + self.globals_text + "\n"
+            + self.locations
+        )
+
+    def write_config(self, text=None):
+        with open(self.conf, "w") as f:
+            f.write(text if text is not None else self.config_text())
+
+    def file(self, rel, data, mode=0o644):
+        path = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+        os.chmod(path, mode)
+        return path
+
+    def start(self, foreground=True, expect_ok=True):
+        args = [HTTPD, "-f", self.conf] + (["-F"] if foreground else [])
+        self.stderr_path = os.path.join(self.dir, "stderr")
+        self.stderr_file = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.stderr_file,
+                                     stderr=self.stderr_file, start_new_session=True)
+        if not foreground:
+            self.proc.wait(timeout=10)
+        if expect_ok and not wait_for(self.answering, timeout=10):
+            raise AssertionError("httpd did not start:\n" + self.stderr() + self.log())
+        return self
+
+    def answering(self):
+        try:
+            host, port = self.address()
+            socket.create_connection((host, port), timeout=1).close()
+            return os.path.exists(self.pid_file)
+        except OSError:
+            return False
+
+    def address(self, index=0):
+        text = self.listen[index]
+        host, port = text.rsplit(":", 1)
+        return host.strip("[]"), int(port)
+
+    def master_pid(self):
+        with open(self.pid_file) as f:
+            return int(f.read())
+
+    def worker_pids(self):
+        master = self.master_pid()
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == master and fields[0] != "Z":
+                    pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+        return sorted(pids)
+
+    def signal(self, sig):
+        os.kill(self.master_pid(), sig)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        try:
+            if os.path.exists(self.pid_file):
+                os.kill(self.master_pid(), signal.SIGTERM)
+            else:
+                self.proc.terminate()
+            self.proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired, ValueError):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.stderr_file.close()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except (OSError, AttributeError):
+            return ""
+
+    def log(self):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def connect(self, index=0, timeout=5):
+        host, port = self.address(index)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect((host, port))
+        return s
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, raw):
+        self.status = status
+        self.reason = reason
+        self.headers = headers      # list of (name, value) in order
+        self.body = body
+        self.raw = raw
+
+    def header(self, name):
+        for n, v in self.headers:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+    def __repr__(self):
+        return "<Response %d %r>" % (self.status, self.raw[:300])
+
+
+class Reader:
+    """Reads HTTP/1.1 responses off a socket, exactly as framed."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _more(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._more()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._more()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response(self, head_request=False):
+        raw_start = len(self.buf)
+        status_line = self._line()
+        version, status, reason = status_line.decode("latin-1").split(" ", 2)
+        assert version == "HTTP/1.1", status_line
+        headers = []
+        while True:
+            line = self._line()
+            if not line:
+                break
+            name, value = line.decode("latin-1").split(":", 1)
+            headers.append((name, value.strip()))
+        status = int(status)
+        resp = Response(status, reason, headers, b"", status_line)
+        if status < 200 and status != 101:
+            return resp
+        if head_request or status in (204, 304):
+            return resp
+        te = resp.header("Transfer-Encoding")
+        cl = resp.header("Content-Length")
+        if te is not None:
+            assert te.lower() == "chunked", te
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass
+                    break
+                body += self._exact(size)
+                assert self._exact(2) == b"\r\n"
+            resp.body = body
+        elif cl is not None:
+            resp.body = self._exact(int(cl))
+        else:
+            while True:
+                try:
+                    self._more()
+                except EOFError:
+                    break
+            resp.body, self.buf = self.buf, b""
+        del raw_start
+        return resp
+
+    def closed(self, timeout=5):
+        """True if the server closes the connection (with nothing more sent)."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+        return data == b"" and not self.buf
+
+
+def exchange(server, raw, head_request=False, count=1):
+    """Sends raw bytes on a new connection; returns (responses, reader)."""
+    s = server.connect()
+    s.sendall(raw)
+    reader = Reader(s)
+    responses = [reader.response(head_request=head_request) for _ in range(count)]
+    return (responses[0] if count == 1 else responses), reader
+
+
+def get(server, path="/", headers="", version="1.1"):
+    raw = "GET %s HTTP/%s\r\nHost: test\r\n%s\r\n" % (path, version, headers)
+    resp, reader = exchange(server, raw.encode("latin-1"))
+    reader.sock.close()
+    return resp
+
+
+def run(namespace):
+    """Runs every test_* function in namespace, printing TAP."""
+    tests = [(n, f) for n, f in sorted(namespace.items()) if n.startswith("test_") and callable(f)]
+    print("1..%d" % len(tests))
+    failed = 0
+    for i, (name, fn) in enumerate(tests, 1):
+        try:
+            fn()
+            print("ok %d - %s" % (i, name))
+        except Exception:  # noqa: BLE001 - every failure is reported, then the next test runs
+            failed += 1
+            print("not ok %d - %s" % (i, name))
+            for line in traceback.format_exc().splitlines():
+                print("# " + line)
+        sys.stdout.flush()
+    teardown = namespace.get("teardown_module")
+    if teardown:
+        teardown()
+    return 1 if failed else 0
+
+
+def module_dir_with_tests(directory):
+    """A module directory holding the bundled modules and the test-only ones."""
+    target = os.path.join(directory, "modules")
+    os.makedirs(target, exist_ok=True)
+    for source in (MODULE_DIR, TEST_MODULE_DIR):
+        for name in os.listdir(source):
+            if name.endswith(".so") and not os.path.exists(os.path.join(target, name)):
+                os.symlink(os.path.join(os.path.abspath(source), name), os.path.join(target, name))
+    return target
+
+
+def curl(*args):
+    """Runs curl; returns (exit status, stdout bytes, stderr text)."""
+    proc = subprocess.run(["curl", "-sS", "--max-time", "20"] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")

@@ -1,0 +1,114 @@
+"""Command line and configuration errors: "file:line: message" and exit status 1."""
+import os
+import socket
+import subprocess
+import sys
+
+from harness import HTTPD, Server, module_dir_with_tests, run
+
+
+def httpd(*args):
+    proc = subprocess.run([HTTPD] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=20)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def check_error(srv, text, expected):
+    srv.write_config(text)
+    rc, out, err = httpd("-t", "-f", srv.conf)
+    assert rc == 1, (rc, out, err)
+    assert expected % {"conf": srv.conf} in err, (expected, err)
+
+
+def test_version():
+    rc, out, _ = httpd("-v")
+    assert rc == 0 and out.startswith("prefork-httpd ")
+
+
+def test_bad_option_usage():
+    rc, _, err = httpd("-Z")
+    assert rc == 1 and "usage" in err
+
+
+def test_config_test_ok():
+    srv = Server()
+    try:
+        rc, out, err = httpd("-t", "-f", srv.conf)
+        assert rc == 0, err
+        assert "valid" in out
+    finally:
+        srv.cleanup()
+
+
+def test_config_errors_have_file_and_line():
+    srv = Server()
+    base = srv.config_text()
+    lines = base.count("\n")
+    try:
+        check_error(srv, base + "\nworkers = \"many\"\n", "%%(conf)s:%d: workers must be" % (lines + 2))
+        check_error(srv, "# c\n\nlisten = {\"1.2.3.4:77777\"}\n" + base.split("\n", 1)[1],
+                    "%(conf)s:3: listen:")
+        check_error(srv, base + "\n\nfrobnicate = yes\n", "%%(conf)s:%d: no such option 'frobnicate'" % (lines + 3))
+        check_error(srv, base + '\nlocation "/x" {\n handler = "nosuch"\n}\n',
+                    "%%(conf)s:%d: cannot load module \"nosuch\"" % (lines + 2))
+        check_error(srv, base + '\nlocation "/x" {\n handler = "static"\n}\n',
+                    "%%(conf)s:%d: location \"/x\": root is required" % (lines + 2))
+        check_error(srv, base + '\nlocation "/x" {\n handler = "static"\n root = "/nonexistent/dir"\n}\n',
+                    "%%(conf)s:%d: location \"/x\": root \"/nonexistent/dir\": No such file or directory" % (lines + 2))
+        check_error(srv, base + '\nlocation "x" {\n handler = "static"\n root = "/"\n}\n',
+                    "the prefix must start with '/'")
+        check_error(srv, base + '\nlocation "/y" {\n handler = "static"\n root = "/"\n bogus = 1\n}\n',
+                    "no such option 'bogus'")
+        check_error(srv, base.replace('location "/"', 'location "/" {\n}\nlocation "/"', 1),
+                    "found duplicate title")
+    finally:
+        srv.cleanup()
+
+
+def test_option_of_another_module_refused():
+    srv = Server()
+    try:
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        text = srv.config_text() + 'location "/t" {\n handler = "testmod"\n root = "/"\n}\n'
+        check_error(srv, text, "option \"root\" is not one of handler \"testmod\"")
+    finally:
+        srv.cleanup()
+
+
+def test_module_abi_mismatch_refused():
+    srv = Server()
+    try:
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        text = srv.config_text() + 'location "/b" {\n handler = "badabi"\n}\n'
+        srv.write_config(text)
+        rc, _, err = httpd("-t", "-f", srv.conf)
+        assert rc == 1
+        assert "badabi.so: module ABI version 999, this server needs 1" in err, err
+    finally:
+        srv.cleanup()
+
+
+def test_missing_config_file():
+    rc, _, err = httpd("-t", "-f", "/nonexistent/httpd.conf")
+    assert rc == 1 and "/nonexistent/httpd.conf" in err and "No such file" in err
+
+
+def test_port_in_use_exit_1_with_address():
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    srv = Server(listen=["127.0.0.1:%d" % port])
+    try:
+        rc, _, err = httpd("-F", "-f", srv.conf)
+        assert rc == 1, err
+        assert "cannot bind 127.0.0.1:%d" % port in err and "Address already in use" in err, err
+        assert srv.conf + ":1:" in err, err
+    finally:
+        blocker.close()
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(run(globals()))

@@ -1,0 +1,190 @@
+"""The static module over real sockets: files, types, directories, errors, and the root boundary."""
+import os
+import re
+import socket
+import sys
+
+from harness import Server, curl, exchange, get, run, IS_ROOT
+
+SERVER = None
+
+
+def server():
+    global SERVER
+    if SERVER is None:
+        SERVER = Server(workers=2)
+        SERVER.file("hello.txt", b"Hello, world!\n")
+        SERVER.file("style.css", b"body{}\n")
+        SERVER.file("blob.unknownext", b"\x00\x01\x02")
+        SERVER.file("noext", b"x")
+        SERVER.file("dir/index.html", b"<h1>dir index</h1>\n")
+        SERVER.file("sub/page.html", b"<p>page</p>\n")
+        os.makedirs(os.path.join(SERVER.root, "empty"))
+        SERVER.file("big.bin", os.urandom(5 * 1024 * 1024 + 123))
+        SERVER.file("a b%c.txt", b"spaces\n")
+        SERVER.file("secret-perm.txt", b"nope", mode=0o000)
+        outside = os.path.join(SERVER.dir, "outside-secret.txt")
+        with open(outside, "w") as f:
+            f.write("TOP SECRET\n")
+        os.chmod(outside, 0o644)
+        os.symlink(outside, os.path.join(SERVER.root, "escape-link"))
+        os.symlink(SERVER.dir, os.path.join(SERVER.root, "escape-dir"))
+        os.symlink("../outside-secret.txt", os.path.join(SERVER.root, "escape-relative"))
+        os.symlink("hello.txt", os.path.join(SERVER.root, "inside-link"))
+        SERVER.start()
+    return SERVER
+
+
+def teardown_module():
+    if SERVER is not None:
+        SERVER.cleanup()
+
+
+def test_get_file_exact_bytes_and_headers():
+    r = get(server(), "/hello.txt")
+    assert r.status == 200, r
+    assert r.body == b"Hello, world!\n"
+    assert r.header("Content-Length") == "14"
+    assert r.header("Content-Type") == "text/plain"
+    assert re.match(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$", r.header("Last-Modified"))
+    assert re.match(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$", r.header("Date"))
+    assert r.header("Server").startswith("prefork-httpd")
+
+
+def test_raw_response_framing_byte_for_byte():
+    s = server().connect()
+    s.sendall(b"GET /noext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK", lines
+    assert b"Content-Length: 1" in lines
+    assert b"Connection: close" in lines
+    assert b"Content-Type: application/octet-stream" in lines
+    assert body == b"x"
+
+
+def test_content_type_from_mime_types():
+    assert get(server(), "/style.css").header("Content-Type") == "text/css"
+    assert get(server(), "/blob.unknownext").header("Content-Type") == "application/octet-stream"
+    assert get(server(), "/sub/page.html").header("Content-Type") == "text/html"
+
+
+def test_head_has_get_headers_and_no_body():
+    s = server().connect()
+    s.sendall(b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /noext HTTP/1.1\r\nHost: t\r\n\r\n")
+    from harness import Reader
+    reader = Reader(s)
+    head = reader.response(head_request=True)
+    assert head.status == 200
+    assert head.header("Content-Length") == "14"
+    nxt = reader.response()
+    assert nxt.status == 200 and nxt.body == b"x", "HEAD must not send a body: %r" % nxt
+
+
+def test_directory_index():
+    r = get(server(), "/dir/")
+    assert r.status == 200 and r.body == b"<h1>dir index</h1>\n"
+    assert r.header("Content-Type") == "text/html"
+
+
+def test_directory_without_slash_redirects():
+    r = get(server(), "/dir?x=1")
+    assert r.status == 301, r
+    assert r.header("Location") == "/dir/?x=1"
+    assert b"301" in r.body
+
+
+def test_directory_without_index_is_403():
+    r = get(server(), "/empty/")
+    assert r.status == 403, r
+    assert b"403 Forbidden" in r.body and r.header("Content-Type").startswith("text/html")
+
+
+def test_missing_file_404_html():
+    r = get(server(), "/nope.html")
+    assert r.status == 404
+    assert r.body.startswith(b"<!DOCTYPE html>") and b"404 Not Found" in r.body
+
+
+def test_unreadable_file_403():
+    if not IS_ROOT and os.geteuid() == 0:
+        return
+    r = get(server(), "/secret-perm.txt")
+    assert r.status == 403, r
+
+
+def test_percent_encoded_name():
+    r = get(server(), "/a%20b%25c.txt")
+    assert r.status == 200 and r.body == b"spaces\n", r
+
+
+def test_dotdot_traversal_refused():
+    for path in ["/../outside-secret.txt", "/%2e%2e/outside-secret.txt", "/%2E%2E/outside-secret.txt",
+                 "/sub/../../outside-secret.txt", "/sub/%2e%2e/%2e%2e/outside-secret.txt",
+                 "/..%2foutside-secret.txt", "/sub%2f..%2f..%2foutside-secret.txt"]:
+        r = get(server(), path)
+        assert r.status == 400, (path, r)
+        assert b"TOP SECRET" not in r.body
+
+
+def test_nul_byte_refused():
+    r = get(server(), "/hello.txt%00.html")
+    assert r.status == 400, r
+
+
+def test_symlinks_out_of_root_refused():
+    for path in ["/escape-link", "/escape-relative", "/escape-dir/outside-secret.txt"]:
+        r = get(server(), path)
+        assert r.status in (403, 404), (path, r)
+        assert b"TOP SECRET" not in r.body
+
+
+def test_symlink_inside_root_served():
+    r = get(server(), "/inside-link")
+    assert r.status == 200 and r.body == b"Hello, world!\n"
+
+
+def test_large_file_via_curl_sendfile():
+    out = os.path.join(server().dir, "big.download")
+    rc, _, err = curl("-o", out, server().url("/big.bin"))
+    assert rc == 0, err
+    with open(out, "rb") as a, open(os.path.join(server().root, "big.bin"), "rb") as b:
+        assert a.read() == b.read()
+
+
+def test_curl_head_and_keepalive_reuse():
+    rc, out, err = curl("-v", server().url("/hello.txt"), server().url("/style.css"))
+    assert rc == 0, err
+    assert out == b"Hello, world!\nbody{}\n"
+    assert "Re-using existing connection" in err, err
+
+
+def test_longest_prefix_location_wins():
+    srv = Server()
+    try:
+        other = os.path.join(srv.dir, "other")
+        os.mkdir(other)
+        os.chmod(other, 0o755)
+        with open(os.path.join(other, "f.txt"), "w") as f:
+            f.write("from other root\n")
+        os.chmod(os.path.join(other, "f.txt"), 0o644)
+        srv.file("f.txt", "from main root\n")
+        srv.file("docs/f.txt", "main docs\n")
+        srv.locations = ('location "/" { handler = "static" root = "%s" }\n'
+                         'location "/docs/" { handler = "static" root = "%s" }\n') % (srv.root, other)
+        srv.write_config()
+        srv.start()
+        assert get(srv, "/f.txt").body == b"from main root\n"
+        assert get(srv, "/docs/f.txt").body == b"from other root\n"
+    finally:
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(run(globals()))

@@ -1,0 +1,72 @@
+/*
+ * A module for the test suite only (never installed): misbehaves on demand
+ * so the master's supervision can be tested.
+ *   fail_init = true      worker_init fails, so every worker dies at once
+ *   crash_path = "/crash" a request for this path kills the worker (abort)
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <httpd/module.h>
+
+struct testmod_conf {
+	int  fail_init;
+	char crash_path[256];
+};
+
+static cfg_opt_t testmod_options[] = {
+	CFG_BOOL("fail_init", cfg_false, CFGF_NONE),
+	CFG_STR("crash_path", "", CFGF_NONE),
+	CFG_END()
+};
+
+static int testmod_configure(const struct httpd_location *loc, cfg_t *opts, void **data,
+                             char *err, size_t errlen)
+{
+	struct testmod_conf *conf = calloc(1, sizeof(*conf));
+
+	(void)loc;
+	(void)err;
+	(void)errlen;
+	if (conf == NULL)
+		return -1;
+	conf->fail_init = cfg_getbool(opts, "fail_init");
+	strncpy(conf->crash_path, cfg_getstr(opts, "crash_path"), sizeof(conf->crash_path) - 1);
+	*data = conf;
+	return 0;
+}
+
+static void testmod_release(void *data)
+{
+	free(data);
+}
+
+static int testmod_worker_init(void *data)
+{
+	struct testmod_conf *conf = data;
+
+	return conf->fail_init ? -1 : 0;
+}
+
+static int testmod_handle(void *data, const struct httpd_request *req, struct httpd_response *res)
+{
+	struct testmod_conf *conf = data;
+	static const char body[] = "testmod\n";
+
+	if (conf->crash_path[0] != '\0' && strcmp(req->path, conf->crash_path) == 0)
+		abort();
+	httpd_response_add_header(res, "Content-Type", "text/plain");
+	httpd_response_set_body_buffer(res, body, sizeof(body) - 1);
+	return HTTPD_OK;
+}
+
+HTTPD_MODULE_EXPORT = {
+	.abi = HTTPD_MODULE_ABI,
+	.name = "testmod",
+	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD,
+	.options = testmod_options,
+	.configure = testmod_configure,
+	.release = testmod_release,
+	.worker_init = testmod_worker_init,
+	.handle = testmod_handle,
+};
