@@ -43,6 +43,8 @@ static void reportf(const char *file, int line, const char *fmt, ...)
 }
 
 static void confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	char msg[1024];
 	const char *file;

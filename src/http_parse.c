@@ -531,6 +531,7 @@ int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, 
                         char *out, size_t out_cap, size_t *produced, uint64_t max_body)
 {
 	size_t i = 0, o = 0;
+	int rc;
 
 	while (i < in_len && ch->state != CH_DONE) {
 		unsigned char c = (unsigned char)in[i];
@@ -541,32 +542,42 @@ int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, 
 		case CH_SIZE:
 			d = hex_digit(c);
 			if (d >= 0) {
-				if (ch->chunk_left > (UINT64_MAX >> 4))
-					return 413;
+				if (ch->chunk_left > (UINT64_MAX >> 4)) {
+					rc = 413;
+					goto out;
+				}
 				ch->chunk_left = ch->chunk_left << 4 | (uint64_t)d;
-				if (ch->body_len + ch->chunk_left > max_body)
-					return 413;
+				if (ch->body_len + ch->chunk_left > max_body) {
+					rc = 413;
+					goto out;
+				}
 				ch->state = CH_SIZE;
 			} else if (ch->state == CH_SIZE_START) {
-				return 400;
+				rc = 400;
+				goto out;
 			} else if (c == '\r') {
 				ch->state = CH_SIZE_LF;
 			} else if (c == ';' || c == ' ' || c == '\t') {
 				ch->state = CH_EXT;
 			} else {
-				return 400;
+				rc = 400;
+				goto out;
 			}
 			break;
 		case CH_EXT:
 			/* Extensions are read and ignored, within a bound (RFC 9112 §7.1.1). */
-			if (c == '\r')
+			if (c == '\r') {
 				ch->state = CH_SIZE_LF;
-			else if ((c < 0x20 && c != '\t') || c == 0x7f)
-				return 400;
+			} else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+				rc = 400;
+				goto out;
+			}
 			break;
 		case CH_SIZE_LF:
-			if (c != '\n')
-				return 400;
+			if (c != '\n') {
+				rc = 400;
+				goto out;
+			}
 			ch->line_len = 0;
 			ch->state = ch->chunk_left == 0 ? CH_TRAILER_START : CH_DATA;
 			i++;
@@ -590,13 +601,17 @@ int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, 
 			continue;
 		}
 		case CH_DATA_CR:
-			if (c != '\r')
-				return 400;
+			if (c != '\r') {
+				rc = 400;
+				goto out;
+			}
 			ch->state = CH_DATA_LF;
 			break;
 		case CH_DATA_LF:
-			if (c != '\n')
-				return 400;
+			if (c != '\n') {
+				rc = 400;
+				goto out;
+			}
 			ch->state = CH_SIZE_START;
 			ch->line_len = 0;
 			i++;
@@ -607,41 +622,58 @@ int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, 
 				break;
 			}
 			/* Trailer fields are discarded, never merged into the headers. */
-			if (!is_tchar(c))
-				return 400;
+			if (!is_tchar(c)) {
+				rc = 400;
+				goto out;
+			}
 			ch->state = CH_TRAILER;
 			break;
 		case CH_TRAILER:
-			if (c == '\r')
+			if (c == '\r') {
 				ch->state = CH_TRAILER_LF;
-			else if ((c < 0x20 && c != '\t') || c == 0x7f)
-				return 400;
+			} else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+				rc = 400;
+				goto out;
+			}
 			break;
 		case CH_TRAILER_LF:
-			if (c != '\n')
-				return 400;
+			if (c != '\n') {
+				rc = 400;
+				goto out;
+			}
 			ch->state = CH_TRAILER_START;
 			ch->line_len = 0;
 			ch->trailer_len++;
 			i++;
 			continue;
 		case CH_FINAL_LF:
-			if (c != '\n')
-				return 400;
+			if (c != '\n') {
+				rc = 400;
+				goto out;
+			}
 			ch->state = CH_DONE;
 			i++;
 			continue;
-		default:
-			return 400;
+		default: {
+			rc = 400;
+			goto out;
+		}
 		}
 		i++;
-		if (++ch->line_len > CHUNK_LINE_MAX)
-			return 400;
-		if (ch->state >= CH_TRAILER_START && ++ch->trailer_len > CHUNK_TRAILER_MAX)
-			return 431;
+		if (++ch->line_len > CHUNK_LINE_MAX) {
+			rc = 400;
+			goto out;
+		}
+		if (ch->state >= CH_TRAILER_START && ++ch->trailer_len > CHUNK_TRAILER_MAX) {
+			rc = 431;
+			goto out;
+		}
 	}
 again:
+	rc = ch->state == CH_DONE ? HTTP_CHUNKED_DONE : HTTP_PARSE_AGAIN;
+out:
+	/* Progress is reported on errors too, so callers never add garbage. */
 	*consumed = i;
 	*produced = o;
-	return ch->state == CH_DONE ? HTTP_CHUNKED_DONE : HTTP_PARSE_AGAIN;
+	return rc;
 }

@@ -77,6 +77,7 @@ void http_chunked_init(struct http_chunked *ch);
  * *produced.  Returns HTTP_CHUNKED_DONE after the last chunk and trailers
  * (in[*consumed..] is the next request), HTTP_PARSE_AGAIN for more input or
  * output room, 400 for a framing error, 413 once the body exceeds max_body.
+ * *consumed and *produced are set in every case.
  */
 int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, size_t *consumed,
                         char *out, size_t out_cap, size_t *produced, uint64_t max_body);

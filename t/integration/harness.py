@@ -148,7 +148,12 @@ class Server:
 
     def cleanup(self):
         self.stop()
+        report = self.stderr()
         shutil.rmtree(self.dir, ignore_errors=True)
+        # Under ASan/UBSan a crashing worker is just respawned: make its report a failure.
+        for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+            if marker in report:
+                raise AssertionError("sanitizer report from httpd:\n" + report)
 
     def stderr(self):
         try:
