@@ -20,6 +20,12 @@
 #define STREAM_BUF_SIZE  16384
 #define SENDFILE_MAX     (1 << 20)   /* per call, so one big file cannot starve the loop */
 #define LINGER_MAX_BYTES (1 << 20)
+/*
+ * Files up to this size are read into the request pool and leave with the
+ * header in one sendmsg: for small files pread is cheaper than sendfile
+ * (measured with strace -c against a 1 KiB file).
+ */
+#define SMALL_FILE_MAX   16384
 
 enum step { STEP_AGAIN, STEP_CONTINUE, STEP_CLOSED };
 
@@ -498,6 +504,19 @@ void conn_respond(struct conn *c)
 		}
 		break;
 	case BODY_FILE:
+		if (c->res.file_len > 0 && c->res.file_len <= SMALL_FILE_MAX) {
+			char *buf = pool_alloc(c->pool, (size_t)c->res.file_len);
+			ssize_t n = buf ? pread(c->res.fd, buf, (size_t)c->res.file_len, c->res.file_offset) : -1;
+
+			if (n == (ssize_t)c->res.file_len) {
+				httpd_response_set_body_buffer(&c->res, buf, (size_t)n);   /* closes the fd */
+				c->iov[1].iov_base = buf;
+				c->iov[1].iov_len = (size_t)n;
+				c->iov_cnt = 2;
+				break;
+			}
+			/* A short read means the file changed: sendfile will notice and close. */
+		}
 		c->file_off = c->res.file_offset;
 		c->file_left = c->res.file_len;
 		break;
