@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,99 @@ static int validate_path(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/*
+ * error_page(CODE, "PATH"): the page is read once, at load time, so a
+ * missing file is a configuration error and serving it costs no I/O.
+ * libconfuse gives function options no user pointer, hence the static.
+ */
+#define ERROR_PAGE_MAX (64 * 1024)
+
+static struct httpd_config *collecting;
+
+static int error_page_read(cfg_t *cfg, const char *path, struct error_page *page)
+{
+	char *body = malloc(ERROR_PAGE_MAX + 1);
+	ssize_t n = -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && body != NULL) {
+		n = read(fd, body, ERROR_PAGE_MAX + 1);
+		if (n > ERROR_PAGE_MAX) {
+			cfg_error(cfg, "error_page: %s is larger than %d bytes", path, ERROR_PAGE_MAX);
+			n = -2;
+		}
+	}
+	if (n == -1)
+		cfg_error(cfg, "error_page: cannot read %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (n < 0) {
+		free(body);
+		return -1;
+	}
+	page->body = body;
+	page->len = (size_t)n;
+	return 0;
+}
+
+static const char *error_page_type(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	if (dot != NULL && (strcmp(dot, ".html") == 0 || strcmp(dot, ".htm") == 0))
+		return "text/html; charset=utf-8";
+	if (dot != NULL && strcmp(dot, ".json") == 0)
+		return "application/json";
+	return "text/plain; charset=utf-8";
+}
+
+static int error_page_func(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **argv)
+{
+	struct error_page page, *grown;
+	char *end;
+	long status;
+
+	(void)opt;
+	if (argc != 2) {
+		cfg_error(cfg, "error_page needs a status and a file: error_page(404, \"/srv/404.html\")");
+		return -1;
+	}
+	errno = 0;
+	status = strtol(argv[0], &end, 10);
+	if (errno != 0 || *end != '\0' || status < 400 || status > 599) {
+		cfg_error(cfg, "error_page: \"%s\" is not an error status (400-599)", argv[0]);
+		return -1;
+	}
+	if (argv[1][0] != '/') {
+		cfg_error(cfg, "error_page: \"%s\" must be an absolute path", argv[1]);
+		return -1;
+	}
+	if (collecting == NULL)
+		return 0;   /* the first pass only learns module names */
+	memset(&page, 0, sizeof(page));
+	page.status = (int)status;
+	page.content_type = error_page_type(argv[1]);
+	if (error_page_read(cfg, argv[1], &page) < 0)
+		return -1;
+	grown = realloc(collecting->error_pages, (collecting->error_page_count + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		free(page.body);
+		return -1;
+	}
+	collecting->error_pages = grown;
+	collecting->error_pages[collecting->error_page_count++] = page;
+	return 0;
+}
+
+const struct error_page *config_error_page(const struct httpd_config *config, int status)
+{
+	/* Later lines win, as a later directive should. */
+	for (size_t i = config->error_page_count; i > 0; i--)
+		if (config->error_pages[i - 1].status == status)
+			return &config->error_pages[i - 1];
+	return NULL;
+}
+
 /* --- schema ------------------------------------------------------------- */
 
 static const cfg_opt_t core_location_opts[] = {
@@ -196,6 +290,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts)
 		CFG_INT("shutdown_timeout", 10, CFGF_NONE),
 		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
 		CFG_INT("worker_connections", 4096, CFGF_NONE),
+		CFG_FUNC("error_page", error_page_func),
 		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
 	};
@@ -543,7 +638,9 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	config->schema = root_schema(config->location_schema);
 	if (config->schema == NULL)
 		goto out;
+	collecting = config;
 	config->cfg = parse_text(config->schema, &config->src, 0);
+	collecting = NULL;
 	if (config->cfg == NULL || globals_read(config) < 0)
 		goto out;
 
@@ -594,6 +691,9 @@ void config_free(struct httpd_config *config)
 	}
 	free(config->locations);
 	free(config->listens);
+	for (size_t i = 0; i < config->error_page_count; i++)
+		free(config->error_pages[i].body);
+	free(config->error_pages);
 	if (config->cfg != NULL)
 		cfg_free(config->cfg);
 	free(config->schema);

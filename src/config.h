@@ -30,6 +30,14 @@ struct httpd_location {
 	int                     line;
 };
 
+/* An operator's page for one error status (error_page directive). */
+struct error_page {
+	int         status;
+	char       *body;
+	size_t      len;
+	const char *content_type;
+};
+
 struct httpd_config {
 	cfg_t                 *cfg;
 	cfg_opt_t             *schema;          /* kept alive as long as cfg */
@@ -59,6 +67,9 @@ struct httpd_config {
 
 	struct httpd_location *locations;       /* longest prefix first */
 	size_t                 location_count;
+
+	struct error_page     *error_pages;
+	size_t                 error_page_count;
 };
 
 /*
@@ -73,6 +84,9 @@ void config_free(struct httpd_config *config);
 /* The location whose prefix is the longest match for path, or NULL. */
 const struct httpd_location *config_location_match(const struct httpd_config *config,
                                                    const char *path, size_t path_len);
+
+/* The operator's page for status, or NULL for the built-in one. */
+const struct error_page *config_error_page(const struct httpd_config *config, int status);
 
 /* "512", "16k", "1m", "2g" (case-insensitive); -1 if malformed or too large. */
 int config_size_parse(const char *text, uint64_t *out);

@@ -465,6 +465,15 @@ void conn_respond_error(struct conn *c, int status, bool close)
 	if (c->res.pool == NULL)
 		response_init(&c->res, c->pool);
 	response_error(&c->res, status);
+	{
+		const struct error_page *page = config_error_page(c->w->config, status);
+
+		if (page != NULL) {
+			c->res.headers = c->res.headers_tail = NULL;
+			httpd_response_add_header(&c->res, "Content-Type", page->content_type);
+			httpd_response_set_body_buffer(&c->res, page->body, page->len);
+		}
+	}
 	conn_respond(c);
 }
 

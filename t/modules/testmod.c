@@ -3,7 +3,12 @@
  * so the master's supervision can be tested.
  *   fail_init = true      worker_init fails, so every worker dies at once
  *   crash_path = "/crash" a request for this path kills the worker (abort)
+ * and answers, whatever the options:
+ *   /stream      a streamed body of five lines (chunked on 1.1)
+ *   /status/NNN  status NNN with a body (the core must drop it for 204/304)
+ *   /body        the request body, as received and decoded
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +53,21 @@ static int testmod_worker_init(void *data)
 	return conf->fail_init ? -1 : 0;
 }
 
+struct stream_state {
+	int line;
+};
+
+static ssize_t stream_lines(void *ctx, char *buf, size_t len)
+{
+	struct stream_state *st = ctx;
+	int n;
+
+	if (st->line >= 5)
+		return 0;
+	n = snprintf(buf, len, "line %d\n", st->line++);
+	return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
 static int testmod_handle(void *data, const struct httpd_request *req, struct httpd_response *res)
 {
 	struct testmod_conf *conf = data;
@@ -55,6 +75,26 @@ static int testmod_handle(void *data, const struct httpd_request *req, struct ht
 
 	if (conf->crash_path[0] != '\0' && strcmp(req->path, conf->crash_path) == 0)
 		abort();
+	if (strcmp(req->path_rest, "/stream") == 0) {
+		struct stream_state *st = httpd_pool_alloc(req->pool, sizeof(*st));
+
+		if (st == NULL)
+			return 500;
+		st->line = 0;
+		httpd_response_add_header(res, "Content-Type", "text/plain");
+		httpd_response_set_body_stream(res, stream_lines, st);
+		return HTTPD_OK;
+	}
+	if (strncmp(req->path_rest, "/status/", 8) == 0) {
+		httpd_response_set_status(res, atoi(req->path_rest + 8));
+		httpd_response_set_body_buffer(res, "should-not-be-sent", 18);
+		return HTTPD_OK;
+	}
+	if (strcmp(req->path_rest, "/body") == 0) {
+		httpd_response_add_header(res, "Content-Type", "application/octet-stream");
+		httpd_response_set_body_buffer(res, req->body ? req->body : "", req->body_len);
+		return HTTPD_OK;
+	}
 	httpd_response_add_header(res, "Content-Type", "text/plain");
 	httpd_response_set_body_buffer(res, body, sizeof(body) - 1);
 	return HTTPD_OK;
@@ -63,7 +103,7 @@ static int testmod_handle(void *data, const struct httpd_request *req, struct ht
 HTTPD_MODULE_EXPORT = {
 	.abi = HTTPD_MODULE_ABI,
 	.name = "testmod",
-	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD,
+	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST,
 	.options = testmod_options,
 	.configure = testmod_configure,
 	.release = testmod_release,
