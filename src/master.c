@@ -67,6 +67,31 @@ static bool addr_equal(const struct sockaddr_storage *a, socklen_t alen,
 }
 
 /*
+ * Undoes a partial sockets_open: sockets taken over from old go back to
+ * their old entries, sockets opened for the new table are closed.
+ */
+static void sockets_give_back(struct socket_entry *table, size_t count, struct socket_entry *old,
+                              size_t old_count)
+{
+	for (size_t k = 0; k < count; k++) {
+		bool returned = false;
+
+		if (table[k].fd < 0)
+			continue;
+		for (size_t j = 0; j < old_count && !returned; j++) {
+			if (old[j].fd < 0 && old[j].slot == table[k].slot &&
+			    addr_equal(&old[j].addr, old[j].addrlen, &table[k].addr, table[k].addrlen)) {
+				old[j].fd = table[k].fd;
+				returned = true;
+			}
+		}
+		if (!returned)
+			close(table[k].fd);
+	}
+	free(table);
+}
+
+/*
  * Builds the socket table for config, reusing sockets from old (same
  * address and slot) so a reload never closes a listening socket that stays.
  * Sockets taken over are marked -1 in old.
@@ -107,21 +132,7 @@ static int sockets_open(const struct httpd_config *config, struct socket_entry *
 				else
 					fprintf(stderr, "%s: %s\n", ls->file, err);
 				httpd_log(HTTPD_LOG_ERR, "%s", err);
-				/* Give back what was taken over, close what was opened. */
-				for (size_t k = 0; k + 1 < n; k++) {
-					bool returned = false;
-
-					for (size_t j = 0; j < old_count && !returned; j++) {
-						if (old[j].fd < 0 && old[j].slot == table[k].slot &&
-						    addr_equal(&old[j].addr, old[j].addrlen, &table[k].addr, table[k].addrlen)) {
-							old[j].fd = table[k].fd;
-							returned = true;
-						}
-					}
-					if (!returned)
-						close(table[k].fd);
-				}
-				free(table);
+				sockets_give_back(table, n - 1, old, old_count);
 				return -1;
 			}
 		}
@@ -328,20 +339,7 @@ static int generation_switch(struct master *m, struct httpd_config *new_config)
 		return -1;
 	}
 	if (new_config != old_config && mime_load(new_config->mime_types) < 0) {
-		/* Put the taken-over sockets back where they were. */
-		for (size_t i = 0; i < count; i++) {
-			bool returned = false;
-			for (size_t j = 0; j < m->socket_count && !returned; j++) {
-				if (m->sockets[j].fd < 0 && m->sockets[j].slot == table[i].slot &&
-				    addr_equal(&m->sockets[j].addr, m->sockets[j].addrlen, &table[i].addr, table[i].addrlen)) {
-					m->sockets[j].fd = table[i].fd;
-					returned = true;
-				}
-			}
-			if (!returned)
-				close(table[i].fd);
-		}
-		free(table);
+		sockets_give_back(table, count, m->sockets, m->socket_count);
 		(void)mime_load(old_config->mime_types);
 		*m = saved;
 		return -1;

@@ -343,13 +343,17 @@ def test_idle_keepalive_closed_after_timeout():
 
 
 def test_client_that_never_reads_is_dropped():
-    s = server().connect(timeout=20)
+    # A small receive buffer, set before connect(): shrinking it afterwards can wedge
+    # Linux at a zero window.
+    s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5)
+    s.connect(server().address())
     s.sendall(req("/big.bin"))
     time.sleep(5)   # send_timeout is 2 s
-    got = 0
+    got, deadline = 0, time.monotonic() + 20
     try:
-        while True:
+        while time.monotonic() < deadline:
             data = s.recv(1 << 20)
             if not data:
                 break
