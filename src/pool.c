@@ -15,9 +15,16 @@ struct pool_chunk {
 	max_align_t        data[];
 };
 
+struct pool_cleanup {
+	void               (*fn)(void *arg);
+	void                *arg;
+	struct pool_cleanup *next;
+};
+
 struct httpd_pool {
-	struct pool_chunk *head;   /* newest chunk, allocations come from it */
-	struct pool_chunk *first;  /* kept across resets */
+	struct pool_chunk   *head;     /* newest chunk, allocations come from it */
+	struct pool_chunk   *first;    /* kept across resets */
+	struct pool_cleanup *cleanups; /* run, newest first, before memory is freed */
 };
 
 static struct pool_chunk *chunk_new(size_t size)
@@ -44,7 +51,31 @@ struct httpd_pool *pool_create(size_t first_chunk)
 		return NULL;
 	}
 	pool->head = pool->first;
+	pool->cleanups = NULL;
 	return pool;
+}
+
+static void cleanups_run(struct httpd_pool *pool)
+{
+	while (pool->cleanups != NULL) {
+		struct pool_cleanup *c = pool->cleanups;
+
+		pool->cleanups = c->next;
+		c->fn(c->arg);
+	}
+}
+
+int httpd_pool_cleanup(struct httpd_pool *pool, void (*fn)(void *arg), void *arg)
+{
+	struct pool_cleanup *c = pool_alloc(pool, sizeof(*c));
+
+	if (c == NULL)
+		return -1;
+	c->fn = fn;
+	c->arg = arg;
+	c->next = pool->cleanups;
+	pool->cleanups = c;
+	return 0;
 }
 
 static void chunks_free_until(struct pool_chunk *chunk, struct pool_chunk *stop)
@@ -58,6 +89,7 @@ static void chunks_free_until(struct pool_chunk *chunk, struct pool_chunk *stop)
 
 void pool_reset(struct httpd_pool *pool)
 {
+	cleanups_run(pool);
 	chunks_free_until(pool->head, pool->first);
 	pool->head = pool->first;
 	pool->first->used = 0;
@@ -67,6 +99,7 @@ void pool_destroy(struct httpd_pool *pool)
 {
 	if (pool == NULL)
 		return;
+	cleanups_run(pool);
 	chunks_free_until(pool->head, NULL);
 	free(pool);
 }

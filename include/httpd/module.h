@@ -121,6 +121,12 @@ struct httpd_module {
 /* Value of the first header called name (case-insensitive), or NULL. */
 const char *httpd_request_header(const struct httpd_request *req, const char *name);
 
+/*
+ * Does the Accept-Encoding header accept coding ("gzip", "br") with q > 0,
+ * by name or through "*"?  (RFC 9110 §12.5.3)
+ */
+int httpd_request_accepts_encoding(const struct httpd_request *req, const char *coding);
+
 /* --- Response ----------------------------------------------------------- */
 
 void httpd_response_set_status(struct httpd_response *res, int status);
@@ -137,6 +143,14 @@ void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offs
 /* The body comes from fn; chunked on HTTP/1.1, close-delimited on HTTP/1.0. */
 void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn fn, void *ctx);
 
+/*
+ * Compresses a 200 file or buffer body with gzip as it is sent (chunked on
+ * HTTP/1.1); the ETag becomes weak.  level is zlib's, 1 to 9.  Does nothing
+ * to other responses.  The caller decides that the client accepts gzip
+ * (httpd_request_accepts) and adds Vary: Accept-Encoding.  -1 on failure.
+ */
+int  httpd_response_gzip(struct httpd_response *res, int level);
+
 /* --- Locations ---------------------------------------------------------- */
 
 const char *httpd_location_prefix(const struct httpd_location *loc);
@@ -148,7 +162,24 @@ char *httpd_pool_strdup(struct httpd_pool *pool, const char *s);
 char *httpd_pool_printf(struct httpd_pool *pool, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Runs fn(arg) when the request ends, whatever way it ends (close fds here). */
+int httpd_pool_cleanup(struct httpd_pool *pool, void (*fn)(void *arg), void *arg);
+
 /* --- Files -------------------------------------------------------------- */
+
+struct stat;
+
+/*
+ * Answers req with an open regular file, as the static module does:
+ * ETag (from inode, size and mtime) and Last-Modified; If-Match,
+ * If-Unmodified-Since, If-None-Match and If-Modified-Since in the order of
+ * RFC 9110 §13.2.2 (304, 412); Range and If-Range (206, multipart/byteranges,
+ * 416), Accept-Ranges.  Takes ownership of fd.  etag_suffix (or NULL) keeps
+ * variants of one file apart, e.g. "gz" for a precompressed sibling.
+ * Returns HTTPD_OK or an error status.
+ */
+int httpd_respond_file(const struct httpd_request *req, struct httpd_response *res, int fd,
+                       const struct stat *st, const char *content_type, const char *etag_suffix);
 
 /*
  * Opens path (relative, no leading '/') beneath the directory dirfd.  The

@@ -1,0 +1,259 @@
+/*
+ * Files as responses: validators, conditional requests (RFC 9110 §13) and
+ * range requests (§14), shared by every module that serves files.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http_date.h"
+#include "http_response.h"
+#include "pool.h"
+#include "range.h"
+
+static void fd_close(void *arg)
+{
+	close((int)(intptr_t)arg);
+}
+
+/* Strong validator: changes whenever the file is replaced, resized or touched. */
+static char *etag_make(struct httpd_pool *pool, const struct stat *st, const char *suffix)
+{
+	return httpd_pool_printf(pool, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s%s\"",
+	                         (uint64_t)st->st_ino, (uint64_t)st->st_size,
+	                         (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec,
+	                         suffix ? "-" : "", suffix ? suffix : "");
+}
+
+/*
+ * Does the If-Match / If-None-Match list match etag?  "*" matches any
+ * current representation.  Weak comparison ignores W/ (§8.8.3.2); strong
+ * comparison never matches a weak tag.
+ */
+static bool etag_list_matches(const char *list, const char *etag, bool weak)
+{
+	size_t etag_len = strlen(etag);
+	const char *p = list;
+
+	while (*p != '\0') {
+		bool is_weak = false;
+		const char *start, *end;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return true;
+		if (strncmp(p, "W/", 2) == 0) {
+			is_weak = true;
+			p += 2;
+		}
+		if (*p != '"')
+			return false;   /* malformed: no match */
+		start = p;
+		end = strchr(p + 1, '"');
+		if (end == NULL)
+			return false;
+		p = end + 1;
+		if ((is_weak && !weak))
+			continue;
+		if ((size_t)(end + 1 - start) == etag_len && memcmp(start, etag, etag_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+enum precondition { PRE_PASS, PRE_NOT_MODIFIED, PRE_FAILED };
+
+/* RFC 9110 §13.2.2, steps 1 to 4. */
+static enum precondition preconditions_evaluate(const struct httpd_request *req, const char *etag,
+                                                time_t mtime)
+{
+	const char *if_match = httpd_request_header(req, "If-Match");
+	const char *if_none_match = httpd_request_header(req, "If-None-Match");
+	bool get_or_head = req->method == HTTPD_METHOD_GET || req->method == HTTPD_METHOD_HEAD;
+	time_t date;
+
+	if (if_match != NULL) {
+		if (!etag_list_matches(if_match, etag, false))
+			return PRE_FAILED;
+	} else {
+		const char *ius = httpd_request_header(req, "If-Unmodified-Since");
+
+		if (ius != NULL && http_date_parse(ius, &date) && mtime > date)
+			return PRE_FAILED;
+	}
+	if (if_none_match != NULL) {
+		if (etag_list_matches(if_none_match, etag, true))
+			return get_or_head ? PRE_NOT_MODIFIED : PRE_FAILED;
+	} else if (get_or_head) {
+		const char *ims = httpd_request_header(req, "If-Modified-Since");
+
+		if (ims != NULL && http_date_parse(ims, &date) && mtime <= date)
+			return PRE_NOT_MODIFIED;
+	}
+	return PRE_PASS;
+}
+
+/* If-Range (§13.1.5): an entity tag must match strongly, a date exactly. */
+static bool if_range_holds(const struct httpd_request *req, const char *etag, time_t mtime)
+{
+	const char *v = httpd_request_header(req, "If-Range");
+	time_t date;
+
+	if (v == NULL)
+		return true;
+	if (v[0] == '"' || strncmp(v, "W/", 2) == 0)
+		return v[0] == '"' && strcmp(v, etag) == 0;
+	return http_date_parse(v, &date) && date == mtime;
+}
+
+struct multipart {
+	int                 fd;
+	struct byte_range   ranges[RANGE_MAX];
+	size_t              count;
+	size_t              index;      /* current part */
+	uint64_t            offset;     /* next byte of the current part */
+	bool                in_data;
+	bool                done;
+	uint64_t            size;
+	const char         *type;
+	char                boundary[40];
+};
+
+/* Emits part headers, file bytes and the closing boundary, in that order. */
+static ssize_t multipart_read(void *ctx, char *buf, size_t len)
+{
+	struct multipart *mp = ctx;
+	int n;
+
+	if (mp->done)
+		return 0;
+	if (mp->index == mp->count) {
+		n = snprintf(buf, len, "\r\n--%s--\r\n", mp->boundary);
+		mp->done = true;
+		return n < 0 || (size_t)n >= len ? -1 : n;
+	}
+	if (!mp->in_data) {
+		const struct byte_range *r = &mp->ranges[mp->index];
+
+		n = snprintf(buf, len, "\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %" PRIu64
+		             "-%" PRIu64 "/%" PRIu64 "\r\n\r\n",
+		             mp->boundary, mp->type, r->first, r->last, mp->size);
+		if (n < 0 || (size_t)n >= len)
+			return -1;
+		mp->in_data = true;
+		mp->offset = r->first;
+		return n;
+	}
+	{
+		const struct byte_range *r = &mp->ranges[mp->index];
+		uint64_t left = r->last + 1 - mp->offset;
+		size_t want = left < len ? (size_t)left : len;
+		ssize_t got = pread(mp->fd, buf, want, (off_t)mp->offset);
+
+		if (got <= 0)
+			return -1;   /* the file shrank: the promised body cannot be kept */
+		mp->offset += (uint64_t)got;
+		if (mp->offset > r->last) {
+			mp->index++;
+			mp->in_data = false;
+		}
+		return got;
+	}
+}
+
+static int respond_ranges(const struct httpd_request *req, struct httpd_response *res, int fd,
+                          const struct stat *st, const char *type, struct byte_range *ranges,
+                          size_t count)
+{
+	uint64_t size = (uint64_t)st->st_size;
+	struct multipart *mp;
+
+	httpd_response_set_status(res, 206);
+	if (count == 1) {
+		char *cr = httpd_pool_printf(req->pool, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+		                             ranges[0].first, ranges[0].last, size);
+
+		if (cr == NULL)
+			return 500;
+		httpd_response_add_header(res, "Content-Type", type);
+		httpd_response_add_header(res, "Content-Range", cr);
+		httpd_response_set_body_file(res, fd, (off_t)ranges[0].first,
+		                             (off_t)(ranges[0].last - ranges[0].first + 1));
+		return HTTPD_OK;
+	}
+	mp = httpd_pool_alloc(req->pool, sizeof(*mp));
+	if (mp == NULL || httpd_pool_cleanup(req->pool, fd_close, (void *)(intptr_t)fd) < 0) {
+		close(fd);
+		return 500;
+	}
+	memset(mp, 0, sizeof(*mp));
+	mp->fd = fd;
+	memcpy(mp->ranges, ranges, count * sizeof(*ranges));
+	mp->count = count;
+	mp->size = size;
+	mp->type = type;
+	snprintf(mp->boundary, sizeof(mp->boundary), "%016" PRIx64 "%08x",
+	         (uint64_t)st->st_ino ^ (uint64_t)st->st_mtim.tv_nsec, (unsigned)random());
+	httpd_response_add_header(res, "Content-Type",
+	                          httpd_pool_printf(req->pool, "multipart/byteranges; boundary=%s", mp->boundary));
+	httpd_response_set_body_stream(res, multipart_read, mp);
+	return HTTPD_OK;
+}
+
+int httpd_respond_file(const struct httpd_request *req, struct httpd_response *res, int fd,
+                       const struct stat *st, const char *content_type, const char *etag_suffix)
+{
+	char date[HTTPD_DATE_LEN];
+	struct byte_range ranges[RANGE_MAX];
+	size_t count = 0;
+	const char *range = httpd_request_header(req, "Range");
+	char *etag = etag_make(req->pool, st, etag_suffix);
+
+	if (etag == NULL) {
+		close(fd);
+		return 500;
+	}
+	httpd_response_add_header(res, "ETag", etag);
+	httpd_response_add_header(res, "Last-Modified", httpd_http_date(st->st_mtime, date));
+	httpd_response_add_header(res, "Accept-Ranges", "bytes");
+
+	switch (preconditions_evaluate(req, etag, st->st_mtime)) {
+	case PRE_NOT_MODIFIED:
+		close(fd);
+		httpd_response_set_status(res, 304);
+		return HTTPD_OK;
+	case PRE_FAILED:
+		close(fd);
+		return 412;
+	case PRE_PASS:
+		break;
+	}
+
+	if (range != NULL && req->method == HTTPD_METHOD_GET && if_range_holds(req, etag, st->st_mtime)) {
+		switch (range_parse(range, (uint64_t)st->st_size, ranges, &count)) {
+		case RANGE_OK:
+			return respond_ranges(req, res, fd, st, content_type, ranges, count);
+		case RANGE_UNSATISFIABLE: {
+			char *cr = httpd_pool_printf(req->pool, "bytes */%" PRIu64, (uint64_t)st->st_size);
+
+			close(fd);
+			response_error(res, 416);
+			if (cr != NULL)
+				httpd_response_add_header(res, "Content-Range", cr);
+			return HTTPD_OK;
+		}
+		case RANGE_IGNORE:
+			break;
+		}
+	}
+	httpd_response_add_header(res, "Content-Type", content_type);
+	httpd_response_set_body_file(res, fd, 0, st->st_size);
+	return HTTPD_OK;
+}

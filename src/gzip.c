@@ -1,0 +1,120 @@
+/* On-the-fly gzip (zlib) for file and buffer bodies: a response filter. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "http_response.h"
+#include "pool.h"
+
+#define GZIP_IN_CHUNK 16384
+
+struct gzip_stream {
+	z_stream    z;
+	bool        z_ready;
+	int         fd;         /* file body, or -1 */
+	off_t       offset;
+	uint64_t    left;       /* input bytes not yet read */
+	const char *buf;        /* buffer body */
+	char        in[GZIP_IN_CHUNK];
+	bool        finished;
+};
+
+static void gzip_cleanup(void *arg)
+{
+	struct gzip_stream *gz = arg;
+
+	if (gz->z_ready)
+		deflateEnd(&gz->z);
+	if (gz->fd >= 0)
+		close(gz->fd);
+}
+
+static ssize_t gzip_read(void *ctx, char *out, size_t len)
+{
+	struct gzip_stream *gz = ctx;
+
+	if (gz->finished)
+		return 0;
+	gz->z.next_out = (Bytef *)out;
+	gz->z.avail_out = (uInt)len;
+	while (gz->z.avail_out > 0) {
+		int rc;
+
+		if (gz->z.avail_in == 0 && gz->left > 0) {
+			size_t want = gz->left < GZIP_IN_CHUNK ? (size_t)gz->left : GZIP_IN_CHUNK;
+
+			if (gz->fd >= 0) {
+				ssize_t got = pread(gz->fd, gz->in, want, gz->offset);
+
+				if (got <= 0)
+					return -1;
+				gz->z.next_in = (Bytef *)gz->in;
+				want = (size_t)got;
+			} else {
+				gz->z.next_in = (Bytef *)(uintptr_t)(gz->buf + gz->offset);
+			}
+			gz->z.avail_in = (uInt)want;
+			gz->offset += (off_t)want;
+			gz->left -= want;
+		}
+		rc = deflate(&gz->z, gz->left == 0 && gz->z.avail_in == 0 ? Z_FINISH : Z_NO_FLUSH);
+		if (rc == Z_STREAM_END) {
+			gz->finished = true;
+			break;
+		}
+		if (rc != Z_OK && rc != Z_BUF_ERROR)
+			return -1;
+	}
+	return (ssize_t)(len - gz->z.avail_out);
+}
+
+/* Marks the entity tag weak: the compressed bytes depend on zlib, not only the file. */
+static void etag_weaken(struct httpd_response *res)
+{
+	for (struct response_header *h = res->headers; h != NULL; h = h->next)
+		if (strcasecmp(h->name, "ETag") == 0 && h->value[0] == '"')
+			h->value = httpd_pool_printf(res->pool, "W/%s", h->value);
+}
+
+int httpd_response_gzip(struct httpd_response *res, int level)
+{
+	struct gzip_stream *gz;
+
+	if (res->status != 200 || (res->body != BODY_FILE && res->body != BODY_BUFFER))
+		return 0;
+	for (struct response_header *h = res->headers; h != NULL; h = h->next)
+		if (strcasecmp(h->name, "Content-Encoding") == 0)
+			return 0;
+	gz = pool_alloc(res->pool, sizeof(*gz));
+	if (gz == NULL)
+		return -1;
+	memset(gz, 0, offsetof(struct gzip_stream, in));
+	gz->fd = -1;
+	/* windowBits 15 + 16: a gzip wrapper rather than raw zlib. */
+	if (deflateInit2(&gz->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	gz->z_ready = true;
+	if (httpd_pool_cleanup(res->pool, gzip_cleanup, gz) < 0) {
+		deflateEnd(&gz->z);
+		return -1;
+	}
+	if (res->body == BODY_FILE) {
+		gz->fd = res->fd;
+		gz->offset = res->file_offset;
+		gz->left = (uint64_t)res->file_len;
+		res->fd = -1;   /* the stream owns it now */
+	} else {
+		gz->buf = res->buf;
+		gz->left = res->buf_len;
+	}
+	res->body = BODY_NONE;
+	httpd_response_set_body_stream(res, gzip_read, gz);
+	httpd_response_add_header(res, "Content-Encoding", "gzip");
+	etag_weaken(res);
+	return 0;
+}
