@@ -7,10 +7,10 @@
  * (httpd_respond_file); this module maps paths to files, picks index files
  * and compressed variants, and lists directories when asked to.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/random.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +34,8 @@ struct static_conf {
 	int    gzip_level;
 	long   gzip_min_length;
 	long   expires;                /* seconds, -1 for no Cache-Control/Expires */
+	bool   writable;               /* PUT and DELETE */
+	bool   create_dirs;            /* PUT may create missing parent directories */
 };
 
 static cfg_opt_t static_options[] = {
@@ -46,6 +48,8 @@ static cfg_opt_t static_options[] = {
 	CFG_INT("gzip_level", 6, CFGF_NONE),
 	CFG_INT("gzip_min_length", 1024, CFGF_NONE),
 	CFG_INT("expires", -1, CFGF_NONE),
+	CFG_BOOL("writable", cfg_false, CFGF_NONE),
+	CFG_BOOL("create_dirs", cfg_false, CFGF_NONE),
 	CFG_END()
 };
 
@@ -66,7 +70,6 @@ static int static_configure(const struct httpd_location *loc, cfg_t *opts, void 
 	const char *root = cfg_getstr(opts, "root");
 	struct static_conf *conf;
 
-	(void)loc;
 	if (root == NULL) {
 		snprintf(err, errlen, "root is required (root = \"/var/www/html\")");
 		return -1;
@@ -102,6 +105,12 @@ static int static_configure(const struct httpd_location *loc, cfg_t *opts, void 
 	conf->gzip_level = (int)cfg_getint(opts, "gzip_level");
 	conf->gzip_min_length = cfg_getint(opts, "gzip_min_length");
 	conf->expires = cfg_getint(opts, "expires");
+	conf->writable = cfg_getbool(opts, "writable");
+	conf->create_dirs = cfg_getbool(opts, "create_dirs");
+	/* Read-only unless the location says otherwise. */
+	httpd_location_set_methods(loc, conf->writable ? HTTPD_METHOD_GET | HTTPD_METHOD_HEAD |
+	                                                 HTTPD_METHOD_PUT | HTTPD_METHOD_DELETE
+	                                               : HTTPD_METHOD_GET | HTTPD_METHOD_HEAD);
 	if (conf->gzip_level < 1 || conf->gzip_level > 9) {
 		snprintf(err, errlen, "gzip_level must be from 1 to 9");
 		goto fail;
@@ -115,203 +124,6 @@ static int static_configure(const struct httpd_location *loc, cfg_t *opts, void 
 fail:
 	static_release(conf);
 	return -1;
-}
-
-/* A path segment starting with '.' (but not /.well-known/, RFC 8615). */
-static bool path_has_dotfile(const char *path)
-{
-	for (const char *p = strstr(path, "/."); p != NULL; p = strstr(p + 1, "/.")) {
-		if (strncmp(p, "/.well-known/", 13) == 0 || strcmp(p, "/.well-known") == 0)
-			continue;
-		return true;
-	}
-	return false;
-}
-
-static char *uri_escape(struct httpd_pool *pool, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = httpd_pool_alloc(pool, strlen(s) * 3 + 1), *o = out;
-
-	if (out == NULL)
-		return NULL;
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~/", *p) != NULL) {
-			*o++ = (char)*p;
-		} else {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 15];
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-/* 301 to the same path with a '/' added, query kept (as nginx and lighttpd do). */
-static int redirect_to_directory(const struct httpd_request *req, struct httpd_response *res)
-{
-	static const char body[] = "<!DOCTYPE html>\n<html><head><title>301 Moved Permanently</title></head>\n"
-	                           "<body><h1>301 Moved Permanently</h1></body></html>\n";
-	/* Re-encode: the decoded path may hold bytes (CR, LF, space) unfit for a header. */
-	char *path = uri_escape(req->pool, req->path);
-	char *loc = path ? httpd_pool_printf(req->pool, "%s/%s%s", path, req->query ? "?" : "",
-	                                     req->query ? req->query : "") : NULL;
-
-	if (loc == NULL)
-		return 500;
-	httpd_response_set_status(res, 301);
-	if (httpd_response_add_header(res, "Location", loc) < 0)
-		return 500;
-	httpd_response_add_header(res, "Content-Type", "text/html; charset=utf-8");
-	httpd_response_set_body_buffer(res, body, sizeof(body) - 1);
-	return HTTPD_OK;
-}
-
-struct listing_entry {
-	char       *name;
-	bool        dir;
-	long long   size;
-	time_t      mtime;
-};
-
-static int entry_cmp(const void *a, const void *b)
-{
-	const struct listing_entry *x = a, *y = b;
-
-	if (x->dir != y->dir)
-		return x->dir ? -1 : 1;
-	return strcmp(x->name, y->name);
-}
-
-/* Appends s to the growing page, HTML-escaped when escape is set. */
-struct page {
-	char  *buf;
-	size_t len, cap;
-	bool   failed;
-};
-
-static void page_put(struct page *pg, const char *s, bool escape)
-{
-	for (; *s != '\0'; s++) {
-		const char *rep = NULL;
-		char one[2] = { *s, '\0' };
-
-		if (escape) {
-			switch (*s) {
-			case '<': rep = "&lt;"; break;
-			case '>': rep = "&gt;"; break;
-			case '&': rep = "&amp;"; break;
-			case '"': rep = "&quot;"; break;
-			case '\'': rep = "&#39;"; break;
-			default: break;
-			}
-		}
-		if (rep == NULL)
-			rep = one;
-		for (; *rep != '\0'; rep++) {
-			if (pg->len + 1 >= pg->cap) {
-				size_t cap = pg->cap ? pg->cap * 2 : 4096;
-				char *grown = realloc(pg->buf, cap);
-
-				if (grown == NULL) {
-					pg->failed = true;
-					return;
-				}
-				pg->buf = grown;
-				pg->cap = cap;
-			}
-			pg->buf[pg->len++] = *rep;
-		}
-	}
-}
-
-/* An HTML listing: names escaped, directories first, sorted, with sizes and dates. */
-static int autoindex_respond(struct static_conf *conf, const struct httpd_request *req,
-                             struct httpd_response *res, int listed_fd)
-{
-	int fd = httpd_open_beneath(listed_fd, ".", O_RDONLY | O_DIRECTORY);
-	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-	struct listing_entry *entries = NULL;
-	size_t count = 0, cap = 0;
-	struct page pg = { 0 };
-	struct dirent *de;
-	char *body;
-	int status = 500;
-
-	if (dir == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return httpd_status_from_errno(errno);
-	}
-	while ((de = readdir(dir)) != NULL) {
-		struct stat st;
-
-		if (de->d_name[0] == '.' && (!conf->dotfiles || strcmp(de->d_name, ".") == 0 ||
-		                             strcmp(de->d_name, "..") == 0))
-			continue;
-		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (count == cap) {
-			struct listing_entry *grown = realloc(entries, (cap ? cap * 2 : 64) * sizeof(*grown));
-
-			if (grown == NULL)
-				goto out;
-			entries = grown;
-			cap = cap ? cap * 2 : 64;
-		}
-		entries[count].name = httpd_pool_strdup(req->pool, de->d_name);
-		entries[count].dir = S_ISDIR(st.st_mode);
-		entries[count].size = (long long)st.st_size;
-		entries[count].mtime = st.st_mtime;
-		if (entries[count].name == NULL)
-			goto out;
-		count++;
-	}
-	qsort(entries, count, sizeof(*entries), entry_cmp);
-
-	page_put(&pg, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ", false);
-	page_put(&pg, req->path, true);
-	page_put(&pg, "</title></head>\n<body><h1>Index of ", false);
-	page_put(&pg, req->path, true);
-	page_put(&pg, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Last modified</th></tr>\n"
-	              "<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n", false);
-	for (size_t i = 0; i < count; i++) {
-		char size[32], date[HTTPD_DATE_LEN];
-		char *href = uri_escape(req->pool, entries[i].name);
-
-		if (href == NULL)
-			goto out;
-		if (entries[i].dir)
-			snprintf(size, sizeof(size), "-");
-		else
-			snprintf(size, sizeof(size), "%lld", entries[i].size);
-		page_put(&pg, "<tr><td><a href=\"", false);
-		page_put(&pg, href, true);
-		page_put(&pg, entries[i].dir ? "/\">" : "\">", false);
-		page_put(&pg, entries[i].name, true);
-		page_put(&pg, entries[i].dir ? "/</a></td><td>" : "</a></td><td>", false);
-		page_put(&pg, size, false);
-		page_put(&pg, "</td><td>", false);
-		page_put(&pg, httpd_http_date(entries[i].mtime, date), false);
-		page_put(&pg, "</td></tr>\n", false);
-	}
-	page_put(&pg, "</table>\n</body></html>\n", false);
-	if (pg.failed)
-		goto out;
-	body = httpd_pool_alloc(req->pool, pg.len);
-	if (body == NULL)
-		goto out;
-	memcpy(body, pg.buf, pg.len);
-	httpd_response_add_header(res, "Content-Type", "text/html; charset=utf-8");
-	httpd_response_set_body_buffer(res, body, pg.len);
-	status = HTTPD_OK;
-out:
-	free(pg.buf);
-	free(entries);
-	closedir(dir);
-	return status;
 }
 
 static bool type_compressible(const char *type)
@@ -361,6 +173,177 @@ static void cache_headers(struct static_conf *conf, struct httpd_response *res, 
 	httpd_response_add_header(res, "Expires", httpd_http_date(time(NULL) + conf->expires, date));
 }
 
+/* Map a failed write, fsync or rename to a status: a full disk is 507 (RFC 4918 §11.5). */
+static int write_status(int err)
+{
+	switch (err) {
+	case ENOSPC:
+	case EDQUOT:
+		return 507;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		return 403;
+	default:
+		return 500;
+	}
+}
+
+/* Creates each missing directory of dir, each one beneath the one before. */
+static int dirs_create(int root_fd, char *dir, int *status)
+{
+	int cur = httpd_open_beneath(root_fd, ".", O_PATH | O_DIRECTORY);
+	char *save = NULL;
+
+	for (char *seg = strtok_r(dir, "/", &save); seg != NULL && cur >= 0; seg = strtok_r(NULL, "/", &save)) {
+		int next;
+
+		if (mkdirat(cur, seg, 0755) < 0 && errno != EEXIST) {
+			*status = write_status(errno);
+			close(cur);
+			return -1;
+		}
+		next = httpd_open_beneath(cur, seg, O_PATH | O_DIRECTORY);
+		close(cur);
+		cur = next;
+		/* strtok_r cut the string: put the '/' back for the caller. */
+		if (save != NULL && save > seg && save[-1] == '\0')
+			save[-1] = '/';
+	}
+	if (cur < 0) {
+		*status = errno == ENOTDIR ? 409 : httpd_status_from_errno(errno);
+		return -1;
+	}
+	close(cur);
+	return 0;
+}
+
+/*
+ * Opens the directory that will hold rel's last segment (O_RDONLY so it can
+ * be fsynced), creating missing directories beneath the root when allowed.
+ * Sets *name to the last segment.  -1 with a status in *status.
+ */
+static int parent_open(struct static_conf *conf, const struct httpd_request *req, const char *rel,
+                       const char **name, int *status)
+{
+	const char *slash = strrchr(rel, '/');
+	char *dir = httpd_pool_alloc(req->pool, (size_t)(slash - rel) + 2);
+	int fd;
+
+	*name = slash + 1;
+	if (dir == NULL) {
+		*status = 500;
+		return -1;
+	}
+	memcpy(dir, rel, (size_t)(slash - rel) + 1);
+	dir[slash - rel + 1] = '\0';
+	if (conf->create_dirs && dirs_create(conf->root_fd, dir, status) < 0)
+		return -1;
+	fd = httpd_open_beneath(conf->root_fd, dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		/* RFC 9110 §9.3.4: a missing parent is a conflict with the resource's state. */
+		*status = errno == ENOENT || errno == ENOTDIR ? 409 : httpd_status_from_errno(errno);
+	return fd;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * PUT: the body goes to a temporary file beside the target, is fsynced and
+ * renamed over it, then the directory is fsynced.  Readers see the old file
+ * or the new one, never a mix; a failure leaves the old file and no
+ * temporary file.  Concurrent PUTs end with one body or the other.
+ */
+static int static_put(struct static_conf *conf, const struct httpd_request *req, struct httpd_response *res)
+{
+	const char *rel = req->path_rest, *name;
+	char tmp[64];
+	uint64_t nonce;
+	struct stat st;
+	bool existed;
+	int dirfd, fd, status = 500, err;
+
+	if (rel[strlen(rel) - 1] == '/')
+		return 409;   /* cannot PUT a directory */
+	dirfd = parent_open(conf, req, rel, &name, &status);
+	if (dirfd < 0)
+		return status;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			close(dirfd);
+			return 409;
+		}
+		existed = true;
+	} else {
+		existed = false;
+	}
+	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
+		nonce = (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)req;
+	/* A dot name: hidden from listings and refused to clients while it exists. */
+	snprintf(tmp, sizeof(tmp), ".upload-%016" PRIx64, nonce);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		status = write_status(errno);
+		close(dirfd);
+		return status;
+	}
+	if (write_all(fd, req->body ? req->body : "", req->body_len) < 0 || fsync(fd) < 0) {
+		err = errno;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0 || renameat(dirfd, tmp, dirfd, name) < 0) {
+		err = errno;
+		goto fail;
+	}
+	if (fsync(dirfd) < 0)
+		httpd_log(HTTPD_LOG_WARN, "PUT %s: fsync of the directory failed: %s", req->path, strerror(errno));
+	close(dirfd);
+	httpd_response_set_status(res, existed ? 204 : 201);
+	if (!existed)
+		httpd_response_add_header(res, "Location", req->target);
+	return HTTPD_OK;
+fail:
+	unlinkat(dirfd, tmp, 0);
+	close(dirfd);
+	httpd_log(HTTPD_LOG_ERR, "PUT %s: %s", req->path, strerror(err));
+	return write_status(err);
+}
+
+static int static_delete(struct static_conf *conf, const struct httpd_request *req, struct httpd_response *res)
+{
+	const char *rel = req->path_rest, *name;
+	int dirfd, status = 500;
+
+	if (rel[strlen(rel) - 1] == '/')
+		return 409;
+	dirfd = parent_open(conf, req, rel, &name, &status);
+	if (dirfd < 0)
+		return status == 409 ? 404 : status;
+	if (unlinkat(dirfd, name, 0) < 0) {
+		status = errno == ENOENT ? 404 : errno == EISDIR ? 409 : write_status(errno);
+		close(dirfd);
+		return status;
+	}
+	close(dirfd);
+	httpd_response_set_status(res, 204);
+	return HTTPD_OK;
+}
+
 static int static_handle(void *data, const struct httpd_request *req, struct httpd_response *res)
 {
 	struct static_conf *conf = data;
@@ -370,8 +353,12 @@ static int static_handle(void *data, const struct httpd_request *req, struct htt
 	struct stat st, zst;
 	int fd, zfd, rc;
 
-	if (!conf->dotfiles && path_has_dotfile(rel))
+	if (!conf->dotfiles && httpd_path_is_hidden(rel))
 		return 403;
+	if (req->method == HTTPD_METHOD_PUT)
+		return static_put(conf, req, res);
+	if (req->method == HTTPD_METHOD_DELETE)
+		return static_delete(conf, req, res);
 	fd = httpd_open_beneath(conf->root_fd, rel, O_RDONLY | O_NONBLOCK);
 	if (fd < 0)
 		return httpd_status_from_errno(errno);
@@ -386,7 +373,7 @@ static int static_handle(void *data, const struct httpd_request *req, struct htt
 
 		if (len == 0 || rel[len - 1] != '/') {
 			close(dirfd);
-			return redirect_to_directory(req, res);
+			return httpd_redirect_to_directory(req, res);
 		}
 		fd = -1;
 		for (size_t i = 0; i < conf->index_count && fd < 0; i++) {
@@ -394,7 +381,7 @@ static int static_handle(void *data, const struct httpd_request *req, struct htt
 			name = conf->index[i];
 		}
 		if (fd < 0) {
-			rc = conf->autoindex ? autoindex_respond(conf, req, res, dirfd) : 403;
+			rc = conf->autoindex ? httpd_respond_listing(req, res, dirfd, conf->dotfiles) : 403;
 			close(dirfd);
 			return rc;
 		}
@@ -437,7 +424,7 @@ static int static_handle(void *data, const struct httpd_request *req, struct htt
 HTTPD_MODULE_EXPORT = {
 	.abi = HTTPD_MODULE_ABI,
 	.name = "static",
-	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD,
+	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_PUT | HTTPD_METHOD_DELETE,
 	.options = static_options,
 	.configure = static_configure,
 	.release = static_release,

@@ -718,3 +718,11 @@ const char *httpd_location_prefix(const struct httpd_location *loc)
 {
 	return loc->prefix;
 }
+
+void httpd_location_set_methods(const struct httpd_location *loc, unsigned methods)
+{
+	/* Locations are the config's own; const only keeps modules from other fields. */
+	struct httpd_location *own = (struct httpd_location *)(uintptr_t)loc;
+
+	own->methods = own->handler.mod->desc->methods & methods;
+}

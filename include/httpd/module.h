@@ -151,9 +151,31 @@ void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn 
  */
 int  httpd_response_gzip(struct httpd_response *res, int level);
 
+/*
+ * 301 to the request path with '/' appended (query kept), as for a
+ * directory named without its trailing slash.  Returns HTTPD_OK or 500.
+ */
+int  httpd_redirect_to_directory(const struct httpd_request *req, struct httpd_response *res);
+
+/*
+ * An HTML listing of the directory dirfd: names escaped, directories first,
+ * sorted, with sizes and dates; dotfiles only when show_hidden.
+ */
+int  httpd_respond_listing(const struct httpd_request *req, struct httpd_response *res, int dirfd,
+                           int show_hidden);
+
+/* Does path have a segment starting with '.' (other than /.well-known/)? */
+int  httpd_path_is_hidden(const char *path);
+
 /* --- Locations ---------------------------------------------------------- */
 
 const char *httpd_location_prefix(const struct httpd_location *loc);
+
+/*
+ * From configure only: the methods this location accepts, a subset of the
+ * module's methods (a read-only location of a module that can also write).
+ */
+void httpd_location_set_methods(const struct httpd_location *loc, unsigned methods);
 
 /* --- Memory: freed in one step when the request ends -------------------- */
 

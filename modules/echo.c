@@ -1,0 +1,241 @@
+/*
+ * echo: answers any method with the request it received: request line,
+ * every header in order, and the decoded body.  text/plain by default,
+ * JSON when the client asks (Accept: application/json, or ?format=json).
+ *
+ *   location "/echo" { handler = "echo" }
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <httpd/module.h>
+
+/* A growing buffer in the request pool. */
+struct out {
+	struct httpd_pool *pool;
+	char              *buf;
+	size_t             len, cap;
+	bool               failed;
+};
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+	if (o->failed)
+		return;
+	if (o->len + n + 1 > o->cap) {
+		size_t cap = o->cap ? o->cap : 1024;
+		char *grown;
+
+		while (cap < o->len + n + 1)
+			cap *= 2;
+		grown = httpd_pool_alloc(o->pool, cap);
+		if (grown == NULL) {
+			o->failed = true;
+			return;
+		}
+		if (o->len > 0)
+			memcpy(grown, o->buf, o->len);
+		o->buf = grown;
+		o->cap = cap;
+	}
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+}
+
+static void out_str(struct out *o, const char *s)
+{
+	out_put(o, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+	size_t n;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; ) {
+		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+
+		if (n == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* A JSON string; bytes that are not UTF-8 (obs-text in headers) become \u00XX. */
+static void json_string(struct out *o, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	out_put(o, "\"", 1);
+	for (size_t i = 0; i < len; ) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+		char esc[6] = { '\\', (char)c, 0, 0, 0, 0 };
+
+		if (c == '"' || c == '\\') {
+			out_put(o, esc, 2);
+		} else if (c == '\n') {
+			out_put(o, "\\n", 2);
+		} else if (c == '\r') {
+			out_put(o, "\\r", 2);
+		} else if (c == '\t') {
+			out_put(o, "\\t", 2);
+		} else if (c < 0x20 || c == 0x7f || n == 0) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			out_put(o, esc, 6);
+		} else {
+			out_put(o, s + i, n);
+			i += n;
+			continue;
+		}
+		i++;
+	}
+	out_put(o, "\"", 1);
+}
+
+static void base64(struct out *o, const unsigned char *s, size_t len)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)s[i] << 16 | (i + 1 < len ? (unsigned)s[i + 1] << 8 : 0) |
+		             (i + 2 < len ? s[i + 2] : 0);
+		char quad[4] = {
+			alphabet[v >> 18 & 63], alphabet[v >> 12 & 63],
+			i + 1 < len ? alphabet[v >> 6 & 63] : '=', i + 2 < len ? alphabet[v & 63] : '=',
+		};
+		out_put(o, quad, 4);
+	}
+}
+
+static bool wants_json(const struct httpd_request *req)
+{
+	const char *accept = httpd_request_header(req, "Accept");
+
+	if (req->query != NULL) {
+		const char *q = req->query;
+
+		while (q != NULL) {
+			if (strncmp(q, "format=json", 11) == 0 && (q[11] == '&' || q[11] == '\0'))
+				return true;
+			q = strchr(q, '&');
+			if (q != NULL)
+				q++;
+		}
+	}
+	return accept != NULL && strstr(accept, "application/json") != NULL;
+}
+
+static void echo_text(struct out *o, const struct httpd_request *req)
+{
+	out_str(o, req->method_name);
+	out_str(o, " ");
+	out_str(o, req->target);
+	out_str(o, req->version == 10 ? " HTTP/1.0\n" : " HTTP/1.1\n");
+	for (size_t i = 0; i < req->header_count; i++) {
+		out_put(o, req->headers[i].name, req->headers[i].name_len);
+		out_str(o, ": ");
+		out_put(o, req->headers[i].value, req->headers[i].value_len);
+		out_str(o, "\n");
+	}
+	out_str(o, "\n");
+	if (req->body != NULL)
+		out_put(o, req->body, req->body_len);
+}
+
+static void echo_json(struct out *o, const struct httpd_request *req)
+{
+	char num[32];
+
+	out_str(o, "{\"method\":");
+	json_string(o, req->method_name, strlen(req->method_name));
+	out_str(o, ",\"target\":");
+	json_string(o, req->target, strlen(req->target));
+	out_str(o, req->version == 10 ? ",\"version\":\"HTTP/1.0\"" : ",\"version\":\"HTTP/1.1\"");
+	out_str(o, ",\"client\":");
+	json_string(o, req->client_addr, strlen(req->client_addr));
+	out_str(o, ",\"headers\":[");
+	for (size_t i = 0; i < req->header_count; i++) {
+		out_str(o, i ? ",[" : "[");
+		json_string(o, req->headers[i].name, req->headers[i].name_len);
+		out_str(o, ",");
+		json_string(o, req->headers[i].value, req->headers[i].value_len);
+		out_str(o, "]");
+	}
+	snprintf(num, sizeof(num), "%zu", req->body_len);
+	out_str(o, "],\"body_length\":");
+	out_str(o, num);
+	if (req->body != NULL && !utf8_valid(req->body, req->body_len)) {
+		out_str(o, ",\"body_base64\":\"");
+		base64(o, (const unsigned char *)req->body, req->body_len);
+		out_str(o, "\"}\n");
+	} else {
+		out_str(o, ",\"body\":");
+		json_string(o, req->body ? req->body : "", req->body_len);
+		out_str(o, "}\n");
+	}
+}
+
+static int echo_handle(void *data, const struct httpd_request *req, struct httpd_response *res)
+{
+	struct out o = { .pool = req->pool };
+	bool json = wants_json(req);
+
+	(void)data;
+	if (json)
+		echo_json(&o, req);
+	else
+		echo_text(&o, req);
+	if (o.failed)
+		return 500;
+	httpd_response_add_header(res, "Content-Type", json ? "application/json" : "text/plain; charset=utf-8");
+	httpd_response_add_header(res, "Cache-Control", "no-store");
+	httpd_response_add_header(res, "Vary", "Accept");
+	httpd_response_set_body_buffer(res, o.buf ? o.buf : "", o.len);
+	return HTTPD_OK;
+}
+
+HTTPD_MODULE_EXPORT = {
+	.abi = HTTPD_MODULE_ABI,
+	.name = "echo",
+	/* Every method but TRACE (off, as the core wants it) and CONNECT (not a proxy). */
+	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST | HTTPD_METHOD_PUT |
+	           HTTPD_METHOD_DELETE | HTTPD_METHOD_PATCH | HTTPD_METHOD_OPTIONS,
+	.handle = echo_handle,
+};
