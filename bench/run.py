@@ -113,9 +113,10 @@ def make_peers(args, work, docroot):
     with open(conf, "w") as f:
         f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/httpd.pid"\n'
                 'error_log = "%s/httpd-error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
-                'keepalive_requests = 1000000\n'
+                'keepalive_requests = 1000000\n%s\n'
                 'location "/" { handler = "static" root = "%s" }\n'
-                % (port, args.workers, work, work, os.path.abspath(args.modules), docroot))
+                % (port, args.workers, work, work, os.path.abspath(args.modules),
+                   "\n".join(args.httpd_directive), docroot))
     peers.append(Peer("prefork-httpd", port, [os.path.abspath(args.httpd), "-F", "-f", conf], None))
 
     if shutil.which("nginx") and not args.no_nginx:
@@ -164,6 +165,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--size", type=int, default=1024, help="file size in bytes")
+    ap.add_argument("--httpd-directive", action="append", default=[],
+                    help='extra line for our config, e.g. "reuseport = false" (repeatable)')
     ap.add_argument("--no-nginx", action="store_true")
     ap.add_argument("--no-lighttpd", action="store_true")
     args = ap.parse_args()

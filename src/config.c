@@ -278,7 +278,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts)
 		CFG_STR("module_dir", HTTPD_MODULEDIR, CFGF_NONE),
 		CFG_STR("mime_types", "/etc/mime.types", CFGF_NONE),
 		CFG_BOOL("server_tokens", cfg_true, CFGF_NONE),
-		CFG_BOOL("reuseport", cfg_true, CFGF_NONE),
+		CFG_BOOL("reuseport", cfg_false, CFGF_NONE),
 		CFG_INT("max_request_line", 8192, CFGF_NONE),
 		CFG_STR("max_header_size", "16k", CFGF_NONE),
 		CFG_INT("max_headers", 100, CFGF_NONE),

@@ -210,6 +210,27 @@ def test_sigusr1_reopens_logs():
         srv.cleanup()
 
 
+def test_reuseport_mode_serves_respawns_and_reloads():
+    srv = Server(workers=2, globals_text="reuseport = true\n")
+    srv.file("a.txt", b"AAAA")
+    srv.start()
+    try:
+        for _ in range(20):
+            assert get(srv, "/a.txt").body == b"AAAA"
+        victim = srv.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: len(srv.worker_pids()) == 2 and victim not in srv.worker_pids())
+        srv.workers = 3
+        srv.write_config()
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: len(srv.worker_pids()) == 3), srv.log()
+        for _ in range(20):
+            assert get(srv, "/a.txt").body == b"AAAA"
+        assert "SO_REUSEPORT" in srv.log()
+    finally:
+        srv.cleanup()
+
+
 def test_daemon_mode():
     srv = Server(workers=1)
     srv.file("a.txt", b"AAAA")
