@@ -36,7 +36,10 @@ case "${1:-}" in
 serve)
 	deps_install
 	build
-	exec make -C "$BUILD_DIR" --no-print-directory run
+	make -C "$BUILD_DIR" --no-print-directory etc/demo.conf >/dev/null
+	echo "Serving etc/demo-site on http://127.0.0.1:8080/ (Ctrl-C stops)"
+	# exec: Ctrl-C reaches the server itself, which stops cleanly.
+	exec "$BUILD_DIR/src/httpd" -F -f "$BUILD_DIR/etc/demo.conf"
 	;;
 check)
 	deps_install

@@ -102,6 +102,10 @@ static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 		cfg_error(cfg, "listen needs at least one address");
 		return -1;
 	}
+	if (cfg_opt_size(opt) > HTTPD_LISTEN_MAX) {
+		cfg_error(cfg, "listen: at most %d addresses", HTTPD_LISTEN_MAX);
+		return -1;
+	}
 	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
 		if (listen_parse(cfg_opt_getnstr(opt, i), &ss, &len, err, sizeof(err)) < 0) {
 			cfg_error(cfg, "listen: %s", err);

@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* Listening addresses a configuration may name (one socket each per worker). */
+#define HTTPD_LISTEN_MAX 64
+
 struct listen_spec {
 	const char             *text;     /* as written in the config */
 	struct sockaddr_storage addr;

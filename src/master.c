@@ -154,7 +154,7 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 {
 	const struct httpd_config *config = m->config;
 	unsigned slot = config->reuseport ? id : 0;
-	int fds[64];
+	int fds[HTTPD_LISTEN_MAX];
 	size_t nfds = 0;
 	pid_t pid;
 

@@ -129,6 +129,18 @@ START_TEST(test_bad_listen_reports_its_line)
 }
 END_TEST
 
+START_TEST(test_too_many_listen_addresses)
+{
+	char text[8192] = "listen = {";
+	size_t len = strlen(text);
+
+	for (int i = 0; i < 65; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\"127.0.0.1:%d\"", i ? ", " : "", 10000 + i);
+	snprintf(text + len, sizeof(text) - len, "}\n");
+	expect_error(text, "1: listen: at most 64 addresses");
+}
+END_TEST
+
 START_TEST(test_line_numbers_exact_after_comments)
 {
 	/* libconfuse 3.3 alone miscounts lines after '#' comments. */
@@ -246,6 +258,7 @@ int main(void)
 	tcase_add_test(tc, test_listen_parse_rejects);
 	tcase_add_test(tc, test_bad_listen_reports_its_line);
 	tcase_add_test(tc, test_line_numbers_exact_after_comments);
+	tcase_add_test(tc, test_too_many_listen_addresses);
 	tcase_add_test(tc, test_unknown_option_named);
 	tcase_add_test(tc, test_unknown_handler_names_location_line);
 	tcase_add_test(tc, test_missing_handler);
