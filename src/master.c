@@ -319,6 +319,9 @@ static int credentials_resolve(struct master *m, const struct httpd_config *conf
 	m->gid = pw->pw_gid;
 	/* user = "root" is allowed but means the workers keep every privilege. */
 	m->drop_privileges = pw->pw_uid != 0;
+	if (!m->drop_privileges)
+		httpd_log(HTTPD_LOG_WARN, "user \"%s\" is root: workers will run with every privilege",
+		          config->user);
 	return 0;
 }
 

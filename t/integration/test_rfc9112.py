@@ -25,7 +25,9 @@ def server():
         SERVER.locations = (
             'location "/" { handler = "static" root = "%s" }\n'
             'location "/t/" { handler = "testmod" }\n'
-            'location "/small/" { handler = "testmod" max_body_size = "10" }\n' % SERVER.root)
+            'location "/small/" { handler = "testmod" max_body_size = "10" }\n'
+            'location "/guarded/" { handler = "static" root = "%s" check = {"testmod"} }\n'
+            % (SERVER.root, SERVER.root))
         SERVER.write_config()
         SERVER.file("a.txt", b"AAAA")
         SERVER.file("big.bin", os.urandom(8 * 1024 * 1024))
@@ -264,6 +266,16 @@ def test_per_location_body_limit_413():
     expect(req("/small/body", method="POST", extra="Content-Length: 11\r\n") + b"x" * 11, 413, False)
     r = expect(req("/small/body", method="POST", extra="Content-Length: 10\r\n") + b"x" * 10, 200, True)
     assert r.body == b"x" * 10
+
+
+# --- the check phase (module ABI) --------------------------------------------------
+
+def test_check_module_runs_before_handler():
+    r = expect(req("/guarded/a.txt"), 200, True)
+    assert r.body == b"AAAA", "no objection: the handler answers"
+    expect(req("/guarded/a.txt", extra="X-Deny: 1\r\n"), 403, True)
+    r = expect(req("/guarded/a.txt", extra="X-Answer: 1\r\n"), 200, True)
+    assert r.body == b"answered by the check phase\n"
 
 
 # --- responses ---------------------------------------------------------------

@@ -7,6 +7,8 @@
  *   /stream      a streamed body of five lines (chunked on 1.1)
  *   /status/NNN  status NNN with a body (the core must drop it for 204/304)
  *   /body        the request body, as received and decoded
+ * As a check module (check = {"testmod"}): X-Deny refuses with 403,
+ * X-Answer answers from the check phase, anything else goes on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +102,21 @@ static int testmod_handle(void *data, const struct httpd_request *req, struct ht
 	return HTTPD_OK;
 }
 
+static int testmod_check(void *data, const struct httpd_request *req, struct httpd_response *res)
+{
+	static const char body[] = "answered by the check phase\n";
+
+	(void)data;
+	if (httpd_request_header(req, "X-Deny") != NULL)
+		return 403;
+	if (httpd_request_header(req, "X-Answer") != NULL) {
+		httpd_response_set_status(res, 200);
+		httpd_response_set_body_buffer(res, body, sizeof(body) - 1);
+		return HTTPD_OK;
+	}
+	return HTTPD_DECLINED;
+}
+
 HTTPD_MODULE_EXPORT = {
 	.abi = HTTPD_MODULE_ABI,
 	.name = "testmod",
@@ -108,5 +125,6 @@ HTTPD_MODULE_EXPORT = {
 	.configure = testmod_configure,
 	.release = testmod_release,
 	.worker_init = testmod_worker_init,
+	.check = testmod_check,
 	.handle = testmod_handle,
 };
