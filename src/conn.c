@@ -456,6 +456,8 @@ static enum step conn_read_body(struct conn *c)
 
 void conn_respond_error(struct conn *c, int status, bool close)
 {
+	const struct error_page *page;
+
 	if (close)
 		c->keep_alive = false;
 	if (c->pool == NULL && (c->pool = pool_create(POOL_CHUNK)) == NULL) {
@@ -464,15 +466,15 @@ void conn_respond_error(struct conn *c, int status, bool close)
 	}
 	if (c->res.pool == NULL)
 		response_init(&c->res, c->pool);
-	response_error(&c->res, status);
-	{
-		const struct error_page *page = config_error_page(c->w->config, status);
-
-		if (page != NULL) {
-			c->res.headers = c->res.headers_tail = NULL;
-			httpd_response_add_header(&c->res, "Content-Type", page->content_type);
-			httpd_response_set_body_buffer(&c->res, page->body, page->len);
-		}
+	page = config_error_page(c->w->config, status);
+	if (page != NULL) {
+		response_discard_body(&c->res);
+		c->res.status = status;
+		c->res.headers = c->res.headers_tail = NULL;
+		httpd_response_add_header(&c->res, "Content-Type", page->content_type);
+		httpd_response_set_body_buffer(&c->res, page->body, page->len);
+	} else {
+		response_error(&c->res, status);
 	}
 	conn_respond(c);
 }
@@ -599,7 +601,6 @@ static void iov_advance(struct conn *c, size_t n)
 
 static enum step conn_response_done(struct conn *c)
 {
-	const struct httpd_config *cfg = c->w->config;
 	bool keep = c->keep_alive && !c->w->quitting;
 
 	if (c->res.body == BODY_BUFFER)
@@ -632,7 +633,6 @@ static enum step conn_response_done(struct conn *c)
 	} else {
 		timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);
 	}
-	(void)cfg;
 	return STEP_CONTINUE;
 }
 

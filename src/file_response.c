@@ -60,7 +60,7 @@ static bool etag_list_matches(const char *list, const char *etag, bool weak)
 		if (end == NULL)
 			return false;
 		p = end + 1;
-		if ((is_weak && !weak))
+		if (is_weak && !weak)
 			continue;
 		if ((size_t)(end + 1 - start) == etag_len && memcmp(start, etag, etag_len) == 0)
 			return true;

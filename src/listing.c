@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "httpd/module.h"
+#include "path.h"
 
 /* A path segment starting with '.' (but not /.well-known/, RFC 8615). */
 int httpd_path_is_hidden(const char *path)
@@ -27,23 +28,10 @@ int httpd_path_is_hidden(const char *path)
 
 static char *uri_escape(struct httpd_pool *pool, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = httpd_pool_alloc(pool, strlen(s) * 3 + 1), *o = out;
+	size_t size = strlen(s) * 3 + 1;
+	char *out = httpd_pool_alloc(pool, size);
 
-	if (out == NULL)
-		return NULL;
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~/", *p) != NULL) {
-			*o++ = (char)*p;
-		} else {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 15];
-		}
-	}
-	*o = '\0';
-	return out;
+	return out != NULL && path_encode(s, out, size) >= 0 ? out : NULL;
 }
 
 /* 301 to the same path with a '/' added, query kept (as nginx and lighttpd do). */

@@ -88,11 +88,15 @@ long path_normalise(const char *path, size_t len, char *out)
 	return (long)o;
 }
 
+/*
+ * Unreserved characters and '/': enough for headers, and safe as a relative
+ * reference too (a ':' in a first segment would read as a scheme).
+ */
 static bool path_char_is_safe(unsigned char c)
 {
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
 		return true;
-	return c != '\0' && strchr("-._~!$&'()*+,;=:@/", c) != NULL;
+	return c != '\0' && strchr("-._~/", c) != NULL;
 }
 
 long path_encode(const char *path, char *out, size_t size)

@@ -14,9 +14,9 @@
 long path_normalise(const char *path, size_t len, char *out);
 
 /*
- * Percent-encodes path for a header such as Location: everything but
- * unreserved characters, sub-delims, ':', '@' and '/'.  Returns the length
- * written, or -1 if out (size bytes) is too small.
+ * Percent-encodes path for a header such as Location or an href: everything
+ * but unreserved characters and '/'.  Returns the length written, or -1 if
+ * out (size bytes) is too small; 3 * strlen(path) + 1 bytes always suffice.
  */
 long path_encode(const char *path, char *out, size_t size);
 

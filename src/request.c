@@ -157,13 +157,16 @@ int request_begin(struct conn *c)
 	if (c->loc == NULL)
 		return 404;
 	req->location = c->loc;
-	req->path_rest = path + c->loc->prefix_len;
-	if (req->path_rest[0] != '/')
-		req->path_rest = req->path_rest - (req->path_rest > path && req->path_rest[-1] == '/' ? 1 : 0);
-	if (req->path_rest[0] != '/')
-		req->path_rest = httpd_pool_printf(c->pool, "/%s", req->path_rest);
-	if (req->path_rest == NULL)
-		return 500;
+	{
+		/* The path after the prefix, always starting with '/': reuse the prefix's own slash. */
+		const char *rest = path + c->loc->prefix_len;
+
+		if (rest[0] != '/' && rest[-1] == '/')
+			rest--;
+		req->path_rest = rest[0] == '/' ? rest : httpd_pool_printf(c->pool, "/%s", rest);
+		if (req->path_rest == NULL)
+			return 500;
+	}
 
 	if (h->method == HTTPD_METHOD_OPTIONS && !(c->loc->methods & HTTPD_METHOD_OPTIONS)) {
 		if (has_body)

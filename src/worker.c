@@ -50,10 +50,10 @@ static int privileges_drop(const struct worker_setup *setup)
 	return 0;
 }
 
-static int listeners_watch(struct worker *w, bool on, bool exclusive)
+static int listeners_watch(struct worker *w, bool on)
 {
 	for (size_t i = 0; i < w->listener_count; i++) {
-		struct epoll_event ev = { .events = EPOLLIN | (exclusive ? EPOLLEXCLUSIVE : 0),
+		struct epoll_event ev = { .events = EPOLLIN | (w->exclusive ? EPOLLEXCLUSIVE : 0),
 		                          .data.ptr = &w->listeners[i] };
 
 		if (epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->listeners[i].fd,
@@ -66,12 +66,10 @@ static int listeners_watch(struct worker *w, bool on, bool exclusive)
 	return 0;
 }
 
-static bool exclusive_mode;
-
 void worker_conn_closed(struct worker *w)
 {
 	if (!w->accepting && !w->quitting && w->conn_count < w->config->worker_connections)
-		(void)listeners_watch(w, true, exclusive_mode);
+		(void)listeners_watch(w, true);
 }
 
 static void listener_accept(struct worker *w, struct listener *l)
@@ -83,7 +81,7 @@ static void listener_accept(struct worker *w, struct listener *l)
 
 		if (w->conn_count >= w->config->worker_connections) {
 			/* Full: leave new connections in the kernel backlog until one closes. */
-			(void)listeners_watch(w, false, exclusive_mode);
+			(void)listeners_watch(w, false);
 			return;
 		}
 		fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -94,7 +92,7 @@ static void listener_accept(struct worker *w, struct listener *l)
 				continue;
 			httpd_log(HTTPD_LOG_ERR, "accept: %s", strerror(errno));
 			if (errno == EMFILE || errno == ENFILE)
-				(void)listeners_watch(w, false, exclusive_mode);
+				(void)listeners_watch(w, false);
 			return;
 		}
 		conn_open(w, fd, (struct sockaddr *)&ss);
@@ -146,7 +144,7 @@ static void quit_begin(struct worker *w)
 	if (w->quitting)
 		return;
 	if (w->accepting)
-		(void)listeners_watch(w, false, exclusive_mode);
+		(void)listeners_watch(w, false);
 	w->quitting = true;
 	idle_close_all(w);
 }
@@ -232,7 +230,7 @@ int worker_run(const struct worker_setup *setup)
 	memset(&w, 0, sizeof(w));
 	w.id = setup->id;
 	w.config = setup->config;
-	exclusive_mode = setup->exclusive;
+	w.exclusive = setup->exclusive;
 	snprintf(role, sizeof(role), "worker %d", setup->id);
 	log_set_role(role);
 
@@ -274,7 +272,7 @@ int worker_run(const struct worker_setup *setup)
 
 	if (modules_worker_init(setup->config) < 0)
 		goto out;
-	if (listeners_watch(&w, true, setup->exclusive) < 0)
+	if (listeners_watch(&w, true) < 0)
 		goto out;
 
 	for (;;) {
@@ -312,7 +310,7 @@ int worker_run(const struct worker_setup *setup)
 			}
 		}
 		if (!w.accepting && !w.quitting && w.conn_count < w.config->worker_connections)
-			(void)listeners_watch(&w, true, setup->exclusive);
+			(void)listeners_watch(&w, true);
 		timers_expire(&w);
 	}
 	status = 0;

@@ -32,6 +32,7 @@ struct worker {
 	const struct httpd_config  *config;
 	struct listener            *listeners;
 	size_t                      listener_count;
+	bool                        exclusive;  /* shared sockets: EPOLLEXCLUSIVE */
 	bool                        accepting;
 	bool                        quitting;
 	struct timer_list           timers[TIMER_KINDS];
