@@ -24,11 +24,11 @@ struct download_conf {
 	bool  listing;
 };
 
-static cfg_opt_t download_options[] = {
-	CFG_STR("root", NULL, CFGF_NODEFAULT),
-	CFG_STR("content_type", "application/octet-stream", CFGF_NONE),
-	CFG_BOOL("listing", cfg_false, CFGF_NONE),
-	CFG_END()
+static const struct httpd_option download_options[] = {
+	HTTPD_OPTION_STR("root", NULL),
+	HTTPD_OPTION_STR("content_type", "application/octet-stream"),
+	HTTPD_OPTION_BOOL("listing", "false"),
+	HTTPD_OPTION_END
 };
 
 static void download_release(void *data)
@@ -41,11 +41,11 @@ static void download_release(void *data)
 	free(conf);
 }
 
-static int download_configure(const struct httpd_location *loc, cfg_t *opts, void **data,
+static int download_configure(const struct httpd_location *loc, const struct httpd_conf *opts, void **data,
                               char *err, size_t errlen)
 {
-	const char *root = cfg_getstr(opts, "root");
-	const char *type = cfg_getstr(opts, "content_type");
+	const char *root = httpd_conf_str(opts, "root");
+	const char *type = httpd_conf_str(opts, "content_type");
 	struct download_conf *conf;
 
 	(void)loc;
@@ -63,7 +63,7 @@ static int download_configure(const struct httpd_location *loc, cfg_t *opts, voi
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	conf->listing = cfg_getbool(opts, "listing");
+	conf->listing = httpd_conf_bool(opts, "listing");
 	conf->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (conf->root_fd < 0) {
 		snprintf(err, errlen, "root \"%s\": %s", root, strerror(errno));
@@ -127,7 +127,7 @@ static char *content_disposition(struct httpd_pool *pool, const char *name)
 	return httpd_pool_printf(pool, "attachment; filename=\"%s\"; filename*=UTF-8''%s", ascii, exact);
 }
 
-static int download_handle(void *data, const struct httpd_request *req, struct httpd_response *res)
+static int download_handle(void *data, struct httpd_request *req, struct httpd_response *res)
 {
 	struct download_conf *conf = data;
 	const char *rel = req->path_rest;
@@ -153,9 +153,10 @@ static int download_handle(void *data, const struct httpd_request *req, struct h
 			close(fd);
 			return httpd_redirect_to_directory(req, res);
 		}
-		rc = conf->listing ? httpd_respond_listing(req, res, fd, 0) : 403;
+		if (conf->listing)
+			return httpd_respond_listing_async(req, res, fd, 0);
 		close(fd);
-		return rc;
+		return 403;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
@@ -168,16 +169,21 @@ static int download_handle(void *data, const struct httpd_request *req, struct h
 		close(fd);
 		return 500;
 	}
-	httpd_response_add_header(res, "X-Content-Type-Options", "nosniff");
+	if (httpd_response_add_header(res, "X-Content-Type-Options", "nosniff") < 0) {
+		close(fd);
+		return 500;
+	}
 	return httpd_respond_file(req, res, fd, &st, conf->content_type, NULL);
 }
 
-HTTPD_MODULE_EXPORT = {
-	.abi = HTTPD_MODULE_ABI,
-	.name = "download",
-	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD,
-	.options = download_options,
-	.configure = download_configure,
-	.release = download_release,
-	.handle = download_handle,
-};
+static int download_register(struct httpd_module_api *api)
+{
+	httpd_module_name(api, "download");
+	httpd_module_options(api, download_options);
+	httpd_hook_configure(api, download_configure);
+	httpd_hook_release(api, download_release);
+	httpd_hook_handler(api, download_handle, HTTPD_METHOD_GET | HTTPD_METHOD_HEAD);
+	return 0;
+}
+
+HTTPD_MODULE(download_register)

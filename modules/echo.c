@@ -1,6 +1,7 @@
 /*
- * echo: answers any method with the request it received: request line,
- * every header in order, and the decoded body.  text/plain by default,
+ * echo: answers any method (extension methods such as PROPFIND included)
+ * with the request it received: request line, every header in order, and
+ * the decoded body.  text/plain by default,
  * JSON when the client asks (Accept: application/json, or ?format=json).
  *
  *   location "/echo" { handler = "echo" }
@@ -176,7 +177,7 @@ static void echo_text(struct out *o, const struct httpd_request *req)
 	}
 	out_str(o, "\n");
 	if (req->body != NULL)
-		out_put(o, req->body, req->body_len);
+		out_put(o, req->body, (size_t)req->body_len);
 }
 
 static void echo_json(struct out *o, const struct httpd_request *req)
@@ -198,44 +199,53 @@ static void echo_json(struct out *o, const struct httpd_request *req)
 		json_string(o, req->headers[i].value, req->headers[i].value_len);
 		out_str(o, "]");
 	}
-	snprintf(num, sizeof(num), "%zu", req->body_len);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)req->body_len);
 	out_str(o, "],\"body_length\":");
 	out_str(o, num);
-	if (req->body != NULL && !utf8_valid(req->body, req->body_len)) {
+	if (req->body != NULL && !utf8_valid(req->body, (size_t)req->body_len)) {
 		out_str(o, ",\"body_base64\":\"");
-		base64(o, (const unsigned char *)req->body, req->body_len);
+		base64(o, (const unsigned char *)req->body, (size_t)req->body_len);
 		out_str(o, "\"}\n");
 	} else {
 		out_str(o, ",\"body\":");
-		json_string(o, req->body ? req->body : "", req->body_len);
+		json_string(o, req->body ? req->body : "", (size_t)req->body_len);
 		out_str(o, "}\n");
 	}
 }
 
-static int echo_handle(void *data, const struct httpd_request *req, struct httpd_response *res)
+static int echo_handle(void *data, struct httpd_request *req, struct httpd_response *res)
 {
 	struct out o = { .pool = req->pool };
 	bool json = wants_json(req);
 
 	(void)data;
+	/* A body larger than body_buffer_size waits in a temporary file. */
+	if (req->body_len > 0 && httpd_request_body_load(req) == NULL)
+		return 500;
 	if (json)
 		echo_json(&o, req);
 	else
 		echo_text(&o, req);
 	if (o.failed)
 		return 500;
-	httpd_response_add_header(res, "Content-Type", json ? "application/json" : "text/plain; charset=utf-8");
-	httpd_response_add_header(res, "Cache-Control", "no-store");
-	httpd_response_add_header(res, "Vary", "Accept");
+	if (httpd_response_add_header(res, "Content-Type",
+	                              json ? "application/json" : "text/plain; charset=utf-8") < 0 ||
+	    httpd_response_add_header(res, "Cache-Control", "no-store") < 0 ||
+	    httpd_response_add_header(res, "Vary", "Accept") < 0)
+		return 500;
 	httpd_response_set_body_buffer(res, o.buf ? o.buf : "", o.len);
 	return HTTPD_OK;
 }
 
-HTTPD_MODULE_EXPORT = {
-	.abi = HTTPD_MODULE_ABI,
-	.name = "echo",
+static int echo_register(struct httpd_module_api *api)
+{
+	httpd_module_name(api, "echo");
 	/* Every method but TRACE (off, as the core wants it) and CONNECT (not a proxy). */
-	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST | HTTPD_METHOD_PUT |
-	           HTTPD_METHOD_DELETE | HTTPD_METHOD_PATCH | HTTPD_METHOD_OPTIONS,
-	.handle = echo_handle,
-};
+	httpd_hook_handler(api, echo_handle,
+	                   HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST | HTTPD_METHOD_PUT |
+	                   HTTPD_METHOD_DELETE | HTTPD_METHOD_PATCH | HTTPD_METHOD_OPTIONS |
+	                   HTTPD_METHOD_OTHER);
+	return 0;
+}
+
+HTTPD_MODULE(echo_register)

@@ -4,8 +4,11 @@
  *   location "/" { handler = "static"  root = "/var/www/html" }
  *
  * Validators, conditional and range requests come from the core
- * (httpd_respond_file); this module maps paths to files, picks index files
- * and compressed variants, and lists directories when asked to.
+ * (httpd_respond_file), and on-the-fly gzip from the core's gzip filter;
+ * this module maps paths to files, picks index files and precompressed
+ * variants, lists directories (on the worker's thread pool), and takes
+ * PUT bodies as they stream in, committing them with fsync and rename off
+ * the event loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,27 +33,21 @@ struct static_conf {
 	bool   autoindex;
 	bool   dotfiles;
 	bool   precompressed;
-	bool   gzip;
-	int    gzip_level;
-	long   gzip_min_length;
 	long   expires;                /* seconds, -1 for no Cache-Control/Expires */
 	bool   writable;               /* PUT and DELETE */
 	bool   create_dirs;            /* PUT may create missing parent directories */
 };
 
-static cfg_opt_t static_options[] = {
-	CFG_STR("root", NULL, CFGF_NODEFAULT),
-	CFG_STR_LIST("index", "{index.html}", CFGF_NONE),
-	CFG_BOOL("autoindex", cfg_false, CFGF_NONE),
-	CFG_BOOL("dotfiles", cfg_false, CFGF_NONE),
-	CFG_BOOL("precompressed", cfg_true, CFGF_NONE),
-	CFG_BOOL("gzip", cfg_false, CFGF_NONE),
-	CFG_INT("gzip_level", 6, CFGF_NONE),
-	CFG_INT("gzip_min_length", 1024, CFGF_NONE),
-	CFG_INT("expires", -1, CFGF_NONE),
-	CFG_BOOL("writable", cfg_false, CFGF_NONE),
-	CFG_BOOL("create_dirs", cfg_false, CFGF_NONE),
-	CFG_END()
+static const struct httpd_option static_options[] = {
+	HTTPD_OPTION_STR("root", NULL),
+	HTTPD_OPTION_STR_LIST("index", "{index.html}"),
+	HTTPD_OPTION_BOOL("autoindex", "false"),
+	HTTPD_OPTION_BOOL("dotfiles", "false"),
+	HTTPD_OPTION_BOOL("precompressed", "true"),
+	HTTPD_OPTION_INT("expires", "-1"),
+	HTTPD_OPTION_BOOL("writable", "false"),
+	HTTPD_OPTION_BOOL("create_dirs", "false"),
+	HTTPD_OPTION_END
 };
 
 static void static_release(void *data)
@@ -64,10 +61,10 @@ static void static_release(void *data)
 	free(conf);
 }
 
-static int static_configure(const struct httpd_location *loc, cfg_t *opts, void **data,
-                            char *err, size_t errlen)
+static int static_configure(const struct httpd_location *loc, const struct httpd_conf *opts,
+                            void **data, char *err, size_t errlen)
 {
-	const char *root = cfg_getstr(opts, "root");
+	const char *root = httpd_conf_str(opts, "root");
 	struct static_conf *conf;
 
 	if (root == NULL) {
@@ -84,12 +81,12 @@ static int static_configure(const struct httpd_location *loc, cfg_t *opts, void 
 		snprintf(err, errlen, "root \"%s\": %s", root, strerror(errno));
 		goto fail;
 	}
-	if (cfg_size(opts, "index") > INDEX_MAX) {
+	if (httpd_conf_count(opts, "index") > INDEX_MAX) {
 		snprintf(err, errlen, "index: at most %d names", INDEX_MAX);
 		goto fail;
 	}
-	for (unsigned i = 0; i < cfg_size(opts, "index"); i++) {
-		const char *name = cfg_getnstr(opts, "index", i);
+	for (size_t i = 0; i < httpd_conf_count(opts, "index"); i++) {
+		const char *name = httpd_conf_list_str(opts, "index", i);
 
 		if (name[0] == '\0' || strchr(name, '/') != NULL) {
 			snprintf(err, errlen, "index \"%s\" must be a plain file name", name);
@@ -98,25 +95,18 @@ static int static_configure(const struct httpd_location *loc, cfg_t *opts, void 
 		if ((conf->index[conf->index_count++] = strdup(name)) == NULL)
 			goto fail;
 	}
-	conf->autoindex = cfg_getbool(opts, "autoindex");
-	conf->dotfiles = cfg_getbool(opts, "dotfiles");
-	conf->precompressed = cfg_getbool(opts, "precompressed");
-	conf->gzip = cfg_getbool(opts, "gzip");
-	conf->gzip_level = (int)cfg_getint(opts, "gzip_level");
-	conf->gzip_min_length = cfg_getint(opts, "gzip_min_length");
-	conf->expires = cfg_getint(opts, "expires");
-	conf->writable = cfg_getbool(opts, "writable");
-	conf->create_dirs = cfg_getbool(opts, "create_dirs");
+	conf->autoindex = httpd_conf_bool(opts, "autoindex");
+	conf->dotfiles = httpd_conf_bool(opts, "dotfiles");
+	conf->precompressed = httpd_conf_bool(opts, "precompressed");
+	conf->expires = httpd_conf_int(opts, "expires");
+	conf->writable = httpd_conf_bool(opts, "writable");
+	conf->create_dirs = httpd_conf_bool(opts, "create_dirs");
 	/* Read-only unless the location says otherwise. */
 	httpd_location_set_methods(loc, conf->writable ? HTTPD_METHOD_GET | HTTPD_METHOD_HEAD |
 	                                                 HTTPD_METHOD_PUT | HTTPD_METHOD_DELETE
 	                                               : HTTPD_METHOD_GET | HTTPD_METHOD_HEAD);
-	if (conf->gzip_level < 1 || conf->gzip_level > 9) {
-		snprintf(err, errlen, "gzip_level must be from 1 to 9");
-		goto fail;
-	}
-	if (conf->gzip_min_length < 0 || conf->expires < -1) {
-		snprintf(err, errlen, "gzip_min_length must be >= 0 and expires >= -1");
+	if (conf->expires < -1) {
+		snprintf(err, errlen, "expires must be >= -1");
 		goto fail;
 	}
 	*data = conf;
@@ -163,14 +153,16 @@ static int precompressed_open(int dirfd, const char *rel, const struct stat *ori
 	return -1;
 }
 
-static void cache_headers(struct static_conf *conf, struct httpd_response *res, struct httpd_pool *pool)
+static int cache_headers(struct static_conf *conf, struct httpd_response *res, struct httpd_pool *pool)
 {
 	char date[HTTPD_DATE_LEN];
 
 	if (conf->expires < 0)
-		return;
-	httpd_response_add_header(res, "Cache-Control", httpd_pool_printf(pool, "max-age=%ld", conf->expires));
-	httpd_response_add_header(res, "Expires", httpd_http_date(time(NULL) + conf->expires, date));
+		return 0;
+	if (httpd_response_add_header(res, "Cache-Control", httpd_pool_printf(pool, "max-age=%ld", conf->expires)) < 0 ||
+	    httpd_response_add_header(res, "Expires", httpd_http_date(time(NULL) + conf->expires, date)) < 0)
+		return -1;
+	return 0;
 }
 
 /* Map a failed write, fsync or rename to a status: a full disk is 507 (RFC 4918 §11.5). */
@@ -263,65 +255,186 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /*
- * PUT: the body goes to a temporary file beside the target, is fsynced and
- * renamed over it, then the directory is fsynced.  Readers see the old file
- * or the new one, never a mix; a failure leaves the old file and no
- * temporary file.  Concurrent PUTs end with one body or the other.
+ * An upload in progress: the body streams into a temporary dot file beside
+ * the target as it arrives; the commit (fsync, rename, fsync of the
+ * directory) runs on the thread pool.  Readers see the old file or the new
+ * one, never a mix; a failure or a vanished client leaves the old file and
+ * no temporary file.
  */
-static int static_put(struct static_conf *conf, const struct httpd_request *req, struct httpd_response *res)
+struct put_state {
+	const struct httpd_request *req;
+	struct httpd_response      *res;
+	int                         dirfd;
+	int                         fd;
+	char                        tmp[64];
+	const char                 *name;
+	bool                        existed;
+	bool                        committed;
+	bool                        removed;
+	int                         err;       /* errno of a failed write or commit, or 0 */
+	const char                 *failed;    /* which step failed */
+};
+
+/* Drops the temporary file now, so it is gone before the error response leaves. */
+static void put_abandon(struct put_state *put)
 {
-	const char *rel = req->path_rest, *name;
-	char tmp[64];
+	if (put->fd >= 0)
+		close(put->fd);
+	put->fd = -1;
+	if (!put->committed && !put->removed)
+		unlinkat(put->dirfd, put->tmp, 0);
+	put->removed = true;
+}
+
+static void put_cleanup(void *arg)
+{
+	struct put_state *put = arg;
+
+	put_abandon(put);
+	close(put->dirfd);
+}
+
+/* Opens the temporary file for a PUT of req; NULL with a status in *status. */
+static struct put_state *put_open(struct static_conf *conf, const struct httpd_request *req,
+                                  struct httpd_response *res, int *status)
+{
+	const char *rel = req->path_rest;
+	struct put_state *put;
 	uint64_t nonce;
 	struct stat st;
-	bool existed;
-	int dirfd, fd, status = 500, err;
+	int dirfd;
 
-	if (rel[strlen(rel) - 1] == '/')
-		return 409;   /* cannot PUT a directory */
-	dirfd = parent_open(conf, req, rel, &name, &status);
+	if (!conf->dotfiles && httpd_path_is_hidden(rel)) {
+		*status = 403;
+		return NULL;
+	}
+	if (rel[strlen(rel) - 1] == '/') {
+		*status = 409;   /* cannot PUT a directory */
+		return NULL;
+	}
+	put = httpd_pool_alloc(req->pool, sizeof(*put));
+	if (put == NULL) {
+		*status = 500;
+		return NULL;
+	}
+	memset(put, 0, sizeof(*put));
+	put->req = req;
+	put->res = res;
+	dirfd = parent_open(conf, req, rel, &put->name, status);
 	if (dirfd < 0)
-		return status;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		return NULL;
+	if (fstatat(dirfd, put->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode)) {
 			close(dirfd);
-			return 409;
+			*status = 409;
+			return NULL;
 		}
-		existed = true;
-	} else {
-		existed = false;
+		put->existed = true;
 	}
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)req;
 	/* A dot name: hidden from listings and refused to clients while it exists. */
-	snprintf(tmp, sizeof(tmp), ".upload-%016" PRIx64, nonce);
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		status = write_status(errno);
+	snprintf(put->tmp, sizeof(put->tmp), ".upload-%016" PRIx64, nonce);
+	put->fd = openat(dirfd, put->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (put->fd < 0) {
+		*status = write_status(errno);
+		httpd_log(HTTPD_LOG_ERR, "PUT %s: cannot create %s: %s", req->path, put->tmp, strerror(errno));
 		close(dirfd);
-		return status;
+		return NULL;
 	}
-	if (write_all(fd, req->body ? req->body : "", req->body_len) < 0 || fsync(fd) < 0) {
-		err = errno;
-		close(fd);
-		goto fail;
+	put->dirfd = dirfd;
+	if (httpd_pool_cleanup(req->pool, put_cleanup, put) < 0) {
+		put_cleanup(put);
+		*status = 500;
+		return NULL;
 	}
-	if (close(fd) < 0 || renameat(dirfd, tmp, dirfd, name) < 0) {
-		err = errno;
-		goto fail;
+	return put;
+}
+
+/* The body, piece by piece, straight into the temporary file: memory stays flat. */
+static int static_body(void *data, struct httpd_request *req, struct httpd_response *res,
+                       enum httpd_body_event ev, const void *buf, size_t len)
+{
+	struct put_state *put;
+	int status = 500;
+
+	if (req->method != HTTPD_METHOD_PUT)
+		return HTTPD_DECLINED;
+	if (ev == HTTPD_BODY_START) {
+		put = put_open(data, req, res, &status);
+		if (put == NULL || httpd_request_note_set(req, "static.put", put) < 0)
+			return put == NULL ? status : 500;
+		return HTTPD_OK;
 	}
-	if (fsync(dirfd) < 0)
-		httpd_log(HTTPD_LOG_WARN, "PUT %s: fsync of the directory failed: %s", req->path, strerror(errno));
-	close(dirfd);
-	httpd_response_set_status(res, existed ? 204 : 201);
-	if (!existed)
-		httpd_response_add_header(res, "Location", req->target);
+	put = httpd_request_note(req, "static.put");
+	if (ev == HTTPD_BODY_DATA && write_all(put->fd, buf, len) < 0) {
+		int err = errno;
+
+		httpd_log(HTTPD_LOG_ERR, "PUT %s: writing %s: %s", req->path, put->tmp, strerror(err));
+		put_abandon(put);
+		return write_status(err);
+	}
 	return HTTPD_OK;
-fail:
-	unlinkat(dirfd, tmp, 0);
-	close(dirfd);
-	httpd_log(HTTPD_LOG_ERR, "PUT %s: %s", req->path, strerror(err));
-	return write_status(err);
+}
+
+/* On a pool thread: make the bytes durable, then the name. */
+static void put_commit(void *arg)
+{
+	struct put_state *put = arg;
+
+	if (fsync(put->fd) < 0) {
+		put->err = errno;
+		put->failed = "fsync";
+		return;
+	}
+	if (close(put->fd) < 0) {
+		put->fd = -1;
+		put->err = errno;
+		put->failed = "close";
+		return;
+	}
+	put->fd = -1;
+	if (renameat(put->dirfd, put->tmp, put->dirfd, put->name) < 0) {
+		put->err = errno;
+		put->failed = "rename";
+		return;
+	}
+	put->committed = true;
+	if (fsync(put->dirfd) < 0)
+		httpd_log(HTTPD_LOG_WARN, "PUT %s: fsync of the directory failed: %s", put->req->path,
+		          strerror(errno));
+}
+
+static int put_answer(struct put_state *put)
+{
+	if (put->err != 0) {
+		put_abandon(put);
+		httpd_log(HTTPD_LOG_ERR, "PUT %s: %s: %s", put->req->path, put->failed, strerror(put->err));
+		return write_status(put->err);
+	}
+	httpd_response_set_status(put->res, put->existed ? 204 : 201);
+	if (!put->existed && httpd_response_add_header(put->res, "Location", put->req->target) < 0)
+		return 500;
+	return HTTPD_OK;
+}
+
+static void put_committed(struct httpd_request *req, void *arg)
+{
+	httpd_request_finish(req, put_answer(arg));
+}
+
+static int static_put(struct static_conf *conf, struct httpd_request *req, struct httpd_response *res)
+{
+	struct put_state *put = httpd_request_note(req, "static.put");
+	int status = 500;
+
+	/* No body at all (Content-Length: 0): the empty file is made now. */
+	if (put == NULL && (put = put_open(conf, req, res, &status)) == NULL)
+		return status;
+	if (httpd_run_blocking(req, put_commit, put_committed, put) == 0)
+		return HTTPD_PENDING;
+	put_commit(put);   /* no thread pool: commit here rather than fail */
+	return put_answer(put);
 }
 
 static int static_delete(struct static_conf *conf, const struct httpd_request *req, struct httpd_response *res)
@@ -344,7 +457,7 @@ static int static_delete(struct static_conf *conf, const struct httpd_request *r
 	return HTTPD_OK;
 }
 
-static int static_handle(void *data, const struct httpd_request *req, struct httpd_response *res)
+static int static_handle(void *data, struct httpd_request *req, struct httpd_response *res)
 {
 	struct static_conf *conf = data;
 	const char *rel = req->path_rest;
@@ -381,9 +494,10 @@ static int static_handle(void *data, const struct httpd_request *req, struct htt
 			name = conf->index[i];
 		}
 		if (fd < 0) {
-			rc = conf->autoindex ? httpd_respond_listing(req, res, dirfd, conf->dotfiles) : 403;
+			if (conf->autoindex)
+				return httpd_respond_listing_async(req, res, dirfd, conf->dotfiles);
 			close(dirfd);
-			return rc;
+			return 403;
 		}
 		close(dirfd);
 		if (fstat(fd, &st) < 0) {
@@ -402,31 +516,35 @@ static int static_handle(void *data, const struct httpd_request *req, struct htt
 		return 403;
 	}
 	type = httpd_mime_type(name);
-	if (type_compressible(type) && (conf->precompressed || conf->gzip))
-		httpd_response_add_header(res, "Vary", "Accept-Encoding");
-	cache_headers(conf, res, req->pool);
+	if ((type_compressible(type) && conf->precompressed &&
+	     httpd_response_add_header(res, "Vary", "Accept-Encoding") < 0) ||
+	    cache_headers(conf, res, req->pool) < 0) {
+		close(fd);
+		return 500;
+	}
 
 	if (conf->precompressed &&
 	    (zfd = precompressed_open(conf->root_fd, rel, &st, req, &zst, &coding)) >= 0) {
 		close(fd);
-		httpd_response_add_header(res, "Content-Encoding", coding);
+		if (httpd_response_add_header(res, "Content-Encoding", coding) < 0) {
+			close(zfd);
+			return 500;
+		}
 		return httpd_respond_file(req, res, zfd, &zst, type, coding);
 	}
-	rc = httpd_respond_file(req, res, fd, &st, type, NULL);
-	/* Compress whole 200 bodies only: a range of a gzip stream is not a range of the file. */
-	if (rc == HTTPD_OK && conf->gzip && type_compressible(type) && st.st_size >= conf->gzip_min_length &&
-	    httpd_request_header(req, "Range") == NULL && httpd_request_accepts_encoding(req, "gzip") &&
-	    httpd_response_gzip(res, conf->gzip_level) < 0)
-		return 500;
-	return rc;
+	return httpd_respond_file(req, res, fd, &st, type, NULL);
 }
 
-HTTPD_MODULE_EXPORT = {
-	.abi = HTTPD_MODULE_ABI,
-	.name = "static",
-	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_PUT | HTTPD_METHOD_DELETE,
-	.options = static_options,
-	.configure = static_configure,
-	.release = static_release,
-	.handle = static_handle,
-};
+static int static_register(struct httpd_module_api *api)
+{
+	httpd_module_name(api, "static");
+	httpd_module_options(api, static_options);
+	httpd_hook_configure(api, static_configure);
+	httpd_hook_release(api, static_release);
+	httpd_hook_handler(api, static_handle,
+	                   HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_PUT | HTTPD_METHOD_DELETE);
+	httpd_hook_body(api, static_body);
+	return 0;
+}
+
+HTTPD_MODULE(static_register)

@@ -1,32 +1,36 @@
 /*
- * prefork-httpd module API.
+ * prefork-httpd module API, ABI 2.
  *
- * A module is a shared object in the modules directory named NAME.so that
- * exports one symbol, "httpd_module", a struct httpd_module.  The core loads
- * a module when a location names it as its handler or in its check list.
- * See httpd-module(7) for the whole contract.
+ * A module is a shared object in the modules directory named NAME.so.  It
+ * exports one registration function through HTTPD_MODULE(); the core calls
+ * it once at load time with a hook table the core owns, and the module
+ * registers the hooks and options it uses.  A hook added to a later ABI 2
+ * server never changes what a module exports, so modules built for ABI 2
+ * keep loading.  See httpd-module(7) for the whole contract and the phases.
  */
 #ifndef HTTPD_MODULE_H
 #define HTTPD_MODULE_H
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
-
-#include <confuse.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /*
- * Bumped whenever a struct in this header changes layout or a hook changes
- * signature.  The loader refuses a module built for another version.
+ * Bumped only when something a built module relies on changes meaning or
+ * layout.  New hooks, new registration functions and new fields at the end
+ * of struct httpd_request do not bump it.  The loader refuses a module built
+ * for another version, naming both.
  */
-#define HTTPD_MODULE_ABI 1
+#define HTTPD_MODULE_ABI 2
 
-#define HTTPD_MODULE_SYMBOL "httpd_module"
+#define HTTPD_MODULE_ABI_SYMBOL  "httpd_module_abi"
+#define HTTPD_MODULE_INIT_SYMBOL "httpd_module_init"
 
 /* Request methods, as bits so a module can declare the set it handles. */
 enum httpd_method {
@@ -39,15 +43,21 @@ enum httpd_method {
 	HTTPD_METHOD_TRACE   = 1u << 6,
 	HTTPD_METHOD_CONNECT = 1u << 7,
 	HTTPD_METHOD_PATCH   = 1u << 8,
+	/* Any other RFC 9110 method token (PROPFIND, MKCOL, ...): see method_name. */
+	HTTPD_METHOD_OTHER   = 1u << 9,
 };
 
 /* Hook return values besides an HTTP status code. */
-#define HTTPD_OK        0   /* the response is filled in */
-#define HTTPD_DECLINED (-1) /* check hook: no objection, go on */
+#define HTTPD_OK        0   /* done: the response is filled in, or go on */
+#define HTTPD_DECLINED (-1) /* no objection / not interested: go on */
+#define HTTPD_PENDING  (-2) /* handler: the response comes later (httpd_request_finish) */
 
 struct httpd_pool;
 struct httpd_location;
 struct httpd_response;
+struct httpd_conf;
+struct httpd_module_api;
+struct httpd_event;
 
 struct httpd_header {
 	const char *name;       /* NUL-terminated, as received */
@@ -57,13 +67,15 @@ struct httpd_header {
 };
 
 /*
- * What a module sees of a request.  Every pointer lives until the response
- * has been sent; modules treat the whole struct as read-only.
+ * What a module sees of a request.  The core owns it; modules read the
+ * fields and change the request only through the functions below.  Every
+ * pointer lives until the request ends.  New fields are only ever added at
+ * the end.
  */
 struct httpd_request {
 	unsigned                   method;       /* one enum httpd_method bit */
-	const char                *method_name;
-	const char                *target;       /* request-target as received */
+	const char                *method_name;  /* as sent, e.g. "PROPFIND" */
+	const char                *target;       /* request-target as received, never decoded */
 	const char                *path;         /* decoded and normalised, starts with '/' */
 	const char                *path_rest;    /* path after the location prefix, starts with '/' */
 	const char                *query;        /* raw query without '?', or NULL */
@@ -71,50 +83,147 @@ struct httpd_request {
 	int                        version;      /* 10 for HTTP/1.0, 11 for HTTP/1.1 */
 	const struct httpd_header *headers;
 	size_t                     header_count;
-	const char                *body;         /* the whole decoded body, or NULL */
-	size_t                     body_len;
+	/*
+	 * The body, once the body phase is over (handler, filters, log): in
+	 * memory when it was small (body != NULL), else in an unlinked
+	 * temporary file (httpd_request_body_fd).  body_len is its length in
+	 * both cases.  NULL and 0 while the body is still arriving, or when a
+	 * body hook took it piece by piece.
+	 */
+	const char                *body;
+	uint64_t                   body_len;
 	const char                *client_addr;  /* textual peer address */
 	const struct httpd_location *location;
-	struct httpd_pool         *pool;         /* freed when the response is done */
+	struct httpd_pool         *pool;         /* freed when the request ends */
+	/* ABI 2 */
+	unsigned                   client_port;
+	const char                *local_addr;   /* the address the client connected to */
+	unsigned                   local_port;
+	const char                *scheme;       /* "http" (or "https" on TLS listeners) */
+	const char                *request_id;   /* unique per request, for logs and tracing */
+	int64_t                    content_length; /* declared Content-Length, -1 if none (chunked) */
+	int                        chunked;      /* body sent with chunked framing */
 };
+
+/* --- Options: what a module adds to the configuration ------------------- */
+
+enum httpd_option_type {
+	HTTPD_OPT_END = 0,
+	HTTPD_OPT_STR,
+	HTTPD_OPT_INT,
+	HTTPD_OPT_BOOL,
+	HTTPD_OPT_STR_LIST,
+	HTTPD_OPT_SECTION,      /* name [ "TITLE" ] { options } */
+};
+
+#define HTTPD_OPT_MULTI  1u  /* a section that may appear more than once */
+#define HTTPD_OPT_TITLED 2u  /* a section with a title: key "app-1" { ... }; titles are unique */
+
+struct httpd_option {
+	const char                *name;
+	enum httpd_option_type     type;
+	const char                *def;      /* default in config syntax ("6", "true", "{index.html}"); NULL: none */
+	unsigned                   flags;
+	const struct httpd_option *section;  /* HTTPD_OPT_SECTION: the options inside, END-terminated */
+};
+
+#define HTTPD_OPTION_STR(n, d)       { (n), HTTPD_OPT_STR, (d), 0, NULL }
+#define HTTPD_OPTION_INT(n, d)       { (n), HTTPD_OPT_INT, (d), 0, NULL }
+#define HTTPD_OPTION_BOOL(n, d)      { (n), HTTPD_OPT_BOOL, (d), 0, NULL }
+#define HTTPD_OPTION_STR_LIST(n, d)  { (n), HTTPD_OPT_STR_LIST, (d), 0, NULL }
+#define HTTPD_OPTION_SECTION(n, f, s) { (n), HTTPD_OPT_SECTION, NULL, (f), (s) }
+#define HTTPD_OPTION_END             { NULL, HTTPD_OPT_END, NULL, 0, NULL }
+
+/* Reading a block of options: a location, the server level, or a section. */
+const char *httpd_conf_str(const struct httpd_conf *conf, const char *name);   /* NULL if unset */
+long        httpd_conf_int(const struct httpd_conf *conf, const char *name);
+int         httpd_conf_bool(const struct httpd_conf *conf, const char *name);
+int         httpd_conf_is_set(const struct httpd_conf *conf, const char *name);
+/* Items of a list option, or instances of a section. */
+size_t      httpd_conf_count(const struct httpd_conf *conf, const char *name);
+const char *httpd_conf_list_str(const struct httpd_conf *conf, const char *name, size_t i);
+const struct httpd_conf *httpd_conf_section(const struct httpd_conf *conf, const char *name, size_t i);
+/* The title of a titled section, or NULL. */
+const char *httpd_conf_title(const struct httpd_conf *conf);
+/* "file:line" of a section (or a whole block), for error messages. */
+const char *httpd_conf_origin(const struct httpd_conf *conf, char *buf, size_t size);
+
+/* --- Hooks -------------------------------------------------------------- */
 
 /*
- * A streamed body: called whenever the client can take more.  Return the
- * number of bytes written to buf, 0 at the end of the body, -1 on error
- * (the connection is closed).  Must not block for long.
+ * Body events, for body and body_check hooks.  START comes before the
+ * first byte, DATA with each piece as it arrives, END after the last.
  */
-typedef ssize_t (*httpd_stream_fn)(void *ctx, char *buf, size_t len);
+enum httpd_body_event { HTTPD_BODY_START, HTTPD_BODY_DATA, HTTPD_BODY_END };
 
-struct httpd_module {
-	unsigned    abi;         /* HTTPD_MODULE_ABI the module was built with */
-	const char *name;        /* equals the file name without ".so" */
-	unsigned    methods;     /* enum httpd_method bits handle() accepts */
-	cfg_opt_t  *options;     /* location options this module adds, CFG_END()-terminated, or NULL */
+/* In the master, after parsing, before any location is configured.  Shared memory made here is seen by every worker. */
+typedef int  (*httpd_server_init_fn)(const struct httpd_conf *server, void **server_data,
+                                     char *err, size_t errlen);
+typedef void (*httpd_server_exit_fn)(void *server_data);
+/* In the master, once per location naming the module.  Store state in *data.  On failure write err and return -1. */
+typedef int  (*httpd_configure_fn)(const struct httpd_location *loc, const struct httpd_conf *opts,
+                                   void **data, char *err, size_t errlen);
+typedef void (*httpd_release_fn)(void *data);
+typedef int  (*httpd_worker_init_fn)(void *data);
+typedef void (*httpd_worker_exit_fn)(void *data);
+/*
+ * Check phase: after routing, before any body byte is read (and before
+ * 100 Continue).  HTTPD_DECLINED lets the request on, HTTPD_OK answers it
+ * with res, a status refuses it; headers added to res stay on the refusal.
+ */
+typedef int  (*httpd_check_fn)(void *data, struct httpd_request *req, struct httpd_response *res);
+/*
+ * Body-check phase, for check modules that must see the body (a digest):
+ * called with each event as the body streams; HTTPD_OK or HTTPD_DECLINED
+ * goes on (DECLINED at START: not for this request), a status refuses.
+ */
+typedef int  (*httpd_body_fn)(void *data, struct httpd_request *req, struct httpd_response *res,
+                              enum httpd_body_event ev, const void *buf, size_t len);
+/*
+ * Handler: HTTPD_OK after filling res, a status for an error page, or
+ * HTTPD_PENDING to answer later with httpd_request_finish.
+ */
+typedef int  (*httpd_handler_fn)(void *data, struct httpd_request *req, struct httpd_response *res);
+/* Filter: after the handler (or a check that answered), before the head is built. */
+typedef int  (*httpd_filter_fn)(void *data, struct httpd_request *req, struct httpd_response *res);
+/* Log phase: after the response went out (status, bytes sent known). */
+typedef void (*httpd_log_fn)(void *data, const struct httpd_request *req,
+                             const struct httpd_response *res);
 
-	/*
-	 * In the master, once per location using the module, after the config
-	 * is parsed.  Store per-location state in *data.  On failure write a
-	 * message to err (the core prefixes file and line) and return -1.
-	 */
-	int  (*configure)(const struct httpd_location *loc, cfg_t *opts, void **data,
-	                  char *err, size_t errlen);
-	/* In the master, when the configuration that configured data is dropped. */
-	void (*release)(void *data);
-	/* In each worker after fork and privilege drop; -1 stops the worker. */
-	int  (*worker_init)(void *data);
-	/* In each worker before it exits. */
-	void (*worker_exit)(void *data);
-	/*
-	 * Check phase, before the handler: return HTTPD_DECLINED to let the
-	 * request through, HTTPD_OK after filling res, or an error status.
-	 */
-	int  (*check)(void *data, const struct httpd_request *req, struct httpd_response *res);
-	/* Return HTTPD_OK after filling res, or a status for a core error page. */
-	int  (*handle)(void *data, const struct httpd_request *req, struct httpd_response *res);
-};
+/*
+ * Registration, from the module's init function only.  The name must
+ * equal the file name without ".so".  Options are copied by reference:
+ * the arrays must be static.
+ */
+void httpd_module_name(struct httpd_module_api *api, const char *name);
+void httpd_module_options(struct httpd_module_api *api, const struct httpd_option *location_options);
+void httpd_module_server_options(struct httpd_module_api *api, const struct httpd_option *server_options);
+void httpd_hook_server_init(struct httpd_module_api *api, httpd_server_init_fn fn);
+void httpd_hook_server_exit(struct httpd_module_api *api, httpd_server_exit_fn fn);
+void httpd_hook_configure(struct httpd_module_api *api, httpd_configure_fn fn);
+void httpd_hook_release(struct httpd_module_api *api, httpd_release_fn fn);
+void httpd_hook_worker_init(struct httpd_module_api *api, httpd_worker_init_fn fn);
+void httpd_hook_worker_exit(struct httpd_module_api *api, httpd_worker_exit_fn fn);
+void httpd_hook_check(struct httpd_module_api *api, httpd_check_fn fn);
+void httpd_hook_body_check(struct httpd_module_api *api, httpd_body_fn fn);
+/* methods: enum httpd_method bits the handler accepts (OTHER: any extension method). */
+void httpd_hook_handler(struct httpd_module_api *api, httpd_handler_fn fn, unsigned methods);
+/*
+ * The handler's own body reader: START returns HTTPD_OK to take the body
+ * piece by piece (the core then keeps none of it), HTTPD_DECLINED to let
+ * the core collect it, or a status.
+ */
+void httpd_hook_body(struct httpd_module_api *api, httpd_body_fn fn);
+void httpd_hook_filter(struct httpd_module_api *api, httpd_filter_fn fn);
+void httpd_hook_log(struct httpd_module_api *api, httpd_log_fn fn);
 
-#define HTTPD_MODULE_EXPORT \
-	__attribute__((visibility("default"))) const struct httpd_module httpd_module
+typedef int (*httpd_module_init_fn)(struct httpd_module_api *api);
+
+/* Exports the ABI number and the module's registration function. */
+#define HTTPD_MODULE(register_fn)                                                        \
+	__attribute__((visibility("default"))) const unsigned httpd_module_abi = HTTPD_MODULE_ABI; \
+	__attribute__((visibility("default"))) int httpd_module_init(struct httpd_module_api *api); \
+	int httpd_module_init(struct httpd_module_api *api) { return register_fn(api); }
 
 /* --- Request ------------------------------------------------------------ */
 
@@ -127,27 +236,87 @@ const char *httpd_request_header(const struct httpd_request *req, const char *na
  */
 int httpd_request_accepts_encoding(const struct httpd_request *req, const char *coding);
 
+/* The body file (read it with pread) when the body was spilled to disk: its fd, else -1. */
+int httpd_request_body_fd(const struct httpd_request *req);
+/* The whole body in memory, reading a spilled body into the pool; NULL on failure. */
+const char *httpd_request_body_load(struct httpd_request *req);
+
+/* Per-request notes: a check leaves data that the handler or the log phase reads. */
+int   httpd_request_note_set(struct httpd_request *req, const char *key, void *value);
+void *httpd_request_note(const struct httpd_request *req, const char *key);
+
+/* --- Asynchronous handlers ---------------------------------------------- */
+
+/*
+ * After a handler returned HTTPD_PENDING: rc is HTTPD_OK (res is filled)
+ * or an error status.  Call it from an event, timer or blocking-job
+ * callback; afterwards the request and its pool may be gone.
+ */
+void httpd_request_finish(struct httpd_request *req, int rc);
+
+#define HTTPD_EVENT_READ  1u
+#define HTTPD_EVENT_WRITE 2u
+#define HTTPD_EVENT_TIMER 4u   /* the timer fired */
+#define HTTPD_EVENT_ERROR 8u   /* EPOLLERR or EPOLLHUP on the fd */
+
+typedef void (*httpd_event_fn)(struct httpd_request *req, void *arg, unsigned events);
+
+/*
+ * Calls fn from the worker's event loop when fd is ready (level-triggered)
+ * or after ms milliseconds.  Every event of a request is removed when the
+ * request ends, whichever way; httpd_event_del removes one earlier.  The
+ * fd stays the module's to close.  NULL on failure.
+ */
+struct httpd_event *httpd_event_fd(struct httpd_request *req, int fd, unsigned events,
+                                   httpd_event_fn fn, void *arg);
+struct httpd_event *httpd_event_timer(struct httpd_request *req, unsigned ms, httpd_event_fn fn,
+                                      void *arg);
+void httpd_event_del(struct httpd_event *ev);
+
+/*
+ * Runs work(arg) on the worker's thread pool, then done(req, arg) in the
+ * event loop.  work must not touch the event loop or other requests; it
+ * may use the request's pool and response.  If the client goes away first,
+ * done is not called, and the request is freed once work has returned.
+ */
+int httpd_run_blocking(struct httpd_request *req, void (*work)(void *arg),
+                       void (*done)(struct httpd_request *req, void *arg), void *arg);
+
+/* Runs fn(arg) if the request is cancelled (client gone, timeout) while pending. */
+int httpd_request_on_cancel(struct httpd_request *req, void (*fn)(void *arg), void *arg);
+
 /* --- Response ----------------------------------------------------------- */
 
 void httpd_response_set_status(struct httpd_response *res, int status);
+int  httpd_response_status(const struct httpd_response *res);
 /*
  * Adds a header (copied).  Framing headers (Content-Length,
  * Transfer-Encoding, Connection, Date, Server) belong to the core: -1.
- * A name or value with CR, LF or NUL is refused: -1.
+ * A NULL, or a name or value with CR, LF or NUL, is refused: -1.
  */
 int  httpd_response_add_header(struct httpd_response *res, const char *name, const char *value);
+/* Value of a header added so far (case-insensitive), or NULL. */
+const char *httpd_response_header(const struct httpd_response *res, const char *name);
 /* The body is data[0..len); data must live as long as the request pool. */
 void httpd_response_set_body_buffer(struct httpd_response *res, const void *data, size_t len);
 /* The body is len bytes of fd from offset; the core sends it with sendfile and closes fd. */
 void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offset, off_t len);
+/*
+ * A streamed body: called whenever the client can take more.  Return the
+ * number of bytes written to buf, 0 at the end of the body, -1 on error
+ * (the connection is closed).  Must not block for long.
+ */
+typedef ssize_t (*httpd_stream_fn)(void *ctx, char *buf, size_t len);
 /* The body comes from fn; chunked on HTTP/1.1, close-delimited on HTTP/1.0. */
 void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn fn, void *ctx);
+/* Bytes of body sent so far (in the log phase: all of it). */
+uint64_t httpd_response_bytes_sent(const struct httpd_response *res);
 
 /*
- * Compresses a 200 file or buffer body with gzip as it is sent (chunked on
- * HTTP/1.1); the ETag becomes weak.  level is zlib's, 1 to 9.  Does nothing
- * to other responses.  The caller decides that the client accepts gzip
- * (httpd_request_accepts) and adds Vary: Accept-Encoding.  -1 on failure.
+ * Compresses a 200 body with gzip as it is sent (chunked on HTTP/1.1); the
+ * ETag becomes weak.  level is zlib's, 1 to 9.  Does nothing to other
+ * responses.  The gzip filter (location options gzip, gzip_level,
+ * gzip_min_length) calls it for any handler; modules rarely need to.
  */
 int  httpd_response_gzip(struct httpd_response *res, int level);
 
@@ -159,10 +328,19 @@ int  httpd_redirect_to_directory(const struct httpd_request *req, struct httpd_r
 
 /*
  * An HTML listing of the directory dirfd: names escaped, directories first,
- * sorted, with sizes and dates; dotfiles only when show_hidden.
+ * sorted, with sizes and dates; dotfiles only when show_hidden.  Blocking
+ * (it reads the whole directory): call it from httpd_run_blocking work.
  */
 int  httpd_respond_listing(const struct httpd_request *req, struct httpd_response *res, int dirfd,
                            int show_hidden);
+
+/*
+ * The same listing, built on the worker's thread pool so that a large
+ * directory never stalls the event loop.  Takes dirfd.  Returns
+ * HTTPD_PENDING (return it from the handler) or an error status.
+ */
+int  httpd_respond_listing_async(struct httpd_request *req, struct httpd_response *res, int dirfd,
+                                 int show_hidden);
 
 /* Does path have a segment starting with '.' (other than /.well-known/)? */
 int  httpd_path_is_hidden(const char *path);
@@ -173,9 +351,12 @@ const char *httpd_location_prefix(const struct httpd_location *loc);
 
 /*
  * From configure only: the methods this location accepts, a subset of the
- * module's methods (a read-only location of a module that can also write).
+ * handler's methods (a read-only location of a module that can also write).
  */
 void httpd_location_set_methods(const struct httpd_location *loc, unsigned methods);
+
+/* What the module's server_init stored for this location's configuration, or NULL. */
+void *httpd_location_server_data(const struct httpd_location *loc, const char *module);
 
 /* --- Memory: freed in one step when the request ends -------------------- */
 
@@ -213,7 +394,7 @@ int httpd_open_beneath(int dirfd, const char *path, int flags);
 /* An HTTP status for a failed open(2) or stat(2): 404, 403 or 500. */
 int httpd_status_from_errno(int err);
 
-/* Media type for a file name from /etc/mime.types, or application/octet-stream. */
+/* Media type for a file name from the mime_types file, or application/octet-stream. */
 const char *httpd_mime_type(const char *filename);
 
 /* IMF-fixdate (RFC 9110 §5.6.7) of t into buf; returns buf. */

@@ -83,7 +83,36 @@ def test_module_abi_mismatch_refused():
         srv.write_config(text)
         rc, _, err = httpd("-t", "-f", srv.conf)
         assert rc == 1
-        assert "badabi.so: module ABI version 999, this server needs 1" in err, err
+        assert "badabi.so: module ABI version 1000, this server needs 2" in err, err
+    finally:
+        srv.cleanup()
+
+
+def test_abi1_module_refused_naming_both_versions():
+    srv = Server()
+    try:
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        text = srv.config_text() + 'location "/b" {\n handler = "abi1"\n}\n'
+        srv.write_config(text)
+        rc, _, err = httpd("-t", "-f", srv.conf)
+        assert rc == 1
+        assert "abi1.so: module ABI version 1, this server needs 2; rebuild the module" in err, err
+        assert ":%d:" % (text.count("\n") - 2) in err, err   # the location's line
+    finally:
+        srv.cleanup()
+
+
+def test_missing_mime_types_fails_check_with_line():
+    srv = Server()
+    try:
+        text = srv.config_text().replace(
+            'module_dir', 'mime_types = "/nonexistent/mime.types"\nmodule_dir', 1)
+        srv.write_config(text)
+        line = text.split("\n").index('mime_types = "/nonexistent/mime.types"') + 1
+        rc, out, err = httpd("-t", "-f", srv.conf)
+        assert rc == 1, (out, err)
+        assert "%s:%d: mime_types: cannot open /nonexistent/mime.types" % (srv.conf, line) in err, err
+        assert "valid" not in out
     finally:
         srv.cleanup()
 

@@ -98,9 +98,9 @@ def test_malformed_requests_get_400_and_close():
         assert reader.closed(), raw
 
 
-def test_unknown_method_501_and_version_505():
+def test_extension_method_405_and_version_505():
     r, _ = exchange(server(), b"BREW /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-    assert r.status == 501
+    assert r.status == 405 and "GET" in r.header("Allow")
     r, _ = exchange(server(), b"GET /a.txt HTTP/2.0\r\nHost: t\r\n\r\n")
     assert r.status == 505
 

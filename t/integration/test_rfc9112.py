@@ -64,11 +64,15 @@ def test_leading_empty_line_ignored():
 
 
 def test_method_is_case_sensitive():
-    expect(req(method="get"), 501, False)
+    # RFC 9110 §9.1: "get" is not GET but an extension method the resource does not take.
+    r = expect(req(method="get"), 405, True)
+    assert r.header("Allow") == "GET, HEAD, OPTIONS", r
 
 
-def test_unknown_method_501():
-    expect(req(method="FROB"), 501, False)
+def test_extension_method_405_with_allow():
+    # An unknown method is the location's business (RFC 9110 §15.5.6), not a blanket 501.
+    r = expect(req(method="FROB"), 405, True)
+    assert r.header("Allow") == "GET, HEAD, OPTIONS", r
 
 
 def test_double_space_400():

@@ -1,44 +1,161 @@
 /*
- * A module for the test suite only (never installed): misbehaves on demand
- * so the master's supervision can be tested.
- *   fail_init = true      worker_init fails, so every worker dies at once
- *   crash_path = "/crash" a request for this path kills the worker (abort)
+ * A module for the test suite only (never installed): exercises every
+ * hook of ABI 2 and misbehaves on demand.
+ *   fail_init = true        worker_init fails, so every worker dies at once
+ *   exit_log = "/path"      worker_exit appends "exit PREFIX" there
+ *   crash_path = "/crash"   a request for this path kills the worker (abort)
+ *   filter_tag = "x"        the filter adds X-Filter: x to every answer
+ *   deny_body = "evil"      the body-check refuses a body containing it (403)
+ *   log_file = "/path"      the log hook appends "STATUS PATH BYTES"
+ *   cancel_log = "/path"    a cancelled asynchronous request appends "cancelled"
+ *   key "ID" { secret = "..." }            a titled, repeatable section
+ *   testmod_store { entries = N }          a server-wide section (server_init)
  * and answers, whatever the options:
- *   /stream      a streamed body of five lines (chunked on 1.1)
- *   /status/NNN  status NNN with a body (the core must drop it for 204/304)
- *   /body        the request body, as received and decoded
+ *   /stream        a streamed body of five lines (chunked on 1.1)
+ *   /status/NNN    status NNN with a body (the core must drop it for 204/304)
+ *   /body          the request body, as received and decoded
+ *   /note          the note the check phase left ("-" without one)
+ *   /info          local address and port, scheme, request id, client port
+ *   /keys          the key sections, "ID=secret" per line
+ *   /server-data   what server_init made of testmod_store
+ *   /async/timer?ms=N   answers from a timer
+ *   /async/fifo?PATH    answers with what a writer puts into the FIFO PATH
+ *   /blocking?PATH      the same, with a blocking read on the thread pool
  * As a check module (check = {"testmod"}): X-Deny refuses with 403,
- * X-Answer answers from the check phase, anything else goes on.
+ * X-Auth refuses with 401 and WWW-Authenticate, X-Answer answers from the
+ * check phase, anything else goes on (leaving a note for the handler).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <httpd/module.h>
 
 struct testmod_conf {
-	int  fail_init;
-	char crash_path[256];
+	bool  fail_init;
+	char  prefix[256];
+	char  crash_path[256];
+	char  filter_tag[64];
+	char  deny_body[64];
+	char  exit_log[256];
+	char  log_file[256];
+	char  cancel_log[256];
+	char  keys[1024];
+	long *store_entries;   /* from server_init */
 };
 
-static cfg_opt_t testmod_options[] = {
-	CFG_BOOL("fail_init", cfg_false, CFGF_NONE),
-	CFG_STR("crash_path", "", CFGF_NONE),
-	CFG_END()
+static const struct httpd_option key_options[] = {
+	HTTPD_OPTION_STR("secret", NULL),
+	HTTPD_OPTION_END
 };
 
-static int testmod_configure(const struct httpd_location *loc, cfg_t *opts, void **data,
-                             char *err, size_t errlen)
+static const struct httpd_option testmod_options[] = {
+	HTTPD_OPTION_BOOL("fail_init", "false"),
+	HTTPD_OPTION_STR("crash_path", ""),
+	HTTPD_OPTION_STR("filter_tag", ""),
+	HTTPD_OPTION_STR("deny_body", ""),
+	HTTPD_OPTION_STR("exit_log", ""),
+	HTTPD_OPTION_STR("log_file", ""),
+	HTTPD_OPTION_STR("cancel_log", ""),
+	HTTPD_OPTION_SECTION("key", HTTPD_OPT_MULTI | HTTPD_OPT_TITLED, key_options),
+	HTTPD_OPTION_END
+};
+
+static const struct httpd_option store_options[] = {
+	HTTPD_OPTION_INT("entries", "16"),
+	HTTPD_OPTION_END
+};
+
+static const struct httpd_option testmod_server_options[] = {
+	HTTPD_OPTION_SECTION("testmod_store", 0, store_options),
+	HTTPD_OPTION_END
+};
+
+static void copy(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+static void append_line(const char *path, const char *line)
+{
+	int fd;
+
+	if (path[0] == '\0')
+		return;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, line, strlen(line)) < 0) {
+		/* A test log: nothing to do about a failed write. */
+	}
+	close(fd);
+}
+
+static int testmod_server_init(const struct httpd_conf *server, void **server_data, char *err,
+                               size_t errlen)
+{
+	const struct httpd_conf *store = httpd_conf_section(server, "testmod_store", 0);
+	long *entries = malloc(sizeof(*entries));
+
+	if (entries == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*entries = store != NULL ? httpd_conf_int(store, "entries") : -1;
+	if (*entries == 0) {
+		char where[300];
+
+		snprintf(err, errlen, "%s: testmod_store: entries must not be 0",
+		         httpd_conf_origin(store, where, sizeof(where)));
+		free(entries);
+		return -1;
+	}
+	*server_data = entries;
+	return 0;
+}
+
+static void testmod_server_exit(void *server_data)
+{
+	free(server_data);
+}
+
+static int testmod_configure(const struct httpd_location *loc, const struct httpd_conf *opts,
+                             void **data, char *err, size_t errlen)
 {
 	struct testmod_conf *conf = calloc(1, sizeof(*conf));
+	size_t used = 0;
 
-	(void)loc;
-	(void)err;
-	(void)errlen;
-	if (conf == NULL)
+	if (conf == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
-	conf->fail_init = cfg_getbool(opts, "fail_init");
-	strncpy(conf->crash_path, cfg_getstr(opts, "crash_path"), sizeof(conf->crash_path) - 1);
+	}
+	conf->fail_init = httpd_conf_bool(opts, "fail_init");
+	copy(conf->prefix, sizeof(conf->prefix), httpd_location_prefix(loc));
+	copy(conf->crash_path, sizeof(conf->crash_path), httpd_conf_str(opts, "crash_path"));
+	copy(conf->filter_tag, sizeof(conf->filter_tag), httpd_conf_str(opts, "filter_tag"));
+	copy(conf->deny_body, sizeof(conf->deny_body), httpd_conf_str(opts, "deny_body"));
+	copy(conf->exit_log, sizeof(conf->exit_log), httpd_conf_str(opts, "exit_log"));
+	copy(conf->log_file, sizeof(conf->log_file), httpd_conf_str(opts, "log_file"));
+	copy(conf->cancel_log, sizeof(conf->cancel_log), httpd_conf_str(opts, "cancel_log"));
+	for (size_t i = 0; i < httpd_conf_count(opts, "key"); i++) {
+		const struct httpd_conf *key = httpd_conf_section(opts, "key", i);
+		const char *secret = httpd_conf_str(key, "secret");
+		int n;
+
+		if (secret == NULL) {
+			snprintf(err, errlen, "key \"%s\": secret is required", httpd_conf_title(key));
+			free(conf);
+			return -1;
+		}
+		n = snprintf(conf->keys + used, sizeof(conf->keys) - used, "%s=%s\n", httpd_conf_title(key), secret);
+		if (n > 0 && (size_t)n < sizeof(conf->keys) - used)
+			used += (size_t)n;
+	}
+	conf->store_entries = httpd_location_server_data(loc, "testmod");
 	*data = conf;
 	return 0;
 }
@@ -53,6 +170,15 @@ static int testmod_worker_init(void *data)
 	struct testmod_conf *conf = data;
 
 	return conf->fail_init ? -1 : 0;
+}
+
+static void testmod_worker_exit(void *data)
+{
+	struct testmod_conf *conf = data;
+	char line[300];
+
+	snprintf(line, sizeof(line), "exit %s\n", conf->prefix);
+	append_line(conf->exit_log, line);
 }
 
 struct stream_state {
@@ -70,20 +196,125 @@ static ssize_t stream_lines(void *ctx, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
-static int testmod_handle(void *data, const struct httpd_request *req, struct httpd_response *res)
+static int text(struct httpd_response *res, const char *body)
+{
+	if (body == NULL || httpd_response_add_header(res, "Content-Type", "text/plain") < 0)
+		return 500;
+	httpd_response_set_body_buffer(res, body, strlen(body));
+	return HTTPD_OK;
+}
+
+/* --- asynchronous answers ------------------------------------------------- */
+
+struct waiter {
+	struct testmod_conf   *conf;
+	struct httpd_response *res;
+	const char            *path;
+	int                    fd;
+	char                   buf[256];
+	ssize_t                got;
+};
+
+static void waiter_cancelled(void *arg)
+{
+	struct waiter *wt = arg;
+	char line[300];
+
+	if (wt->fd >= 0)
+		close(wt->fd);
+	wt->fd = -1;
+	snprintf(line, sizeof(line), "cancelled %s\n", wt->path);
+	append_line(wt->conf->cancel_log, line);
+}
+
+static void waiter_close(void *arg)
+{
+	struct waiter *wt = arg;
+
+	if (wt->fd >= 0)
+		close(wt->fd);
+	wt->fd = -1;
+}
+
+static void timer_fired(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct waiter *wt = arg;
+
+	httpd_request_finish(req, events & HTTPD_EVENT_TIMER ? text(wt->res, "timer fired\n") : 500);
+}
+
+static void fifo_readable(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct waiter *wt = arg;
+	ssize_t n = read(wt->fd, wt->buf, sizeof(wt->buf) - 1);
+
+	(void)events;
+	if (n < 0 && errno == EAGAIN)
+		return;   /* spurious: keep waiting */
+	wt->buf[n > 0 ? n : 0] = '\0';
+	httpd_request_finish(req, text(wt->res, httpd_pool_printf(req->pool, "fifo: %s\n", wt->buf)));
+}
+
+/* On a pool thread: a read that blocks until the test writes. */
+static void fifo_read_blocking(void *arg)
+{
+	struct waiter *wt = arg;
+	int fd = open(wt->path, O_RDONLY | O_CLOEXEC);
+
+	wt->got = fd >= 0 ? read(fd, wt->buf, sizeof(wt->buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+}
+
+static void fifo_read_done(struct httpd_request *req, void *arg)
+{
+	struct waiter *wt = arg;
+
+	if (wt->got < 0) {
+		httpd_request_finish(req, 500);
+		return;
+	}
+	wt->buf[wt->got] = '\0';
+	httpd_request_finish(req, text(wt->res, httpd_pool_printf(req->pool, "blocking: %s\n", wt->buf)));
+}
+
+static int async_start(struct testmod_conf *conf, struct httpd_request *req, struct httpd_response *res)
+{
+	struct waiter *wt = httpd_pool_alloc(req->pool, sizeof(*wt));
+
+	if (wt == NULL || req->query == NULL)
+		return wt == NULL ? 500 : 400;
+	memset(wt, 0, sizeof(*wt));
+	wt->conf = conf;
+	wt->res = res;
+	wt->fd = -1;
+	wt->path = req->query;
+	if (strcmp(req->path_rest, "/async/timer") == 0) {
+		unsigned ms = (unsigned)strtoul(req->query + (strncmp(req->query, "ms=", 3) == 0 ? 3 : 0), NULL, 10);
+
+		return httpd_event_timer(req, ms, timer_fired, wt) != NULL ? HTTPD_PENDING : 500;
+	}
+	if (strcmp(req->path_rest, "/blocking") == 0)
+		return httpd_run_blocking(req, fifo_read_blocking, fifo_read_done, wt) == 0 ? HTTPD_PENDING : 500;
+	wt->fd = open(wt->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (wt->fd < 0 || httpd_pool_cleanup(req->pool, waiter_close, wt) < 0 ||
+	    httpd_request_on_cancel(req, waiter_cancelled, wt) < 0)
+		return 500;
+	return httpd_event_fd(req, wt->fd, HTTPD_EVENT_READ, fifo_readable, wt) != NULL ? HTTPD_PENDING : 500;
+}
+
+static int testmod_handle(void *data, struct httpd_request *req, struct httpd_response *res)
 {
 	struct testmod_conf *conf = data;
-	static const char body[] = "testmod\n";
 
 	if (conf->crash_path[0] != '\0' && strcmp(req->path, conf->crash_path) == 0)
 		abort();
 	if (strcmp(req->path_rest, "/stream") == 0) {
 		struct stream_state *st = httpd_pool_alloc(req->pool, sizeof(*st));
 
-		if (st == NULL)
+		if (st == NULL || httpd_response_add_header(res, "Content-Type", "text/plain") < 0)
 			return 500;
 		st->line = 0;
-		httpd_response_add_header(res, "Content-Type", "text/plain");
 		httpd_response_set_body_stream(res, stream_lines, st);
 		return HTTPD_OK;
 	}
@@ -93,38 +324,106 @@ static int testmod_handle(void *data, const struct httpd_request *req, struct ht
 		return HTTPD_OK;
 	}
 	if (strcmp(req->path_rest, "/body") == 0) {
-		httpd_response_add_header(res, "Content-Type", "application/octet-stream");
-		httpd_response_set_body_buffer(res, req->body ? req->body : "", req->body_len);
+		const char *body = httpd_request_body_load(req);
+
+		if (body == NULL || httpd_response_add_header(res, "Content-Type", "application/octet-stream") < 0)
+			return 500;
+		httpd_response_set_body_buffer(res, body, (size_t)req->body_len);
 		return HTTPD_OK;
 	}
-	httpd_response_add_header(res, "Content-Type", "text/plain");
-	httpd_response_set_body_buffer(res, body, sizeof(body) - 1);
-	return HTTPD_OK;
+	if (strcmp(req->path_rest, "/note") == 0) {
+		const char *note = httpd_request_note(req, "testmod.check");
+
+		return text(res, httpd_pool_printf(req->pool, "note: %s\n", note ? note : "-"));
+	}
+	if (strcmp(req->path_rest, "/info") == 0)
+		return text(res, httpd_pool_printf(req->pool, "local %s %u\nscheme %s\nid %s\nclient %s %u\n",
+		                                   req->local_addr, req->local_port, req->scheme,
+		                                   req->request_id, req->client_addr, req->client_port));
+	if (strcmp(req->path_rest, "/keys") == 0)
+		return text(res, conf->keys);
+	if (strcmp(req->path_rest, "/server-data") == 0)
+		return text(res, httpd_pool_printf(req->pool, "entries %ld\n",
+		                                   conf->store_entries ? *conf->store_entries : -2));
+	if (strncmp(req->path_rest, "/async/", 7) == 0 || strcmp(req->path_rest, "/blocking") == 0)
+		return async_start(conf, req, res);
+	return text(res, "testmod\n");
 }
 
-static int testmod_check(void *data, const struct httpd_request *req, struct httpd_response *res)
+static int testmod_check(void *data, struct httpd_request *req, struct httpd_response *res)
 {
 	static const char body[] = "answered by the check phase\n";
 
 	(void)data;
 	if (httpd_request_header(req, "X-Deny") != NULL)
 		return 403;
+	if (httpd_request_header(req, "X-Auth") != NULL) {
+		/* RFC 9110 §11.6.1: a 401 must say how to authenticate; the core keeps it on the error page. */
+		if (httpd_response_add_header(res, "WWW-Authenticate", "Signature realm=\"test\"") < 0)
+			return 500;
+		return 401;
+	}
 	if (httpd_request_header(req, "X-Answer") != NULL) {
 		httpd_response_set_status(res, 200);
 		httpd_response_set_body_buffer(res, body, sizeof(body) - 1);
 		return HTTPD_OK;
 	}
+	if (httpd_request_note_set(req, "testmod.check", "passed") < 0)
+		return 500;
 	return HTTPD_DECLINED;
 }
 
-HTTPD_MODULE_EXPORT = {
-	.abi = HTTPD_MODULE_ABI,
-	.name = "testmod",
-	.methods = HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST,
-	.options = testmod_options,
-	.configure = testmod_configure,
-	.release = testmod_release,
-	.worker_init = testmod_worker_init,
-	.check = testmod_check,
-	.handle = testmod_handle,
-};
+static int testmod_body_check(void *data, struct httpd_request *req, struct httpd_response *res,
+                              enum httpd_body_event ev, const void *buf, size_t len)
+{
+	struct testmod_conf *conf = data;
+
+	(void)req;
+	(void)res;
+	if (ev == HTTPD_BODY_START)
+		return conf->deny_body[0] != '\0' ? HTTPD_OK : HTTPD_DECLINED;
+	if (ev == HTTPD_BODY_DATA && memmem(buf, len, conf->deny_body, strlen(conf->deny_body)) != NULL)
+		return 403;
+	return HTTPD_OK;
+}
+
+static int testmod_filter(void *data, struct httpd_request *req, struct httpd_response *res)
+{
+	struct testmod_conf *conf = data;
+
+	(void)req;
+	if (conf->filter_tag[0] != '\0' && httpd_response_add_header(res, "X-Filter", conf->filter_tag) < 0)
+		return 500;
+	return HTTPD_OK;
+}
+
+static void testmod_log(void *data, const struct httpd_request *req, const struct httpd_response *res)
+{
+	struct testmod_conf *conf = data;
+	char line[600];
+
+	snprintf(line, sizeof(line), "%d %s %llu\n", httpd_response_status(res), req->path ? req->path : "-",
+	         (unsigned long long)httpd_response_bytes_sent(res));
+	append_line(conf->log_file, line);
+}
+
+static int testmod_register(struct httpd_module_api *api)
+{
+	httpd_module_name(api, "testmod");
+	httpd_module_options(api, testmod_options);
+	httpd_module_server_options(api, testmod_server_options);
+	httpd_hook_server_init(api, testmod_server_init);
+	httpd_hook_server_exit(api, testmod_server_exit);
+	httpd_hook_configure(api, testmod_configure);
+	httpd_hook_release(api, testmod_release);
+	httpd_hook_worker_init(api, testmod_worker_init);
+	httpd_hook_worker_exit(api, testmod_worker_exit);
+	httpd_hook_check(api, testmod_check);
+	httpd_hook_body_check(api, testmod_body_check);
+	httpd_hook_handler(api, testmod_handle, HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST);
+	httpd_hook_filter(api, testmod_filter);
+	httpd_hook_log(api, testmod_log);
+	return 0;
+}
+
+HTTPD_MODULE(testmod_register)

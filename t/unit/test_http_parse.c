@@ -106,10 +106,17 @@ START_TEST(test_request_line_spacing_strict)
 }
 END_TEST
 
-START_TEST(test_method_case_sensitive_unknown_501)
+/* RFC 9110 §9.1: methods are case-sensitive tokens; unknown ones are extension methods. */
+START_TEST(test_method_case_sensitive_extension)
 {
-	ck_assert_int_eq(parse("get / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
-	ck_assert_int_eq(parse("BREW / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
+	ck_assert_int_eq(parse("get / HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_uint_eq(head.method, HTTPD_METHOD_OTHER);
+	ck_assert_str_eq(head.method_name, "get");
+	ck_assert_int_eq(parse("PROPFIND / HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_uint_eq(head.method, HTTPD_METHOD_OTHER);
+	ck_assert_str_eq(head.method_name, "PROPFIND");
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_uint_eq(head.method, HTTPD_METHOD_GET);
 	ck_assert_int_eq(parse("G(T / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
 }
 END_TEST
@@ -327,6 +334,41 @@ START_TEST(test_chunked_extensions_and_trailers_discarded)
 }
 END_TEST
 
+/* RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) */
+START_TEST(test_chunk_ext_grammar_accepted)
+{
+	static const char *const ok[] = {
+		"2;a\r\nhi\r\n0\r\n\r\n",
+		"2 ;a\r\nhi\r\n0\r\n\r\n",
+		"2; a = b\r\nhi\r\n0\r\n\r\n",
+		"2;a=\"x y;\\\"z\"\r\nhi\r\n0\r\n\r\n",
+		"2;a;b=c ;d\r\nhi\r\n0;last\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		ck_assert_msg(dechunk(ok[i], 1000, NULL) == HTTP_CHUNKED_DONE, "refused: %s", ok[i]);
+}
+END_TEST
+
+START_TEST(test_chunk_ext_grammar_refused)
+{
+	static const char *const bad[] = {
+		"2 xyz\r\nhi\r\n0\r\n\r\n",        /* no ';' before the name */
+		"2;\r\nhi\r\n0\r\n\r\n",           /* ';' without a name */
+		"a \r\n0123456789\r\n0\r\n\r\n",   /* trailing whitespace, no extension */
+		"2;a=\"open\r\nhi\r\n0\r\n\r\n",  /* quoted value never closed */
+		"2;a=\r\nhi\r\n0\r\n\r\n",         /* '=' without a value */
+		"2;a b\r\nhi\r\n0\r\n\r\n",        /* two tokens */
+		"2;a=b c\r\nhi\r\n0\r\n\r\n",
+		"2;a=\"x\"y\r\nhi\r\n0\r\n\r\n",
+		"2;a@b\r\nhi\r\n0\r\n\r\n",        /* not a tchar */
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(dechunk(bad[i], 1000, NULL) == 400, "accepted: %s", bad[i]);
+}
+END_TEST
+
 START_TEST(test_chunked_byte_by_byte)
 {
 	const char *in = "a\r\n0123456789\r\n3;x\r\nabc\r\n0\r\nT: v\r\n\r\n";
@@ -386,7 +428,9 @@ int main(void)
 	tcase_add_test(tc, test_bare_cr_refused);
 	tcase_add_test(tc, test_nul_refused);
 	tcase_add_test(tc, test_request_line_spacing_strict);
-	tcase_add_test(tc, test_method_case_sensitive_unknown_501);
+	tcase_add_test(tc, test_method_case_sensitive_extension);
+	tcase_add_test(tc, test_chunk_ext_grammar_accepted);
+	tcase_add_test(tc, test_chunk_ext_grammar_refused);
 	tcase_add_test(tc, test_versions);
 	tcase_add_test(tc, test_target_forms);
 	tcase_add_test(tc, test_absolute_form_overrides_host);

@@ -9,15 +9,25 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "async.h"
 #include "conn.h"
 #include "log.h"
+#include "threadpool.h"
 
 #define EVENTS_MAX  512
 #define ACCEPT_BURST 64
+
+static struct worker *current;
+
+struct worker *worker_current(void)
+{
+	return current;
+}
 
 static uint64_t clock_ms(void)
 {
@@ -95,12 +105,82 @@ static void listener_accept(struct worker *w, struct listener *l)
 				(void)listeners_watch(w, false);
 			return;
 		}
-		conn_open(w, fd, (struct sockaddr *)&ss);
+		conn_open(w, fd, (struct sockaddr *)&ss, l->addr);
 	}
+}
+
+void deadline_arm(struct worker *w, struct deadline *d, uint64_t ms)
+{
+	struct deadline *after = w->deadlines.prev;
+
+	deadline_disarm(d);
+	d->at = w->now_ms + ms;
+	/* Insert from the back: most timers are later than every armed one. */
+	while (after != &w->deadlines && after->at > d->at)
+		after = after->prev;
+	d->prev = after;
+	d->next = after->next;
+	after->next->prev = d;
+	after->next = d;
+}
+
+void deadline_disarm(struct deadline *d)
+{
+	if (d->next == NULL)
+		return;
+	d->prev->next = d->next;
+	d->next->prev = d->prev;
+	d->prev = d->next = NULL;
+}
+
+void worker_defer(struct worker *w, struct conn *c)
+{
+	if (c->deferred)
+		return;
+	c->deferred = true;
+	c->next_deferred = w->deferred;
+	w->deferred = c;
+}
+
+static void deferred_run(struct worker *w)
+{
+	while (w->deferred != NULL) {
+		struct conn *c = w->deferred;
+
+		w->deferred = c->next_deferred;
+		c->deferred = false;
+		c->next_deferred = NULL;
+		conn_resume(c);
+	}
+}
+
+struct threadpool *worker_threadpool(struct worker *w)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->pool_source };
+	int fd;
+
+	if (w->pool != NULL)
+		return w->pool;
+	w->pool = threadpool_create(w->config->worker_threads, &fd);
+	if (w->pool == NULL)
+		return NULL;
+	w->pool_source.kind = EVENT_JOBS;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		httpd_log(HTTPD_LOG_ERR, "epoll_ctl thread pool: %s", strerror(errno));
+		threadpool_destroy(w->pool);
+		w->pool = NULL;
+	}
+	return w->pool;
 }
 
 static void timers_expire(struct worker *w)
 {
+	while (w->deadlines.next != &w->deadlines && w->deadlines.next->at <= w->now_ms) {
+		struct deadline *d = w->deadlines.next;
+
+		deadline_disarm(d);
+		d->fire(d);
+	}
 	for (int k = 0; k < TIMER_KINDS; k++) {
 		struct timer *t;
 
@@ -117,6 +197,8 @@ static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
 {
 	uint64_t next = quit_deadline;
 
+	if (w->deadlines.next != &w->deadlines && w->deadlines.next->at < next)
+		next = w->deadlines.next->at;
 	for (int k = 0; k < TIMER_KINDS; k++) {
 		uint64_t d = timer_list_next(&w->timers[k]);
 		if (d < next)
@@ -182,36 +264,44 @@ static int signal_read(int fd, struct worker *w)
 	return 0;
 }
 
-static void modules_worker_exit(const struct httpd_config *cfg)
+/* The location modules of cfg in one fixed order, so exit can undo exactly what init did. */
+static const struct location_module *module_at(const struct httpd_config *cfg, size_t k)
 {
 	for (size_t i = 0; i < cfg->location_count; i++) {
 		const struct httpd_location *loc = &cfg->locations[i];
 
-		if (loc->handler.mod->desc->worker_exit)
-			loc->handler.mod->desc->worker_exit(loc->handler.data);
-		for (size_t j = 0; j < loc->check_count; j++)
-			if (loc->checks[j].mod->desc->worker_exit)
-				loc->checks[j].mod->desc->worker_exit(loc->checks[j].data);
+		if (k == 0)
+			return &loc->handler;
+		k--;
+		if (k < loc->check_count)
+			return &loc->checks[k];
+		k -= loc->check_count;
+	}
+	return NULL;
+}
+
+/* worker_exit only for the modules whose worker_init ran (the first inited ones). */
+static void modules_worker_exit(const struct httpd_config *cfg, size_t inited)
+{
+	while (inited > 0) {
+		const struct location_module *lm = module_at(cfg, --inited);
+
+		if (lm->mod->api.worker_exit)
+			lm->mod->api.worker_exit(lm->data);
 	}
 }
 
-static int modules_worker_init(const struct httpd_config *cfg)
+static int modules_worker_init(const struct httpd_config *cfg, size_t *inited)
 {
-	for (size_t i = 0; i < cfg->location_count; i++) {
-		const struct httpd_location *loc = &cfg->locations[i];
+	const struct location_module *lm;
 
-		if (loc->handler.mod->desc->worker_init && loc->handler.mod->desc->worker_init(loc->handler.data) < 0) {
-			httpd_log(HTTPD_LOG_ERR, "module %s: worker_init failed for location %s",
-			          loc->handler.mod->name, loc->prefix);
+	*inited = 0;
+	while ((lm = module_at(cfg, *inited)) != NULL) {
+		if (lm->mod->api.worker_init && lm->mod->api.worker_init(lm->data) < 0) {
+			httpd_log(HTTPD_LOG_ERR, "module %s: worker_init failed", lm->mod->name);
 			return -1;
 		}
-		for (size_t j = 0; j < loc->check_count; j++)
-			if (loc->checks[j].mod->desc->worker_init &&
-			    loc->checks[j].mod->desc->worker_init(loc->checks[j].data) < 0) {
-				httpd_log(HTTPD_LOG_ERR, "module %s: worker_init failed for location %s",
-				          loc->checks[j].mod->name, loc->prefix);
-				return -1;
-			}
+		(*inited)++;
 	}
 	return 0;
 }
@@ -224,10 +314,13 @@ int worker_run(const struct worker_setup *setup)
 	struct epoll_event ev;
 	char role[32];
 	int sigfd, status = 1;
+	size_t inited = 0;
 	uint64_t quit_deadline = UINT64_MAX;
 	pid_t parent = getppid();
 
 	memset(&w, 0, sizeof(w));
+	current = &w;
+	w.deadlines.prev = w.deadlines.next = &w.deadlines;
 	w.id = setup->id;
 	w.config = setup->config;
 	w.exclusive = setup->exclusive;
@@ -262,15 +355,20 @@ int worker_run(const struct worker_setup *setup)
 	for (size_t i = 0; i < setup->listen_count; i++) {
 		w.listeners[i].ev.kind = EVENT_LISTENER;
 		w.listeners[i].fd = setup->listen_fds[i];
+		w.listeners[i].addr = setup->listen_addrs[i];
 	}
+	if (getrandom(&w.request_id_base, sizeof(w.request_id_base), 0) != sizeof(w.request_id_base))
+		w.request_id_base = (uint64_t)getpid() << 32;
 	timer_list_init(&w.timers[TIMER_HEADER], setup->config->header_timeout_ms);
 	timer_list_init(&w.timers[TIMER_BODY], setup->config->body_timeout_ms);
 	timer_list_init(&w.timers[TIMER_KEEPALIVE], setup->config->keepalive_timeout_ms);
 	timer_list_init(&w.timers[TIMER_SEND], setup->config->send_timeout_ms);
+	timer_list_init(&w.timers[TIMER_HANDLER], setup->config->handler_timeout_ms);
 	timer_list_init(&w.timers[TIMER_LINGER], 5000);
 	clock_update(&w);
 
-	if (modules_worker_init(setup->config) < 0)
+	mime_table_use(setup->config->mime);
+	if (modules_worker_init(setup->config, &inited) < 0)
 		goto out;
 	if (listeners_watch(&w, true) < 0)
 		goto out;
@@ -307,15 +405,28 @@ int worker_run(const struct worker_setup *setup)
 					goto out;
 				}
 				break;
+			case EVENT_MODULE:
+				async_event_dispatch(src, events[i].events);
+				break;
+			case EVENT_JOBS:
+				threadpool_complete(w.pool);
+				break;
 			}
+			deferred_run(&w);
 		}
 		if (!w.accepting && !w.quitting && w.conn_count < w.config->worker_connections)
 			(void)listeners_watch(&w, true);
 		timers_expire(&w);
+		deferred_run(&w);
+		async_events_reap();
 	}
 	status = 0;
 out:
-	modules_worker_exit(setup->config);
+	/* Blocking work still running finishes before the modules it belongs to go away. */
+	threadpool_destroy(w.pool);
+	w.pool = NULL;
+	modules_worker_exit(setup->config, inited);
 	free(w.listeners);
+	current = NULL;
 	return status;
 }

@@ -8,9 +8,11 @@
 
 #include <confuse.h>
 
+#include "config_options.h"
 #include "config_source.h"
 #include "http_parse.h"
 #include "listen.h"
+#include "mime.h"
 #include "module.h"
 
 struct location_module {
@@ -18,14 +20,21 @@ struct location_module {
 	void                *data;
 };
 
+/* Checks per location: a request keeps one bit per check in a 32-bit mask. */
+#define LOCATION_CHECKS_MAX 32
+
 struct httpd_location {
 	const char             *prefix;
 	size_t                  prefix_len;
 	struct location_module  handler;
 	struct location_module *checks;
 	size_t                  check_count;
-	unsigned                methods;        /* what the handler accepts */
+	unsigned                methods;        /* what the handler accepts here */
 	uint64_t                max_body_size;
+	bool                    gzip;           /* the gzip filter */
+	int                     gzip_level;
+	uint64_t                gzip_min_length;
+	const struct httpd_config *config;
 	const char             *file;
 	int                     line;
 };
@@ -38,10 +47,18 @@ struct error_page {
 	const char *content_type;
 };
 
+/* A module used by this configuration, with what its server_init made. */
+struct server_module {
+	const struct module *mod;
+	void                *data;
+	bool                 inited;
+};
+
 struct httpd_config {
 	cfg_t                 *cfg;
 	cfg_opt_t             *schema;          /* kept alive as long as cfg */
 	cfg_opt_t             *location_schema;
+	struct option_arena    arena;           /* module option schemas */
 	struct config_source   src;
 
 	struct listen_spec    *listens;
@@ -53,35 +70,49 @@ struct httpd_config {
 	const char            *access_log;
 	const char            *module_dir;
 	const char            *mime_types;
+	struct mime_table     *mime;
+	const char            *temp_dir;
 	bool                   server_tokens;
 	bool                   reuseport;
 	struct http_limits     limits;
 	uint64_t               max_body_size;
+	size_t                 body_buffer_size;
 	unsigned               header_timeout_ms;
 	unsigned               body_timeout_ms;
 	unsigned               keepalive_timeout_ms;
 	unsigned               send_timeout_ms;
+	unsigned               handler_timeout_ms;
 	unsigned               shutdown_timeout_ms;
 	unsigned               keepalive_requests;
 	unsigned               worker_connections;
+	unsigned               worker_threads;
 
 	struct httpd_location *locations;       /* longest prefix first */
 	size_t                 location_count;
+
+	struct server_module  *modules;         /* every module the locations name, once */
+	size_t                 module_count;
 
 	struct error_page     *error_pages;
 	size_t                 error_page_count;
 };
 
 /*
- * Reads and validates path, loads the modules it names and runs their
- * configure hooks.  Every problem is reported as "file:line: message" on
- * stderr (and in the error log when log_errors is set).  NULL on failure.
+ * Reads and validates path, loads everything the server would load at
+ * start (modules, the mime types file, module files such as roots and
+ * secrets), runs server_init and configure hooks.  Every problem is
+ * reported as "file:line: message" on stderr (and in the error log when
+ * log_errors is set).  NULL on failure.
  */
 struct httpd_config *config_load(const char *path, bool log_errors);
-/* Runs module release hooks and frees everything. */
+/* Runs module release and server_exit hooks and frees everything. */
 void config_free(struct httpd_config *config);
 
-/* The location whose prefix is the longest match for path, or NULL. */
+/*
+ * The location with the longest prefix that matches path on a segment
+ * boundary (the prefix equals the path, ends in '/', or is followed by '/'
+ * in the path), or NULL.
+ */
 const struct httpd_location *config_location_match(const struct httpd_config *config,
                                                    const char *path, size_t path_len);
 

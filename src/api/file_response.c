@@ -180,10 +180,11 @@ static int respond_ranges(const struct httpd_request *req, struct httpd_response
 		char *cr = httpd_pool_printf(req->pool, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
 		                             ranges[0].first, ranges[0].last, size);
 
-		if (cr == NULL)
+		if (cr == NULL || httpd_response_add_header(res, "Content-Type", type) < 0 ||
+		    httpd_response_add_header(res, "Content-Range", cr) < 0) {
+			close(fd);
 			return 500;
-		httpd_response_add_header(res, "Content-Type", type);
-		httpd_response_add_header(res, "Content-Range", cr);
+		}
 		httpd_response_set_body_file(res, fd, (off_t)ranges[0].first,
 		                             (off_t)(ranges[0].last - ranges[0].first + 1));
 		return HTTPD_OK;
@@ -201,8 +202,11 @@ static int respond_ranges(const struct httpd_request *req, struct httpd_response
 	mp->type = type;
 	snprintf(mp->boundary, sizeof(mp->boundary), "%016" PRIx64 "%08x",
 	         (uint64_t)st->st_ino ^ (uint64_t)st->st_mtim.tv_nsec, (unsigned)random());
-	httpd_response_add_header(res, "Content-Type",
-	                          httpd_pool_printf(req->pool, "multipart/byteranges; boundary=%s", mp->boundary));
+	/* fd is the pool's to close from here on. */
+	if (httpd_response_add_header(res, "Content-Type",
+	                              httpd_pool_printf(req->pool, "multipart/byteranges; boundary=%s",
+	                                                mp->boundary)) < 0)
+		return 500;
 	httpd_response_set_body_stream(res, multipart_read, mp);
 	return HTTPD_OK;
 }
@@ -220,9 +224,12 @@ int httpd_respond_file(const struct httpd_request *req, struct httpd_response *r
 		close(fd);
 		return 500;
 	}
-	httpd_response_add_header(res, "ETag", etag);
-	httpd_response_add_header(res, "Last-Modified", httpd_http_date(st->st_mtime, date));
-	httpd_response_add_header(res, "Accept-Ranges", "bytes");
+	if (httpd_response_add_header(res, "ETag", etag) < 0 ||
+	    httpd_response_add_header(res, "Last-Modified", httpd_http_date(st->st_mtime, date)) < 0 ||
+	    httpd_response_add_header(res, "Accept-Ranges", "bytes") < 0) {
+		close(fd);
+		return 500;
+	}
 
 	switch (preconditions_evaluate(req, etag, st->st_mtime)) {
 	case PRE_NOT_MODIFIED:
@@ -244,16 +251,19 @@ int httpd_respond_file(const struct httpd_request *req, struct httpd_response *r
 			char *cr = httpd_pool_printf(req->pool, "bytes */%" PRIu64, (uint64_t)st->st_size);
 
 			close(fd);
-			response_error(res, 416);
-			if (cr != NULL)
-				httpd_response_add_header(res, "Content-Range", cr);
+			response_error(res, 416, NULL, 0, NULL);
+			if (cr == NULL || httpd_response_add_header(res, "Content-Range", cr) < 0)
+				return 500;
 			return HTTPD_OK;
 		}
 		case RANGE_IGNORE:
 			break;
 		}
 	}
-	httpd_response_add_header(res, "Content-Type", content_type);
+	if (httpd_response_add_header(res, "Content-Type", content_type) < 0) {
+		close(fd);
+		return 500;
+	}
 	httpd_response_set_body_file(res, fd, 0, st->st_size);
 	return HTTPD_OK;
 }

@@ -47,9 +47,9 @@ int httpd_redirect_to_directory(const struct httpd_request *req, struct httpd_re
 	if (loc == NULL)
 		return 500;
 	httpd_response_set_status(res, 301);
-	if (httpd_response_add_header(res, "Location", loc) < 0)
+	if (httpd_response_add_header(res, "Location", loc) < 0 ||
+	    httpd_response_add_header(res, "Content-Type", "text/html; charset=utf-8") < 0)
 		return 500;
-	httpd_response_add_header(res, "Content-Type", "text/html; charset=utf-8");
 	httpd_response_set_body_buffer(res, body, sizeof(body) - 1);
 	return HTTPD_OK;
 }
@@ -189,7 +189,8 @@ int httpd_respond_listing(const struct httpd_request *req, struct httpd_response
 	if (body == NULL)
 		goto out;
 	memcpy(body, pg.buf, pg.len);
-	httpd_response_add_header(res, "Content-Type", "text/html; charset=utf-8");
+	if (httpd_response_add_header(res, "Content-Type", "text/html; charset=utf-8") < 0)
+		goto out;
 	httpd_response_set_body_buffer(res, body, pg.len);
 	status = HTTPD_OK;
 out:
@@ -199,3 +200,46 @@ out:
 	return status;
 }
 
+
+struct listing_job {
+	const struct httpd_request *req;
+	struct httpd_response      *res;
+	int                         dirfd;
+	int                         show_hidden;
+	int                         status;
+};
+
+/* On a pool thread: a large directory takes a while to read and sort. */
+static void listing_build(void *arg)
+{
+	struct listing_job *job = arg;
+
+	job->status = httpd_respond_listing(job->req, job->res, job->dirfd, job->show_hidden);
+	close(job->dirfd);
+}
+
+static void listing_built(struct httpd_request *req, void *arg)
+{
+	struct listing_job *job = arg;
+
+	httpd_request_finish(req, job->status);
+}
+
+int httpd_respond_listing_async(struct httpd_request *req, struct httpd_response *res, int dirfd,
+                                int show_hidden)
+{
+	struct listing_job *job = httpd_pool_alloc(req->pool, sizeof(*job));
+
+	if (job == NULL) {
+		close(dirfd);
+		return 500;
+	}
+	job->req = req;
+	job->res = res;
+	job->dirfd = dirfd;
+	job->show_hidden = show_hidden;
+	if (httpd_run_blocking(req, listing_build, listing_built, job) == 0)
+		return HTTPD_PENDING;
+	listing_build(job);   /* no thread pool: build it here rather than fail */
+	return job->status;
+}

@@ -28,13 +28,21 @@ struct httpd_response {
 	httpd_stream_fn         stream;
 	void                    *stream_ctx;
 	struct httpd_pool      *pool;
+	uint64_t                body_sent;      /* body bytes written so far */
 };
 
 void response_init(struct httpd_response *res, struct httpd_pool *pool);
 /* Closes a file body that will not be sent. */
 void response_discard_body(struct httpd_response *res);
-/* Replaces the response by a small HTML error page for status. */
-void response_error(struct httpd_response *res, int status);
+/*
+ * Turns the response into an error: status, and body (NULL: a small built-in
+ * HTML page).  Headers the module added stay (a 401 keeps its
+ * WWW-Authenticate), except those describing the discarded body.
+ */
+void response_error(struct httpd_response *res, int status, const char *body, size_t len,
+                    const char *content_type);
+/* Removes every header called name. */
+void response_header_remove(struct httpd_response *res, const char *name);
 const char *http_status_reason(int status);
 
 struct response_head_opts {

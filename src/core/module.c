@@ -8,6 +8,9 @@
 /* Loaded once per master and kept: a reload reuses the same code. */
 static struct module *loaded;
 
+/* ABI 1 modules exported a descriptor whose first field was the ABI number. */
+#define ABI1_SYMBOL "httpd_module"
+
 static int name_valid(const char *name)
 {
 	if (*name == '\0' || strlen(name) > 64)
@@ -18,12 +21,51 @@ static int name_valid(const char *name)
 	return 1;
 }
 
+/* The ABI the module was built for, or 0 if it is not a prefork-httpd module. */
+static unsigned abi_of(void *handle)
+{
+	const unsigned *abi = dlsym(handle, HTTPD_MODULE_ABI_SYMBOL);
+
+	if (abi == NULL)
+		abi = dlsym(handle, ABI1_SYMBOL);
+	return abi != NULL ? *abi : 0;
+}
+
+static int module_register(void *handle, struct httpd_module_api *api, const char *path,
+                           const char *name, char *err, size_t errlen)
+{
+	httpd_module_init_fn init;
+
+	*(void **)&init = dlsym(handle, HTTPD_MODULE_INIT_SYMBOL);
+	if (init == NULL) {
+		snprintf(err, errlen, "%s: no \"%s\" function; build it with HTTPD_MODULE()", path,
+		         HTTPD_MODULE_INIT_SYMBOL);
+		return -1;
+	}
+	memset(api, 0, sizeof(*api));
+	if (init(api) != 0) {
+		snprintf(err, errlen, "%s: the module's registration failed", path);
+		return -1;
+	}
+	if (api->name == NULL || strcmp(api->name, name) != 0) {
+		snprintf(err, errlen, "%s: module calls itself \"%s\", expected \"%s\"", path,
+		         api->name ? api->name : "(null)", name);
+		return -1;
+	}
+	if (api->handler == NULL && api->check == NULL && api->body_check == NULL &&
+	    api->filter == NULL && api->log == NULL) {
+		snprintf(err, errlen, "%s: module registers no handler, check, filter or log hook", path);
+		return -1;
+	}
+	return 0;
+}
+
 const struct module *module_load(const char *dir, const char *name, char *err, size_t errlen)
 {
 	struct module *m;
 	char path[4096];
 	void *handle;
-	const struct httpd_module *desc;
+	unsigned abi;
 
 	if (!name_valid(name)) {
 		snprintf(err, errlen, "module name \"%s\" must be lower-case letters, digits, '_' or '-'", name);
@@ -42,24 +84,15 @@ const struct module *module_load(const char *dir, const char *name, char *err, s
 		snprintf(err, errlen, "cannot load module \"%s\": %s", name, dlerror());
 		return NULL;
 	}
-	desc = dlsym(handle, HTTPD_MODULE_SYMBOL);
-	if (desc == NULL) {
+	abi = abi_of(handle);
+	if (abi == 0) {
 		snprintf(err, errlen, "%s: no \"%s\" symbol, not a prefork-httpd module", path,
-		         HTTPD_MODULE_SYMBOL);
+		         HTTPD_MODULE_ABI_SYMBOL);
 		goto fail;
 	}
-	if (desc->abi != HTTPD_MODULE_ABI) {
+	if (abi != HTTPD_MODULE_ABI) {
 		snprintf(err, errlen, "%s: module ABI version %u, this server needs %u; rebuild the module",
-		         path, desc->abi, HTTPD_MODULE_ABI);
-		goto fail;
-	}
-	if (desc->name == NULL || strcmp(desc->name, name) != 0) {
-		snprintf(err, errlen, "%s: module calls itself \"%s\", expected \"%s\"", path,
-		         desc->name ? desc->name : "(null)", name);
-		goto fail;
-	}
-	if (desc->handle == NULL && desc->check == NULL) {
-		snprintf(err, errlen, "%s: module has neither a handle nor a check hook", path);
+		         path, abi, HTTPD_MODULE_ABI);
 		goto fail;
 	}
 	m = calloc(1, sizeof(*m));
@@ -70,14 +103,24 @@ const struct module *module_load(const char *dir, const char *name, char *err, s
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (module_register(handle, &m->api, path, name, err, errlen) < 0) {
+		free(m->name);
+		free(m->path);
+		free(m);
+		goto fail;
+	}
 	m->handle = handle;
-	m->desc = desc;
 	m->next = loaded;
 	loaded = m;
 	return m;
 fail:
 	dlclose(handle);
 	return NULL;
+}
+
+const struct module *module_first(void)
+{
+	return loaded;
 }
 
 void module_unload_all(void)

@@ -155,12 +155,16 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 	const struct httpd_config *config = m->config;
 	unsigned slot = config->reuseport ? id : 0;
 	int fds[HTTPD_LISTEN_MAX];
+	const struct sockaddr_storage *addrs[HTTPD_LISTEN_MAX];
 	size_t nfds = 0;
 	pid_t pid;
 
-	for (size_t i = 0; i < m->socket_count && nfds < sizeof(fds) / sizeof(fds[0]); i++)
-		if (m->sockets[i].slot == slot)
+	for (size_t i = 0; i < m->socket_count && nfds < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (m->sockets[i].slot == slot) {
+			addrs[nfds] = &m->sockets[i].addr;
 			fds[nfds++] = m->sockets[i].fd;
+		}
+	}
 
 	pid = fork();
 	if (pid < 0) {
@@ -172,6 +176,7 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 			.id = (int)id,
 			.config = config,
 			.listen_fds = fds,
+			.listen_addrs = addrs,
 			.listen_count = nfds,
 			.exclusive = !config->reuseport,
 			.uid = m->uid,
@@ -186,16 +191,12 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 	return pid;
 }
 
-static int slots_start(struct master *m)
+/* Forks a worker for every slot of the (already allocated) slot table. */
+static void slots_start(struct master *m)
 {
-	m->slot_count = m->config->workers;
-	m->slots = calloc(m->slot_count, sizeof(*m->slots));
-	if (m->slots == NULL)
-		return -1;
 	for (unsigned i = 0; i < m->slot_count; i++)
 		if (worker_spawn(m, i) < 0)
 			m->slots[i].respawn_at = now_ms() + 1000;
-	return 0;
 }
 
 static void draining_add(struct master *m, pid_t pid)
@@ -325,43 +326,51 @@ static int credentials_resolve(struct master *m, const struct httpd_config *conf
 	return 0;
 }
 
-/* Starts a new generation of workers for new_config (or the same config again). */
+/*
+ * Starts a new generation of workers for new_config (or the same config
+ * again).  Everything that can fail happens before the old workers are
+ * told to quit; after that point the switch always completes, so a failed
+ * reload can never free the configuration that is live.
+ */
 static int generation_switch(struct master *m, struct httpd_config *new_config)
 {
 	struct socket_entry *table;
 	size_t count;
-	struct slot *old_slots = m->slots;
-	unsigned old_count = m->slot_count;
+	struct slot *new_slots;
 	struct httpd_config *old_config = m->config;
 	struct master saved = *m;
 
-	if (credentials_resolve(m, new_config) < 0)
-		return -1;
-	if (sockets_open(new_config, m->sockets, m->socket_count, &table, &count) < 0) {
+	if (credentials_resolve(m, new_config) < 0) {
 		*m = saved;
 		return -1;
 	}
-	if (new_config != old_config && mime_load(new_config->mime_types) < 0) {
-		sockets_give_back(table, count, m->sockets, m->socket_count);
-		(void)mime_load(old_config->mime_types);
+	new_slots = calloc(new_config->workers, sizeof(*new_slots));
+	if (new_slots == NULL) {
+		httpd_log(HTTPD_LOG_ERR, "out of memory starting %u workers", new_config->workers);
+		*m = saved;
+		return -1;
+	}
+	if (sockets_open(new_config, m->sockets, m->socket_count, &table, &count) < 0) {
+		free(new_slots);
 		*m = saved;
 		return -1;
 	}
 	/* Old workers finish what they have and exit; their sockets live on in them. */
-	for (unsigned i = 0; i < old_count; i++) {
-		if (old_slots[i].pid > 0) {
-			kill(old_slots[i].pid, SIGQUIT);
-			draining_add(m, old_slots[i].pid);
+	for (unsigned i = 0; i < m->slot_count; i++) {
+		if (m->slots[i].pid > 0) {
+			kill(m->slots[i].pid, SIGQUIT);
+			draining_add(m, m->slots[i].pid);
 		}
 	}
 	sockets_close(m->sockets, m->socket_count);
 	m->sockets = table;
 	m->socket_count = count;
 	m->config = new_config;
-	free(old_slots);
-	m->slots = NULL;
-	if (slots_start(m) < 0)
-		return -1;
+	free(m->slots);
+	m->slots = new_slots;
+	m->slot_count = new_config->workers;
+	mime_table_use(new_config->mime);
+	slots_start(m);
 	if (old_config != new_config)
 		config_free(old_config);
 	return 0;
@@ -494,10 +503,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 
 	if (credentials_resolve(&m, config) < 0)
 		goto out;
-	if (mime_load(config->mime_types) < 0) {
-		fprintf(stderr, "%s: cannot read mime_types %s\n", config_path, config->mime_types);
-		goto out;
-	}
+	mime_table_use(config->mime);
 	if (log_open(config->error_log, config->access_log) < 0) {
 		fprintf(stderr, "%s: cannot open the logs %s and %s: %s\n", config_path, config->error_log,
 		        config->access_log, strerror(errno));
@@ -510,8 +516,11 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	if (pid_file_write(config->pid_file) < 0)
 		goto out;
 	pid_written = true;
-	if (slots_start(&m) < 0)
+	m.slot_count = config->workers;
+	m.slots = calloc(m.slot_count, sizeof(*m.slots));
+	if (m.slots == NULL)
 		goto out;
+	slots_start(&m);
 	httpd_log(HTTPD_LOG_NOTICE, "started: %u workers, %zu listeners, %s accept balancing",
 	          config->workers, config->listen_count, config->reuseport ? "SO_REUSEPORT" : "EPOLLEXCLUSIVE");
 
@@ -567,7 +576,6 @@ out:
 	free(m.slots);
 	free(m.draining);
 	config_free(m.config);
-	mime_free();
 	log_close();
 	return status;
 }

@@ -87,13 +87,16 @@ static const struct method_name known_methods[] = {
 	{ "PATCH", 5, HTTPD_METHOD_PATCH },
 };
 
-/* Method names are case-sensitive (RFC 9110 §9.1). */
+/*
+ * Method names are case-sensitive (RFC 9110 §9.1).  Any other token is an
+ * extension method (WebDAV's PROPFIND, ...): the location's module decides.
+ */
 static unsigned method_lookup(const char *name, size_t len)
 {
 	for (size_t i = 0; i < sizeof(known_methods) / sizeof(known_methods[0]); i++)
 		if (known_methods[i].len == len && memcmp(known_methods[i].name, name, len) == 0)
 			return known_methods[i].bit;
-	return 0;
+	return HTTPD_METHOD_OTHER;
 }
 
 /*
@@ -268,12 +271,7 @@ static int request_line_parse(char *line, size_t len, struct http_head *out)
 	out->method_name = line;
 	out->method = method_lookup(line, method_len);
 	out->target = target;
-	rc = target_parse(target, target_len, out->method, out);
-	if (rc != 0)
-		return rc;
-	if (out->method == 0)
-		return 501;
-	return 0;
+	return target_parse(target, target_len, out->method, out);
 }
 
 /* Splits a field value into comma-separated list members, trimmed. */
@@ -431,9 +429,8 @@ int http_head_parse(char *head, size_t len, const struct http_limits *lim,
 		return 400;
 	*line_end = '\0';
 	rc = request_line_parse(head, (size_t)(line_end - head), out);
-	if (rc != 0 && rc != 501)
+	if (rc != 0)
 		return rc;
-	/* Keep parsing after an unknown method so the error can be framed; report it last. */
 	for (p = line_end + 2; p < end; ) {
 		char *eol = memchr(p, '\r', (size_t)(end - p));
 		struct httpd_header *h;
@@ -492,8 +489,6 @@ int http_head_parse(char *head, size_t len, const struct http_limits *lim,
 		return rc;
 	if (has_te && !out->chunked)
 		return 400;
-	if (out->method == 0)
-		return 501;
 	if (expect != NULL && out->version == 11) {
 		if (strcasecmp(expect, "100-continue") != 0)
 			return 417;
@@ -506,7 +501,10 @@ int http_head_parse(char *head, size_t len, const struct http_limits *lim,
 /* --- chunked ------------------------------------------------------------ */
 
 enum chunked_state {
-	CH_SIZE_START, CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_SIZE_START, CH_SIZE,
+	CH_EXT_BWS, CH_EXT_NAME_START, CH_EXT_NAME, CH_EXT_AFTER_NAME, CH_EXT_VALUE_START,
+	CH_EXT_VALUE_TOKEN, CH_EXT_QUOTED, CH_EXT_QUOTED_ESCAPE, CH_EXT_AFTER_VALUE,
+	CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
 	CH_TRAILER_START, CH_TRAILER, CH_TRAILER_LF, CH_FINAL_LF, CH_DONE,
 };
 
@@ -517,6 +515,55 @@ void http_chunked_init(struct http_chunked *ch)
 {
 	memset(ch, 0, sizeof(*ch));
 	ch->state = CH_SIZE_START;
+}
+
+static bool is_bws(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* qdtext and quoted-pair octets (RFC 9110 §5.6.4). */
+static bool is_qdtext(unsigned char c)
+{
+	return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) ||
+	       c >= 0x80;
+}
+
+/*
+ * One byte of chunk-ext = *( BWS ";" BWS chunk-ext-name
+ *                           [ BWS "=" BWS chunk-ext-val ] ),
+ * chunk-ext-val = token / quoted-string.  Returns the next state, CH_SIZE_LF
+ * at the CR that ends the line, or -1 where the grammar does not allow c.
+ */
+static int chunk_ext_step(int state, unsigned char c)
+{
+	switch (state) {
+	case CH_EXT_BWS:            /* BWS before ';' */
+		return is_bws(c) ? state : c == ';' ? CH_EXT_NAME_START : -1;
+	case CH_EXT_NAME_START:
+		return is_bws(c) ? state : is_tchar(c) ? CH_EXT_NAME : -1;
+	case CH_EXT_NAME:
+		if (is_tchar(c))
+			return state;
+		return is_bws(c) ? CH_EXT_AFTER_NAME : c == '=' ? CH_EXT_VALUE_START
+		     : c == ';' ? CH_EXT_NAME_START : c == '\r' ? CH_SIZE_LF : -1;
+	case CH_EXT_AFTER_NAME:
+		return is_bws(c) ? state : c == '=' ? CH_EXT_VALUE_START : c == ';' ? CH_EXT_NAME_START : -1;
+	case CH_EXT_VALUE_START:
+		return is_bws(c) ? state : c == '"' ? CH_EXT_QUOTED : is_tchar(c) ? CH_EXT_VALUE_TOKEN : -1;
+	case CH_EXT_VALUE_TOKEN:
+		if (is_tchar(c))
+			return state;
+		return c == ';' ? CH_EXT_NAME_START : is_bws(c) ? CH_EXT_BWS : c == '\r' ? CH_SIZE_LF : -1;
+	case CH_EXT_QUOTED:
+		return c == '"' ? CH_EXT_AFTER_VALUE : c == '\\' ? CH_EXT_QUOTED_ESCAPE : is_qdtext(c) ? state : -1;
+	case CH_EXT_QUOTED_ESCAPE:
+		return c == '\t' || (c >= 0x20 && c != 0x7f) ? CH_EXT_QUOTED : -1;
+	case CH_EXT_AFTER_VALUE:
+		return c == ';' ? CH_EXT_NAME_START : is_bws(c) ? CH_EXT_BWS : c == '\r' ? CH_SIZE_LF : -1;
+	default:
+		return -1;
+	}
 }
 
 static int hex_digit(unsigned char c)
@@ -557,18 +604,27 @@ int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, 
 				goto out;
 			} else if (c == '\r') {
 				ch->state = CH_SIZE_LF;
-			} else if (c == ';' || c == ' ' || c == '\t') {
-				ch->state = CH_EXT;
+			} else if (c == ';') {
+				ch->state = CH_EXT_NAME_START;
+			} else if (c == ' ' || c == '\t') {
+				ch->state = CH_EXT_BWS;
 			} else {
 				rc = 400;
 				goto out;
 			}
 			break;
-		case CH_EXT:
-			/* Extensions are read and ignored, within a bound (RFC 9112 §7.1.1). */
-			if (c == '\r') {
-				ch->state = CH_SIZE_LF;
-			} else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+		case CH_EXT_BWS:
+		case CH_EXT_NAME_START:
+		case CH_EXT_NAME:
+		case CH_EXT_AFTER_NAME:
+		case CH_EXT_VALUE_START:
+		case CH_EXT_VALUE_TOKEN:
+		case CH_EXT_QUOTED:
+		case CH_EXT_QUOTED_ESCAPE:
+		case CH_EXT_AFTER_VALUE:
+			/* Extensions are checked against the grammar, then ignored (RFC 9112 §7.1.1). */
+			ch->state = chunk_ext_step(ch->state, c);
+			if (ch->state < 0) {
 				rc = 400;
 				goto out;
 			}

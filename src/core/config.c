@@ -88,8 +88,10 @@ int config_size_parse(const char *text, uint64_t *out)
 
 /* --- validation callbacks: run while parsing, so cfg->line is exact ----- */
 
-/* Output line of the listen option, for bind errors reported after parsing. */
+/* Output lines of options whose files are checked after parsing. */
 static int listen_line;
+static int mime_line;
+static int temp_dir_line;
 
 static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -158,6 +160,11 @@ static int validate_positive(cfg_t *cfg, cfg_opt_t *opt)
 static int validate_path(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *v = cfg_opt_getnstr(opt, 0);
+
+	if (strcmp(cfg_opt_name(opt), "mime_types") == 0)
+		mime_line = cfg->line;
+	else if (strcmp(cfg_opt_name(opt), "temp_dir") == 0)
+		temp_dir_line = cfg->line;
 
 	if (v == NULL || v[0] == '\0') {
 		cfg_error(cfg, "%s must not be empty", cfg_opt_name(opt));
@@ -265,12 +272,15 @@ static const cfg_opt_t core_location_opts[] = {
 	CFG_STR("handler", NULL, CFGF_NODEFAULT),
 	CFG_STR_LIST("check", "{}", CFGF_NONE),
 	CFG_STR("max_body_size", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("gzip", cfg_false, CFGF_NONE),
+	CFG_INT("gzip_level", 6, CFGF_NONE),
+	CFG_STR("gzip_min_length", "1024", CFGF_NONE),
 	CFG_END()
 };
 
 #define CORE_LOCATION_OPTS (sizeof(core_location_opts) / sizeof(core_location_opts[0]) - 1)
 
-static cfg_opt_t *root_schema(cfg_opt_t *location_opts)
+static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_opts)
 {
 	cfg_opt_t opts[] = {
 		CFG_STR_LIST("listen", "{0.0.0.0:80}", CFGF_NONE),
@@ -281,6 +291,10 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts)
 		CFG_STR("access_log", HTTPD_LOGDIR "/access.log", CFGF_NONE),
 		CFG_STR("module_dir", HTTPD_MODULEDIR, CFGF_NONE),
 		CFG_STR("mime_types", "/etc/mime.types", CFGF_NONE),
+		CFG_STR("temp_dir", "/var/tmp", CFGF_NONE),
+		CFG_STR("body_buffer_size", "16k", CFGF_NONE),
+		CFG_INT("handler_timeout", 60, CFGF_NONE),
+		CFG_INT("worker_threads", 4, CFGF_NONE),
 		CFG_BOOL("server_tokens", cfg_true, CFGF_NONE),
 		CFG_BOOL("reuseport", cfg_false, CFGF_NONE),
 		CFG_INT("max_request_line", 8192, CFGF_NONE),
@@ -298,10 +312,21 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts)
 		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
 	};
+	size_t count = sizeof(opts) / sizeof(opts[0]) - 1;
 	cfg_opt_t *copy = malloc(sizeof(opts));
+	const char *clash = NULL;
 
-	if (copy != NULL)
-		memcpy(copy, opts, sizeof(opts));
+	if (copy == NULL)
+		return NULL;
+	memcpy(copy, opts, sizeof(opts));
+	/* Module server options join the top level; a clash with a core directive is refused. */
+	if (module_opts != NULL && options_union(&copy, &count, module_opts, &clash) != 0) {
+		if (clash != NULL)
+			reportf(current_src->line_file ? current_src->line_file[0] : "?", 0,
+			        "a module's server option \"%s\" clashes with another option", clash);
+		free(copy);
+		return NULL;
+	}
 	return copy;
 }
 
@@ -310,13 +335,15 @@ static void validators_set(cfg_t *cfg)
 	static const char *const positive[] = {
 		"max_request_line", "max_headers", "header_timeout", "body_timeout",
 		"keepalive_timeout", "send_timeout", "shutdown_timeout", "keepalive_requests",
-		"worker_connections",
+		"worker_connections", "handler_timeout", "worker_threads",
 	};
 
 	cfg_set_validate_func(cfg, "listen", validate_listen);
 	cfg_set_validate_func(cfg, "workers", validate_workers);
 	cfg_set_validate_func(cfg, "max_header_size", validate_size);
 	cfg_set_validate_func(cfg, "max_body_size", validate_size);
+	cfg_set_validate_func(cfg, "body_buffer_size", validate_size);
+	cfg_set_validate_func(cfg, "temp_dir", validate_path);
 	cfg_set_validate_func(cfg, "pid_file", validate_path);
 	cfg_set_validate_func(cfg, "error_log", validate_path);
 	cfg_set_validate_func(cfg, "module_dir", validate_path);
@@ -349,38 +376,46 @@ static void location_origin(const struct httpd_config *config, size_t index, con
 }
 
 /* Module options are unioned into the location section; a clash of types is an error. */
-static int schema_add_module(cfg_opt_t **opts, size_t *count, const struct module *m,
+static int schema_add_module(struct httpd_config *config, cfg_opt_t **opts, size_t *count,
+                             const struct httpd_option *options, const struct module *m,
                              const char *file, int line)
 {
-	if (m->desc->options == NULL)
-		return 0;
-	for (cfg_opt_t *o = m->desc->options; o->name != NULL; o++) {
-		size_t i;
-		cfg_opt_t *grown;
+	cfg_opt_t *converted;
+	const char *clash = NULL;
+	int rc;
 
-		for (i = 0; i < *count; i++)
-			if (strcmp((*opts)[i].name, o->name) == 0)
-				break;
-		if (i < *count) {
-			if ((*opts)[i].type != o->type || ((*opts)[i].flags & CFGF_LIST) != (o->flags & CFGF_LIST)) {
-				reportf(file, line, "module \"%s\" option \"%s\" clashes with another module's",
-				        m->name, o->name);
-				return -1;
-			}
-			continue;
-		}
-		grown = realloc(*opts, (*count + 2) * sizeof(**opts));
-		if (grown == NULL)
-			return -1;
-		*opts = grown;
-		(*opts)[(*count)++] = *o;
-		memset(&(*opts)[*count], 0, sizeof(**opts));
+	if (options == NULL)
+		return 0;
+	converted = options_convert(options, &config->arena);
+	if (converted == NULL) {
+		reportf(file, line, "module \"%s\": its option table is malformed", m->name);
+		return -1;
 	}
+	rc = options_union(opts, count, converted, &clash);
+	if (rc == -2)
+		reportf(file, line, "module \"%s\" option \"%s\" clashes with another module's", m->name, clash);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Remembers m as used by this configuration (once), for server_init and worker hooks. */
+static int server_module_add(struct httpd_config *config, const struct module *m)
+{
+	struct server_module *grown;
+
+	for (size_t i = 0; i < config->module_count; i++)
+		if (config->modules[i].mod == m)
+			return 0;
+	grown = realloc(config->modules, (config->module_count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	config->modules = grown;
+	config->modules[config->module_count++] = (struct server_module){ .mod = m };
 	return 0;
 }
 
 /* Pass 1: learn which modules the locations name, then load them. */
-static int modules_load(struct httpd_config *config, cfg_opt_t **loc_opts, size_t *loc_count)
+static int modules_load(struct httpd_config *config, cfg_opt_t **loc_opts, size_t *loc_count,
+                        cfg_opt_t **srv_opts, size_t *srv_count)
 {
 	cfg_opt_t pass1_loc[CORE_LOCATION_OPTS + 2];
 	cfg_opt_t unknown[] = { CFG_STR_LIST("__unknown", NULL, CFGF_NONE), CFG_END() };
@@ -392,7 +427,7 @@ static int modules_load(struct httpd_config *config, cfg_opt_t **loc_opts, size_
 	memcpy(pass1_loc, core_location_opts, CORE_LOCATION_OPTS * sizeof(cfg_opt_t));
 	pass1_loc[CORE_LOCATION_OPTS] = unknown[0];
 	pass1_loc[CORE_LOCATION_OPTS + 1] = unknown[1];
-	schema = root_schema(pass1_loc);
+	schema = root_schema(pass1_loc, NULL);
 	if (schema == NULL)
 		return -1;
 	cfg = parse_text(schema, &config->src, CFGF_IGNORE_UNKNOWN);
@@ -421,7 +456,9 @@ static int modules_load(struct httpd_config *config, cfg_opt_t **loc_opts, size_
 				rc = -1;
 				continue;
 			}
-			if (schema_add_module(loc_opts, loc_count, m, file, line) < 0)
+			if (server_module_add(config, m) < 0 ||
+			    schema_add_module(config, loc_opts, loc_count, m->api.options, m, file, line) < 0 ||
+			    schema_add_module(config, srv_opts, srv_count, m->api.server_options, m, file, line) < 0)
 				rc = -1;
 		}
 	}
@@ -432,9 +469,9 @@ static int modules_load(struct httpd_config *config, cfg_opt_t **loc_opts, size_
 
 static bool option_belongs(const char *name, const struct module *m)
 {
-	if (m == NULL || m->desc->options == NULL)
+	if (m == NULL || m->api.options == NULL)
 		return false;
-	for (cfg_opt_t *o = m->desc->options; o->name != NULL; o++)
+	for (const struct httpd_option *o = m->api.options; o->type != HTTPD_OPT_END; o++)
 		if (strcmp(o->name, name) == 0)
 			return true;
 	return false;
@@ -445,9 +482,9 @@ static int location_module_configure(struct httpd_location *loc, struct location
 {
 	char err[1024] = "";
 
-	if (lm->mod->desc->configure == NULL)
+	if (lm->mod->api.configure == NULL)
 		return 0;
-	if (lm->mod->desc->configure(loc, sec, &lm->data, err, sizeof(err)) != 0) {
+	if (lm->mod->api.configure(loc, (const struct httpd_conf *)sec, &lm->data, err, sizeof(err)) != 0) {
 		reportf(loc->file, loc->line, "location \"%s\": %s", loc->prefix,
 		        err[0] ? err : "module configuration failed");
 		return -1;
@@ -460,6 +497,7 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec)
 	struct httpd_location *loc = &config->locations[index];
 	const char *handler = cfg_getstr(sec, "handler");
 	const char *body = cfg_getstr(sec, "max_body_size");
+	const char *gzip_min = cfg_getstr(sec, "gzip_min_length");
 	unsigned nchecks = cfg_size(sec, "check");
 	char err[1024];
 	int rc = 0;
@@ -468,6 +506,18 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec)
 	loc->prefix = cfg_title(sec);
 	loc->prefix_len = strlen(loc->prefix);
 	loc->max_body_size = config->max_body_size;
+	loc->config = config;
+	loc->gzip = cfg_getbool(sec, "gzip");
+	loc->gzip_level = (int)cfg_getint(sec, "gzip_level");
+	if (loc->gzip_level < 1 || loc->gzip_level > 9) {
+		reportf(loc->file, loc->line, "location \"%s\": gzip_level must be from 1 to 9", loc->prefix);
+		rc = -1;
+	}
+	if (config_size_parse(gzip_min, &loc->gzip_min_length) < 0) {
+		reportf(loc->file, loc->line, "location \"%s\": gzip_min_length \"%s\" is not a size",
+		        loc->prefix, gzip_min);
+		rc = -1;
+	}
 	if (loc->prefix[0] != '/') {
 		reportf(loc->file, loc->line, "location \"%s\": the prefix must start with '/'", loc->prefix);
 		rc = -1;
@@ -483,13 +533,18 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec)
 		return -1;
 	}
 	loc->handler.mod = module_load(config->module_dir, handler, err, sizeof(err));
-	if (loc->handler.mod == NULL || loc->handler.mod->desc->handle == NULL) {
+	if (loc->handler.mod == NULL || loc->handler.mod->api.handler == NULL) {
 		reportf(loc->file, loc->line, "location \"%s\": handler \"%s\": %s", loc->prefix,
-		        handler, loc->handler.mod ? "the module has no handle hook" : err);
+		        handler, loc->handler.mod ? "the module has no handler hook" : err);
 		loc->handler.mod = NULL;
 		return -1;
 	}
-	loc->methods = loc->handler.mod->desc->methods;
+	loc->methods = loc->handler.mod->api.methods;
+	if (nchecks > LOCATION_CHECKS_MAX) {
+		reportf(loc->file, loc->line, "location \"%s\": at most %d check modules", loc->prefix,
+		        LOCATION_CHECKS_MAX);
+		return -1;
+	}
 	loc->checks = calloc(nchecks ? nchecks : 1, sizeof(*loc->checks));
 	if (loc->checks == NULL)
 		return -1;
@@ -497,7 +552,7 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec)
 		const struct module *m = module_load(config->module_dir, cfg_getnstr(sec, "check", i),
 		                                     err, sizeof(err));
 
-		if (m == NULL || m->desc->check == NULL) {
+		if (m == NULL || (m->api.check == NULL && m->api.body_check == NULL)) {
 			reportf(loc->file, loc->line, "location \"%s\": check \"%s\": %s", loc->prefix,
 			        cfg_getnstr(sec, "check", i), m ? "the module has no check hook" : err);
 			return -1;
@@ -549,6 +604,32 @@ static unsigned workers_resolve(const char *text)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/* What the server opens at start is opened now, so -t finds a missing file. */
+static int files_check(struct httpd_config *config)
+{
+	char err[512];
+	const char *file;
+	int line, fd;
+
+	config_source_origin(&config->src, mime_line, &file, &line);
+	config->mime = mime_table_load(config->mime_types, err, sizeof(err));
+	if (config->mime == NULL) {
+		report(file, mime_line > 0 ? line : 0, err);
+		return -1;
+	}
+	/* O_TMPFILE is what request bodies spill to: make sure it works here. */
+	fd = open(config->temp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0 && errno != EACCES) {
+		config_source_origin(&config->src, temp_dir_line, &file, &line);
+		reportf(file, temp_dir_line > 0 ? line : 0, "temp_dir: cannot make a temporary file in %s: %s",
+		        config->temp_dir, strerror(errno));
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 static int globals_read(struct httpd_config *config)
 {
 	cfg_t *cfg = config->cfg;
@@ -565,6 +646,7 @@ static int globals_read(struct httpd_config *config)
 	config->access_log = cfg_getstr(cfg, "access_log");
 	config->module_dir = cfg_getstr(cfg, "module_dir");
 	config->mime_types = cfg_getstr(cfg, "mime_types");
+	config->temp_dir = cfg_getstr(cfg, "temp_dir");
 	config->server_tokens = cfg_getbool(cfg, "server_tokens");
 	config->reuseport = cfg_getbool(cfg, "reuseport");
 	config->limits.max_request_line = (size_t)cfg_getint(cfg, "max_request_line");
@@ -572,10 +654,15 @@ static int globals_read(struct httpd_config *config)
 	config_size_parse(cfg_getstr(cfg, "max_header_size"), &head);
 	config->limits.max_head = (size_t)head;
 	config_size_parse(cfg_getstr(cfg, "max_body_size"), &config->max_body_size);
+	config_size_parse(cfg_getstr(cfg, "body_buffer_size"), &head);
+	config->body_buffer_size = (size_t)head;
+	config_size_parse(cfg_getstr(cfg, "max_header_size"), &head);
 	config->header_timeout_ms = (unsigned)cfg_getint(cfg, "header_timeout") * 1000;
 	config->body_timeout_ms = (unsigned)cfg_getint(cfg, "body_timeout") * 1000;
 	config->keepalive_timeout_ms = (unsigned)cfg_getint(cfg, "keepalive_timeout") * 1000;
 	config->send_timeout_ms = (unsigned)cfg_getint(cfg, "send_timeout") * 1000;
+	config->handler_timeout_ms = (unsigned)cfg_getint(cfg, "handler_timeout") * 1000;
+	config->worker_threads = (unsigned)cfg_getint(cfg, "worker_threads");
 	config->shutdown_timeout_ms = (unsigned)cfg_getint(cfg, "shutdown_timeout") * 1000;
 	config->keepalive_requests = (unsigned)cfg_getint(cfg, "keepalive_requests");
 	config->worker_connections = (unsigned)cfg_getint(cfg, "worker_connections");
@@ -611,14 +698,45 @@ static int globals_read(struct httpd_config *config)
 		report(file, 0, "module_dir must be an absolute path");
 		return -1;
 	}
+	if (config->worker_threads > 64) {
+		report(file, 0, "worker_threads must be from 1 to 64");
+		return -1;
+	}
+	if (config->body_buffer_size < 1024 || config->body_buffer_size > 64 * 1024 * 1024) {
+		report(file, 0, "body_buffer_size must be from 1k to 64m");
+		return -1;
+	}
+	return files_check(config);
+}
+
+/* server_init of every module, in the master, before any location is configured. */
+static int server_modules_init(struct httpd_config *config)
+{
+	const char *file;
+	int line;
+
+	config_source_origin(&config->src, 0, &file, &line);
+	for (size_t i = 0; i < config->module_count; i++) {
+		struct server_module *sm = &config->modules[i];
+		char err[1024] = "";
+
+		if (sm->mod->api.server_init == NULL)
+			continue;
+		if (sm->mod->api.server_init((const struct httpd_conf *)config->cfg, &sm->data, err,
+		                             sizeof(err)) != 0) {
+			report(file, 0, err[0] ? err : "module server_init failed");
+			return -1;
+		}
+		sm->inited = true;
+	}
 	return 0;
 }
 
 struct httpd_config *config_load(const char *path, bool log_errors)
 {
 	struct httpd_config *config = calloc(1, sizeof(*config));
-	size_t loc_count = CORE_LOCATION_OPTS;
-	cfg_opt_t *loc_opts = NULL;
+	size_t loc_count = CORE_LOCATION_OPTS, srv_count = 0;
+	cfg_opt_t *loc_opts = NULL, *srv_opts = NULL;
 	int rc = -1;
 
 	if (config == NULL)
@@ -626,7 +744,8 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	current_src = &config->src;
 	current_log_errors = log_errors;
 	error_count = 0;
-	listen_line = 0;
+	listen_line = mime_line = temp_dir_line = 0;
+	options_source_set(&config->src);
 	if (config_source_load(&config->src, path, report) < 0)
 		goto out;
 
@@ -634,12 +753,15 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	if (loc_opts == NULL)
 		goto out;
 	memcpy(loc_opts, core_location_opts, sizeof(core_location_opts));
-	if (modules_load(config, &loc_opts, &loc_count) < 0)
+	srv_opts = calloc(1, sizeof(*srv_opts));
+	if (srv_opts == NULL)
+		goto out;
+	if (modules_load(config, &loc_opts, &loc_count, &srv_opts, &srv_count) < 0)
 		goto out;
 
 	config->location_schema = loc_opts;
 	loc_opts = NULL;
-	config->schema = root_schema(config->location_schema);
+	config->schema = root_schema(config->location_schema, srv_opts);
 	if (config->schema == NULL)
 		goto out;
 	collecting = config;
@@ -651,7 +773,7 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	config->location_count = cfg_size(config->cfg, "location");
 	config->locations = calloc(config->location_count ? config->location_count : 1,
 	                           sizeof(*config->locations));
-	if (config->locations == NULL)
+	if (config->locations == NULL || server_modules_init(config) < 0)
 		goto out;
 	rc = 0;
 	for (size_t i = 0; i < config->location_count; i++)
@@ -669,6 +791,7 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 		qsort(config->locations, config->location_count, sizeof(*config->locations), location_cmp);
 out:
 	free(loc_opts);
+	free(srv_opts);
 	current_src = NULL;
 	if (rc != 0 || error_count > 0) {
 		if (error_count == 0)
@@ -686,13 +809,21 @@ void config_free(struct httpd_config *config)
 	for (size_t i = 0; i < config->location_count; i++) {
 		struct httpd_location *loc = &config->locations[i];
 
-		if (loc->handler.mod != NULL && loc->handler.mod->desc->release != NULL && loc->handler.data)
-			loc->handler.mod->desc->release(loc->handler.data);
+		if (loc->handler.mod != NULL && loc->handler.mod->api.release != NULL && loc->handler.data)
+			loc->handler.mod->api.release(loc->handler.data);
 		for (size_t j = 0; j < loc->check_count; j++)
-			if (loc->checks[j].mod->desc->release != NULL && loc->checks[j].data)
-				loc->checks[j].mod->desc->release(loc->checks[j].data);
+			if (loc->checks[j].mod->api.release != NULL && loc->checks[j].data)
+				loc->checks[j].mod->api.release(loc->checks[j].data);
 		free(loc->checks);
 	}
+	for (size_t i = config->module_count; i > 0; i--) {
+		struct server_module *sm = &config->modules[i - 1];
+
+		if (sm->inited && sm->mod->api.server_exit != NULL)
+			sm->mod->api.server_exit(sm->data);
+	}
+	free(config->modules);
+	mime_table_free(config->mime);
 	free(config->locations);
 	free(config->listens);
 	for (size_t i = 0; i < config->error_page_count; i++)
@@ -702,6 +833,7 @@ void config_free(struct httpd_config *config)
 		cfg_free(config->cfg);
 	free(config->schema);
 	free(config->location_schema);
+	option_arena_free(&config->arena);
 	config_source_free(&config->src);
 	free(config);
 }
@@ -712,7 +844,11 @@ const struct httpd_location *config_location_match(const struct httpd_config *co
 	for (size_t i = 0; i < config->location_count; i++) {
 		const struct httpd_location *loc = &config->locations[i];
 
-		if (loc->prefix_len <= path_len && memcmp(loc->prefix, path, loc->prefix_len) == 0)
+		if (loc->prefix_len > path_len || memcmp(loc->prefix, path, loc->prefix_len) != 0)
+			continue;
+		/* "/docs" is /docs and what lies below it, never /docsecret. */
+		if (loc->prefix_len == path_len || loc->prefix[loc->prefix_len - 1] == '/' ||
+		    path[loc->prefix_len] == '/')
 			return loc;
 	}
 	return NULL;
@@ -728,5 +864,15 @@ void httpd_location_set_methods(const struct httpd_location *loc, unsigned metho
 	/* Locations are the config's own; const only keeps modules from other fields. */
 	struct httpd_location *own = (struct httpd_location *)(uintptr_t)loc;
 
-	own->methods = own->handler.mod->desc->methods & methods;
+	own->methods = own->handler.mod->api.methods & methods;
+}
+
+void *httpd_location_server_data(const struct httpd_location *loc, const char *module)
+{
+	const struct httpd_config *config = loc->config;
+
+	for (size_t i = 0; i < config->module_count; i++)
+		if (strcmp(config->modules[i].mod->name, module) == 0)
+			return config->modules[i].data;
+	return NULL;
 }

@@ -18,7 +18,7 @@ struct status_text {
 };
 
 static const struct status_text statuses[] = {
-	{ 100, "Continue" },
+	{ 100, "Continue" }, { 101, "Switching Protocols" },
 	{ 200, "OK" }, { 201, "Created" }, { 204, "No Content" }, { 206, "Partial Content" },
 	{ 301, "Moved Permanently" }, { 302, "Found" }, { 304, "Not Modified" },
 	{ 307, "Temporary Redirect" }, { 308, "Permanent Redirect" },
@@ -29,6 +29,7 @@ static const struct status_text statuses[] = {
 	{ 416, "Range Not Satisfiable" }, { 417, "Expectation Failed" },
 	{ 431, "Request Header Fields Too Large" },
 	{ 500, "Internal Server Error" }, { 501, "Not Implemented" }, { 503, "Service Unavailable" },
+	{ 502, "Bad Gateway" }, { 504, "Gateway Timeout" },
 	{ 505, "HTTP Version Not Supported" }, { 507, "Insufficient Storage" },
 };
 
@@ -61,8 +62,43 @@ void httpd_response_set_status(struct httpd_response *res, int status)
 	res->status = status;
 }
 
+int httpd_response_status(const struct httpd_response *res)
+{
+	return res->status;
+}
+
+uint64_t httpd_response_bytes_sent(const struct httpd_response *res)
+{
+	return res->body_sent;
+}
+
+const char *httpd_response_header(const struct httpd_response *res, const char *name)
+{
+	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
+		if (strcasecmp(h->name, name) == 0)
+			return h->value;
+	return NULL;
+}
+
+void response_header_remove(struct httpd_response *res, const char *name)
+{
+	struct response_header **link = &res->headers;
+
+	res->headers_tail = NULL;
+	while (*link != NULL) {
+		if (strcasecmp((*link)->name, name) == 0) {
+			*link = (*link)->next;
+			continue;
+		}
+		res->headers_tail = *link;
+		link = &(*link)->next;
+	}
+}
+
 static bool header_text_ok(const char *s)
 {
+	if (s == NULL)
+		return false;
 	for (; *s != '\0'; s++)
 		if (*s == '\r' || *s == '\n')
 			return false;
@@ -85,7 +121,7 @@ int httpd_response_add_header(struct httpd_response *res, const char *name, cons
 {
 	struct response_header *h;
 
-	if (name[0] == '\0' || !header_text_ok(name) || !header_text_ok(value) ||
+	if (!header_text_ok(name) || !header_text_ok(value) || name[0] == '\0' ||
 	    strchr(name, ':') != NULL || header_is_framing(name))
 		return -1;
 	h = pool_alloc(res->pool, sizeof(*h));
@@ -129,21 +165,33 @@ void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn 
 	res->stream_ctx = ctx;
 }
 
-void response_error(struct httpd_response *res, int status)
+void response_error(struct httpd_response *res, int status, const char *body, size_t len,
+                    const char *content_type)
 {
+	/* These describe the body being replaced; anything else the module said stays. */
+	static const char *const representation[] = {
+		"Content-Type", "Content-Encoding", "Content-Language", "Content-Range", "ETag",
+		"Last-Modified", "Accept-Ranges", "Vary",
+	};
 	const char *reason = http_status_reason(status);
-	char *page;
 
 	response_discard_body(res);
 	res->status = status;
-	res->headers = res->headers_tail = NULL;
-	page = httpd_pool_printf(res->pool,
-	                         "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
-	                         "<body><h1>%d %s</h1></body></html>\n",
-	                         status, reason, status, reason);
-	httpd_response_add_header(res, "Content-Type", "text/html; charset=utf-8");
-	if (page != NULL)
-		httpd_response_set_body_buffer(res, page, strlen(page));
+	for (size_t i = 0; i < sizeof(representation) / sizeof(representation[0]); i++)
+		response_header_remove(res, representation[i]);
+	if (body == NULL) {
+		char *page = httpd_pool_printf(res->pool,
+		                               "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
+		                               "<body><h1>%d %s</h1></body></html>\n",
+		                               status, reason, status, reason);
+
+		body = page != NULL ? page : "";
+		len = page != NULL ? strlen(page) : 0;
+		content_type = "text/html; charset=utf-8";
+	}
+	if (httpd_response_add_header(res, "Content-Type", content_type) < 0)
+		len = 0;   /* out of memory: an empty body still frames correctly */
+	httpd_response_set_body_buffer(res, body, len);
 }
 
 /* A bounded string builder over one pool allocation. */

@@ -1,4 +1,7 @@
-/* On-the-fly gzip (zlib) for file and buffer bodies: a response filter. */
+/*
+ * The gzip filter: on-the-fly gzip (zlib) of any handler's response, per
+ * location (gzip, gzip_level, gzip_min_length).
+ */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +11,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "config.h"
+#include "filter_gzip.h"
 #include "http_response.h"
 #include "pool.h"
 
@@ -74,11 +79,18 @@ static ssize_t gzip_read(void *ctx, char *out, size_t len)
 }
 
 /* Marks the entity tag weak: the compressed bytes depend on zlib, not only the file. */
-static void etag_weaken(struct httpd_response *res)
+static int etag_weaken(struct httpd_response *res)
 {
-	for (struct response_header *h = res->headers; h != NULL; h = h->next)
-		if (strcasecmp(h->name, "ETag") == 0 && h->value[0] == '"')
-			h->value = httpd_pool_printf(res->pool, "W/%s", h->value);
+	for (struct response_header *h = res->headers; h != NULL; h = h->next) {
+		if (strcasecmp(h->name, "ETag") == 0 && h->value[0] == '"') {
+			char *weak = httpd_pool_printf(res->pool, "W/%s", h->value);
+
+			if (weak == NULL)
+				return -1;
+			h->value = weak;
+		}
+	}
+	return 0;
 }
 
 int httpd_response_gzip(struct httpd_response *res, int level)
@@ -114,7 +126,59 @@ int httpd_response_gzip(struct httpd_response *res, int level)
 	}
 	res->body = BODY_NONE;
 	httpd_response_set_body_stream(res, gzip_read, gz);
-	httpd_response_add_header(res, "Content-Encoding", "gzip");
-	etag_weaken(res);
-	return 0;
+	if (httpd_response_add_header(res, "Content-Encoding", "gzip") < 0)
+		return -1;
+	return etag_weaken(res);
+}
+
+static bool type_compressible(const char *type)
+{
+	return strncmp(type, "text/", 5) == 0 || strstr(type, "javascript") != NULL ||
+	       strstr(type, "json") != NULL || strstr(type, "xml") != NULL ||
+	       strcmp(type, "application/wasm") == 0;
+}
+
+/* Vary: Accept-Encoding, once: caches must key on it whether or not this response was compressed. */
+static int vary_add(struct httpd_response *res)
+{
+	const char *vary = httpd_response_header(res, "Vary");
+
+	if (vary != NULL && strcasestr(vary, "Accept-Encoding") != NULL)
+		return 0;
+	if (vary == NULL)
+		return httpd_response_add_header(res, "Vary", "Accept-Encoding");
+	{
+		char *both = httpd_pool_printf(res->pool, "%s, Accept-Encoding", vary);
+
+		if (both == NULL)
+			return -1;
+		response_header_remove(res, "Vary");
+		return httpd_response_add_header(res, "Vary", both);
+	}
+}
+
+int gzip_filter(const struct httpd_location *loc, const struct httpd_request *req,
+                struct httpd_response *res)
+{
+	const char *type = httpd_response_header(res, "Content-Type");
+	uint64_t length;
+
+	if (!loc->gzip || type == NULL || !type_compressible(type))
+		return 0;
+	if (res->status != 200 && res->status != 206 && res->status != 304)
+		return 0;
+	if (vary_add(res) < 0)
+		return -1;
+	/* Compress whole 200 bodies only: a range of a gzip stream is not a range of the file. */
+	if (res->status != 200 || httpd_response_header(res, "Content-Encoding") != NULL ||
+	    httpd_request_header(req, "Range") != NULL || !httpd_request_accepts_encoding(req, "gzip"))
+		return 0;
+	switch (res->body) {
+	case BODY_BUFFER: length = res->buf_len; break;
+	case BODY_FILE:   length = (uint64_t)res->file_len; break;
+	default:          return 0;
+	}
+	if (length < loc->gzip_min_length)
+		return 0;
+	return httpd_response_gzip(res, loc->gzip_level);
 }

@@ -16,9 +16,14 @@ struct mime_entry {
 	char *type;
 };
 
-static struct mime_entry *table;
-static size_t table_size;   /* power of two */
-static size_t table_used;
+struct mime_table {
+	struct mime_entry *entries;
+	size_t             size;   /* power of two */
+	size_t             used;
+};
+
+/* The table of the configuration this process serves. */
+static const struct mime_table *current;
 
 static const char default_type[] = "application/octet-stream";
 
@@ -40,30 +45,30 @@ static struct mime_entry *slot_find(struct mime_entry *t, size_t size, const cha
 	return &t[i];
 }
 
-static int table_grow(void)
+static int table_grow(struct mime_table *t)
 {
-	size_t new_size = table_size ? table_size * 2 : 1024;
+	size_t new_size = t->size ? t->size * 2 : 1024;
 	struct mime_entry *fresh = calloc(new_size, sizeof(*fresh));
 
 	if (fresh == NULL)
 		return -1;
-	for (size_t i = 0; i < table_size; i++)
-		if (table[i].ext != NULL)
-			*slot_find(fresh, new_size, table[i].ext) = table[i];
-	free(table);
-	table = fresh;
-	table_size = new_size;
+	for (size_t i = 0; i < t->size; i++)
+		if (t->entries[i].ext != NULL)
+			*slot_find(fresh, new_size, t->entries[i].ext) = t->entries[i];
+	free(t->entries);
+	t->entries = fresh;
+	t->size = new_size;
 	return 0;
 }
 
 /* The first mention of an extension wins, as in nginx's types block. */
-static int table_add(const char *ext, const char *type)
+static int table_add(struct mime_table *t, const char *ext, const char *type)
 {
 	struct mime_entry *slot;
 
-	if ((table_used + 1) * 2 > table_size && table_grow() < 0)
+	if ((t->used + 1) * 2 > t->size && table_grow(t) < 0)
 		return -1;
-	slot = slot_find(table, table_size, ext);
+	slot = slot_find(t->entries, t->size, ext);
 	if (slot->ext != NULL)
 		return 0;
 	slot->ext = strdup(ext);
@@ -74,34 +79,43 @@ static int table_add(const char *ext, const char *type)
 		slot->ext = slot->type = NULL;
 		return -1;
 	}
-	table_used++;
+	t->used++;
 	return 0;
 }
 
-void mime_free(void)
+void mime_table_free(struct mime_table *t)
 {
-	for (size_t i = 0; i < table_size; i++) {
-		free(table[i].ext);
-		free(table[i].type);
+	if (t == NULL)
+		return;
+	if (current == t)
+		current = NULL;
+	for (size_t i = 0; i < t->size; i++) {
+		free(t->entries[i].ext);
+		free(t->entries[i].type);
 	}
-	free(table);
-	table = NULL;
-	table_size = table_used = 0;
+	free(t->entries);
+	free(t);
 }
 
-int mime_load(const char *path)
+struct mime_table *mime_table_load(const char *path, char *err, size_t errlen)
 {
+	struct mime_table *t;
 	FILE *fp = fopen(path, "re");
 	char *line = NULL;
 	size_t cap = 0;
 	int rc = 0;
 
 	if (fp == NULL) {
-		httpd_log(HTTPD_LOG_ERR, "cannot open mime types file %s: %s", path, strerror(errno));
-		return -1;
+		snprintf(err, errlen, "mime_types: cannot open %s: %s", path, strerror(errno));
+		return NULL;
 	}
-	mime_free();
-	while (getline(&line, &cap, fp) > 0) {
+	t = calloc(1, sizeof(*t));
+	if (t == NULL) {
+		fclose(fp);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	while (rc == 0 && getline(&line, &cap, fp) > 0) {
 		char *save = NULL;
 		char *type = strtok_r(line, " \t\r\n", &save);
 		char *ext;
@@ -109,7 +123,7 @@ int mime_load(const char *path)
 		if (type == NULL || type[0] == '#')
 			continue;
 		while ((ext = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
-			if (table_add(ext, type) < 0) {
+			if (table_add(t, ext, type) < 0) {
 				rc = -1;
 				break;
 			}
@@ -117,9 +131,17 @@ int mime_load(const char *path)
 	}
 	free(line);
 	fclose(fp);
-	if (rc < 0)
-		httpd_log(HTTPD_LOG_ERR, "out of memory loading %s", path);
-	return rc;
+	if (rc < 0) {
+		snprintf(err, errlen, "out of memory loading %s", path);
+		mime_table_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void mime_table_use(const struct mime_table *t)
+{
+	current = t;
 }
 
 const char *httpd_mime_type(const char *filename)
@@ -128,8 +150,8 @@ const char *httpd_mime_type(const char *filename)
 	const char *dot = strrchr(slash ? slash : filename, '.');
 	struct mime_entry *slot;
 
-	if (dot == NULL || dot[1] == '\0' || table_size == 0)
+	if (dot == NULL || dot[1] == '\0' || current == NULL || current->size == 0)
 		return default_type;
-	slot = slot_find(table, table_size, dot + 1);
+	slot = slot_find(current->entries, current->size, dot + 1);
 	return slot->ext != NULL ? slot->type : default_type;
 }

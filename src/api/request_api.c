@@ -1,0 +1,152 @@
+/* The request half of <httpd/module.h>: headers, the body, notes, cancellation. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pool.h"
+#include "request.h"
+
+const char *httpd_request_header(const struct httpd_request *req, const char *name)
+{
+	for (size_t i = 0; i < req->header_count; i++)
+		if (strcasecmp(req->headers[i].name, name) == 0)
+			return req->headers[i].value;
+	return NULL;
+}
+
+/* The q parameter of one list member ("gzip;q=0.5"): 1000ths, 1000 without one. */
+static int qvalue(const char *params, size_t len)
+{
+	const char *q = params;
+	int value = 0, digits = 0;
+
+	while ((size_t)(q - params) < len && (q = memchr(q, ';', len - (size_t)(q - params))) != NULL) {
+		q++;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
+			q += 2;
+			if (*q == '1')
+				return 1000;
+			if (*q++ != '0')
+				return 0;
+			if (*q == '.') {
+				q++;
+				for (; digits < 3 && *q >= '0' && *q <= '9'; digits++, q++)
+					value = value * 10 + (*q - '0');
+			}
+			while (digits++ < 3)
+				value *= 10;
+			return value;
+		}
+	}
+	return 1000;
+}
+
+int httpd_request_accepts_encoding(const struct httpd_request *req, const char *coding)
+{
+	const char *v = httpd_request_header(req, "Accept-Encoding");
+	size_t coding_len = strlen(coding);
+	int star = -1;
+
+	if (v == NULL)
+		return 0;
+	while (*v != '\0') {
+		const char *start, *end;
+		size_t name_len;
+
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		start = v;
+		end = strchr(v, ',');
+		if (end == NULL)
+			end = v + strlen(v);
+		name_len = strcspn(start, " \t;,");
+		if (name_len > (size_t)(end - start))
+			name_len = (size_t)(end - start);
+		if (name_len == coding_len && strncasecmp(start, coding, coding_len) == 0)
+			return qvalue(start, (size_t)(end - start)) > 0;
+		if (name_len == 1 && *start == '*')
+			star = qvalue(start, (size_t)(end - start));
+		v = end;
+	}
+	return star > 0;
+}
+
+int httpd_request_body_fd(const struct httpd_request *req)
+{
+	return request_of(req)->body.fd;
+}
+
+const char *httpd_request_body_load(struct httpd_request *req)
+{
+	struct request *r = request_of(req);
+	char *buf;
+	uint64_t done = 0;
+
+	if (req->body != NULL || req->body_len == 0)
+		return req->body != NULL ? req->body : "";
+	if (r->body.fd < 0 || req->body_len > SIZE_MAX - 1)
+		return NULL;
+	buf = pool_alloc(r->pool, (size_t)req->body_len + 1);
+	if (buf == NULL)
+		return NULL;
+	while (done < req->body_len) {
+		ssize_t n = pread(r->body.fd, buf + done, (size_t)(req->body_len - done), (off_t)done);
+
+		if (n <= 0) {
+			httpd_log(HTTPD_LOG_ERR, "%s: reading the request body back: %s", req->client_addr,
+			          n < 0 ? strerror(errno) : "file shorter than the body");
+			return NULL;
+		}
+		done += (uint64_t)n;
+	}
+	buf[done] = '\0';
+	req->body = buf;
+	return buf;
+}
+
+int httpd_request_note_set(struct httpd_request *req, const char *key, void *value)
+{
+	struct request *r = request_of(req);
+	struct request_note *n;
+
+	for (n = r->notes; n != NULL; n = n->next) {
+		if (strcmp(n->key, key) == 0) {
+			n->value = value;
+			return 0;
+		}
+	}
+	n = pool_alloc(r->pool, sizeof(*n));
+	if (n == NULL || (n->key = httpd_pool_strdup(r->pool, key)) == NULL)
+		return -1;
+	n->value = value;
+	n->next = r->notes;
+	r->notes = n;
+	return 0;
+}
+
+void *httpd_request_note(const struct httpd_request *req, const char *key)
+{
+	for (const struct request_note *n = request_of(req)->notes; n != NULL; n = n->next)
+		if (strcmp(n->key, key) == 0)
+			return n->value;
+	return NULL;
+}
+
+int httpd_request_on_cancel(struct httpd_request *req, void (*fn)(void *arg), void *arg)
+{
+	struct request *r = request_of(req);
+	struct request_cancel *cb = pool_alloc(r->pool, sizeof(*cb));
+
+	if (cb == NULL)
+		return -1;
+	cb->fn = fn;
+	cb->arg = arg;
+	cb->next = r->cancels;
+	r->cancels = cb;
+	return 0;
+}

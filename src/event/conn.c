@@ -1,0 +1,297 @@
+#include "conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "http1.h"
+#include "http_response.h"
+#include "listen.h"
+#include "log.h"
+#include "pool.h"
+#include "request.h"
+
+#define IN_BUF_INITIAL   4096
+#define LINGER_MAX_BYTES (1 << 20)
+
+/* "127.0.0.1" and 8080 from a socket address (brackets and port stripped). */
+static void addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned *port)
+{
+	char text[64];
+	char *colon;
+
+	listen_format(sa, text, sizeof(text));
+	colon = strrchr(text, ':');
+	*port = colon != NULL ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
+	if (colon != NULL)
+		*colon = '\0';
+	if (text[0] == '[') {
+		size_t n = strlen(text);
+
+		if (n >= 2 && text[n - 1] == ']')
+			text[n - 1] = '\0';
+		snprintf(out, size, "%s", text + 1);
+	} else {
+		snprintf(out, size, "%s", text);
+	}
+}
+
+static bool addr_is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return true;
+}
+
+void conn_local_resolve(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (c->local[0] != '\0')
+		return;
+	/* A listener bound to one address already says it; only wildcards cost a syscall. */
+	if (c->listen_addr != NULL && !addr_is_wildcard(c->listen_addr)) {
+		addr_split((const struct sockaddr *)c->listen_addr, c->local, sizeof(c->local), &c->local_port);
+		return;
+	}
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) < 0) {
+		snprintf(c->local, sizeof(c->local), "-");
+		return;
+	}
+	addr_split((const struct sockaddr *)&ss, c->local, sizeof(c->local), &c->local_port);
+}
+
+void conn_open(struct worker *w, int fd, const struct sockaddr *peer,
+               const struct sockaddr_storage *listen_addr)
+{
+	struct conn *c = w->free_conns;
+	struct epoll_event ev;
+	int one = 1;
+
+	if (c != NULL) {
+		w->free_conns = c->next_free;
+	} else {
+		c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			httpd_log(HTTPD_LOG_ERR, "out of memory accepting a connection");
+			close(fd);
+			return;
+		}
+	}
+	memset(c, 0, sizeof(*c));
+	c->ev.kind = EVENT_CONN;
+	c->fd = fd;
+	c->transport = &transport_tcp;
+	c->w = w;
+	c->listen_addr = listen_addr;
+	c->state = CONN_READ_HEAD;
+	c->readable = true;        /* TCP_DEFER_ACCEPT: the request is usually there already */
+	c->writable = true;
+	timer_init(&c->timer);
+	addr_split(peer, c->peer, sizeof(c->peer), &c->peer_port);
+	/* Responses leave in one write, or with MSG_MORE before a file: Nagle only delays. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+	ev.data.ptr = c;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		httpd_log(HTTPD_LOG_ERR, "epoll_ctl add %s: %s", c->peer, strerror(errno));
+		close(fd);
+		c->next_free = w->free_conns;
+		w->free_conns = c;
+		return;
+	}
+	w->conn_count++;
+	timer_arm(w->timers, TIMER_HEADER, &c->timer, w->now_ms);
+	http1_run(c);
+}
+
+static void deferred_remove(struct conn *c)
+{
+	struct conn **link = &c->w->deferred;
+
+	while (*link != NULL && *link != c)
+		link = &(*link)->next_deferred;
+	if (*link == c)
+		*link = c->next_deferred;
+	c->deferred = false;
+	c->next_deferred = NULL;
+}
+
+void conn_close(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->req != NULL)
+		request_abort(c->req);
+	if (c->deferred)
+		deferred_remove(c);
+	timer_disarm(&c->timer);
+	c->transport->close(c);
+	pool_destroy(c->spare_pool);
+	c->spare_pool = NULL;
+	free(c->in);
+	c->in = NULL;
+	c->next_free = w->free_conns;
+	w->free_conns = c;
+	w->conn_count--;
+	worker_conn_closed(w);
+}
+
+void conn_close_if_idle(struct conn *c)
+{
+	if (c->state == CONN_READ_HEAD && !c->got_bytes)
+		conn_close(c);
+}
+
+void conn_event(struct conn *c, uint32_t events)
+{
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->readable = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->writable = true;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->peer_closed = true;
+	/* Nobody is left to answer: cancel the pending handler (it gets its cancel call). */
+	if (c->state == CONN_HANDLER && c->peer_closed) {
+		conn_close(c);
+		return;
+	}
+	http1_run(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	http1_run(c);
+}
+
+bool conn_send_now(struct conn *c, const char *msg, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)msg, .iov_len = len };
+
+	return c->transport->writev(c, &iov, 1, false) == (ssize_t)len;
+}
+
+void conn_timeout(struct conn *c, enum timer_kind kind)
+{
+	char msg[128];
+	int status = 0;
+
+	switch (kind) {
+	case TIMER_HEADER:
+	case TIMER_BODY:
+		/* RFC 9110 §15.5.9: 408 tells a slow client why it was dropped. */
+		if (c->got_bytes || kind == TIMER_BODY)
+			status = 408;
+		break;
+	case TIMER_HANDLER:
+		httpd_log(HTTPD_LOG_ERR, "%s: %s: the handler did not answer within handler_timeout", c->peer,
+		          c->req != NULL && c->req->req.path ? c->req->req.path : "?");
+		status = 503;
+		break;
+	default:
+		break;
+	}
+	if (status != 0) {
+		int n = snprintf(msg, sizeof(msg),
+		                 "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		                 status, http_status_reason(status));
+
+		/* Best effort: the client is gone or stuck, and closing is all that is left. */
+		if (n > 0)
+			(void)conn_send_now(c, msg, (size_t)n);
+	}
+	conn_close(c);
+}
+
+/* Makes room to read at least some bytes into in; false if the head limit is reached. */
+static bool in_make_room(struct conn *c)
+{
+	const struct httpd_config *cfg = c->w->config;
+	size_t max = cfg->limits.max_head + 1024;
+
+	if (c->in_off > 0 && c->in_off == c->in_len) {
+		c->in_off = c->in_len = 0;
+		c->scan = 0;
+	}
+	if (c->in_cap - c->in_len >= 512)
+		return true;
+	if (c->in_off > 0) {
+		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		c->in_len -= c->in_off;
+		c->in_off = 0;
+		if (c->in_cap - c->in_len >= 512)
+			return true;
+	}
+	if (c->in_cap < max) {
+		size_t cap = c->in_cap ? c->in_cap * 2 : IN_BUF_INITIAL;
+		char *in;
+
+		if (cap > max)
+			cap = max;
+		in = realloc(c->in, cap);
+		if (in == NULL)
+			return false;
+		c->in = in;
+		c->in_cap = cap;
+		return true;
+	}
+	return c->in_cap > c->in_len;
+}
+
+int conn_fill(struct conn *c)
+{
+	ssize_t n;
+
+	if (!c->readable)
+		return 0;
+	if (!in_make_room(c))
+		return 0;
+	n = c->transport->read(c, c->in + c->in_len, c->in_cap - c->in_len);
+	if (n > 0) {
+		c->in_len += (size_t)n;
+		return 1;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		if (errno == EAGAIN)
+			c->readable = false;
+		return 0;
+	}
+	/* EOF or a reset: the client went away; nothing to answer. */
+	conn_close(c);
+	return -1;
+}
+
+int conn_linger(struct conn *c)
+{
+	char sink[4096];
+
+	for (size_t total = 0; total < LINGER_MAX_BYTES; ) {
+		ssize_t n;
+
+		if (!c->readable)
+			return 0;
+		n = c->transport->read(c, sink, sizeof(sink));
+		if (n > 0) {
+			total += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EAGAIN) {
+			c->readable = false;
+			return 0;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	conn_close(c);
+	return -1;
+}

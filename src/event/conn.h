@@ -1,0 +1,96 @@
+/*
+ * One client connection: its transport, input buffer, timeouts and
+ * keep-alive, and the request it is serving.  The HTTP/1 codec
+ * (http/http1.c) drives it; a request (http/request.h) is a separate object
+ * the connection owns, one at a time on HTTP/1.1.
+ */
+#ifndef HTTPD_CONN_H
+#define HTTPD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "timer.h"
+#include "transport.h"
+#include "worker.h"
+
+enum conn_state {
+	CONN_READ_HEAD,     /* waiting for (the rest of) a request head */
+	CONN_READ_BODY,     /* the request body streams in */
+	CONN_HANDLER,       /* an asynchronous handler has not answered yet */
+	CONN_WRITE,         /* the response goes out */
+	CONN_LINGER,        /* response sent, draining input before the close */
+};
+
+struct request;
+
+struct conn {
+	struct event_source          ev;
+	int                          fd;
+	const struct transport      *transport;
+	void                        *transport_data;
+	enum conn_state              state;
+	bool                         readable;     /* edge-triggered readiness we have not used up */
+	bool                         writable;
+	bool                         peer_closed;  /* EPOLLRDHUP, HUP or ERR seen */
+	struct worker               *w;
+	struct timer                 timer;
+	char                         peer[80];
+	unsigned                     peer_port;
+	const struct sockaddr_storage *listen_addr;
+	char                         local[80];    /* resolved on the first request */
+	unsigned                     local_port;
+
+	/* input: bytes [in_off, in_len) of in are unconsumed */
+	char                        *in;
+	size_t                       in_off, in_len, in_cap;
+	size_t                       scan;         /* http_head_find resume point */
+	bool                         got_bytes;    /* part of a request has arrived */
+
+	struct request              *req;          /* the request being served, or NULL */
+	struct httpd_pool           *spare_pool;   /* reused by the next request */
+	bool                         keep_alive;
+	bool                         linger;       /* unread input may follow: drain before close */
+	unsigned                     requests;
+
+	/* output of the HTTP/1 codec */
+	struct iovec                 iov[3];
+	int                          iov_idx, iov_cnt;
+	off_t                        file_off, file_left;
+	bool                         chunked_out;
+	bool                         stream_active;
+	char                        *stream_buf;
+	char                         chunk_head[24];
+
+	bool                         deferred;     /* on the worker's deferred list */
+	struct conn                 *next_deferred;
+	struct conn                 *next_free;
+};
+
+/* Takes over an accepted socket; reads at once (TCP_DEFER_ACCEPT means data is likely there). */
+void conn_open(struct worker *w, int fd, const struct sockaddr *peer,
+               const struct sockaddr_storage *listen_addr);
+void conn_event(struct conn *c, uint32_t events);
+/* Runs the state machine again (after a module finished a pending response). */
+void conn_resume(struct conn *c);
+/* A timeout fired for c. */
+void conn_timeout(struct conn *c, enum timer_kind kind);
+void conn_close(struct conn *c);
+/* Graceful stop: close c if it is idle between requests. */
+void conn_close_if_idle(struct conn *c);
+
+/*
+ * Reads into the input buffer; 1 if bytes arrived, 0 if none are ready
+ * (or the buffer is full), -1 if the connection was closed.
+ */
+int conn_fill(struct conn *c);
+/* Sends a short fixed message right now if the socket takes it (100 Continue, a final 408). */
+bool conn_send_now(struct conn *c, const char *msg, size_t len);
+/* Lingering close: reads and drops input; 0 to wait for more, -1 once closed. */
+int conn_linger(struct conn *c);
+/* The local address, resolved once per connection. */
+void conn_local_resolve(struct conn *c);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * The transport under a connection: how bytes reach and leave the client.
+ * Plain TCP is one implementation (transport_tcp.c); TLS and the PROXY
+ * protocol preamble plug in here as others.  Nothing above this layer
+ * calls recv, send, sendmsg or sendfile on a client socket.
+ *
+ * Every function returns what the system call would: bytes, 0 for EOF on
+ * read, or -1 with errno (EAGAIN when the socket is not ready).
+ */
+#ifndef HTTPD_TRANSPORT_H
+#define HTTPD_TRANSPORT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct conn;
+
+struct transport {
+	const char *name;
+	ssize_t (*read)(struct conn *c, void *buf, size_t len);
+	/* more: further bytes follow at once (MSG_MORE, a TLS record to fill) */
+	ssize_t (*writev)(struct conn *c, const struct iovec *iov, int iovcnt, bool more);
+	/* len bytes of fd from *offset, advancing it */
+	ssize_t (*sendfile)(struct conn *c, int fd, off_t *offset, size_t len);
+	/* No more bytes will be written (lingering close). */
+	int     (*shutdown)(struct conn *c);
+	/* Closes the socket and frees what the transport holds. */
+	void    (*close)(struct conn *c);
+};
+
+extern const struct transport transport_tcp;
+
+#endif

@@ -1,0 +1,45 @@
+/* Plain TCP: the transport is the socket itself. */
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "transport.h"
+
+static ssize_t tcp_read(struct conn *c, void *buf, size_t len)
+{
+	return recv(c->fd, buf, len, 0);
+}
+
+static ssize_t tcp_writev(struct conn *c, const struct iovec *iov, int iovcnt, bool more)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)iovcnt };
+
+	return sendmsg(c->fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+}
+
+static ssize_t tcp_sendfile(struct conn *c, int fd, off_t *offset, size_t len)
+{
+	return sendfile(c->fd, fd, offset, len);
+}
+
+static int tcp_shutdown(struct conn *c)
+{
+	return shutdown(c->fd, SHUT_WR);
+}
+
+static void tcp_close(struct conn *c)
+{
+	/* close(2) also removes the fd from the epoll set. */
+	close(c->fd);
+	c->fd = -1;
+}
+
+const struct transport transport_tcp = {
+	.name = "tcp",
+	.read = tcp_read,
+	.writev = tcp_writev,
+	.sendfile = tcp_sendfile,
+	.shutdown = tcp_shutdown,
+	.close = tcp_close,
+};

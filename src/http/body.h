@@ -1,0 +1,41 @@
+/*
+ * Request bodies, streamed: each piece goes through the body-check hooks,
+ * then to the handler's own body hook if it took the body, else into
+ * memory up to body_buffer_size and beyond that into an unlinked
+ * temporary file (O_TMPFILE in temp_dir).  Memory never grows with the
+ * size of an upload.
+ */
+#ifndef HTTPD_BODY_H
+#define HTTPD_BODY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http_parse.h"
+
+struct request;
+
+struct request_body {
+	uint64_t            expected;     /* Content-Length; 0 for chunked */
+	uint64_t            received;     /* decoded bytes so far */
+	bool                chunked;
+	struct http_chunked chunked_state;
+	char               *scratch;      /* chunked decoding output */
+	bool                to_module;    /* the handler's body hook takes it */
+	uint32_t            checks_off;   /* body-check modules that declined at START */
+	char               *mem;
+	size_t              mem_len, mem_cap;
+	int                 fd;           /* spill file, or -1 */
+};
+
+#define BODY_SCRATCH_SIZE 16384
+
+/* Before the first byte: START events; picks where the body goes.  0 or an error status. */
+int body_start(struct request *r);
+/* One decoded piece.  0 or an error status. */
+int body_data(struct request *r, const char *buf, size_t len);
+/* After the last byte: END events; the body becomes req.body or the body fd.  0 or a status. */
+int body_end(struct request *r);
+
+#endif

@@ -1,0 +1,349 @@
+#include "request.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "access_log.h"
+#include "async.h"
+#include "conn.h"
+#include "filter_gzip.h"
+#include "http1.h"
+#include "log.h"
+#include "path.h"
+#include "pool.h"
+#include "worker.h"
+
+#define POOL_CHUNK 4096
+
+struct request *request_create(struct conn *c)
+{
+	struct httpd_pool *pool = c->spare_pool;
+	struct request *r;
+
+	if (pool == NULL && (pool = pool_create(POOL_CHUNK)) == NULL)
+		return NULL;
+	c->spare_pool = NULL;
+	r = pool_alloc(pool, sizeof(*r));
+	if (r == NULL) {
+		pool_destroy(pool);
+		return NULL;
+	}
+	memset(r, 0, sizeof(*r));
+	r->conn = c;
+	r->w = c->w;
+	r->pool = pool;
+	r->body.fd = -1;
+	r->started_ms = c->w->now_ms;
+	response_init(&r->res, pool);
+	r->req.pool = pool;
+	r->req.client_addr = c->peer;
+	r->req.client_port = c->peer_port;
+	r->req.content_length = -1;
+	c->req = r;
+	return r;
+}
+
+/* "GET, HEAD, OPTIONS" for a method set; OPTIONS is always the core's. */
+static const char *allow_header(struct httpd_pool *pool, unsigned methods)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ HTTPD_METHOD_GET, "GET" }, { HTTPD_METHOD_HEAD, "HEAD" }, { HTTPD_METHOD_POST, "POST" },
+		{ HTTPD_METHOD_PUT, "PUT" }, { HTTPD_METHOD_DELETE, "DELETE" },
+		{ HTTPD_METHOD_PATCH, "PATCH" }, { HTTPD_METHOD_OPTIONS, "OPTIONS" },
+	};
+	char buf[128];
+	size_t len = 0;
+
+	methods |= HTTPD_METHOD_OPTIONS;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(methods & names[i].bit))
+			continue;
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", len ? ", " : "", names[i].name);
+		if (len >= sizeof(buf))
+			break;
+	}
+	return httpd_pool_strdup(pool, buf);
+}
+
+static unsigned all_methods(const struct httpd_config *cfg)
+{
+	unsigned m = 0;
+
+	for (size_t i = 0; i < cfg->location_count; i++)
+		m |= cfg->locations[i].methods;
+	return m;
+}
+
+/* 200 with Allow and an empty body (RFC 9110 §9.3.7). */
+static int options_answer(struct request *r, unsigned methods)
+{
+	r->allow = allow_header(r->pool, methods);
+	if (r->allow == NULL)
+		return 500;
+	httpd_response_set_body_buffer(&r->res, "", 0);
+	http1_respond(r);
+	return REQUEST_ANSWERED;
+}
+
+/* The body would be taken for the next request if left unread: close after answering. */
+static void body_unread(struct request *r)
+{
+	if (r->conn != NULL && (r->head.chunked || r->head.content_length > 0)) {
+		r->conn->keep_alive = false;
+		r->conn->linger = true;
+	}
+}
+
+static int request_fill(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct http_head *h = &r->head;
+	struct httpd_request *req = &r->req;
+
+	req->method = h->method;
+	req->method_name = h->method_name;
+	req->target = h->target;
+	req->query = h->query;
+	req->version = h->version;
+	req->headers = h->headers;
+	req->header_count = h->header_count;
+	req->content_length = h->content_length;
+	req->chunked = h->chunked;
+	req->scheme = "http";
+	if (h->host != NULL && (req->host = pool_strndup(r->pool, h->host, h->host_len)) == NULL)
+		return 500;
+	conn_local_resolve(c);
+	req->local_addr = c->local;
+	req->local_port = c->local_port;
+	req->request_id = httpd_pool_printf(r->pool, "%016llx",
+	                                    (unsigned long long)(r->w->request_id_base + ++r->w->request_seq));
+	return req->request_id != NULL ? 0 : 500;
+}
+
+int request_begin(struct request *r)
+{
+	const struct httpd_config *cfg = r->w->config;
+	struct http_head *h = &r->head;
+	struct httpd_request *req = &r->req;
+	const struct httpd_location *loc;
+	char *path;
+	long path_len;
+	int rc = request_fill(r);
+
+	if (rc != 0)
+		return rc;
+	if (h->method == HTTPD_METHOD_CONNECT)
+		return 501;   /* we are not a proxy */
+	if (h->form == TARGET_ASTERISK) {
+		body_unread(r);
+		return options_answer(r, all_methods(cfg));
+	}
+	path = pool_alloc(r->pool, h->path_len + 1);
+	if (path == NULL)
+		return 500;
+	path_len = path_normalise(h->path, h->path_len, path);
+	if (path_len < 0)
+		return 400;
+	req->path = path;
+
+	loc = config_location_match(cfg, path, (size_t)path_len);
+	if (loc == NULL)
+		return 404;
+	r->loc = loc;
+	req->location = loc;
+	{
+		/* The path after the prefix, always starting with '/': reuse the prefix's own slash. */
+		const char *rest = path + loc->prefix_len;
+
+		if (rest[0] != '/' && rest[-1] == '/')
+			rest--;
+		req->path_rest = rest[0] == '/' ? rest : httpd_pool_printf(r->pool, "/%s", rest);
+		if (req->path_rest == NULL)
+			return 500;
+	}
+
+	if (h->method == HTTPD_METHOD_OPTIONS && !(loc->methods & HTTPD_METHOD_OPTIONS)) {
+		body_unread(r);
+		return options_answer(r, loc->methods);
+	}
+	if (!(loc->methods & h->method)) {
+		/* Unknown and extension methods too: 405 says what this resource does take. */
+		r->allow = allow_header(r->pool, loc->methods);
+		return r->allow != NULL ? 405 : 500;
+	}
+	/* Core limits decided from the head come before any module sees the request. */
+	if (h->content_length >= 0 && (uint64_t)h->content_length > loc->max_body_size)
+		return 413;
+	return 0;
+}
+
+static int status_checked(const struct module *m, const char *phase, int rc, struct request *r)
+{
+	if (rc >= 400 && rc <= 599)
+		return rc;
+	httpd_log(HTTPD_LOG_ERR, "module %s %s returned %d for %s", m->name, phase, rc, r->req.path);
+	return 500;
+}
+
+int request_check(struct request *r)
+{
+	const struct httpd_location *loc = r->loc;
+
+	for (size_t i = 0; i < loc->check_count; i++) {
+		const struct location_module *lm = &loc->checks[i];
+		int rc;
+
+		if (lm->mod->api.check == NULL)
+			continue;
+		rc = lm->mod->api.check(lm->data, &r->req, &r->res);
+		if (rc == HTTPD_DECLINED)
+			continue;
+		return rc == HTTPD_OK ? HTTPD_OK : status_checked(lm->mod, "check", rc, r);
+	}
+	return HTTPD_DECLINED;
+}
+
+void request_handle(struct request *r)
+{
+	const struct location_module *lm = &r->loc->handler;
+	int rc = lm->mod->api.handler(lm->data, &r->req, &r->res);
+
+	if (rc == HTTPD_PENDING) {
+		r->pending = true;
+		http1_wait_handler(r->conn);
+		return;
+	}
+	if (rc == HTTPD_OK) {
+		request_respond(r);
+		return;
+	}
+	if (rc < 300 || rc > 599) {
+		httpd_log(HTTPD_LOG_ERR, "module %s handler returned %d for %s", lm->mod->name, rc, r->req.path);
+		rc = 500;
+	}
+	request_fail(r, rc);
+}
+
+void httpd_request_finish(struct httpd_request *req, int rc)
+{
+	struct request *r = request_of(req);
+
+	if (!r->pending || r->aborted || r->conn == NULL) {
+		httpd_log(HTTPD_LOG_ERR, "httpd_request_finish for %s: the request is not pending", req->path);
+		return;
+	}
+	r->pending = false;
+	if (rc == HTTPD_OK) {
+		request_respond(r);
+	} else {
+		if (rc < 300 || rc > 599) {
+			httpd_log(HTTPD_LOG_ERR, "module %s finished %s with %d", r->loc->handler.mod->name,
+			          req->path, rc);
+			rc = 500;
+		}
+		request_fail(r, rc);
+	}
+	worker_defer(r->w, r->conn);
+}
+
+/* The modules of r's location in order: the checks, then the handler. */
+static const struct location_module *location_module(const struct httpd_location *loc, size_t i)
+{
+	return i < loc->check_count ? &loc->checks[i] : i == loc->check_count ? &loc->handler : NULL;
+}
+
+void request_respond(struct request *r)
+{
+	const struct httpd_location *loc = r->loc;
+	const struct location_module *lm;
+
+	if (loc != NULL) {
+		for (size_t i = 0; (lm = location_module(loc, i)) != NULL; i++) {
+			int rc;
+
+			if (lm->mod->api.filter == NULL)
+				continue;
+			rc = lm->mod->api.filter(lm->data, &r->req, &r->res);
+			if (rc != HTTPD_OK && rc != HTTPD_DECLINED) {
+				request_fail(r, status_checked(lm->mod, "filter", rc, r));
+				return;
+			}
+		}
+		if (gzip_filter(loc, &r->req, &r->res) < 0) {
+			request_fail(r, 500);
+			return;
+		}
+	}
+	http1_respond(r);
+}
+
+void request_fail(struct request *r, int status)
+{
+	const struct error_page *page = config_error_page(r->w->config, status);
+
+	if (page != NULL)
+		response_error(&r->res, status, page->body, page->len, page->content_type);
+	else
+		response_error(&r->res, status, NULL, 0, NULL);
+	http1_respond(r);
+}
+
+static void request_free(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct httpd_pool *pool = r->pool;
+
+	async_request_end(r);
+	if (c != NULL) {
+		c->req = NULL;
+		if (c->spare_pool == NULL) {
+			/* The next request on this connection reuses the first chunk. */
+			pool_reset(pool);
+			c->spare_pool = pool;
+			return;
+		}
+	}
+	pool_destroy(pool);
+}
+
+void request_done(struct request *r)
+{
+	const struct httpd_location *loc = r->loc;
+	const struct location_module *lm;
+
+	access_log_write(r);
+	for (size_t i = 0; loc != NULL && (lm = location_module(loc, i)) != NULL; i++)
+		if (lm->mod->api.log != NULL)
+			lm->mod->api.log(lm->data, &r->req, &r->res);
+	request_free(r);
+}
+
+void request_abort(struct request *r)
+{
+	if (r->pending) {
+		for (struct request_cancel *cb = r->cancels; cb != NULL; cb = cb->next)
+			cb->fn(cb->arg);
+		r->pending = false;
+	}
+	async_request_end(r);
+	if (r->conn != NULL)
+		r->conn->req = NULL;
+	r->conn = NULL;
+	if (r->jobs > 0) {
+		/* A pool thread may still be using the pool: free it when the job returns. */
+		r->aborted = true;
+		return;
+	}
+	pool_destroy(r->pool);
+}
+
+bool request_job_returned(struct request *r)
+{
+	r->jobs--;
+	if (!r->aborted)
+		return true;
+	if (r->jobs == 0)
+		pool_destroy(r->pool);
+	return false;
+}

@@ -1,0 +1,89 @@
+/*
+ * A request, apart from the connection that carries it: head, routed
+ * location, the request and response objects modules see, body state,
+ * per-request pool and notes.  The phases run here, in order:
+ *   begin (route, method, core limits) -> check -> body (body-check) ->
+ *   handler (now or later) -> filters -> [codec sends] -> log.
+ * A connection owns one at a time on HTTP/1.1; nothing here assumes that.
+ */
+#ifndef HTTPD_REQUEST_H
+#define HTTPD_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "body.h"
+#include "config.h"
+#include "http_parse.h"
+#include "http_response.h"
+
+struct conn;
+struct worker;
+struct httpd_event;
+
+struct request_note {
+	const char          *key;
+	void                *value;
+	struct request_note *next;
+};
+
+struct request_cancel {
+	void                 (*fn)(void *arg);
+	void                  *arg;
+	struct request_cancel *next;
+};
+
+struct request {
+	struct conn                 *conn;       /* NULL once the client is gone */
+	struct worker               *w;
+	struct httpd_pool           *pool;       /* holds this struct too */
+	struct http_head             head;
+	struct httpd_request         req;        /* what modules see */
+	struct httpd_response        res;
+	const struct httpd_location *loc;
+	const char                  *allow;      /* Allow header for 405 and OPTIONS */
+	struct request_body          body;
+	struct request_note         *notes;
+	struct request_cancel       *cancels;
+	struct httpd_event          *events;     /* module fd and timer events */
+	unsigned                     jobs;       /* blocking jobs not yet done */
+	bool                         pending;    /* the handler answers later */
+	bool                         aborted;    /* client gone while jobs ran */
+	uint64_t                     started_ms;
+};
+
+static inline struct request *request_of(const struct httpd_request *req)
+{
+	return (struct request *)(uintptr_t)((const char *)req - offsetof(struct request, req));
+}
+
+/* A new request on c, in c's spare pool or a new one; NULL out of memory. */
+struct request *request_create(struct conn *c);
+
+/*
+ * After the head is parsed: fill the request object, route, apply method
+ * and core body limits.  0 to go on, REQUEST_ANSWERED when the core
+ * answered (OPTIONS), or an error status.
+ */
+#define REQUEST_ANSWERED 1
+int request_begin(struct request *r);
+
+/* Check phase: HTTPD_DECLINED to go on, HTTPD_OK when a check answered, or an error status. */
+int request_check(struct request *r);
+
+/* Handler phase (body complete): responds now, or leaves the request pending. */
+void request_handle(struct request *r);
+
+/* An OK response from a handler or check: filters, then the codec sends it. */
+void request_respond(struct request *r);
+/* An error response (the operator's error_page or a built-in page), module headers kept. */
+void request_fail(struct request *r, int status);
+
+/* Log phase, then the request is freed (its pool goes back to the connection). */
+void request_done(struct request *r);
+/* The connection is gone: cancel what is pending, free now or once blocking jobs return. */
+void request_abort(struct request *r);
+/* A blocking job of r has returned; false if r was aborted meanwhile (and maybe freed). */
+bool request_job_returned(struct request *r);
+
+#endif

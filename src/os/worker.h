@@ -1,0 +1,94 @@
+/* A worker process: privilege drop, event loop, accept, timeouts, blocking-work pool. */
+#ifndef HTTPD_WORKER_H
+#define HTTPD_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "config.h"
+#include "timer.h"
+
+enum event_kind { EVENT_LISTENER, EVENT_CONN, EVENT_SIGNAL, EVENT_MODULE, EVENT_JOBS };
+
+/* First member of everything registered with epoll. */
+struct event_source {
+	enum event_kind kind;
+};
+
+/* Connection timeouts: one FIFO list per kind, since every entry of a kind has the same timeout. */
+enum timer_kind {
+	TIMER_HEADER, TIMER_BODY, TIMER_KEEPALIVE, TIMER_SEND, TIMER_HANDLER, TIMER_LINGER, TIMER_KINDS
+};
+
+/* A timer with its own deadline (module timers): kept in one list sorted by deadline. */
+struct deadline {
+	struct deadline *prev, *next;
+	uint64_t         at;
+	void           (*fire)(struct deadline *d);
+};
+
+struct listener {
+	struct event_source            ev;
+	int                            fd;
+	const struct sockaddr_storage *addr;   /* as bound: the local address unless a wildcard */
+};
+
+struct conn;
+struct threadpool;
+
+struct worker {
+	int                         id;
+	int                         epfd;
+	const struct httpd_config  *config;
+	struct listener            *listeners;
+	size_t                      listener_count;
+	bool                        exclusive;  /* shared sockets: EPOLLEXCLUSIVE */
+	bool                        accepting;
+	bool                        quitting;
+	struct timer_list           timers[TIMER_KINDS];
+	struct deadline             deadlines;  /* sentinel of the sorted list */
+	uint64_t                    now_ms;     /* monotonic */
+	time_t                      now;        /* wall clock, for Date and logs */
+	size_t                      conn_count;
+	struct conn                *free_conns;
+	struct conn                *deferred;   /* to run again once the current event is handled */
+	struct threadpool          *pool;       /* blocking work, started on first use */
+	struct event_source         pool_source;
+	uint64_t                    request_seq;
+	uint64_t                    request_id_base;
+};
+
+struct worker_setup {
+	int                            id;
+	const struct httpd_config     *config;
+	const int                     *listen_fds;
+	const struct sockaddr_storage *const *listen_addrs;
+	size_t                         listen_count;
+	bool                           exclusive;   /* shared sockets: EPOLLEXCLUSIVE */
+	uid_t                          uid;
+	gid_t                          gid;
+	bool                           drop_privileges;
+};
+
+/* Runs a worker until it is told to stop; returns the exit status. */
+int worker_run(const struct worker_setup *setup);
+
+/* The worker of this process (module API calls find it here). */
+struct worker *worker_current(void);
+
+/* Called by connections when they close, so accepting can resume. */
+void worker_conn_closed(struct worker *w);
+
+/* Runs c's state machine again after the event being handled (a module finished a response). */
+void worker_defer(struct worker *w, struct conn *c);
+
+void deadline_arm(struct worker *w, struct deadline *d, uint64_t ms);
+void deadline_disarm(struct deadline *d);
+
+/* The worker's thread pool, started on first use; NULL if it cannot start. */
+struct threadpool *worker_threadpool(struct worker *w);
+
+#endif
