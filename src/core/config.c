@@ -413,57 +413,146 @@ static int server_module_add(struct httpd_config *config, const struct module *m
 	return 0;
 }
 
-/* Pass 1: learn which modules the locations name, then load them. */
+/*
+ * Pass 1 reads the text with a small scanner of its own, not libconfuse:
+ * module options (sections included) are unknown until the modules are
+ * loaded, and libconfuse cannot skip unknown sections.  It learns
+ * module_dir and each location's handler and checks, in order; pass 2
+ * reports any syntax error exactly.
+ */
+struct scan {
+	const char *p;
+	char        tok[4096];
+	bool        quoted;
+};
+
+/* The next token: a quoted string (unescaped), a word, or one punctuation byte.  false at the end. */
+static bool scan_next(struct scan *sc)
+{
+	size_t n = 0;
+
+	while (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r')
+		sc->p++;
+	if (*sc->p == '\0')
+		return false;
+	sc->quoted = *sc->p == '"';
+	if (sc->quoted) {
+		for (sc->p++; *sc->p != '\0' && *sc->p != '"'; sc->p++) {
+			if (*sc->p == '\\' && sc->p[1] != '\0')
+				sc->p++;
+			if (n + 1 < sizeof(sc->tok))
+				sc->tok[n++] = *sc->p;
+		}
+		if (*sc->p == '"')
+			sc->p++;
+	} else if (strchr("{}=(),+", *sc->p) != NULL) {
+		sc->tok[n++] = *sc->p++;
+	} else {
+		while (*sc->p != '\0' && strchr(" \t\r\n{}=(),+\"", *sc->p) == NULL) {
+			if (n + 1 < sizeof(sc->tok))
+				sc->tok[n++] = *sc->p;
+			sc->p++;
+		}
+	}
+	sc->tok[n] = '\0';
+	return true;
+}
+
+static bool scan_is(const struct scan *sc, const char *word)
+{
+	return !sc->quoted && strcmp(sc->tok, word) == 0;
+}
+
+struct module_ref {
+	size_t location;   /* index among the location blocks */
+	char  *name;
+};
+
+/* Collects module_dir and the (location, module) pairs the text names. */
+static int modules_scan(const char *text, char **dir, struct module_ref **refs, size_t *count)
+{
+	struct scan sc = { .p = text };
+	int depth = 0;
+	size_t locations = 0;
+	bool in_location = false;
+	char key[64] = "";
+
+	while (scan_next(&sc)) {
+		if (scan_is(&sc, "{")) {
+			depth++;
+			continue;
+		}
+		if (scan_is(&sc, "}")) {
+			if (--depth == 0)
+				in_location = false;
+			key[0] = '\0';
+			continue;
+		}
+		if (depth == 0 && scan_is(&sc, "location")) {
+			in_location = true;
+			locations++;
+			continue;
+		}
+		if (scan_is(&sc, "=") || scan_is(&sc, "+") || scan_is(&sc, ","))
+			continue;
+		if (!sc.quoted) {
+			snprintf(key, sizeof(key), "%s", sc.tok);
+			continue;
+		}
+		/* A quoted value: the key before it says what it is. */
+		if (depth == 0 && strcmp(key, "module_dir") == 0) {
+			free(*dir);
+			if ((*dir = strdup(sc.tok)) == NULL)
+				return -1;
+		} else if (in_location && (depth == 1 || depth == 2) &&
+		           (strcmp(key, "handler") == 0 || strcmp(key, "check") == 0)) {
+			struct module_ref *grown = realloc(*refs, (*count + 1) * sizeof(*grown));
+
+			if (grown == NULL)
+				return -1;
+			*refs = grown;
+			grown[*count].location = locations - 1;
+			if ((grown[*count].name = strdup(sc.tok)) == NULL)
+				return -1;
+			(*count)++;
+		}
+		if (strcmp(key, "check") != 0)
+			key[0] = '\0';   /* a list keeps its key until its closing brace */
+	}
+	return 0;
+}
+
+/* Pass 1: learn which modules the locations name, then load them and merge their options. */
 static int modules_load(struct httpd_config *config, cfg_opt_t **loc_opts, size_t *loc_count,
                         cfg_opt_t **srv_opts, size_t *srv_count)
 {
-	cfg_opt_t pass1_loc[CORE_LOCATION_OPTS + 2];
-	cfg_opt_t unknown[] = { CFG_STR_LIST("__unknown", NULL, CFGF_NONE), CFG_END() };
-	cfg_opt_t *schema;
-	cfg_t *cfg;
-	const char *dir;
-	int rc = 0;
+	struct module_ref *refs = NULL;
+	size_t count = 0;
+	char *dir = NULL;
+	int rc = modules_scan(config->src.text, &dir, &refs, &count);
 
-	memcpy(pass1_loc, core_location_opts, CORE_LOCATION_OPTS * sizeof(cfg_opt_t));
-	pass1_loc[CORE_LOCATION_OPTS] = unknown[0];
-	pass1_loc[CORE_LOCATION_OPTS + 1] = unknown[1];
-	schema = root_schema(pass1_loc, NULL);
-	if (schema == NULL)
-		return -1;
-	cfg = parse_text(schema, &config->src, CFGF_IGNORE_UNKNOWN);
-	if (cfg == NULL) {
-		free(schema);
-		return -1;
-	}
-	dir = cfg_getstr(cfg, "module_dir");
-	for (unsigned i = 0; i < cfg_size(cfg, "location"); i++) {
-		cfg_t *sec = cfg_getnsec(cfg, "location", i);
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		const struct module *m;
 		const char *file;
 		int line;
-		unsigned nchecks = cfg_size(sec, "check");
+		char err[1024];
 
-		location_origin(config, i, &file, &line);
-		for (unsigned j = 0; j <= nchecks; j++) {
-			const char *name = j < nchecks ? cfg_getnstr(sec, "check", j) : cfg_getstr(sec, "handler");
-			const struct module *m;
-			char err[1024];
-
-			if (name == NULL)
-				continue;
-			m = module_load(dir, name, err, sizeof(err));
-			if (m == NULL) {
-				report(file, line, err);
-				rc = -1;
-				continue;
-			}
-			if (server_module_add(config, m) < 0 ||
-			    schema_add_module(config, loc_opts, loc_count, m->api.options, m, file, line) < 0 ||
-			    schema_add_module(config, srv_opts, srv_count, m->api.server_options, m, file, line) < 0)
-				rc = -1;
+		location_origin(config, refs[i].location, &file, &line);
+		m = module_load(dir != NULL ? dir : HTTPD_MODULEDIR, refs[i].name, err, sizeof(err));
+		if (m == NULL) {
+			report(file, line, err);
+			rc = -1;
+			continue;
 		}
+		if (server_module_add(config, m) < 0 ||
+		    schema_add_module(config, loc_opts, loc_count, m->api.options, m, file, line) < 0 ||
+		    schema_add_module(config, srv_opts, srv_count, m->api.server_options, m, file, line) < 0)
+			rc = -1;
 	}
-	cfg_free(cfg);
-	free(schema);
+	for (size_t i = 0; i < count; i++)
+		free(refs[i].name);
+	free(refs);
+	free(dir);
 	return rc;
 }
 

@@ -25,8 +25,8 @@ struct gzip_stream {
 	off_t       offset;
 	uint64_t    left;       /* input bytes not yet read */
 	const char *buf;        /* buffer body */
-	char        in[GZIP_IN_CHUNK];
 	bool        finished;
+	char        in[GZIP_IN_CHUNK];   /* last: only the fields before it are zeroed */
 };
 
 static void gzip_cleanup(void *arg)

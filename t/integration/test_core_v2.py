@@ -1,0 +1,410 @@
+"""Core v2 over real sockets: phases, checks before the body, streamed bodies,
+asynchronous handlers, the thread pool, filters, notes, ABI 2 hooks and options."""
+import gzip
+import os
+import socket
+import subprocess
+import threading
+import time
+
+from harness import HTTPD, Reader, Server, exchange, get, module_dir_with_tests, run, wait_for
+
+SERVER = None
+
+
+def scratch_dir(srv):
+    path = os.path.join(srv.dir, "scratch")
+    if not os.path.isdir(path):
+        os.mkdir(path)
+        os.chmod(path, 0o777)
+    return path
+
+
+def server():
+    global SERVER
+    if SERVER is None:
+        SERVER = Server(workers=1)
+        SERVER.module_dir = module_dir_with_tests(SERVER.dir)
+        scratch = scratch_dir(SERVER)
+        up = os.path.join(SERVER.dir, "up")
+        os.mkdir(up)
+        os.chmod(up, 0o777)
+        SERVER.scratch, SERVER.up = scratch, up
+        SERVER.globals_text = (
+            'temp_dir = "%s"\nmax_body_size = "2g"\nbody_buffer_size = "16k"\n'
+            'testmod_store { entries = 42 }\n' % scratch)
+        SERVER.locations = (
+            'location "/" { handler = "static" root = "%s" }\n'
+            'location "/docs" { handler = "static" root = "%s/docs" }\n'
+            'location "/t/" { handler = "testmod" filter_tag = "v2" log_file = "%s/hook.log"\n'
+            '   cancel_log = "%s/cancel.log"\n'
+            '   key "app-1" { secret = "s1" }\n   key "app-2" { secret = "s2" } }\n'
+            'location "/guarded/" { handler = "testmod" check = {"testmod"} deny_body = "evil" }\n'
+            'location "/echo" { handler = "echo" gzip = true gzip_min_length = "10" }\n'
+            'location "/up/" { handler = "static" root = "%s" writable = true }\n'
+            % (SERVER.root, SERVER.root, scratch, scratch, up))
+        SERVER.write_config()
+        SERVER.file("a.txt", b"AAAA")
+        SERVER.file("docs/index.html", b"docs index")
+        SERVER.file("ecret", b"must never be served for /docsecret")
+        SERVER.start()
+    return SERVER
+
+
+def teardown_module():
+    if SERVER is not None:
+        SERVER.cleanup()
+
+
+def worker_pid(srv):
+    assert wait_for(lambda: len(srv.worker_pids()) == 1), srv.worker_pids()
+    return srv.worker_pids()[0]
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def holds(pid, path):
+    """Does process pid have path open?"""
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == path:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def fifo(name):
+    path = os.path.join(server().scratch, name)
+    if os.path.exists(path):
+        os.unlink(path)
+    os.mkfifo(path)
+    os.chmod(path, 0o666)
+    return path
+
+
+def fifo_write(path, data):
+    fd = os.open(path, os.O_WRONLY)
+    os.write(fd, data)
+    os.close(fd)
+
+
+# --- routing ---------------------------------------------------------------------
+
+def test_location_prefix_matches_on_segment_boundary():
+    assert get(server(), "/docs/").body == b"docs index"
+    assert get(server(), "/docs").body == b"docs index"   # the prefix itself
+    r = get(server(), "/docsecret")
+    # "/docs" must not claim /docsecret: it falls to "/" and is simply not there.
+    assert r.status == 404, r
+    assert b"must never" not in r.body
+
+
+# --- check phase before the body ---------------------------------------------------
+
+def test_check_refuses_large_post_before_body_no_100_continue():
+    s = server().connect()
+    s.sendall(b"POST /guarded/x HTTP/1.1\r\nHost: t\r\nX-Deny: 1\r\nExpect: 100-continue\r\n"
+              b"Content-Length: 5242880\r\n\r\n")
+    reader = Reader(s)
+    r = reader.response()
+    assert r.status == 403, r
+    assert b"100 Continue" not in r.raw
+    assert r.header("Connection") == "close"
+    assert reader.closed(), "the unread body means the connection must close"
+    s.close()
+
+
+def test_check_refuses_before_body_without_expect():
+    # The client sends only the head; the refusal must come without waiting for 5 MB.
+    s = server().connect(timeout=5)
+    s.sendall(b"PUT /guarded/x HTTP/1.1\r\nHost: t\r\nX-Deny: 1\r\nContent-Length: 5242880\r\n\r\n")
+    r = Reader(s).response()
+    assert r.status == 405 or r.status == 403, r
+    s.close()
+
+
+def test_100_continue_only_after_checks_pass():
+    s = server().connect()
+    s.sendall(b"POST /guarded/body HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+              b"Content-Length: 5\r\n\r\n")
+    reader = Reader(s)
+    interim = reader.response()
+    assert interim.status == 100, interim
+    s.sendall(b"hello")
+    r = reader.response()
+    assert r.status == 200 and r.body == b"hello", r
+    s.close()
+
+
+def test_401_keeps_module_www_authenticate():
+    r = get(server(), "/guarded/x", headers="X-Auth: 1\r\n")
+    assert r.status == 401, r
+    assert r.header("WWW-Authenticate") == 'Signature realm="test"', r.headers
+    assert r.header("Content-Type").startswith("text/html")
+
+
+def test_check_note_reaches_handler():
+    assert get(server(), "/guarded/note").body == b"note: passed\n"
+    assert get(server(), "/t/note").body == b"note: -\n"
+
+
+def test_body_check_refuses_streaming_body():
+    body = b"x" * 50000 + b"evil" + b"y" * 50000
+    raw = b"POST /guarded/body HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    r, reader = exchange(server(), raw)
+    assert r.status == 403, r
+    reader.sock.close()
+    raw = b"POST /guarded/body HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\ngood bytes"
+    r, reader = exchange(server(), raw)
+    assert r.status == 200 and r.body == b"good bytes", r
+    reader.sock.close()
+
+
+# --- streamed bodies ------------------------------------------------------------------
+
+def test_large_body_spills_to_unlinked_file_and_arrives_intact():
+    body = os.urandom(300000)
+    raw = b"POST /t/body HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    r, reader = exchange(server(), raw)
+    assert r.status == 200 and r.body == body
+    reader.sock.close()
+    leftovers = [n for n in os.listdir(server().scratch) if not n.endswith(".log") and n != "f"]
+    assert all(not n.startswith("#") and not n.startswith("tmp") for n in leftovers), leftovers
+
+
+def test_large_chunked_body_spills_and_arrives_intact():
+    body = os.urandom(100000)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7000]), body[i:i + 7000])
+                      for i in range(0, len(body), 7000))
+    raw = b"POST /t/body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    r, reader = exchange(server(), raw)
+    assert r.status == 200 and r.body == body
+    reader.sock.close()
+
+
+def test_echo_reads_a_spilled_body():
+    body = b"e" * 40000
+    raw = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    r, reader = exchange(server(), raw)
+    assert r.status == 200 and r.body.endswith(body)
+    reader.sock.close()
+
+
+def test_put_1gib_streams_with_flat_worker_memory():
+    srv = server()
+    pid = worker_pid(srv)
+    size = 1 << 30
+    piece = os.urandom(1 << 20)
+    s = srv.connect(timeout=120)
+    s.sendall(b"PUT /up/huge.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
+    for _ in range(size // len(piece)):
+        s.sendall(piece)
+    r = Reader(s).response()
+    s.close()
+    assert r.status == 201, r
+    assert os.path.getsize(os.path.join(srv.up, "huge.bin")) == size
+    with open(os.path.join(srv.up, "huge.bin"), "rb") as f:
+        assert f.read(len(piece)) == piece
+        f.seek(size - len(piece))
+        assert f.read() == piece
+    hwm = vm_hwm_kib(pid)
+    os.unlink(os.path.join(srv.up, "huge.bin"))
+    assert hwm < 64 * 1024, "worker peak RSS %d KiB for a 1 GiB upload" % hwm
+    assert not [n for n in os.listdir(srv.up) if n.startswith(".upload-")]
+
+
+# --- asynchronous handlers --------------------------------------------------------------
+
+def test_async_fd_handler_while_same_worker_serves_others():
+    path = fifo("wait1")
+    pending = server().connect(timeout=10)
+    pending.sendall(("GET /t/async/fifo?%s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
+    # One worker: these can only be answered if the pending request does not hold the loop.
+    for _ in range(5):
+        assert get(server(), "/a.txt").body == b"AAAA"
+    pending.settimeout(0.2)
+    try:
+        early = pending.recv(1)
+    except socket.timeout:
+        early = None
+    assert early is None, "answered before the event happened"
+    pending.settimeout(10)
+    fifo_write(path, b"ready")
+    r = Reader(pending).response()
+    assert r.status == 200 and r.body == b"fifo: ready\n", r
+    assert r.header("X-Filter") == "v2", "filters run on asynchronous answers too"
+    pending.close()
+
+
+def test_async_timer_answers():
+    r = get(server(), "/t/async/timer?ms=50")
+    assert r.status == 200 and r.body == b"timer fired\n", r
+
+
+def test_blocking_job_does_not_block_the_loop():
+    path = fifo("wait2")
+    pending = server().connect(timeout=10)
+    pending.sendall(("GET /t/blocking?%s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
+    # The pool thread now blocks in open()/read() on the FIFO; the loop must go on.
+    for _ in range(5):
+        assert get(server(), "/a.txt").body == b"AAAA"
+    fifo_write(path, b"unblocked")
+    r = Reader(pending).response()
+    assert r.status == 200 and r.body == b"blocking: unblocked\n", r
+    pending.close()
+
+
+def test_client_disconnect_cancels_pending_handler_cleanly():
+    srv = server()
+    pid = worker_pid(srv)
+    assert get(srv, "/a.txt").status == 200
+    before = open_fds(pid)
+    path = fifo("wait3")
+    pending = srv.connect()
+    pending.sendall(("GET /t/async/fifo?%s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
+    assert wait_for(lambda: holds(pid, path)), "the handler never opened the FIFO"
+    pending.close()
+    log = os.path.join(srv.scratch, "cancel.log")
+    assert wait_for(lambda: os.path.exists(log) and ("cancelled %s" % path) in open(log).read()), \
+        "the module got no cancel call"
+    assert wait_for(lambda: not holds(pid, path)), "the FIFO leaked"
+    assert wait_for(lambda: open_fds(pid) <= before), (open_fds(pid), before)
+    assert get(srv, "/a.txt").status == 200, "the worker survived"
+
+
+def test_handler_timeout_answers_503_and_cancels():
+    srv = Server(workers=1)
+    try:
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        srv.globals_text = "handler_timeout = 1\n"
+        srv.locations = 'location "/t/" { handler = "testmod" }\n'
+        srv.write_config()
+        srv.start()
+        r = get(srv, "/t/async/timer?ms=60000")
+        assert r.status == 503, r
+        assert "did not answer within handler_timeout" in srv.log()
+    finally:
+        srv.cleanup()
+
+
+def test_put_commit_runs_off_the_loop_and_answers():
+    data = os.urandom(200000)
+    raw = b"PUT /up/put.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(data) + data
+    r, reader = exchange(server(), raw)
+    assert r.status in (201, 204), r
+    reader.sock.close()
+    with open(os.path.join(server().up, "put.bin"), "rb") as f:
+        assert f.read() == data
+
+
+# --- filters, log hook, request fields, extension methods --------------------------------
+
+def test_gzip_filter_compresses_echo_response():
+    # A chunked body first leaves non-zero bytes in the worker's reused pool memory:
+    # the gzip state must not depend on fresh memory (it once read a stale "finished" flag).
+    test_large_chunked_body_spills_and_arrives_intact()
+    r = get(server(), "/echo/hello", headers="Accept-Encoding: gzip\r\n")
+    assert r.status == 200 and r.header("Content-Encoding") == "gzip", r.headers
+    assert "Accept-Encoding" in r.header("Vary")
+    text = gzip.decompress(r.body)
+    assert text.startswith(b"GET /echo/hello HTTP/1.1\n"), text
+    plain = get(server(), "/echo/hello")
+    assert plain.header("Content-Encoding") is None and plain.body.startswith(b"GET /echo/hello")
+
+
+def test_module_filter_and_log_hooks():
+    r = get(server(), "/t/stream")
+    assert r.header("X-Filter") == "v2"
+    log = os.path.join(server().scratch, "hook.log")
+    assert wait_for(lambda: os.path.exists(log) and "200 /t/stream 35\n" in open(log).read()), \
+        open(log).read() if os.path.exists(log) else "no log"
+
+
+def test_request_fields_local_address_scheme_and_id():
+    a = get(server(), "/t/info").body.decode()
+    b = get(server(), "/t/info").body.decode()
+    assert "local 127.0.0.1 %d\n" % server().port in a, a
+    assert "scheme http\n" in a
+    assert "client 127.0.0.1 " in a
+    ida = [l for l in a.splitlines() if l.startswith("id ")][0]
+    idb = [l for l in b.splitlines() if l.startswith("id ")][0]
+    assert ida != idb and len(ida) == 3 + 16, (ida, idb)
+
+
+def test_extension_method_reaches_module_or_405():
+    r, reader = exchange(server(), b"PROPFIND /echo/x HTTP/1.1\r\nHost: t\r\nDepth: 1\r\n\r\n")
+    assert r.status == 200 and r.body.startswith(b"PROPFIND /echo/x HTTP/1.1\n"), r
+    reader.sock.close()
+    r, reader = exchange(server(), b"PROPFIND /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert r.status == 405 and r.header("Allow") == "GET, HEAD, OPTIONS", r
+    reader.sock.close()
+
+
+# --- ABI 2 options and lifecycle ----------------------------------------------------------
+
+def test_location_sections_and_server_wide_options():
+    assert get(server(), "/t/keys").body == b"app-1=s1\napp-2=s2\n"
+    assert get(server(), "/t/server-data").body == b"entries 42\n"
+
+
+def test_server_init_error_names_file_and_line():
+    srv = Server()
+    try:
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        srv.globals_text = "\ntestmod_store {\n  entries = 0\n}\n"
+        srv.locations = 'location "/t/" { handler = "testmod" }\n'
+        srv.write_config()
+        proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=20)
+        assert proc.returncode == 1
+        assert b"entries must not be 0" in proc.stderr and srv.conf.encode() + b":" in proc.stderr, \
+            proc.stderr
+    finally:
+        srv.cleanup()
+
+
+def test_duplicate_section_title_is_an_error():
+    srv = Server()
+    try:
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        srv.locations = ('location "/t/" {\n handler = "testmod"\n key "a" { secret = "1" }\n'
+                         ' key "a" { secret = "2" }\n}\n')
+        srv.write_config()
+        proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=20)
+        assert proc.returncode == 1 and b"a" in proc.stderr, proc.stderr
+    finally:
+        srv.cleanup()
+
+
+def test_worker_exit_only_for_modules_whose_init_ran():
+    srv = Server(workers=1)
+    try:
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        log = os.path.join(scratch_dir(srv), "exit.log")
+        # Longer prefixes come first: /aaaa/ is initialised, then /b/ fails, so the worker dies.
+        srv.locations = ('location "/aaaa/" { handler = "testmod" exit_log = "%s" }\n'
+                         'location "/b/" { handler = "testmod" fail_init = true exit_log = "%s" }\n'
+                         % (log, log))
+        srv.write_config()
+        srv.start(expect_ok=False)
+        assert wait_for(lambda: os.path.exists(log) and "exit /aaaa/" in open(log).read(), timeout=10), \
+            srv.log()
+        assert "exit /b/" not in open(log).read()
+    finally:
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(globals()))
