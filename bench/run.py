@@ -8,6 +8,10 @@ best peer.  On a 2-core machine wrk itself is a bottleneck, so CPU per request
 is the figure that separates servers.
 
     bench/run.py --httpd build/src/httpd --modules build/modules/.libs
+
+--baseline BIN --baseline-modules DIR adds another build of prefork-httpd (the
+landed main, say) to the same interleaved rounds, so a change on the request
+path is judged against it in one run.
 """
 import argparse
 import os
@@ -104,20 +108,24 @@ class Peer:
                 pass
 
 
-def make_peers(args, work, docroot):
-    user = "www-data" if os.geteuid() == 0 else None
-    peers = []
-
+def httpd_peer(name, binary, modules, args, work, docroot):
     port = free_port()
-    conf = os.path.join(work, "httpd.conf")
+    conf = os.path.join(work, "%s.conf" % name)
     with open(conf, "w") as f:
-        f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/httpd.pid"\n'
-                'error_log = "%s/httpd-error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
+        f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
+                'error_log = "%s/%s-error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
                 'keepalive_requests = 1000000\n%s\n'
                 'location "/" { handler = "static" root = "%s" }\n'
-                % (port, args.workers, work, work, os.path.abspath(args.modules),
+                % (port, args.workers, work, name, work, name, os.path.abspath(modules),
                    "\n".join(args.httpd_directive), docroot))
-    peers.append(Peer("prefork-httpd", port, [os.path.abspath(args.httpd), "-F", "-f", conf], None))
+    return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf], None)
+
+
+def make_peers(args, work, docroot):
+    user = "www-data" if os.geteuid() == 0 else None
+    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, args, work, docroot)]
+    if args.baseline:
+        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, args, work, docroot))
 
     if shutil.which("nginx") and not args.no_nginx:
         port = free_port()
@@ -167,6 +175,8 @@ def main():
     ap.add_argument("--size", type=int, default=1024, help="file size in bytes")
     ap.add_argument("--httpd-directive", action="append", default=[],
                     help='extra line for our config, e.g. "reuseport = false" (repeatable)')
+    ap.add_argument("--baseline", help="another prefork-httpd binary to compare with (e.g. main)")
+    ap.add_argument("--baseline-modules", help="its module directory")
     ap.add_argument("--no-nginx", action="store_true")
     ap.add_argument("--no-lighttpd", action="store_true")
     args = ap.parse_args()
@@ -203,7 +213,7 @@ def main():
 
     rps = {k: v[0] / v[1] for k, v in totals.items()}
     cpu = {k: v[2] * 1e6 / v[0] for k, v in totals.items()}
-    peers_only = [k for k in totals if k != "prefork-httpd"]
+    peers_only = [k for k in totals if k not in ("prefork-httpd", "baseline")]
     print()
     print("%d-byte file, %d worker(s), wrk -t%d -c%d -d%ds, %d interleaved rounds"
           % (args.size, args.workers, args.threads, args.connections, args.duration, args.rounds))
@@ -215,6 +225,9 @@ def main():
         best_cpu = min(cpu[k] for k in peers_only)
         print("prefork-httpd / best peer: req/s ratio %.2f (higher is better), CPU/req ratio %.2f "
               "(lower is better)" % (rps["prefork-httpd"] / best_rps, cpu["prefork-httpd"] / best_cpu))
+    if "baseline" in totals:
+        print("prefork-httpd / baseline:  req/s ratio %.2f, CPU/req ratio %.2f"
+              % (rps["prefork-httpd"] / rps["baseline"], cpu["prefork-httpd"] / cpu["baseline"]))
 
 
 if __name__ == "__main__":

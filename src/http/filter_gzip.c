@@ -160,10 +160,13 @@ static int vary_add(struct httpd_response *res)
 int gzip_filter(const struct httpd_location *loc, const struct httpd_request *req,
                 struct httpd_response *res)
 {
-	const char *type = httpd_response_header(res, "Content-Type");
+	const char *type;
 	uint64_t length;
 
-	if (!loc->gzip || type == NULL || !type_compressible(type))
+	if (!loc->gzip)
+		return 0;
+	type = httpd_response_header(res, "Content-Type");
+	if (type == NULL || !type_compressible(type))
 		return 0;
 	if (res->status != 200 && res->status != 206 && res->status != 304)
 		return 0;

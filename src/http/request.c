@@ -95,6 +95,22 @@ static void body_unread(struct request *r)
 	}
 }
 
+/* 16 hex digits: a per-worker random base plus a counter, unique without coordination. */
+static int request_id_make(struct request *r)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t id = r->w->request_id_base + ++r->w->request_seq;
+	char *out = pool_alloc(r->pool, 17);
+
+	if (out == NULL)
+		return 500;
+	for (int i = 15; i >= 0; i--, id >>= 4)
+		out[i] = hex[id & 15];
+	out[16] = '\0';
+	r->req.request_id = out;
+	return 0;
+}
+
 static int request_fill(struct request *r)
 {
 	struct conn *c = r->conn;
@@ -116,9 +132,7 @@ static int request_fill(struct request *r)
 	conn_local_resolve(c);
 	req->local_addr = c->local;
 	req->local_port = c->local_port;
-	req->request_id = httpd_pool_printf(r->pool, "%016llx",
-	                                    (unsigned long long)(r->w->request_id_base + ++r->w->request_seq));
-	return req->request_id != NULL ? 0 : 500;
+	return request_id_make(r);
 }
 
 int request_begin(struct request *r)

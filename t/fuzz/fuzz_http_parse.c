@@ -1,9 +1,11 @@
 /*
- * libFuzzer target: request heads (found incrementally, then parsed), the
- * path normaliser on what they yield, and the chunked decoder on the rest.
+ * libFuzzer target for the pure half of the HTTP/1 codec: request heads
+ * (found incrementally, then parsed, extension methods included), the path
+ * normaliser on what they yield, and the chunked decoder (chunk-ext grammar,
+ * trailers) on the rest, fed in pieces of every size.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *       t/fuzz/fuzz_http_parse.c src/http_parse.c src/path.c -o fuzz_http_parse
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/http \
+ *       t/fuzz/fuzz_http_parse.c src/http/http_parse.c src/http/path.c -o fuzz_http_parse
  *   mkdir -p corpus && ./fuzz_http_parse corpus t/fuzz/corpus -max_total_time=3600
  */
 #include <stdint.h>
