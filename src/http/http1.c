@@ -425,6 +425,18 @@ static enum step write_failed(struct conn *c, const char *what)
 	return STEP_CLOSED;
 }
 
+/* After a failed write: STEP_CONTINUE to retry (EINTR), STEP_AGAIN to wait for the socket, or STEP_CLOSED. */
+static enum step write_error(struct conn *c, const char *what)
+{
+	if (errno == EINTR)
+		return STEP_CONTINUE;
+	if (errno == EAGAIN) {
+		c->writable = false;
+		return STEP_AGAIN;
+	}
+	return write_failed(c, what);
+}
+
 static enum step write_response(struct conn *c)
 {
 	struct request *r = c->req;
@@ -438,13 +450,11 @@ static enum step write_response(struct conn *c)
 				return STEP_AGAIN;
 			n = c->transport->writev(c, c->iov + c->iov_idx, c->iov_cnt - c->iov_idx, more);
 			if (n < 0) {
-				if (errno == EINTR)
+				enum step s = write_error(c, "send");
+
+				if (s == STEP_CONTINUE)
 					continue;
-				if (errno == EAGAIN) {
-					c->writable = false;
-					return STEP_AGAIN;
-				}
-				return write_failed(c, "send");
+				return s;
 			}
 			iov_advance(c, (size_t)n);
 			timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
@@ -458,13 +468,11 @@ static enum step write_response(struct conn *c)
 				return STEP_AGAIN;
 			n = c->transport->sendfile(c, r->res.fd, &c->file_off, want);
 			if (n < 0) {
-				if (errno == EINTR)
+				enum step s = write_error(c, "sendfile");
+
+				if (s == STEP_CONTINUE)
 					continue;
-				if (errno == EAGAIN) {
-					c->writable = false;
-					return STEP_AGAIN;
-				}
-				return write_failed(c, "sendfile");
+				return s;
 			}
 			if (n == 0) {
 				/* The file shrank under us: the promised length cannot be kept. */
