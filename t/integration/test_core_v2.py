@@ -298,6 +298,22 @@ def test_handler_timeout_answers_503_and_cancels():
         srv.cleanup()
 
 
+def test_upload_in_progress_does_not_hold_the_worker():
+    srv = server()
+    s = srv.connect(timeout=30)
+    s.sendall(b"PUT /up/slow.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (8 << 20))
+    s.sendall(b"a" * (4 << 20))
+    # Half the body is in: the single worker keeps answering others meanwhile.
+    for _ in range(5):
+        assert get(srv, "/a.txt").body == b"AAAA"
+    s.sendall(b"b" * (4 << 20))
+    r = Reader(s).response()
+    s.close()
+    assert r.status in (201, 204), r
+    with open(os.path.join(srv.up, "slow.bin"), "rb") as f:
+        assert f.read() == b"a" * (4 << 20) + b"b" * (4 << 20)
+
+
 def test_put_commit_runs_off_the_loop_and_answers():
     data = os.urandom(200000)
     raw = b"PUT /up/put.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(data) + data

@@ -222,6 +222,14 @@ def test_chunked_bare_lf_400():
            400, False)
 
 
+def test_chunk_ext_outside_grammar_400_and_close():
+    # RFC 9112 §7.1.1: after the size only BWS ";" name [ "=" value ] may follow.
+    for line in (b"2 xyz", b"2;", b"2 ", b'2;a="never closed'):
+        raw = (req("/t/body", method="POST", extra="Transfer-Encoding: chunked\r\n")
+               + line + b"\r\nhi\r\n0\r\n\r\n")
+        expect(raw, 400, False)
+
+
 def test_chunked_bad_size_400():
     expect(req("/t/body", method="POST", extra="Transfer-Encoding: chunked\r\n") + b"zz\r\n", 400, False)
     expect(req("/t/body", method="POST", extra="Transfer-Encoding: chunked\r\n")
