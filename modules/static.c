@@ -125,32 +125,31 @@ static bool type_compressible(const char *type)
 
 /*
  * A precompressed sibling (name.br, name.gz) the client accepts, newer than
- * or as new as the file itself; -1 if none.
+ * or as new as the file itself; NULL if none.  Through the open-file cache,
+ * so a sibling that does not exist costs no syscall either.
  */
-static int precompressed_open(int dirfd, const char *rel, const struct stat *orig,
-                              const struct httpd_request *req, struct stat *st, const char **coding)
+static const struct httpd_file *precompressed_open(int dirfd, const char *rel, const struct stat *orig,
+                                                   struct httpd_request *req, const char **coding)
 {
 	static const char *const codings[][2] = { { "br", ".br" }, { "gzip", ".gz" } };
 
 	for (size_t i = 0; i < 2; i++) {
+		const struct httpd_file *z;
 		char *name;
-		int fd;
 
 		if (!httpd_request_accepts_encoding(req, codings[i][0]))
 			continue;
 		name = httpd_pool_printf(req->pool, "%s%s", rel, codings[i][1]);
 		if (name == NULL)
-			return -1;
-		fd = httpd_open_beneath(dirfd, name, O_RDONLY | O_NONBLOCK);
-		if (fd < 0)
-			continue;
-		if (fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_mtime >= orig->st_mtime) {
+			return NULL;
+		z = httpd_file_open(req, dirfd, name);
+		if (z != NULL && S_ISREG(httpd_file_stat(z)->st_mode) &&
+		    httpd_file_stat(z)->st_mtime >= orig->st_mtime) {
 			*coding = codings[i][0];
-			return fd;
+			return z;
 		}
-		close(fd);
 	}
-	return -1;
+	return NULL;
 }
 
 static int cache_headers(struct static_conf *conf, struct httpd_response *res, struct httpd_pool *pool)
@@ -420,6 +419,10 @@ static int put_answer(struct put_state *put)
 
 static void put_committed(struct httpd_request *req, void *arg)
 {
+	struct static_conf *conf = httpd_request_note(req, "static.conf");
+
+	if (conf != NULL)
+		httpd_file_forget(conf->root_fd, req->path_rest);
 	httpd_request_finish(req, put_answer(arg));
 }
 
@@ -431,9 +434,11 @@ static int static_put(struct static_conf *conf, struct httpd_request *req, struc
 	/* No body at all (Content-Length: 0): the empty file is made now. */
 	if (put == NULL && (put = put_open(conf, req, res, &status)) == NULL)
 		return status;
-	if (httpd_run_blocking(req, put_commit, put_committed, put) == 0)
+	if (httpd_request_note_set(req, "static.conf", conf) == 0 &&
+	    httpd_run_blocking(req, put_commit, put_committed, put) == 0)
 		return HTTPD_PENDING;
 	put_commit(put);   /* no thread pool: commit here rather than fail */
+	httpd_file_forget(conf->root_fd, req->path_rest);
 	return put_answer(put);
 }
 
@@ -453,6 +458,7 @@ static int static_delete(struct static_conf *conf, const struct httpd_request *r
 		return status;
 	}
 	close(dirfd);
+	httpd_file_forget(conf->root_fd, rel);
 	httpd_response_set_status(res, 204);
 	return HTTPD_OK;
 }
@@ -463,8 +469,8 @@ static int static_handle(void *data, struct httpd_request *req, struct httpd_res
 	const char *rel = req->path_rest;
 	const char *name = rel;
 	const char *type, *coding = NULL;
-	struct stat st, zst;
-	int fd, zfd, rc;
+	const struct httpd_file *file, *zfile;
+	const struct stat *st;
 
 	if (!conf->dotfiles && httpd_path_is_hidden(rel))
 		return 403;
@@ -472,67 +478,49 @@ static int static_handle(void *data, struct httpd_request *req, struct httpd_res
 		return static_put(conf, req, res);
 	if (req->method == HTTPD_METHOD_DELETE)
 		return static_delete(conf, req, res);
-	fd = httpd_open_beneath(conf->root_fd, rel, O_RDONLY | O_NONBLOCK);
-	if (fd < 0)
+	file = httpd_file_open(req, conf->root_fd, rel);
+	if (file == NULL)
 		return httpd_status_from_errno(errno);
-	if (fstat(fd, &st) < 0) {
-		rc = httpd_status_from_errno(errno);
-		close(fd);
-		return rc;
-	}
-	if (S_ISDIR(st.st_mode)) {
+	st = httpd_file_stat(file);
+	if (S_ISDIR(st->st_mode)) {
 		size_t len = strlen(rel);
-		int dirfd = fd;
+		const char *dir = rel;
 
-		if (len == 0 || rel[len - 1] != '/') {
-			close(dirfd);
+		if (len == 0 || rel[len - 1] != '/')
 			return httpd_redirect_to_directory(req, res);
-		}
-		fd = -1;
-		for (size_t i = 0; i < conf->index_count && fd < 0; i++) {
-			fd = httpd_open_beneath(dirfd, conf->index[i], O_RDONLY | O_NONBLOCK);
+		file = NULL;
+		for (size_t i = 0; i < conf->index_count && file == NULL; i++) {
 			name = conf->index[i];
+			rel = httpd_pool_printf(req->pool, "%s%s", dir, name);
+			if (rel == NULL)
+				return 500;
+			file = httpd_file_open(req, conf->root_fd, rel);
 		}
-		if (fd < 0) {
-			if (conf->autoindex)
-				return httpd_respond_listing_async(req, res, dirfd, conf->dotfiles);
-			close(dirfd);
-			return 403;
+		if (file == NULL) {
+			int dirfd;
+
+			if (!conf->autoindex)
+				return 403;
+			dirfd = httpd_open_beneath(conf->root_fd, dir, O_RDONLY | O_DIRECTORY);
+			if (dirfd < 0)
+				return httpd_status_from_errno(errno);
+			return httpd_respond_listing_async(req, res, dirfd, conf->dotfiles);
 		}
-		close(dirfd);
-		if (fstat(fd, &st) < 0) {
-			rc = httpd_status_from_errno(errno);
-			close(fd);
-			return rc;
-		}
-		rel = httpd_pool_printf(req->pool, "%s%s", rel, name);
-		if (rel == NULL) {
-			close(fd);
-			return 500;
-		}
+		st = httpd_file_stat(file);
 	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
+	if (!S_ISREG(st->st_mode))
 		return 403;
-	}
 	type = httpd_mime_type(name);
 	if ((type_compressible(type) && conf->precompressed &&
 	     httpd_response_add_header(res, "Vary", "Accept-Encoding") < 0) ||
-	    cache_headers(conf, res, req->pool) < 0) {
-		close(fd);
+	    cache_headers(conf, res, req->pool) < 0)
 		return 500;
-	}
-
-	if (conf->precompressed &&
-	    (zfd = precompressed_open(conf->root_fd, rel, &st, req, &zst, &coding)) >= 0) {
-		close(fd);
-		if (httpd_response_add_header(res, "Content-Encoding", coding) < 0) {
-			close(zfd);
+	if (conf->precompressed && (zfile = precompressed_open(conf->root_fd, rel, st, req, &coding)) != NULL) {
+		if (httpd_response_add_header(res, "Content-Encoding", coding) < 0)
 			return 500;
-		}
-		return httpd_respond_file(req, res, zfd, &zst, type, coding);
+		return httpd_respond_cached_file(req, res, zfile, type, coding);
 	}
-	return httpd_respond_file(req, res, fd, &st, type, NULL);
+	return httpd_respond_cached_file(req, res, file, type, NULL);
 }
 
 static int static_register(struct httpd_module_api *api)

@@ -385,6 +385,28 @@ int httpd_respond_file(const struct httpd_request *req, struct httpd_response *r
                        const struct stat *st, const char *content_type, const char *etag_suffix);
 
 /*
+ * The worker's open-file cache.  httpd_file_open opens path beneath dirfd
+ * as httpd_open_beneath would, but keeps the descriptor, its stat, its
+ * validators and (for files up to 16 KiB) its content, revalidated with one
+ * stat at most every file_cache_valid seconds; a missing file is cached as
+ * missing.  The file stays usable until the request ends; its descriptor
+ * is the cache's (never close it).  NULL with errno on failure.
+ */
+struct httpd_file;
+const struct httpd_file *httpd_file_open(struct httpd_request *req, int dirfd, const char *path);
+int                      httpd_file_fd(const struct httpd_file *file);
+const struct stat       *httpd_file_stat(const struct httpd_file *file);
+/*
+ * Drops path from this worker's cache at once, after the module changed the
+ * file itself (other workers notice within file_cache_valid).
+ */
+void                     httpd_file_forget(int dirfd, const char *path);
+/* httpd_respond_file for a cached file: from memory when small, else sendfile. */
+int httpd_respond_cached_file(const struct httpd_request *req, struct httpd_response *res,
+                              const struct httpd_file *file, const char *content_type,
+                              const char *etag_suffix);
+
+/*
  * Opens path (relative, no leading '/') beneath the directory dirfd.  The
  * kernel refuses any step, symlinks included, that leaves dirfd: -1 with
  * errno EXDEV.  Other failures return -1 with errno from openat2(2).

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file_cache.h"
 #include "http_date.h"
 #include "http_response.h"
 #include "pool.h"
@@ -168,9 +169,34 @@ static ssize_t multipart_read(void *ctx, char *buf, size_t len)
 	}
 }
 
-static int respond_ranges(const struct httpd_request *req, struct httpd_response *res, int fd,
-                          const struct stat *st, const char *type, struct byte_range *ranges,
-                          size_t count)
+/* Where a file response's bytes come from: an owned descriptor, or the open-file cache. */
+struct file_source {
+	int         fd;
+	bool        owned;
+	const char *content;   /* the whole file in memory, or NULL */
+};
+
+static void source_drop(struct file_source *src)
+{
+	if (src->owned)
+		close(src->fd);
+}
+
+/* The body: bytes [offset, offset + len) of the file. */
+static void source_body(struct httpd_response *res, const struct file_source *src, uint64_t offset,
+                        uint64_t len)
+{
+	if (src->content != NULL)
+		httpd_response_set_body_buffer(res, src->content + offset, (size_t)len);
+	else if (src->owned)
+		httpd_response_set_body_file(res, src->fd, (off_t)offset, (off_t)len);
+	else
+		response_set_body_file_ref(res, src->fd, (off_t)offset, (off_t)len);
+}
+
+static int respond_ranges(const struct httpd_request *req, struct httpd_response *res,
+                          struct file_source *src, const struct stat *st, const char *type,
+                          struct byte_range *ranges, size_t count)
 {
 	uint64_t size = (uint64_t)st->st_size;
 	struct multipart *mp;
@@ -182,20 +208,20 @@ static int respond_ranges(const struct httpd_request *req, struct httpd_response
 
 		if (cr == NULL || httpd_response_add_header(res, "Content-Type", type) < 0 ||
 		    httpd_response_add_header(res, "Content-Range", cr) < 0) {
-			close(fd);
+			source_drop(src);
 			return 500;
 		}
-		httpd_response_set_body_file(res, fd, (off_t)ranges[0].first,
-		                             (off_t)(ranges[0].last - ranges[0].first + 1));
+		source_body(res, src, ranges[0].first, ranges[0].last - ranges[0].first + 1);
 		return HTTPD_OK;
 	}
 	mp = httpd_pool_alloc(req->pool, sizeof(*mp));
-	if (mp == NULL || httpd_pool_cleanup(req->pool, fd_close, (void *)(intptr_t)fd) < 0) {
-		close(fd);
+	if (mp == NULL ||
+	    (src->owned && httpd_pool_cleanup(req->pool, fd_close, (void *)(intptr_t)src->fd) < 0)) {
+		source_drop(src);
 		return 500;
 	}
 	memset(mp, 0, sizeof(*mp));
-	mp->fd = fd;
+	mp->fd = src->fd;
 	memcpy(mp->ranges, ranges, count * sizeof(*ranges));
 	mp->count = count;
 	mp->size = size;
@@ -211,33 +237,29 @@ static int respond_ranges(const struct httpd_request *req, struct httpd_response
 	return HTTPD_OK;
 }
 
-int httpd_respond_file(const struct httpd_request *req, struct httpd_response *res, int fd,
-                       const struct stat *st, const char *content_type, const char *etag_suffix)
+/* Validators, preconditions, ranges and the body, whichever way the file was opened. */
+static int respond(const struct httpd_request *req, struct httpd_response *res, struct file_source *src,
+                   const struct stat *st, const char *etag, const char *last_modified,
+                   const char *content_type)
 {
-	char date[HTTPD_DATE_LEN];
 	struct byte_range ranges[RANGE_MAX];
 	size_t count = 0;
 	const char *range = httpd_request_header(req, "Range");
-	char *etag = etag_make(req->pool, st, etag_suffix);
 
-	if (etag == NULL) {
-		close(fd);
-		return 500;
-	}
 	if (httpd_response_add_header(res, "ETag", etag) < 0 ||
-	    httpd_response_add_header(res, "Last-Modified", httpd_http_date(st->st_mtime, date)) < 0 ||
+	    httpd_response_add_header(res, "Last-Modified", last_modified) < 0 ||
 	    httpd_response_add_header(res, "Accept-Ranges", "bytes") < 0) {
-		close(fd);
+		source_drop(src);
 		return 500;
 	}
 
 	switch (preconditions_evaluate(req, etag, st->st_mtime)) {
 	case PRE_NOT_MODIFIED:
-		close(fd);
+		source_drop(src);
 		httpd_response_set_status(res, 304);
 		return HTTPD_OK;
 	case PRE_FAILED:
-		close(fd);
+		source_drop(src);
 		return 412;
 	case PRE_PASS:
 		break;
@@ -246,11 +268,11 @@ int httpd_respond_file(const struct httpd_request *req, struct httpd_response *r
 	if (range != NULL && req->method == HTTPD_METHOD_GET && if_range_holds(req, etag, st->st_mtime)) {
 		switch (range_parse(range, (uint64_t)st->st_size, ranges, &count)) {
 		case RANGE_OK:
-			return respond_ranges(req, res, fd, st, content_type, ranges, count);
+			return respond_ranges(req, res, src, st, content_type, ranges, count);
 		case RANGE_UNSATISFIABLE: {
 			char *cr = httpd_pool_printf(req->pool, "bytes */%" PRIu64, (uint64_t)st->st_size);
 
-			close(fd);
+			source_drop(src);
 			response_error(res, 416, NULL, 0, NULL);
 			if (cr == NULL || httpd_response_add_header(res, "Content-Range", cr) < 0)
 				return 500;
@@ -261,9 +283,36 @@ int httpd_respond_file(const struct httpd_request *req, struct httpd_response *r
 		}
 	}
 	if (httpd_response_add_header(res, "Content-Type", content_type) < 0) {
+		source_drop(src);
+		return 500;
+	}
+	source_body(res, src, 0, (uint64_t)st->st_size);
+	return HTTPD_OK;
+}
+
+int httpd_respond_file(const struct httpd_request *req, struct httpd_response *res, int fd,
+                       const struct stat *st, const char *content_type, const char *etag_suffix)
+{
+	struct file_source src = { .fd = fd, .owned = true };
+	char date[HTTPD_DATE_LEN];
+	char *etag = etag_make(req->pool, st, etag_suffix);
+
+	if (etag == NULL) {
 		close(fd);
 		return 500;
 	}
-	httpd_response_set_body_file(res, fd, 0, st->st_size);
-	return HTTPD_OK;
+	return respond(req, res, &src, st, etag, httpd_http_date(st->st_mtime, date), content_type);
+}
+
+int httpd_respond_cached_file(const struct httpd_request *req, struct httpd_response *res,
+                              const struct httpd_file *file, const char *content_type,
+                              const char *etag_suffix)
+{
+	const struct stat *st = httpd_file_stat(file);
+	struct file_source src = { .fd = httpd_file_fd(file), .content = file_cache_content(file) };
+	const char *etag = etag_suffix ? etag_make(req->pool, st, etag_suffix) : file_cache_etag(file);
+
+	if (etag == NULL)
+		return 500;
+	return respond(req, res, &src, st, etag, file_cache_last_modified(file), content_type);
 }

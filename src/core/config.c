@@ -157,6 +157,17 @@ static int validate_positive(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+static int validate_not_negative(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+
+	if (v < 0 || v > 1000000) {
+		cfg_error(cfg, "%s must be from 0 to 1000000, not %ld", cfg_opt_name(opt), v);
+		return -1;
+	}
+	return 0;
+}
+
 static int validate_path(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *v = cfg_opt_getnstr(opt, 0);
@@ -295,6 +306,9 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_STR("body_buffer_size", "16k", CFGF_NONE),
 		CFG_INT("handler_timeout", 60, CFGF_NONE),
 		CFG_INT("worker_threads", 4, CFGF_NONE),
+		CFG_INT("file_cache_valid", 1, CFGF_NONE),
+		CFG_INT("file_cache_entries", 1024, CFGF_NONE),
+		CFG_STR("file_cache_size", "32m", CFGF_NONE),
 		CFG_BOOL("server_tokens", cfg_true, CFGF_NONE),
 		CFG_BOOL("reuseport", cfg_false, CFGF_NONE),
 		CFG_INT("max_request_line", 8192, CFGF_NONE),
@@ -343,6 +357,9 @@ static void validators_set(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "max_header_size", validate_size);
 	cfg_set_validate_func(cfg, "max_body_size", validate_size);
 	cfg_set_validate_func(cfg, "body_buffer_size", validate_size);
+	cfg_set_validate_func(cfg, "file_cache_size", validate_size);
+	cfg_set_validate_func(cfg, "file_cache_valid", validate_not_negative);
+	cfg_set_validate_func(cfg, "file_cache_entries", validate_not_negative);
 	cfg_set_validate_func(cfg, "temp_dir", validate_path);
 	cfg_set_validate_func(cfg, "pid_file", validate_path);
 	cfg_set_validate_func(cfg, "error_log", validate_path);
@@ -752,6 +769,9 @@ static int globals_read(struct httpd_config *config)
 	config->send_timeout_ms = (unsigned)cfg_getint(cfg, "send_timeout") * 1000;
 	config->handler_timeout_ms = (unsigned)cfg_getint(cfg, "handler_timeout") * 1000;
 	config->worker_threads = (unsigned)cfg_getint(cfg, "worker_threads");
+	config->file_cache_valid_ms = (unsigned)cfg_getint(cfg, "file_cache_valid") * 1000;
+	config->file_cache_entries = (size_t)cfg_getint(cfg, "file_cache_entries");
+	config_size_parse(cfg_getstr(cfg, "file_cache_size"), &config->file_cache_size);
 	config->shutdown_timeout_ms = (unsigned)cfg_getint(cfg, "shutdown_timeout") * 1000;
 	config->keepalive_requests = (unsigned)cfg_getint(cfg, "keepalive_requests");
 	config->worker_connections = (unsigned)cfg_getint(cfg, "worker_connections");

@@ -86,6 +86,9 @@ struct httpd_config {
 	unsigned               keepalive_requests;
 	unsigned               worker_connections;
 	unsigned               worker_threads;
+	unsigned               file_cache_valid_ms;
+	size_t                 file_cache_entries;
+	uint64_t               file_cache_size;
 
 	struct httpd_location *locations;       /* longest prefix first */
 	size_t                 location_count;

@@ -22,6 +22,7 @@ struct gzip_stream {
 	z_stream    z;
 	bool        z_ready;
 	int         fd;         /* file body, or -1 */
+	bool        fd_owned;   /* false for the open-file cache's descriptors */
 	off_t       offset;
 	uint64_t    left;       /* input bytes not yet read */
 	const char *buf;        /* buffer body */
@@ -35,7 +36,7 @@ static void gzip_cleanup(void *arg)
 
 	if (gz->z_ready)
 		deflateEnd(&gz->z);
-	if (gz->fd >= 0)
+	if (gz->fd >= 0 && gz->fd_owned)
 		close(gz->fd);
 }
 
@@ -117,6 +118,7 @@ int httpd_response_gzip(struct httpd_response *res, int level)
 	}
 	if (res->body == BODY_FILE) {
 		gz->fd = res->fd;
+		gz->fd_owned = res->fd_owned;
 		gz->offset = res->file_offset;
 		gz->left = (uint64_t)res->file_len;
 		res->fd = -1;   /* the stream owns it now */

@@ -51,7 +51,7 @@ void response_init(struct httpd_response *res, struct httpd_pool *pool)
 
 void response_discard_body(struct httpd_response *res)
 {
-	if (res->body == BODY_FILE && res->fd >= 0)
+	if (res->body == BODY_FILE && res->fd >= 0 && res->fd_owned)
 		close(res->fd);
 	res->fd = -1;
 	res->body = BODY_NONE;
@@ -153,8 +153,15 @@ void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offs
 	response_discard_body(res);
 	res->body = BODY_FILE;
 	res->fd = fd;
+	res->fd_owned = true;
 	res->file_offset = offset;
 	res->file_len = len;
+}
+
+void response_set_body_file_ref(struct httpd_response *res, int fd, off_t offset, off_t len)
+{
+	httpd_response_set_body_file(res, fd, offset, len);
+	res->fd_owned = false;
 }
 
 void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn fn, void *ctx)

@@ -23,6 +23,7 @@ struct httpd_response {
 	const char             *buf;
 	size_t                  buf_len;
 	int                     fd;
+	bool                    fd_owned;       /* closed with the body (not a cached file's) */
 	off_t                   file_offset;
 	off_t                   file_len;
 	httpd_stream_fn         stream;
@@ -32,6 +33,8 @@ struct httpd_response {
 };
 
 void response_init(struct httpd_response *res, struct httpd_pool *pool);
+/* A file body whose descriptor someone else keeps open (the open-file cache). */
+void response_set_body_file_ref(struct httpd_response *res, int fd, off_t offset, off_t len);
 /* Closes a file body that will not be sent. */
 void response_discard_body(struct httpd_response *res);
 /*

@@ -16,6 +16,7 @@
 
 #include "async.h"
 #include "conn.h"
+#include "file_cache.h"
 #include "log.h"
 #include "threadpool.h"
 
@@ -368,6 +369,7 @@ int worker_run(const struct worker_setup *setup)
 	clock_update(&w);
 
 	mime_table_use(setup->config->mime);
+	file_cache_init(setup->config);
 	if (modules_worker_init(setup->config, &inited) < 0)
 		goto out;
 	if (listeners_watch(&w, true) < 0)
@@ -426,6 +428,7 @@ out:
 	threadpool_destroy(w.pool);
 	w.pool = NULL;
 	modules_worker_exit(setup->config, inited);
+	file_cache_destroy();
 	free(w.listeners);
 	current = NULL;
 	return status;

@@ -1,0 +1,314 @@
+#include "file_cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "request.h"
+#include "worker.h"
+
+struct httpd_file {
+	int                dirfd;
+	char              *rel;         /* normalised, no leading '/' */
+	uint32_t           hash;
+	int                fd;          /* -1 for a cached failure */
+	int                err;         /* errno of that failure */
+	struct stat        st;
+	char              *content;     /* whole file, for small regular files */
+	char               etag[64];
+	char               last_modified[HTTPD_DATE_LEN];
+	uint64_t           validated_ms;
+	unsigned           refs;        /* requests using it, plus one while in the table */
+	bool               cached;
+	struct httpd_file *hash_next;
+	struct httpd_file *lru_prev, *lru_next;   /* most recently used first */
+};
+
+static struct {
+	struct httpd_file **buckets;
+	size_t              bucket_count;   /* power of two */
+	size_t              entries, max_entries;
+	uint64_t            bytes, max_bytes;
+	uint64_t            valid_ms;
+	struct httpd_file   lru;            /* sentinel */
+	bool                on;
+} cache;
+
+void file_cache_init(const struct httpd_config *config)
+{
+	size_t n = 16;
+
+	memset(&cache, 0, sizeof(cache));
+	cache.lru.lru_prev = cache.lru.lru_next = &cache.lru;
+	if (config->file_cache_valid_ms == 0 || config->file_cache_entries == 0)
+		return;
+	while (n < config->file_cache_entries * 2)
+		n *= 2;
+	cache.buckets = calloc(n, sizeof(*cache.buckets));
+	if (cache.buckets == NULL) {
+		httpd_log(HTTPD_LOG_ERR, "open-file cache: out of memory; serving without it");
+		return;
+	}
+	cache.bucket_count = n;
+	cache.max_entries = config->file_cache_entries;
+	cache.max_bytes = config->file_cache_size;
+	cache.valid_ms = config->file_cache_valid_ms;
+	cache.on = true;
+}
+
+static void file_free(struct httpd_file *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->content);
+	free(f->rel);
+	free(f);
+}
+
+static void file_release(void *arg)
+{
+	struct httpd_file *f = arg;
+
+	if (--f->refs == 0)
+		file_free(f);
+}
+
+static void lru_unlink(struct httpd_file *f)
+{
+	f->lru_prev->lru_next = f->lru_next;
+	f->lru_next->lru_prev = f->lru_prev;
+}
+
+static void lru_push_front(struct httpd_file *f)
+{
+	f->lru_next = cache.lru.lru_next;
+	f->lru_prev = &cache.lru;
+	cache.lru.lru_next->lru_prev = f;
+	cache.lru.lru_next = f;
+}
+
+/* Takes f out of the table; it lives on while requests still hold it. */
+static void cache_remove(struct httpd_file *f)
+{
+	struct httpd_file **link = &cache.buckets[f->hash & (cache.bucket_count - 1)];
+
+	while (*link != f)
+		link = &(*link)->hash_next;
+	*link = f->hash_next;
+	lru_unlink(f);
+	f->cached = false;
+	cache.entries--;
+	cache.bytes -= f->content != NULL ? (uint64_t)f->st.st_size : 0;
+	file_release(f);
+}
+
+void file_cache_destroy(void)
+{
+	while (cache.lru.lru_next != &cache.lru && cache.lru.lru_next != NULL)
+		cache_remove(cache.lru.lru_next);
+	free(cache.buckets);
+	cache.buckets = NULL;
+	cache.on = false;
+}
+
+static uint32_t key_hash(int dirfd, const char *rel)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)dirfd;
+
+	for (; *rel != '\0'; rel++)
+		h = (h ^ (uint8_t)*rel) * 16777619u;
+	return h;
+}
+
+/* The same file as when it was opened: identity, size and both times to the nanosecond. */
+static bool stat_same(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mode == b->st_mode && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/*
+ * Is f still what the path names?  One stat, at most once per
+ * file_cache_valid.  The stat only decides whether to reopen: what is
+ * served always comes from a descriptor opened with RESOLVE_BENEATH.
+ */
+static bool still_valid(struct httpd_file *f, uint64_t now_ms)
+{
+	struct stat st;
+
+	if (now_ms - f->validated_ms < cache.valid_ms)
+		return true;
+	if (fstatat(f->dirfd, f->rel[0] ? f->rel : ".", &st, 0) < 0) {
+		if (f->fd >= 0 || (errno != ENOENT && errno != ENOTDIR))
+			return false;
+	} else if (f->fd < 0 || !stat_same(&st, &f->st)) {
+		return false;
+	}
+	f->validated_ms = now_ms;
+	return true;
+}
+
+static int content_read(struct httpd_file *f)
+{
+	size_t size = (size_t)f->st.st_size, done = 0;
+
+	f->content = malloc(size ? size : 1);
+	if (f->content == NULL)
+		return -1;
+	while (done < size) {
+		ssize_t n = pread(f->fd, f->content + done, size - done, (off_t)done);
+
+		if (n <= 0) {
+			free(f->content);
+			f->content = NULL;
+			return -1;   /* changed under us: serve it from the descriptor */
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Opens rel for real; NULL with errno only when even a failure entry cannot be made. */
+static struct httpd_file *file_load(int dirfd, const char *rel, uint32_t hash, uint64_t now_ms)
+{
+	struct httpd_file *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || (f->rel = strdup(rel)) == NULL) {
+		free(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	f->dirfd = dirfd;
+	f->hash = hash;
+	f->validated_ms = now_ms;
+	f->fd = httpd_open_beneath(dirfd, rel, O_RDONLY | O_NONBLOCK);
+	if (f->fd < 0 || fstat(f->fd, &f->st) < 0) {
+		f->err = errno;
+		if (f->fd >= 0)
+			close(f->fd);
+		f->fd = -1;
+		return f;
+	}
+	snprintf(f->etag, sizeof(f->etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", (uint64_t)f->st.st_ino,
+	         (uint64_t)f->st.st_size,
+	         (uint64_t)f->st.st_mtim.tv_sec * 1000000000u + (uint64_t)f->st.st_mtim.tv_nsec);
+	httpd_http_date(f->st.st_mtime, f->last_modified);
+	if (S_ISREG(f->st.st_mode) && f->st.st_size <= FILE_CACHE_SMALL && cache.on &&
+	    (uint64_t)f->st.st_size <= cache.max_bytes)
+		(void)content_read(f);
+	return f;
+}
+
+static void cache_insert(struct httpd_file *f)
+{
+	struct httpd_file **bucket = &cache.buckets[f->hash & (cache.bucket_count - 1)];
+	uint64_t size = f->content != NULL ? (uint64_t)f->st.st_size : 0;
+
+	/* Only what can be answered the same way for a second: a file, or "not there". */
+	if (f->fd < 0 && f->err != ENOENT && f->err != ENOTDIR)
+		return;
+	while (cache.lru.lru_prev != &cache.lru &&
+	       (cache.entries >= cache.max_entries || cache.bytes + size > cache.max_bytes))
+		cache_remove(cache.lru.lru_prev);
+	f->hash_next = *bucket;
+	*bucket = f;
+	lru_push_front(f);
+	f->cached = true;
+	f->refs++;
+	cache.entries++;
+	cache.bytes += size;
+}
+
+const struct httpd_file *httpd_file_open(struct httpd_request *req, int dirfd, const char *rel)
+{
+	struct worker *w = worker_current();
+	uint64_t now_ms = w != NULL ? w->now_ms : 0;
+	struct httpd_file *f = NULL;
+	uint32_t hash;
+
+	while (*rel == '/')
+		rel++;
+	hash = key_hash(dirfd, rel);
+	if (cache.on) {
+		for (f = cache.buckets[hash & (cache.bucket_count - 1)]; f != NULL; f = f->hash_next)
+			if (f->hash == hash && f->dirfd == dirfd && strcmp(f->rel, rel) == 0)
+				break;
+		if (f != NULL && !still_valid(f, now_ms)) {
+			cache_remove(f);
+			f = NULL;
+		}
+		if (f != NULL) {
+			lru_unlink(f);
+			lru_push_front(f);
+		}
+	}
+	if (f == NULL) {
+		f = file_load(dirfd, rel, hash, now_ms);
+		if (f == NULL)
+			return NULL;
+		if (cache.on)
+			cache_insert(f);
+	}
+	f->refs++;
+	if (httpd_pool_cleanup(req->pool, file_release, f) < 0) {
+		file_release(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (f->fd < 0) {
+		errno = f->err;
+		return NULL;
+	}
+	return f;
+}
+
+void httpd_file_forget(int dirfd, const char *path)
+{
+	uint32_t hash;
+
+	if (!cache.on)
+		return;
+	while (*path == '/')
+		path++;
+	hash = key_hash(dirfd, path);
+	for (struct httpd_file *f = cache.buckets[hash & (cache.bucket_count - 1)]; f != NULL; f = f->hash_next) {
+		if (f->hash == hash && f->dirfd == dirfd && strcmp(f->rel, path) == 0) {
+			cache_remove(f);
+			return;
+		}
+	}
+}
+
+int httpd_file_fd(const struct httpd_file *f)
+{
+	return f->fd;
+}
+
+const struct stat *httpd_file_stat(const struct httpd_file *f)
+{
+	return &f->st;
+}
+
+const char *file_cache_content(const struct httpd_file *f)
+{
+	return f->content;
+}
+
+const char *file_cache_etag(const struct httpd_file *f)
+{
+	return f->etag;
+}
+
+const char *file_cache_last_modified(const struct httpd_file *f)
+{
+	return f->last_modified;
+}

@@ -1,0 +1,32 @@
+/*
+ * The worker's open-file cache: (directory, path) -> descriptor, stat,
+ * validators and, for small files, the content, revalidated with one stat
+ * at most every file_cache_valid seconds, bounded in entries and bytes
+ * (LRU).  Entries are reference-counted, so a file in the middle of a
+ * sendfile outlives its eviction.  Failed opens (ENOENT, ENOTDIR) are
+ * cached too, so a missing precompressed sibling costs nothing.
+ */
+#ifndef HTTPD_FILE_CACHE_H
+#define HTTPD_FILE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Files up to this size are kept in memory and leave with the head in one write. */
+#define FILE_CACHE_SMALL 16384
+
+/* In each worker, from its configuration (file_cache_valid 0 turns the cache off). */
+void file_cache_init(const struct httpd_config *config);
+void file_cache_destroy(void);
+
+
+
+struct httpd_file;
+
+/* What the cache keeps besides the descriptor (for httpd_respond_cached_file). */
+const char *file_cache_content(const struct httpd_file *f);   /* NULL unless small */
+const char *file_cache_etag(const struct httpd_file *f);
+const char *file_cache_last_modified(const struct httpd_file *f);
+#endif

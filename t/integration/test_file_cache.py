@@ -1,0 +1,183 @@
+"""The open-file cache over real sockets: staleness window, deletion, replacement by
+rename, conditional and range requests from the cache, eviction under small limits."""
+import hashlib
+import os
+import socket
+import time
+
+from harness import Reader, Server, exchange, get, run, wait_for
+
+VALID = 3   # file_cache_valid for these tests, seconds
+
+
+def start(globals_text):
+    srv = Server(workers=1, globals_text=globals_text)
+    srv.start()
+    return srv
+
+
+def worker_pid(srv):
+    assert wait_for(lambda: len(srv.worker_pids()) == 1)
+    return srv.worker_pids()[0]
+
+
+def fds_under(pid, directory):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(directory + "/"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def rewrite(path, data):
+    with open(path, "r+b") as f:
+        f.write(data)
+
+
+def test_rewrite_in_place_served_from_cache_then_fresh_within_window():
+    srv = start("file_cache_valid = %d\n" % VALID)
+    try:
+        path = srv.file("a.txt", b"one")
+        assert get(srv, "/a.txt").body == b"one"
+        rewrite(path, b"two")               # same size, same inode: only mtime/ctime change
+        # Within the window the cached copy answers (that is the cache working) ...
+        assert get(srv, "/a.txt").body == b"one"
+        t0 = time.monotonic()
+        # ... and never longer than the window.
+        assert wait_for(lambda: get(srv, "/a.txt").body == b"two", timeout=VALID + 3)
+        assert time.monotonic() - t0 <= VALID + 1.5
+    finally:
+        srv.cleanup()
+
+
+def test_deleted_file_stops_being_served():
+    srv = start("file_cache_valid = %d\n" % VALID)
+    try:
+        path = srv.file("gone.txt", b"here")
+        assert get(srv, "/gone.txt").status == 200
+        os.unlink(path)
+        assert wait_for(lambda: get(srv, "/gone.txt").status == 404, timeout=VALID + 3)
+    finally:
+        srv.cleanup()
+
+
+def test_replacement_by_rename_is_picked_up():
+    srv = start("file_cache_valid = %d\n" % VALID)
+    try:
+        srv.file("r.txt", b"old version")
+        assert get(srv, "/r.txt").body == b"old version"
+        tmp = srv.file(".r.tmp", b"new version!")
+        os.rename(tmp, os.path.join(srv.root, "r.txt"))
+        assert wait_for(lambda: get(srv, "/r.txt").body == b"new version!", timeout=VALID + 3)
+    finally:
+        srv.cleanup()
+
+
+def test_missing_file_appears_after_window():
+    srv = start("file_cache_valid = %d\n" % VALID)
+    try:
+        assert get(srv, "/later.txt").status == 404
+        srv.file("later.txt", b"now")
+        assert wait_for(lambda: get(srv, "/later.txt").status == 200, timeout=VALID + 3)
+    finally:
+        srv.cleanup()
+
+
+def test_conditional_and_range_requests_from_the_cache():
+    srv = start("file_cache_valid = 60\n")
+    try:
+        small = bytes(range(256)) * 4            # kept in memory
+        large = os.urandom(200000)               # served by sendfile from the cached fd
+        srv.file("small.bin", small)
+        srv.file("large.bin", large)
+        for name, data in (("small.bin", small), ("large.bin", large)):
+            first = get(srv, "/" + name)
+            assert first.body == data
+            etag = first.header("ETag")
+            for _ in range(2):   # the second round is certainly a cache hit
+                r = get(srv, "/" + name, headers="If-None-Match: %s\r\n" % etag)
+                assert r.status == 304 and r.body == b"", r
+                r = get(srv, "/" + name, headers="Range: bytes=10-19\r\n")
+                assert r.status == 206 and r.body == data[10:20], r
+                assert r.header("Content-Range") == "bytes 10-19/%d" % len(data)
+                r = get(srv, "/" + name, headers="Range: bytes=0-1,5-6\r\n")
+                assert r.status == 206 and data[0:2] in r.body and data[5:7] in r.body, r
+                r = get(srv, "/" + name, headers="If-Modified-Since: %s\r\n" % first.header("Last-Modified"))
+                assert r.status == 304
+                assert get(srv, "/" + name).body == data
+    finally:
+        srv.cleanup()
+
+
+def test_eviction_under_small_limits_keeps_answers_right():
+    srv = start('file_cache_valid = 60\nfile_cache_entries = 3\nfile_cache_size = "25k"\n')
+    try:
+        files = {}
+        for i in range(8):
+            data = os.urandom(10000 + i)
+            files["f%d.bin" % i] = data
+            srv.file("f%d.bin" % i, data)
+        pid = worker_pid(srv)
+        for _ in range(3):
+            for name, data in files.items():
+                r = get(srv, "/" + name)
+                assert r.status == 200 and r.body == data, name
+                # Bounded: never more cached descriptors than file_cache_entries.
+                assert fds_under(pid, srv.root) <= 3, fds_under(pid, srv.root)
+    finally:
+        srv.cleanup()
+
+
+def test_file_evicted_during_sendfile_arrives_whole():
+    srv = start('file_cache_valid = 60\nfile_cache_entries = 1\n')
+    try:
+        big = os.urandom(4 << 20)
+        srv.file("big.bin", big)
+        srv.file("other.txt", b"other")
+        s = srv.connect(timeout=20)
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        reader = Reader(s)
+        reader._more()                          # the transfer has started
+        for _ in range(3):                      # evict big.bin while it is being sent
+            assert get(srv, "/other.txt").body == b"other"
+        r = reader.response()
+        assert r.status == 200 and hashlib.sha256(r.body).digest() == hashlib.sha256(big).digest()
+        s.close()
+    finally:
+        srv.cleanup()
+
+
+def test_cache_off_serves_every_change_at_once():
+    srv = start("file_cache_valid = 0\n")
+    try:
+        path = srv.file("a.txt", b"one")
+        assert get(srv, "/a.txt").body == b"one"
+        rewrite(path, b"two")
+        assert get(srv, "/a.txt").body == b"two"
+    finally:
+        srv.cleanup()
+
+
+def test_own_put_is_seen_at_once_by_the_same_worker():
+    srv = Server(workers=1, globals_text="file_cache_valid = 60\n")
+    srv.locations = 'location "/" { handler = "static" root = "%s" writable = true }\n' % srv.root
+    os.chmod(srv.root, 0o777)
+    srv.write_config()
+    srv.start()
+    try:
+        srv.file("p.txt", b"before")
+        assert get(srv, "/p.txt").body == b"before"
+        raw = b"PUT /p.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nafter"
+        r, reader = exchange(srv, raw)
+        reader.sock.close()
+        assert r.status == 204, r
+        assert get(srv, "/p.txt").body == b"after"
+    finally:
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(globals()))
