@@ -306,6 +306,8 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_STR("body_buffer_size", "16k", CFGF_NONE),
 		CFG_INT("handler_timeout", 60, CFGF_NONE),
 		CFG_INT("worker_threads", 4, CFGF_NONE),
+		CFG_STR("access_log_buffer", "64k", CFGF_NONE),
+		CFG_INT("access_log_flush", 1, CFGF_NONE),
 		CFG_INT("file_cache_valid", 1, CFGF_NONE),
 		CFG_INT("file_cache_entries", 1024, CFGF_NONE),
 		CFG_STR("file_cache_size", "32m", CFGF_NONE),
@@ -349,7 +351,7 @@ static void validators_set(cfg_t *cfg)
 	static const char *const positive[] = {
 		"max_request_line", "max_headers", "header_timeout", "body_timeout",
 		"keepalive_timeout", "send_timeout", "shutdown_timeout", "keepalive_requests",
-		"worker_connections", "handler_timeout", "worker_threads",
+		"worker_connections", "handler_timeout", "worker_threads", "access_log_flush",
 	};
 
 	cfg_set_validate_func(cfg, "listen", validate_listen);
@@ -358,6 +360,7 @@ static void validators_set(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "max_body_size", validate_size);
 	cfg_set_validate_func(cfg, "body_buffer_size", validate_size);
 	cfg_set_validate_func(cfg, "file_cache_size", validate_size);
+	cfg_set_validate_func(cfg, "access_log_buffer", validate_size);
 	cfg_set_validate_func(cfg, "file_cache_valid", validate_not_negative);
 	cfg_set_validate_func(cfg, "file_cache_entries", validate_not_negative);
 	cfg_set_validate_func(cfg, "temp_dir", validate_path);
@@ -769,6 +772,9 @@ static int globals_read(struct httpd_config *config)
 	config->send_timeout_ms = (unsigned)cfg_getint(cfg, "send_timeout") * 1000;
 	config->handler_timeout_ms = (unsigned)cfg_getint(cfg, "handler_timeout") * 1000;
 	config->worker_threads = (unsigned)cfg_getint(cfg, "worker_threads");
+	config_size_parse(cfg_getstr(cfg, "access_log_buffer"), &head);
+	config->access_log_buffer = (size_t)head;
+	config->access_log_flush_ms = (unsigned)cfg_getint(cfg, "access_log_flush") * 1000;
 	config->file_cache_valid_ms = (unsigned)cfg_getint(cfg, "file_cache_valid") * 1000;
 	config->file_cache_entries = (size_t)cfg_getint(cfg, "file_cache_entries");
 	config_size_parse(cfg_getstr(cfg, "file_cache_size"), &config->file_cache_size);
@@ -809,6 +815,10 @@ static int globals_read(struct httpd_config *config)
 	}
 	if (config->worker_threads > 64) {
 		report(file, 0, "worker_threads must be from 1 to 64");
+		return -1;
+	}
+	if (config->access_log_buffer > 16 * 1024 * 1024) {
+		report(file, 0, "access_log_buffer must be at most 16m");
 		return -1;
 	}
 	if (config->body_buffer_size < 1024 || config->body_buffer_size > 64 * 1024 * 1024) {

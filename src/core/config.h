@@ -86,6 +86,8 @@ struct httpd_config {
 	unsigned               keepalive_requests;
 	unsigned               worker_connections;
 	unsigned               worker_threads;
+	size_t                 access_log_buffer;
+	unsigned               access_log_flush_ms;
 	unsigned               file_cache_valid_ms;
 	size_t                 file_cache_entries;
 	uint64_t               file_cache_size;

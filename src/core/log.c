@@ -15,6 +15,9 @@ static int access_fd = -1;
 static char *error_path;
 static char *access_path;
 static enum httpd_log_level max_level = HTTPD_LOG_NOTICE;
+/* A worker's access log buffer: whole lines only, so one write never splits a line. */
+static char *access_buf;
+static size_t access_buf_len, access_buf_cap;
 static char role[32] = "master";
 
 static const char *const level_names[] = { "error", "warn", "notice", "info", "debug" };
@@ -90,6 +93,7 @@ int log_reopen(void)
 
 void log_close(void)
 {
+	log_access_flush();
 	fd_replace(&access_fd, -1);
 	fd_replace(&error_fd, STDERR_FILENO);
 	free(error_path);
@@ -102,11 +106,49 @@ bool log_access_enabled(void)
 	return access_fd >= 0;
 }
 
+static void access_write(const char *data, size_t len)
+{
+	/* O_APPEND and whole lines per write: lines from different workers never interleave. */
+	if (access_fd >= 0 && write(access_fd, data, len) < 0)
+		httpd_log(HTTPD_LOG_WARN, "access log write failed: %s", strerror(errno));
+}
+
+int log_access_buffer(size_t size)
+{
+	free(access_buf);
+	access_buf = NULL;
+	access_buf_len = access_buf_cap = 0;
+	if (size == 0)
+		return 0;
+	access_buf = malloc(size);
+	if (access_buf == NULL)
+		return -1;
+	access_buf_cap = size;
+	return 0;
+}
+
+bool log_access_pending(void)
+{
+	return access_buf_len > 0;
+}
+
+void log_access_flush(void)
+{
+	if (access_buf_len > 0)
+		access_write(access_buf, access_buf_len);
+	access_buf_len = 0;
+}
+
 void log_access_line(const char *line, size_t len)
 {
-	/* One write(2) per line: O_APPEND keeps lines from workers whole. */
-	if (access_fd >= 0 && write(access_fd, line, len) < 0)
-		httpd_log(HTTPD_LOG_WARN, "access log write failed: %s", strerror(errno));
+	if (access_buf == NULL || len > access_buf_cap) {
+		access_write(line, len);
+		return;
+	}
+	if (access_buf_cap - access_buf_len < len)
+		log_access_flush();
+	memcpy(access_buf + access_buf_len, line, len);
+	access_buf_len += len;
 }
 
 void httpd_log(enum httpd_log_level level, const char *fmt, ...)

@@ -18,5 +18,10 @@ void log_set_role(const char *role);
 /* Writes one access log line if an access log is open. */
 bool log_access_enabled(void);
 void log_access_line(const char *line, size_t len);
+/* In a worker: gather access log lines in a buffer of size bytes (0: one write per line). */
+int  log_access_buffer(size_t size);
+bool log_access_pending(void);
+/* Writes the buffered lines (on an interval, before a reopen, at exit). */
+void log_access_flush(void);
 
 #endif

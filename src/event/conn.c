@@ -18,6 +18,8 @@
 
 #define IN_BUF_INITIAL   4096
 #define LINGER_MAX_BYTES (1 << 20)
+#define POOL_CHUNK       4096
+#define SPARE_MAX        64      /* per worker: enough for a burst, bounded when load drops */
 
 /* "127.0.0.1" and 8080 from a socket address (brackets and port stripped). */
 static void addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned *port)
@@ -126,6 +128,38 @@ static void deferred_remove(struct conn *c)
 	c->next_deferred = NULL;
 }
 
+void conn_idle(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->in != NULL) {
+		if (c->in_cap == IN_BUF_INITIAL && w->spare_buf_count < SPARE_MAX)
+			w->spare_bufs[w->spare_buf_count++] = c->in;
+		else
+			free(c->in);
+		c->in = NULL;
+		c->in_cap = c->in_len = c->in_off = 0;
+		c->scan = 0;
+	}
+	if (c->spare_pool != NULL) {
+		if (w->spare_pool_count < SPARE_MAX)
+			w->spare_pools[w->spare_pool_count++] = c->spare_pool;
+		else
+			pool_destroy(c->spare_pool);
+		c->spare_pool = NULL;
+	}
+}
+
+struct httpd_pool *conn_pool_take(struct conn *c)
+{
+	struct httpd_pool *pool = c->spare_pool;
+
+	c->spare_pool = NULL;
+	if (pool == NULL && c->w->spare_pool_count > 0)
+		pool = c->w->spare_pools[--c->w->spare_pool_count];
+	return pool != NULL ? pool : pool_create(POOL_CHUNK);
+}
+
 void conn_close(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -136,10 +170,7 @@ void conn_close(struct conn *c)
 		deferred_remove(c);
 	timer_disarm(&c->timer);
 	c->transport->close(c);
-	pool_destroy(c->spare_pool);
-	c->spare_pool = NULL;
-	free(c->in);
-	c->in = NULL;
+	conn_idle(c);
 	c->next_free = w->free_conns;
 	w->free_conns = c;
 	w->conn_count--;
@@ -230,6 +261,11 @@ static bool in_make_room(struct conn *c)
 		c->in_off = 0;
 		if (c->in_cap - c->in_len >= 512)
 			return true;
+	}
+	if (c->in == NULL && c->w->spare_buf_count > 0) {
+		c->in = c->w->spare_bufs[--c->w->spare_buf_count];
+		c->in_cap = IN_BUF_INITIAL;
+		return true;
 	}
 	if (c->in_cap < max) {
 		size_t cap = c->in_cap ? c->in_cap * 2 : IN_BUF_INITIAL;

@@ -78,6 +78,13 @@ void conn_resume(struct conn *c);
 /* A timeout fired for c. */
 void conn_timeout(struct conn *c, enum timer_kind kind);
 void conn_close(struct conn *c);
+/*
+ * Between requests on a kept-alive connection: give the input buffer and the
+ * pool back to the worker, so an idle connection costs only its struct.
+ */
+void conn_idle(struct conn *c);
+/* A pool for a new request on c: its own, a recycled one, or a new one; NULL out of memory. */
+struct httpd_pool *conn_pool_take(struct conn *c);
 /* Graceful stop: close c if it is idle between requests. */
 void conn_close_if_idle(struct conn *c);
 

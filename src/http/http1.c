@@ -408,8 +408,7 @@ static enum step response_done(struct conn *c)
 	c->linger = false;
 	c->state = CONN_READ_HEAD;
 	if (c->in_len == c->in_off) {
-		c->in_off = c->in_len = 0;
-		c->scan = 0;
+		conn_idle(c);
 		timer_arm(c->w->timers, TIMER_KEEPALIVE, &c->timer, c->w->now_ms);
 	} else {
 		timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);

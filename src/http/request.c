@@ -13,16 +13,13 @@
 #include "pool.h"
 #include "worker.h"
 
-#define POOL_CHUNK 4096
-
 struct request *request_create(struct conn *c)
 {
-	struct httpd_pool *pool = c->spare_pool;
+	struct httpd_pool *pool = conn_pool_take(c);
 	struct request *r;
 
-	if (pool == NULL && (pool = pool_create(POOL_CHUNK)) == NULL)
+	if (pool == NULL)
 		return NULL;
-	c->spare_pool = NULL;
 	r = pool_alloc(pool, sizeof(*r));
 	if (r == NULL) {
 		pool_destroy(pool);

@@ -200,6 +200,8 @@ static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
 
 	if (w->deadlines.next != &w->deadlines && w->deadlines.next->at < next)
 		next = w->deadlines.next->at;
+	if (w->log_flush_at != 0 && w->log_flush_at < next)
+		next = w->log_flush_at;
 	for (int k = 0; k < TIMER_KINDS; k++) {
 		uint64_t d = timer_list_next(&w->timers[k]);
 		if (d < next)
@@ -210,6 +212,19 @@ static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
 	if (next == UINT64_MAX)
 		return -1;
 	return next <= w->now_ms ? 0 : (int)(next - w->now_ms > 60000 ? 60000 : next - w->now_ms);
+}
+
+/* Buffered access log lines leave within access_log_flush of being written. */
+static void log_flush_due(struct worker *w)
+{
+	if (!log_access_pending()) {
+		w->log_flush_at = 0;
+	} else if (w->log_flush_at == 0) {
+		w->log_flush_at = w->now_ms + w->config->access_log_flush_ms;
+	} else if (w->now_ms >= w->log_flush_at) {
+		log_access_flush();
+		w->log_flush_at = 0;
+	}
 }
 
 static void idle_close_all(struct worker *w)
@@ -230,6 +245,7 @@ static void quit_begin(struct worker *w)
 		(void)listeners_watch(w, false);
 	w->quitting = true;
 	idle_close_all(w);
+	log_access_flush();
 }
 
 static int signal_fd_open(void)
@@ -370,6 +386,8 @@ int worker_run(const struct worker_setup *setup)
 
 	mime_table_use(setup->config->mime);
 	file_cache_init(setup->config);
+	if (log_access_buffer(setup->config->access_log_buffer) < 0)
+		httpd_log(HTTPD_LOG_WARN, "no memory for the access log buffer: one write per line");
 	if (modules_worker_init(setup->config, &inited) < 0)
 		goto out;
 	if (listeners_watch(&w, true) < 0)
@@ -421,6 +439,7 @@ int worker_run(const struct worker_setup *setup)
 		timers_expire(&w);
 		deferred_run(&w);
 		async_events_reap();
+		log_flush_due(&w);
 	}
 	status = 0;
 out:
@@ -429,6 +448,7 @@ out:
 	w.pool = NULL;
 	modules_worker_exit(setup->config, inited);
 	file_cache_destroy();
+	log_access_flush();
 	free(w.listeners);
 	current = NULL;
 	return status;

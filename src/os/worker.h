@@ -57,8 +57,14 @@ struct worker {
 	struct conn                *deferred;   /* to run again once the current event is handled */
 	struct threadpool          *pool;       /* blocking work, started on first use */
 	struct event_source         pool_source;
+	uint64_t                    log_flush_at;  /* when buffered access log lines go out, 0: none */
 	uint64_t                    request_seq;
 	uint64_t                    request_id_base;
+	/* Input buffers and pools of connections gone idle, for busy ones to reuse: no malloc per request. */
+	char                       *spare_bufs[64];
+	size_t                      spare_buf_count;
+	struct httpd_pool          *spare_pools[64];
+	size_t                      spare_pool_count;
 };
 
 struct worker_setup {
