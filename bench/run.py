@@ -1,30 +1,52 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark on loopback: prefork-httpd, nginx and lighttpd.
+"""Side-by-side benchmark on loopback: prefork-httpd, nginx, lighttpd, h2o and a
+trivial epoll responder (the floor: what the kernel alone costs).
 
-Same document root, same worker count, access logs off everywhere, interleaved
-rounds of wrk.  For each server: requests/s (from wrk) and CPU time per request
-(utime+stime of its whole process tree, from /proc), and both as ratios to the
-best peer.  On a 2-core machine wrk itself is a bottleneck, so CPU per request
-is the figure that separates servers.
+Same document root, same worker count, access logs off (but in ka-1k-log),
+sendfile on, unlimited keep-alive requests.  Every server runs the same
+scenario in interleaved rounds (A B C D A B C D ...), and the median round
+is reported: requests/s from wrk, and CPU time per request (utime+stime of
+the server's whole process tree, from /proc).  On a 2-core machine wrk itself
+caps throughput, so CPU per request is the figure that separates servers.
 
-    bench/run.py --httpd build/src/httpd --modules build/modules/.libs
+    bench/run.py                       # everything, installs wrk/nginx/lighttpd/h2o
+    bench/run.py --scenarios ka-1k --rounds 5
+    bench/run.py --baseline OLD/src/httpd --baseline-modules OLD/modules/.libs
 
---baseline BIN --baseline-modules DIR adds another build of prefork-httpd (the
-landed main, say) to the same interleaved rounds, so a change on the request
-path is judged against it in one run.
+--baseline adds another build of prefork-httpd (the landed main, say) to the
+same rounds, so a change on the request path is judged against it in one run.
+Results: bench/results/latest.md and latest.svg, and docs/benchmarks.md.
 """
 import argparse
+import datetime
 import os
+import platform
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
 TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# name: (file, connections, workers, Connection: close, access log)
+SCENARIOS = {
+    "ka-1k":       ("1k.bin", 50, 1, False, False),
+    "close-1k":    ("1k.bin", 50, 1, True, False),
+    "ka-1m":       ("1m.bin", 50, 1, False, False),
+    "ka-1k-c1000": ("1k.bin", 1000, 1, False, False),
+    "idle-10k":    ("1k.bin", 10000, 1, False, False),
+    "workers-2":   ("1k.bin", 50, 2, False, False),
+    "ka-1k-log":   ("1k.bin", 50, 1, False, True),
+}
+DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o"}
 
 
 def free_port():
@@ -36,7 +58,6 @@ def free_port():
 
 
 def tree_pids(root):
-    """root and all its descendants."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -60,10 +81,21 @@ def cpu_seconds(root):
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])   # utime, stime
+            total += int(fields[11]) + int(fields[12])   # utime, stime (all threads)
         except (OSError, ValueError, IndexError):
             pass
     return total / TICKS
+
+
+def rss_bytes(root):
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            with open("/proc/%d/statm" % pid) as f:
+                total += int(f.read().split()[1]) * PAGE
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 def wait_port(port, timeout=10):
@@ -78,8 +110,8 @@ def wait_port(port, timeout=10):
 
 
 class Peer:
-    def __init__(self, name, port, argv, pid_file):
-        self.name, self.port, self.argv, self.pid_file = name, port, argv, pid_file
+    def __init__(self, name, port, argv, floor=False):
+        self.name, self.port, self.argv, self.floor = name, port, argv, floor
         self.proc = None
 
     def start(self):
@@ -87,13 +119,10 @@ class Peer:
         self.proc = subprocess.Popen(self.argv, stdout=self.out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         if not wait_port(self.port):
-            self.proc.kill()
+            self.stop()
             self.out.seek(0)
             raise SystemExit("%s did not start: %s\n%s" % (self.name, " ".join(self.argv),
                                                            self.out.read().decode(errors="replace")))
-
-    def root_pid(self):
-        return self.proc.pid
 
     def stop(self):
         if self.proc is None:
@@ -104,130 +133,371 @@ class Peer:
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
+        self.proc = None
 
 
-def httpd_peer(name, binary, modules, args, work, docroot):
+def httpd_peer(name, binary, modules, workers, log, work, docroot):
     port = free_port()
-    conf = os.path.join(work, "%s.conf" % name)
+    conf = os.path.join(work, "%s-%d%s.conf" % (name, workers, "-log" if log else ""))
     with open(conf, "w") as f:
         f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
-                'error_log = "%s/%s-error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
-                'keepalive_requests = 1000000\n%s\n'
+                'error_log = "%s/%s-error.log"\naccess_log = "%s"\nmodule_dir = "%s"\n'
+                'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
                 'location "/" { handler = "static" root = "%s" }\n'
-                % (port, args.workers, work, name, work, name, os.path.abspath(modules),
-                   "\n".join(args.httpd_directive), docroot))
-    return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf], None)
+                % (port, workers, work, name, work, name,
+                   os.path.join(work, name + "-access.log") if log else "off",
+                   os.path.abspath(modules), docroot))
+    return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
 
 
-def make_peers(args, work, docroot):
+def make_peers(args, work, docroot, workers, log, close):
     user = "www-data" if os.geteuid() == 0 else None
-    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, args, work, docroot)]
+    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, log, work, docroot)]
     if args.baseline:
-        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, args, work, docroot))
-
-    if shutil.which("nginx") and not args.no_nginx:
+        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, workers, log, work, docroot))
+    if shutil.which("nginx"):
         port = free_port()
-        conf = os.path.join(work, "nginx.conf")
+        conf = os.path.join(work, "nginx-%d-%d.conf" % (workers, log))
         with open(conf, "w") as f:
-            f.write("%sworker_processes %d;\ndaemon off;\npid %s/nginx.pid;\nerror_log %s/nginx-error.log;\n"
-                    "events { worker_connections 4096; }\n"
-                    "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
-                    " default_type application/octet-stream;\n"
+            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
+                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+                    "http {\n %s\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
+                    " keepalive_timeout 60;\n default_type application/octet-stream;\n"
                     " server { listen 127.0.0.1:%d; root %s; }\n}\n"
-                    % ("user %s;\n" % user if user else "", args.workers, work, work, port, docroot))
-        peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work], None))
-
-    if shutil.which("lighttpd") and not args.no_lighttpd:
+                    % ("user %s;\n" % user if user else "", workers, work, work,
+                       "access_log %s/nginx-access.log combined buffer=64k flush=1s;" % work if log
+                       else "access_log off;", port, docroot))
+        peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
+    if shutil.which("lighttpd") and not log:
         port = free_port()
-        conf = os.path.join(work, "lighttpd.conf")
+        conf = os.path.join(work, "lighttpd-%d.conf" % workers)
         with open(conf, "w") as f:
             f.write('server.document-root = "%s"\nserver.bind = "127.0.0.1"\nserver.port = %d\n'
-                    'server.max-keep-alive-requests = 1000000\n'
-                    'server.max-worker = %d\n%s'
-                    % (docroot, port, args.workers if args.workers > 1 else 0,
+                    'server.max-keep-alive-requests = 1000000\nserver.max-keep-alive-idle = 60\n'
+                    'server.max-fds = 20000\nserver.max-connections = 15000\nserver.max-worker = %d\n%s'
+                    % (docroot, port, workers if workers > 1 else 0,
                        'server.username = "%s"\nserver.groupname = "%s"\n' % (user, user) if user else ""))
-        peers.append(Peer("lighttpd", port, ["lighttpd", "-D", "-f", conf], None))
+        peers.append(Peer("lighttpd", port, ["lighttpd", "-D", "-f", conf]))
+    if shutil.which("h2o") and not log:
+        port = free_port()
+        conf = os.path.join(work, "h2o-%d.conf" % workers)
+        with open(conf, "w") as f:
+            f.write("%slisten:\n  host: 127.0.0.1\n  port: %d\nnum-threads: %d\nmax-connections: 20000\n"
+                    "http1-request-timeout: 60\nhosts:\n  default:\n    paths:\n      /:\n"
+                    "        file.dir: %s\n" % ("user: %s\n" % user if user else "", port, workers, docroot))
+        peers.append(Peer("h2o", port, ["h2o", "-c", conf]))
+    if workers == 1 and not log:
+        floor = os.path.join(work, "floor")
+        port = free_port()
+        peers.append(Peer("floor", port, [floor, str(port)] + (["close"] if close else []), floor=True))
     return peers
 
 
-def wrk(port, path, args):
-    out = subprocess.run(["wrk", "-t%d" % args.threads, "-c%d" % args.connections, "-d%ds" % args.duration,
-                          "http://127.0.0.1:%d%s" % (port, path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=args.duration + 60)
+def wrk(port, path, conns, duration, close):
+    argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "10s"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    out = subprocess.run(argv + ["http://127.0.0.1:%d/%s" % (port, path)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=duration + 60)
     text = out.stdout.decode()
     requests = re.search(r"(\d+) requests in", text)
-    if out.returncode != 0 or requests is None or "Non-2xx" in text or "Socket errors" in text:
+    if out.returncode != 0 or requests is None or "Non-2xx" in text:
         raise SystemExit("wrk failed or saw errors:\n" + text)
-    return int(requests.group(1)), text
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    # With Connection: close a read error is the server closing first, which is how it should end.
+    if errors and (int(errors.group(1)) or int(errors.group(3)) or int(errors.group(4)) or
+                   (int(errors.group(2)) and not close)):
+        raise SystemExit("wrk saw socket errors:\n" + text)
+    return int(requests.group(1))
+
+
+def measure(peer, scenario, args):
+    path, conns, _, close, _ = SCENARIOS[scenario]
+    cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
+    n = wrk(peer.port, path, conns, args.duration, close)
+    elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
+    return n / elapsed, cpu * 1e6 / n
+
+
+def fresh_request_ms(port):
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /1k.bin HTTP/1.1\r\nHost: b\r\n\r\n")
+    got = b""
+    while len(got) < 1024 or b"\r\n\r\n" not in got:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+        head, _, body = got.partition(b"\r\n\r\n")
+        if len(body) >= 1024:
+            break
+    s.close()
+    return (time.monotonic() - t0) * 1000
+
+
+def idle_10k(peer, count=10000):
+    """Bytes per idle keep-alive connection (summed RSS of the server) and a fresh request's latency."""
+    import selectors
+    before = rss_bytes(peer.proc.pid)
+    socks = []
+    sel = selectors.DefaultSelector()
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", peer.port))
+            socks.append(s)
+        pending = {}
+        for s in socks:
+            sel.register(s, selectors.EVENT_WRITE)
+            pending[s] = b""
+        deadline = time.monotonic() + 60
+        sent = set()
+        while pending and time.monotonic() < deadline:
+            for key, ev in sel.select(timeout=1):
+                s = key.fileobj
+                if s not in sent:
+                    try:
+                        s.send(b"GET /1k.bin HTTP/1.1\r\nHost: b\r\n\r\n")
+                    except OSError:
+                        continue
+                    sent.add(s)
+                    sel.modify(s, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                pending[s] += data
+                if not data or len(pending[s].partition(b"\r\n\r\n")[2]) >= 1024:
+                    sel.unregister(s)
+                    del pending[s]
+        if pending:
+            raise SystemExit("%s: %d of %d connections got no answer" % (peer.name, len(pending), count))
+        time.sleep(1)
+        after = rss_bytes(peer.proc.pid)
+        latency = statistics.median(fresh_request_ms(peer.port) for _ in range(20))
+        return max(after - before, 0) / count, latency
+    finally:
+        for s in socks:
+            s.close()
+        sel.close()
+
+
+def median_table(samples):
+    return {name: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v))
+            for name, v in samples.items()}
+
+
+def run_group(args, work, docroot, scenarios, workers, log):
+    results = {}
+    close_variants = sorted({SCENARIOS[s][3] for s in scenarios})
+    for close in close_variants:
+        group = [s for s in scenarios if SCENARIOS[s][3] == close]
+        peers = make_peers(args, work, docroot, workers, log, close)
+        try:
+            for p in peers:
+                p.start()
+                wrk(p.port, "1k.bin", 10, 1, close)   # warm-up
+            for scenario in group:
+                if scenario == "idle-10k":
+                    results[scenario] = {p.name: idle_10k(p) for p in peers if not p.floor}
+                    for name, (per_conn, ms) in results[scenario].items():
+                        print("%-12s %-14s %8.0f B/idle conn  %6.2f ms fresh request" % (scenario, name, per_conn, ms),
+                              flush=True)
+                    continue
+                samples = {p.name: [] for p in peers if not (p.floor and scenario == "ka-1m")}
+                for r in range(args.rounds):
+                    for p in peers:
+                        if p.name not in samples:
+                            continue
+                        rps, cpu = measure(p, scenario, args)
+                        samples[p.name].append((rps, cpu))
+                        print("%-12s round %d  %-14s %9.0f req/s  %7.2f us CPU/req" % (scenario, r + 1, p.name, rps, cpu),
+                              flush=True)
+                results[scenario] = median_table(samples)
+        finally:
+            for p in peers:
+                p.stop()
+    return results
+
+
+def ratios(table):
+    peers = [k for k in table if k not in ("prefork-httpd", "baseline", "floor")]
+    us = table["prefork-httpd"]
+    out = {}
+    if peers:
+        out["best_rps"] = us[0] / max(table[k][0] for k in peers)
+        out["best_cpu"] = us[1] / min(table[k][1] for k in peers)
+    if "floor" in table:
+        out["floor_rps"] = us[0] / table["floor"][0]
+        out["floor_cpu"] = us[1] / table["floor"][1]
+    if "baseline" in table:
+        out["base_rps"] = us[0] / table["baseline"][0]
+        out["base_cpu"] = us[1] / table["baseline"][1]
+    return out
+
+
+def markdown(results, args):
+    lines = ["| scenario | server | req/s | CPU µs/req | note |", "|---|---|---:|---:|---|"]
+    for scenario, table in results.items():
+        if scenario == "idle-10k":
+            for name, (per_conn, ms) in table.items():
+                lines.append("| %s | %s | – | – | %.0f B per idle connection, fresh request %.2f ms |"
+                             % (scenario, name, per_conn, ms))
+            continue
+        r = ratios(table)
+        for name, (rps, cpu) in table.items():
+            note = ""
+            if name == "prefork-httpd":
+                parts = []
+                if "best_rps" in r:
+                    parts.append("%.2f× best peer req/s, %.2f× best peer CPU" % (r["best_rps"], r["best_cpu"]))
+                if "floor_cpu" in r:
+                    parts.append("%.2f× floor CPU" % r["floor_cpu"])
+                if "base_cpu" in r:
+                    parts.append("%.2f× baseline req/s, %.2f× baseline CPU" % (r["base_rps"], r["base_cpu"]))
+                note = "; ".join(parts)
+            lines.append("| %s | %s | %.0f | %.2f | %s |" % (scenario, name, rps, cpu, note))
+    if "ka-1k" in results and "ka-1k-log" in results:
+        lines.append("")
+        lines.append("ka-1k-log / ka-1k CPU per request, prefork-httpd: %.2f×" %
+                     (results["ka-1k-log"]["prefork-httpd"][1] / results["ka-1k"]["prefork-httpd"][1]))
+    return "\n".join(lines) + "\n"
+
+
+def svg(results):
+    """CPU µs per request, one bar group per scenario: lower is better."""
+    names = []
+    for table in results.values():
+        for name in table:
+            if name not in names:
+                names.append(name)
+    colours = ["#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b"]
+    scen = [s for s in results if s != "idle-10k"]
+    width, height, left, bottom = 160 * max(len(scen), 1) + 120, 360, 60, 300
+    top = max((v[1] for s in scen for v in results[s].values()), default=1) * 1.1
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">'
+           % (width, height),
+           '<text x="%d" y="16" font-size="13">CPU µs per request (lower is better)</text>' % left]
+    for i, s in enumerate(scen):
+        x0 = left + i * 160
+        bars = [n for n in names if n in results[s]]
+        for j, n in enumerate(bars):
+            v = results[s][n][1]
+            h = (bottom - 30) * v / top
+            out.append('<rect x="%d" y="%.1f" width="18" height="%.1f" fill="%s"><title>%s %s: %.2f</title></rect>'
+                       % (x0 + j * 22, bottom - h, h, colours[names.index(n) % len(colours)], s, n, v))
+        out.append('<text x="%d" y="%d">%s</text>' % (x0, bottom + 16, s))
+    for k, n in enumerate(names):
+        out.append('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>'
+                   % (left + k * 120, bottom + 30, colours[k % len(colours)], left + k * 120 + 14, bottom + 39, n))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def versions():
+    def first_line(argv):
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+            return p.stdout.decode(errors="replace").strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "not found"
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return [("machine", "%s, %d cores, Linux %s" % (cpu, os.cpu_count() or 0, platform.release())),
+            ("nginx", first_line(["nginx", "-v"])), ("lighttpd", first_line(["lighttpd", "-v"])),
+            ("h2o", first_line(["h2o", "--version"])), ("wrk", first_line(["wrk", "-v"]))]
+
+
+def tools_install():
+    missing = [pkg for tool, pkg in DEBIAN_TOOLS.items() if not shutil.which(tool)]
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print("bench: installing %s from Debian" % " ".join(missing), flush=True)
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=False)
+    subprocess.run(sudo + ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq",
+                           "--no-install-recommends"] + missing, check=True)
+    for unit in ("nginx", "lighttpd", "h2o"):   # the packages start system services: not ours to run
+        subprocess.run(sudo + ["systemctl", "stop", unit], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--httpd", default="build/src/httpd")
-    ap.add_argument("--modules", default="build/modules/.libs")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--connections", type=int, default=50)
-    ap.add_argument("--size", type=int, default=1024, help="file size in bytes")
-    ap.add_argument("--httpd-directive", action="append", default=[],
-                    help='extra line for our config, e.g. "reuseport = false" (repeatable)')
+    ap.add_argument("--httpd", default=os.path.join(TOP, "build/src/httpd"))
+    ap.add_argument("--modules", default=os.path.join(TOP, "build/modules/.libs"))
     ap.add_argument("--baseline", help="another prefork-httpd binary to compare with (e.g. main)")
     ap.add_argument("--baseline-modules", help="its module directory")
-    ap.add_argument("--no-nginx", action="store_true")
-    ap.add_argument("--no-lighttpd", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help="comma-separated subset of: " + ", ".join(SCENARIOS))
+    ap.add_argument("--no-install", action="store_true")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = ap.parse_args()
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    for s in scenarios:
+        if s not in SCENARIOS:
+            raise SystemExit("unknown scenario %s" % s)
+    if not args.no_install:
+        tools_install()
+    if not os.path.exists(args.httpd):
+        raise SystemExit("%s not built: run ./dev.sh check (or make) first" % args.httpd)
 
     work = tempfile.mkdtemp(prefix="httpd-bench-")
     os.chmod(work, 0o755)
     docroot = os.path.join(work, "www")
     os.mkdir(docroot)
     os.chmod(docroot, 0o755)
-    with open(os.path.join(docroot, "file.bin"), "wb") as f:
-        f.write(os.urandom(args.size))
-    os.chmod(os.path.join(docroot, "file.bin"), 0o644)
+    for name, size in (("1k.bin", 1024), ("1m.bin", 1 << 20)):
+        with open(os.path.join(docroot, name), "wb") as f:
+            f.write(os.urandom(size))
+        os.chmod(os.path.join(docroot, name), 0o644)
+    subprocess.run(["cc", "-O2", "-o", os.path.join(work, "floor"), os.path.join(HERE, "floor.c")], check=True)
 
-    peers = make_peers(args, work, docroot)
-    totals = {p.name: [0, 0.0, 0.0] for p in peers}    # requests, seconds, cpu
+    results = {}
     try:
-        for p in peers:
-            p.start()
-            wrk(p.port, "/file.bin", argparse.Namespace(**dict(vars(args), duration=1)))  # warm-up
-        for r in range(args.rounds):
-            for p in peers:
-                cpu0, t0 = cpu_seconds(p.root_pid()), time.monotonic()
-                n, _ = wrk(p.port, "/file.bin", args)
-                elapsed, cpu = time.monotonic() - t0, cpu_seconds(p.root_pid()) - cpu0
-                totals[p.name][0] += n
-                totals[p.name][1] += elapsed
-                totals[p.name][2] += cpu
-                print("round %d  %-14s %9.0f req/s  %6.2f us CPU/req" % (r + 1, p.name, n / elapsed,
-                                                                         cpu * 1e6 / n), flush=True)
+        groups = {}
+        for s in scenarios:
+            groups.setdefault((SCENARIOS[s][2], SCENARIOS[s][4]), []).append(s)
+        for (workers, log), group in groups.items():
+            results.update(run_group(args, work, docroot, group, workers, log))
     finally:
-        for p in peers:
-            p.stop()
         shutil.rmtree(work, ignore_errors=True)
+    results = {s: results[s] for s in scenarios if s in results}
 
-    rps = {k: v[0] / v[1] for k, v in totals.items()}
-    cpu = {k: v[2] * 1e6 / v[0] for k, v in totals.items()}
-    peers_only = [k for k in totals if k not in ("prefork-httpd", "baseline")]
+    table = markdown(results, args)
     print()
-    print("%d-byte file, %d worker(s), wrk -t%d -c%d -d%ds, %d interleaved rounds"
-          % (args.size, args.workers, args.threads, args.connections, args.duration, args.rounds))
-    print("%-14s %12s %14s" % ("server", "req/s", "CPU us/req"))
-    for k in totals:
-        print("%-14s %12.0f %14.2f" % (k, rps[k], cpu[k]))
-    if peers_only:
-        best_rps = max(rps[k] for k in peers_only)
-        best_cpu = min(cpu[k] for k in peers_only)
-        print("prefork-httpd / best peer: req/s ratio %.2f (higher is better), CPU/req ratio %.2f "
-              "(lower is better)" % (rps["prefork-httpd"] / best_rps, cpu["prefork-httpd"] / best_cpu))
-    if "baseline" in totals:
-        print("prefork-httpd / baseline:  req/s ratio %.2f, CPU/req ratio %.2f"
-              % (rps["prefork-httpd"] / rps["baseline"], cpu["prefork-httpd"] / cpu["baseline"]))
+    print("%d interleaved rounds of %d s, wrk -t1, median round" % (args.rounds, args.duration))
+    print(table)
+    results_dir = os.path.join(HERE, "results")
+    os.makedirs(results_dir, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = "Run %s: %d interleaved rounds of %d s each, `wrk -t1`, median round.\n\n" % (
+        stamp, args.rounds, args.duration)
+    header += "".join("- %s: %s\n" % kv for kv in versions()) + "\n"
+    with open(os.path.join(results_dir, "latest.md"), "w") as f:
+        f.write(header + table)
+    with open(os.path.join(results_dir, "latest.svg"), "w") as f:
+        f.write(svg(results))
+    if not args.no_docs:
+        with open(os.path.join(TOP, "docs", "benchmarks.md"), "w") as f:
+            f.write("# Benchmarks\n\nWritten by `bench/run.py` (see its `--help`); the plot is "
+                    "`bench/results/latest.svg`.  Ratios matter, absolute figures move ±20%% between runs on "
+                    "a shared machine.  The floor is `bench/floor.c`, an epoll loop that answers every read "
+                    "with a fixed 1 KiB response.\n\n" + header + table)
+    print("wrote bench/results/latest.md, bench/results/latest.svg%s"
+          % ("" if args.no_docs else " and docs/benchmarks.md"))
 
 
 if __name__ == "__main__":

@@ -107,14 +107,15 @@ static bool header_text_ok(const char *s)
 
 static bool header_is_framing(const char *name)
 {
-	static const char *const core_owned[] = {
-		"Content-Length", "Transfer-Encoding", "Connection", "Date", "Server", "Keep-Alive",
-	};
-
-	for (size_t i = 0; i < sizeof(core_owned) / sizeof(core_owned[0]); i++)
-		if (strcasecmp(name, core_owned[i]) == 0)
-			return true;
-	return false;
+	/* By length first: this runs for every header of every response. */
+	switch (strlen(name)) {
+	case 4:  return strcasecmp(name, "Date") == 0;
+	case 6:  return strcasecmp(name, "Server") == 0;
+	case 10: return strcasecmp(name, "Connection") == 0 || strcasecmp(name, "Keep-Alive") == 0;
+	case 14: return strcasecmp(name, "Content-Length") == 0;
+	case 17: return strcasecmp(name, "Transfer-Encoding") == 0;
+	default: return false;
+	}
 }
 
 int httpd_response_add_header(struct httpd_response *res, const char *name, const char *value)
@@ -201,6 +202,17 @@ void response_error(struct httpd_response *res, int status, const char *body, si
 	httpd_response_set_body_buffer(res, body, len);
 }
 
+/* length in decimal, written backwards from end (a 32-byte buffer always suffices). */
+static const char *decimal(unsigned long long length, char *end)
+{
+	*--end = '\0';
+	do {
+		*--end = (char)('0' + length % 10);
+		length /= 10;
+	} while (length > 0);
+	return end;
+}
+
 /* A bounded string builder over one pool allocation. */
 struct head_buf {
 	char  *p;
@@ -251,8 +263,11 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 		return NULL;
 	*chunked = false;
 
-	snprintf(num, sizeof(num), "HTTP/1.1 %03d ", res->status);
-	head_puts(&b, num);
+	memcpy(num, "HTTP/1.1 000 ", 13);
+	num[9] = (char)('0' + res->status / 100 % 10);
+	num[10] = (char)('0' + res->status / 10 % 10);
+	num[11] = (char)('0' + res->status % 10);
+	head_put(&b, num, 13);
 	head_puts(&b, http_status_reason(res->status));
 	head_put(&b, "\r\n", 2);
 	head_field(&b, "Server", opts->server_tokens ? "prefork-httpd/" PACKAGE_VERSION : "prefork-httpd");
@@ -275,8 +290,7 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 		unsigned long long length = res->body == BODY_BUFFER ? res->buf_len
 		                          : res->body == BODY_FILE ? (unsigned long long)res->file_len : 0;
 
-		snprintf(num, sizeof(num), "%llu", length);
-		head_field(&b, "Content-Length", num);
+		head_field(&b, "Content-Length", decimal(length, num + sizeof(num)));
 	}
 	if (!opts->keep_alive)
 		head_field(&b, "Connection", "close");
