@@ -7,6 +7,7 @@
  *
  * With "close" it closes the connection after each answer (close-1k).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -133,19 +133,23 @@ void conn_idle(struct conn *c)
 	struct worker *w = c->w;
 
 	if (c->in != NULL) {
-		if (c->in_cap == IN_BUF_INITIAL && w->spare_buf_count < SPARE_MAX)
+		if (c->in_cap == IN_BUF_INITIAL && w->spare_buf_count < SPARE_MAX) {
 			w->spare_bufs[w->spare_buf_count++] = c->in;
-		else
+		} else {
 			free(c->in);
+			w->freed_bytes += c->in_cap;
+		}
 		c->in = NULL;
 		c->in_cap = c->in_len = c->in_off = 0;
 		c->scan = 0;
 	}
 	if (c->spare_pool != NULL) {
-		if (w->spare_pool_count < SPARE_MAX)
+		if (w->spare_pool_count < SPARE_MAX) {
 			w->spare_pools[w->spare_pool_count++] = c->spare_pool;
-		else
+		} else {
 			pool_destroy(c->spare_pool);
+			w->freed_bytes += POOL_CHUNK;
+		}
 		c->spare_pool = NULL;
 	}
 }
@@ -297,8 +301,12 @@ int conn_fill(struct conn *c)
 		return 1;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		if (errno == EAGAIN)
+		if (errno == EAGAIN) {
 			c->readable = false;
+			/* Nothing came: a connection waiting for its request holds no buffer (as nginx does). */
+			if (c->in_len == 0 && c->req == NULL)
+				conn_idle(c);
+		}
 		return 0;
 	}
 	/* EOF or a reset: the client went away; nothing to answer. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -417,6 +418,21 @@ static void logs_reopen(struct master *m)
 		httpd_log(HTTPD_LOG_NOTICE, "logs reopened");
 }
 
+/*
+ * Connections and the open-file cache both hold descriptors: take the hard
+ * limit (systemd's default soft limit of 1024 would cap a worker at ~1000).
+ */
+static void nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			httpd_log(HTTPD_LOG_WARN, "cannot raise the open file limit: %s", strerror(errno));
+	}
+}
+
 static int pid_file_write(const char *path)
 {
 	char buf[32];
@@ -503,6 +519,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 
 	if (credentials_resolve(&m, config) < 0)
 		goto out;
+	nofile_raise();
 	mime_table_use(config->mime);
 	if (log_open(config->error_log, config->access_log) < 0) {
 		fprintf(stderr, "%s: cannot open the logs %s and %s: %s\n", config_path, config->error_log,

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -202,6 +203,8 @@ static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
 		next = w->deadlines.next->at;
 	if (w->log_flush_at != 0 && w->log_flush_at < next)
 		next = w->log_flush_at;
+	if (w->freed_bytes >= (1u << 20) && w->trimmed_at + 1000 < next)
+		next = w->trimmed_at + 1000;   /* memory_trim is due */
 	for (int k = 0; k < TIMER_KINDS; k++) {
 		uint64_t d = timer_list_next(&w->timers[k]);
 		if (d < next)
@@ -225,6 +228,20 @@ static void log_flush_due(struct worker *w)
 		log_access_flush();
 		w->log_flush_at = 0;
 	}
+}
+
+/*
+ * After a burst, thousands of buffers go back to malloc but stay resident:
+ * hand the free pages back to the kernel, at most once a second, so idle
+ * keep-alive connections cost only their struct.
+ */
+static void memory_trim(struct worker *w)
+{
+	if (w->freed_bytes < (1u << 20) || w->now_ms - w->trimmed_at < 1000)
+		return;
+	malloc_trim(0);
+	w->freed_bytes = 0;
+	w->trimmed_at = w->now_ms;
 }
 
 static void idle_close_all(struct worker *w)
@@ -440,6 +457,7 @@ int worker_run(const struct worker_setup *setup)
 		deferred_run(&w);
 		async_events_reap();
 		log_flush_due(&w);
+		memory_trim(&w);
 	}
 	status = 0;
 out:

@@ -65,6 +65,8 @@ struct worker {
 	size_t                      spare_buf_count;
 	struct httpd_pool          *spare_pools[64];
 	size_t                      spare_pool_count;
+	size_t                      freed_bytes;    /* given back to malloc since the last trim */
+	uint64_t                    trimmed_at;
 };
 
 struct worker_setup {
