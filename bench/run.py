@@ -500,7 +500,7 @@ def main():
     if not args.no_docs:
         with open(os.path.join(TOP, "docs", "benchmarks.md"), "w") as f:
             f.write("# Benchmarks\n\nWritten by `bench/run.py` (see its `--help`); the plot is "
-                    "`bench/results/latest.svg`.  Ratios matter, absolute figures move ±20%% between runs on "
+                    "`bench/results/latest.svg`.  Ratios matter, absolute figures move ±20% between runs on "
                     "a shared machine.  The floor is `bench/floor.c`, an epoll loop that answers every read "
                     "with a fixed 1 KiB response.\n\n" + header + table)
     print("wrote bench/results/latest.md, bench/results/latest.svg%s"

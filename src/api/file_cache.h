@@ -21,12 +21,11 @@
 void file_cache_init(const struct httpd_config *config);
 void file_cache_destroy(void);
 
-
-
 struct httpd_file;
 
 /* What the cache keeps besides the descriptor (for httpd_respond_cached_file). */
 const char *file_cache_content(const struct httpd_file *f);   /* NULL unless small */
 const char *file_cache_etag(const struct httpd_file *f);
 const char *file_cache_last_modified(const struct httpd_file *f);
+
 #endif

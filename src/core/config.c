@@ -337,9 +337,13 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 	memcpy(copy, opts, sizeof(opts));
 	/* Module server options join the top level; a clash with a core directive is refused. */
 	if (module_opts != NULL && options_union(&copy, &count, module_opts, &clash) != 0) {
-		if (clash != NULL)
-			reportf(current_src->line_file ? current_src->line_file[0] : "?", 0,
-			        "a module's server option \"%s\" clashes with another option", clash);
+		if (clash != NULL) {
+			const char *file;
+			int line;
+
+			config_source_origin(current_src, 0, &file, &line);
+			reportf(file, 0, "a module's server option \"%s\" clashes with another option", clash);
+		}
 		free(copy);
 		return NULL;
 	}

@@ -102,7 +102,8 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer,
 	/* Responses leave in one write, or with MSG_MORE before a file: Nagle only delays. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+	/* No EPOLLOUT until a write finds the socket full: most responses fit at once. */
+	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
 	ev.data.ptr = c;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		httpd_log(HTTPD_LOG_ERR, "epoll_ctl add %s: %s", c->peer, strerror(errno));
@@ -201,6 +202,22 @@ void conn_event(struct conn *c, uint32_t events)
 		return;
 	}
 	http1_run(c);
+}
+
+void conn_wait_writable(struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
+
+	c->writable = false;
+	if (c->out_watched)
+		return;
+	/* MOD re-checks readiness: space that freed meanwhile still raises the event. */
+	if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+		httpd_log(HTTPD_LOG_ERR, "epoll_ctl mod %s: %s", c->peer, strerror(errno));
+		c->writable = true;   /* poll by retrying rather than hang */
+		return;
+	}
+	c->out_watched = true;
 }
 
 void conn_resume(struct conn *c)

@@ -35,6 +35,7 @@ struct conn {
 	bool                         readable;     /* edge-triggered readiness we have not used up */
 	bool                         writable;
 	bool                         peer_closed;  /* EPOLLRDHUP, HUP or ERR seen */
+	bool                         out_watched;  /* EPOLLOUT asked for (after a full socket) */
 	struct worker               *w;
 	struct timer                 timer;
 	char                         peer[80];
@@ -93,6 +94,8 @@ void conn_close_if_idle(struct conn *c);
  * (or the buffer is full), -1 if the connection was closed.
  */
 int conn_fill(struct conn *c);
+/* The socket took no more: wait for EPOLLOUT (asked for only now, so a response costs no extra event). */
+void conn_wait_writable(struct conn *c);
 /* Sends a short fixed message right now if the socket takes it (100 Continue, a final 408). */
 bool conn_send_now(struct conn *c, const char *msg, size_t len);
 /* Lingering close: reads and drops input; 0 to wait for more, -1 once closed. */

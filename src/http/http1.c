@@ -430,7 +430,7 @@ static enum step write_error(struct conn *c, const char *what)
 	if (errno == EINTR)
 		return STEP_CONTINUE;
 	if (errno == EAGAIN) {
-		c->writable = false;
+		conn_wait_writable(c);
 		return STEP_AGAIN;
 	}
 	return write_failed(c, what);
