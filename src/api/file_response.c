@@ -246,9 +246,10 @@ static int respond(const struct httpd_request *req, struct httpd_response *res, 
 	size_t count = 0;
 	const char *range = httpd_request_header(req, "Range");
 
-	if (httpd_response_add_header(res, "ETag", etag) < 0 ||
-	    httpd_response_add_header(res, "Last-Modified", last_modified) < 0 ||
-	    httpd_response_add_header(res, "Accept-Ranges", "bytes") < 0) {
+	/* The strings outlive the response (pool, cache entry, literal): no copies on this path. */
+	if (response_header_push(res, "ETag", etag) < 0 ||
+	    response_header_push(res, "Last-Modified", last_modified) < 0 ||
+	    response_header_push(res, "Accept-Ranges", "bytes") < 0) {
 		source_drop(src);
 		return 500;
 	}
@@ -294,10 +295,10 @@ int httpd_respond_file(const struct httpd_request *req, struct httpd_response *r
                        const struct stat *st, const char *content_type, const char *etag_suffix)
 {
 	struct file_source src = { .fd = fd, .owned = true };
-	char date[HTTPD_DATE_LEN];
+	char *date = httpd_pool_alloc(req->pool, HTTPD_DATE_LEN);
 	char *etag = etag_make(req->pool, st, etag_suffix);
 
-	if (etag == NULL) {
+	if (etag == NULL || date == NULL) {
 		close(fd);
 		return 500;
 	}

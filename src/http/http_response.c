@@ -141,6 +141,23 @@ int httpd_response_add_header(struct httpd_response *res, const char *name, cons
 	return 0;
 }
 
+int response_header_push(struct httpd_response *res, const char *name, const char *value)
+{
+	struct response_header *h = pool_alloc(res->pool, sizeof(*h));
+
+	if (h == NULL)
+		return -1;
+	h->name = name;
+	h->value = value;
+	h->next = NULL;
+	if (res->headers_tail != NULL)
+		res->headers_tail->next = h;
+	else
+		res->headers = h;
+	res->headers_tail = h;
+	return 0;
+}
+
 void httpd_response_set_body_buffer(struct httpd_response *res, const void *data, size_t len)
 {
 	response_discard_body(res);

@@ -44,6 +44,12 @@ void response_discard_body(struct httpd_response *res);
  */
 void response_error(struct httpd_response *res, int status, const char *body, size_t len,
                     const char *content_type);
+/*
+ * The core's own fast path: adds a header without copying or checking it.
+ * name and value must be valid and live as long as the response (literals,
+ * the open-file cache's strings, the mime table).  -1 out of memory.
+ */
+int response_header_push(struct httpd_response *res, const char *name, const char *value);
 /* Removes every header called name. */
 void response_header_remove(struct httpd_response *res, const char *name);
 const char *http_status_reason(int status);
