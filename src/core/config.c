@@ -146,26 +146,26 @@ static int validate_size(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
-static int validate_positive(cfg_t *cfg, cfg_opt_t *opt)
+static int validate_range(cfg_t *cfg, cfg_opt_t *opt, long min)
 {
 	long v = cfg_opt_getnint(opt, 0);
 
-	if (v < 1 || v > 1000000) {
-		cfg_error(cfg, "%s must be from 1 to 1000000, not %ld", cfg_opt_name(opt), v);
+	if (v < min || v > 1000000) {
+		cfg_error(cfg, "%s must be from %ld to 1000000, not %ld", cfg_opt_name(opt), min, v);
 		return -1;
 	}
 	return 0;
 }
 
+static int validate_positive(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return validate_range(cfg, opt, 1);
+}
+
+/* 0 turns the feature off (file_cache_valid, file_cache_entries). */
 static int validate_not_negative(cfg_t *cfg, cfg_opt_t *opt)
 {
-	long v = cfg_opt_getnint(opt, 0);
-
-	if (v < 0 || v > 1000000) {
-		cfg_error(cfg, "%s must be from 0 to 1000000, not %ld", cfg_opt_name(opt), v);
-		return -1;
-	}
-	return 0;
+	return validate_range(cfg, opt, 0);
 }
 
 static int validate_path(cfg_t *cfg, cfg_opt_t *opt)

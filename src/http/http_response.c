@@ -120,25 +120,16 @@ static bool header_is_framing(const char *name)
 
 int httpd_response_add_header(struct httpd_response *res, const char *name, const char *value)
 {
-	struct response_header *h;
+	char *name_copy, *value_copy;
 
 	if (!header_text_ok(name) || !header_text_ok(value) || name[0] == '\0' ||
 	    strchr(name, ':') != NULL || header_is_framing(name))
 		return -1;
-	h = pool_alloc(res->pool, sizeof(*h));
-	if (h == NULL)
+	name_copy = httpd_pool_strdup(res->pool, name);
+	value_copy = httpd_pool_strdup(res->pool, value);
+	if (name_copy == NULL || value_copy == NULL)
 		return -1;
-	h->name = httpd_pool_strdup(res->pool, name);
-	h->value = httpd_pool_strdup(res->pool, value);
-	if (h->name == NULL || h->value == NULL)
-		return -1;
-	h->next = NULL;
-	if (res->headers_tail != NULL)
-		res->headers_tail->next = h;
-	else
-		res->headers = h;
-	res->headers_tail = h;
-	return 0;
+	return response_header_push(res, name_copy, value_copy);
 }
 
 int response_header_push(struct httpd_response *res, const char *name, const char *value)
