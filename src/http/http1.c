@@ -12,7 +12,7 @@
 #include "request.h"
 
 #define STREAM_BUF_SIZE  16384
-#define SENDFILE_MAX     (1 << 20)   /* per call, so one big file cannot starve the loop */
+#define SENDFILE_MAX     (1 << 18)   /* per call: connections take turns, the reader drains (ka-1m) */
 /*
  * Files up to this size are read into the request pool and leave with the
  * header in one write: for small files pread is cheaper than sendfile
