@@ -358,6 +358,15 @@ void httpd_location_set_methods(const struct httpd_location *loc, unsigned metho
 /* What the module's server_init stored for this location's configuration, or NULL. */
 void *httpd_location_server_data(const struct httpd_location *loc, const char *module);
 
+/* --- Server state ------------------------------------------------------ */
+
+/*
+ * True once this worker knows the server is going away: a graceful stop,
+ * a reload that replaces it, or the shutdown_delay before a stop.  It
+ * still serves; a readiness check should fail.
+ */
+int httpd_server_draining(void);
+
 /* --- Memory: freed in one step when the request ends -------------------- */
 
 void *httpd_pool_alloc(struct httpd_pool *pool, size_t size);

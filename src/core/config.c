@@ -322,6 +322,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_INT("keepalive_timeout", 15, CFGF_NONE),
 		CFG_INT("send_timeout", 30, CFGF_NONE),
 		CFG_INT("shutdown_timeout", 10, CFGF_NONE),
+		CFG_INT("shutdown_delay", 0, CFGF_NONE),
 		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
 		CFG_INT("worker_connections", 4096, CFGF_NONE),
 		CFG_FUNC("error_page", error_page_func),
@@ -366,6 +367,7 @@ static void validators_set(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "file_cache_size", validate_size);
 	cfg_set_validate_func(cfg, "access_log_buffer", validate_size);
 	cfg_set_validate_func(cfg, "file_cache_valid", validate_not_negative);
+	cfg_set_validate_func(cfg, "shutdown_delay", validate_not_negative);
 	cfg_set_validate_func(cfg, "file_cache_entries", validate_not_negative);
 	cfg_set_validate_func(cfg, "temp_dir", validate_path);
 	cfg_set_validate_func(cfg, "pid_file", validate_path);
@@ -783,6 +785,7 @@ static int globals_read(struct httpd_config *config)
 	config->file_cache_entries = (size_t)cfg_getint(cfg, "file_cache_entries");
 	config_size_parse(cfg_getstr(cfg, "file_cache_size"), &config->file_cache_size);
 	config->shutdown_timeout_ms = (unsigned)cfg_getint(cfg, "shutdown_timeout") * 1000;
+	config->shutdown_delay_ms = (unsigned)cfg_getint(cfg, "shutdown_delay") * 1000;
 	config->keepalive_requests = (unsigned)cfg_getint(cfg, "keepalive_requests");
 	config->worker_connections = (unsigned)cfg_getint(cfg, "worker_connections");
 

@@ -83,6 +83,7 @@ struct httpd_config {
 	unsigned               send_timeout_ms;
 	unsigned               handler_timeout_ms;
 	unsigned               shutdown_timeout_ms;
+	unsigned               shutdown_delay_ms;
 	unsigned               keepalive_requests;
 	unsigned               worker_connections;
 	unsigned               worker_threads;

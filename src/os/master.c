@@ -499,6 +499,35 @@ static void children_wait(struct master *m, const sigset_t *set, uint64_t budget
 	}
 }
 
+/*
+ * Before a stop: readiness fails at once (SIGUSR2 to the workers), while they
+ * keep accepting and serving for shutdown_delay, so a load balancer takes
+ * this server out before any connection is refused.  Workers that die
+ * meanwhile are reaped; no new ones are started.
+ */
+static void readiness_drop(struct master *m, const sigset_t *set)
+{
+	uint64_t deadline;
+
+	if (m->config->shutdown_delay_ms == 0)
+		return;
+	httpd_log(HTTPD_LOG_NOTICE, "failing readiness for %u s before stopping",
+	          m->config->shutdown_delay_ms / 1000);
+	m->stopping = true;
+	children_signal(m, SIGUSR2);
+	deadline = now_ms() + m->config->shutdown_delay_ms;
+	for (uint64_t now = now_ms(); now < deadline; now = now_ms()) {
+		struct timespec ts = { .tv_sec = (time_t)((deadline - now) / 1000),
+		                       .tv_nsec = (long)((deadline - now) % 1000) * 1000000 };
+		int sig = sigtimedwait(set, NULL, &ts);
+
+		if (sig == SIGCHLD)
+			children_reap(m);
+		else if (sig == SIGINT)
+			break;   /* Ctrl-C: stop now after all */
+	}
+}
+
 int master_run(struct httpd_config *config, const char *config_path, bool foreground)
 {
 	struct master m = { .config = config, .config_path = config_path };
@@ -514,6 +543,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	/* Blocked for good: the master takes signals with sigtimedwait, workers with signalfd. */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
@@ -567,6 +597,8 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 			break;
 		case SIGTERM:
 		case SIGINT:
+			if (sig == SIGTERM)
+				readiness_drop(&m, &set);
 			httpd_log(HTTPD_LOG_NOTICE, "stopping (%s)", strsignal(sig));
 			m.stopping = true;
 			children_signal(&m, SIGTERM);
@@ -574,6 +606,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 			status = 0;
 			goto out;
 		case SIGQUIT:
+			readiness_drop(&m, &set);
 			httpd_log(HTTPD_LOG_NOTICE, "graceful stop: finishing open requests");
 			m.stopping = true;
 			children_signal(&m, SIGQUIT);

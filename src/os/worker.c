@@ -31,6 +31,11 @@ struct worker *worker_current(void)
 	return current;
 }
 
+int httpd_server_draining(void)
+{
+	return current != NULL && current->draining;
+}
+
 static uint64_t clock_ms(void)
 {
 	struct timespec ts;
@@ -261,6 +266,7 @@ static void quit_begin(struct worker *w)
 	if (w->accepting)
 		(void)listeners_watch(w, false);
 	w->quitting = true;
+	w->draining = true;
 	idle_close_all(w);
 	log_access_flush();
 }
@@ -275,6 +281,7 @@ static int signal_fd_open(void)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
@@ -289,6 +296,10 @@ static int signal_read(int fd, struct worker *w)
 			return 1;
 		case SIGQUIT:
 			quit_begin(w);
+			break;
+		case SIGUSR2:
+			/* A stop is coming (shutdown_delay): readiness fails, serving goes on. */
+			w->draining = true;
 			break;
 		default:
 			/* SIGINT, SIGHUP, SIGUSR1 are the master's to act on (Ctrl-C reaches the group). */

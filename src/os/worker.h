@@ -48,6 +48,7 @@ struct worker {
 	bool                        exclusive;  /* shared sockets: EPOLLEXCLUSIVE */
 	bool                        accepting;
 	bool                        quitting;
+	bool                        draining;   /* a stop or reload has begun: readiness fails */
 	struct timer_list           timers[TIMER_KINDS];
 	struct deadline             deadlines;  /* sentinel of the sorted list */
 	uint64_t                    now_ms;     /* monotonic */
