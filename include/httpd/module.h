@@ -103,6 +103,11 @@ struct httpd_request {
 	const char                *request_id;   /* unique per request, for logs and tracing */
 	int64_t                    content_length; /* declared Content-Length, -1 if none (chunked) */
 	int                        chunked;      /* body sent with chunked framing */
+	/*
+	 * The TCP peer.  client_addr is the same, unless the peer is a trusted
+	 * proxy (real_ip_from) that named the client in real_ip_header.
+	 */
+	const char                *peer_addr;
 };
 
 /* --- Options: what a module adds to the configuration ------------------- */

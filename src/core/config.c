@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -115,6 +116,33 @@ static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 		}
 	}
 	return 0;
+}
+
+static int validate_real_ip_from(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct cidr c;
+
+	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+		if (cidr_parse(cfg_opt_getnstr(opt, i), &c) < 0) {
+			cfg_error(cfg, "real_ip_from: \"%s\" is not an address or CIDR block", cfg_opt_getnstr(opt, i));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int validate_real_ip_header(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+
+	if (strcasecmp(v, "X-Forwarded-For") == 0 || strcasecmp(v, "Forwarded") == 0)
+		return 0;
+	if (strcasecmp(v, "proxy_protocol") == 0)
+		cfg_error(cfg, "real_ip_header: \"proxy_protocol\" needs PROXY protocol listeners, which this "
+		          "version does not have yet");
+	else
+		cfg_error(cfg, "real_ip_header must be \"X-Forwarded-For\" or \"Forwarded\", not \"%s\"", v);
+	return -1;
 }
 
 static int validate_workers(cfg_t *cfg, cfg_opt_t *opt)
@@ -323,6 +351,8 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_INT("send_timeout", 30, CFGF_NONE),
 		CFG_INT("shutdown_timeout", 10, CFGF_NONE),
 		CFG_INT("shutdown_delay", 0, CFGF_NONE),
+		CFG_STR_LIST("real_ip_from", "{}", CFGF_NONE),
+		CFG_STR("real_ip_header", "X-Forwarded-For", CFGF_NONE),
 		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
 		CFG_INT("worker_connections", 4096, CFGF_NONE),
 		CFG_FUNC("error_page", error_page_func),
@@ -361,6 +391,8 @@ static void validators_set(cfg_t *cfg)
 
 	cfg_set_validate_func(cfg, "listen", validate_listen);
 	cfg_set_validate_func(cfg, "workers", validate_workers);
+	cfg_set_validate_func(cfg, "real_ip_from", validate_real_ip_from);
+	cfg_set_validate_func(cfg, "real_ip_header", validate_real_ip_header);
 	cfg_set_validate_func(cfg, "max_header_size", validate_size);
 	cfg_set_validate_func(cfg, "max_body_size", validate_size);
 	cfg_set_validate_func(cfg, "body_buffer_size", validate_size);
@@ -786,6 +818,16 @@ static int globals_read(struct httpd_config *config)
 	config_size_parse(cfg_getstr(cfg, "file_cache_size"), &config->file_cache_size);
 	config->shutdown_timeout_ms = (unsigned)cfg_getint(cfg, "shutdown_timeout") * 1000;
 	config->shutdown_delay_ms = (unsigned)cfg_getint(cfg, "shutdown_delay") * 1000;
+	config->real_ip_header_name = cfg_getstr(cfg, "real_ip_header");
+	config->real_ip_header = strcasecmp(config->real_ip_header_name, "Forwarded") == 0
+	                       ? REAL_IP_FORWARDED : REAL_IP_X_FORWARDED_FOR;
+	config->real_ip_from_count = cfg_size(cfg, "real_ip_from");
+	config->real_ip_from = calloc(config->real_ip_from_count ? config->real_ip_from_count : 1,
+	                              sizeof(*config->real_ip_from));
+	if (config->real_ip_from == NULL)
+		return -1;
+	for (size_t i = 0; i < config->real_ip_from_count; i++)
+		(void)cidr_parse(cfg_getnstr(cfg, "real_ip_from", (unsigned)i), &config->real_ip_from[i]);
 	config->keepalive_requests = (unsigned)cfg_getint(cfg, "keepalive_requests");
 	config->worker_connections = (unsigned)cfg_getint(cfg, "worker_connections");
 
@@ -952,6 +994,7 @@ void config_free(struct httpd_config *config)
 	mime_table_free(config->mime);
 	free(config->locations);
 	free(config->listens);
+	free(config->real_ip_from);
 	for (size_t i = 0; i < config->error_page_count; i++)
 		free(config->error_pages[i].body);
 	free(config->error_pages);

@@ -14,6 +14,7 @@
 #include "listen.h"
 #include "mime.h"
 #include "module.h"
+#include "real_ip.h"
 
 struct location_module {
 	const struct module *mod;
@@ -92,6 +93,11 @@ struct httpd_config {
 	unsigned               file_cache_valid_ms;
 	size_t                 file_cache_entries;
 	uint64_t               file_cache_size;
+
+	struct cidr           *real_ip_from;    /* proxies trusted to name the client */
+	size_t                 real_ip_from_count;
+	enum real_ip_header    real_ip_header;
+	const char            *real_ip_header_name;
 
 	struct httpd_location *locations;       /* longest prefix first */
 	size_t                 location_count;

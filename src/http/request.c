@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "access_log.h"
 #include "async.h"
@@ -34,6 +35,7 @@ struct request *request_create(struct conn *c)
 	response_init(&r->res, pool);
 	r->req.pool = pool;
 	r->req.client_addr = c->peer;
+	r->req.peer_addr = c->peer;
 	r->req.client_port = c->peer_port;
 	r->req.content_length = -1;
 	c->req = r;
@@ -108,6 +110,29 @@ static int request_id_make(struct request *r)
 	return 0;
 }
 
+/* Behind a trusted proxy the client is the one its header names (real_ip_from). */
+static int client_from_proxy(struct request *r)
+{
+	const struct httpd_config *cfg = r->w->config;
+	const struct httpd_request *req = &r->req;
+	const char *values[16];
+	size_t count = 0;
+	char addr[64];
+
+	if (cfg->real_ip_from_count == 0 ||
+	    !cidr_list_contains(cfg->real_ip_from, cfg->real_ip_from_count, req->peer_addr))
+		return 0;
+	for (size_t i = 0; i < req->header_count && count < sizeof(values) / sizeof(values[0]); i++)
+		if (strcasecmp(req->headers[i].name, cfg->real_ip_header_name) == 0)
+			values[count++] = req->headers[i].value;
+	if (!real_ip_find(cfg->real_ip_header, values, count, cfg->real_ip_from, cfg->real_ip_from_count,
+	                  addr, sizeof(addr)))
+		return 0;
+	r->req.client_addr = httpd_pool_strdup(r->pool, addr);
+	r->req.client_port = 0;
+	return r->req.client_addr != NULL ? 0 : 500;
+}
+
 static int request_fill(struct request *r)
 {
 	struct conn *c = r->conn;
@@ -129,6 +154,8 @@ static int request_fill(struct request *r)
 	conn_local_resolve(c);
 	req->local_addr = c->local;
 	req->local_port = c->local_port;
+	if (client_from_proxy(r) != 0)
+		return 500;
 	return request_id_make(r);
 }
 

@@ -1,0 +1,38 @@
+/*
+ * The real client address behind trusted proxies (real_ip_from,
+ * real_ip_header): X-Forwarded-For and RFC 7239 Forwarded, walked from the
+ * right, never trusting the leftmost entry, which the client writes itself.
+ * Pure functions, unit-tested and fuzzed.
+ */
+#ifndef HTTPD_REAL_IP_H
+#define HTTPD_REAL_IP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cidr {
+	int     family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	int     bits;
+};
+
+/* "10.0.0.0/8", "127.0.0.1", "::1", "2001:db8::/32"; -1 if malformed. */
+int  cidr_parse(const char *text, struct cidr *out);
+/* Is the textual address addr inside one of the list? */
+bool cidr_list_contains(const struct cidr *list, size_t count, const char *addr);
+
+enum real_ip_header { REAL_IP_X_FORWARDED_FOR, REAL_IP_FORWARDED };
+
+/*
+ * values[0..count) are the field values of every instance of the header,
+ * in order.  Walking hops from the right, the client is the first address
+ * not in trusted; a hop that is not an address (Forwarded's "unknown" or an
+ * obfuscated "_name", garbage) ends the walk at the hop before it.  Writes
+ * the address (IPv6 without brackets or port) to out and returns true, or
+ * false when the header names no usable address.
+ */
+bool real_ip_find(enum real_ip_header kind, const char *const *values, size_t count,
+                  const struct cidr *trusted, size_t trusted_count, char *out, size_t size);
+
+#endif
