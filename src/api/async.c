@@ -33,7 +33,6 @@ static struct httpd_event *graveyard;
 struct blocking_job {
 	struct job        job;
 	struct request   *r;
-	void            (*work)(void *arg);
 	void            (*done)(struct httpd_request *req, void *arg);
 	void             *arg;
 };
@@ -186,7 +185,6 @@ int httpd_run_blocking(struct httpd_request *req, void (*work)(void *arg),
 	bj->job.done = blocking_done;
 	bj->job.arg = arg;
 	bj->r = r;
-	bj->work = work;
 	bj->done = done;
 	bj->arg = arg;
 	if (threadpool_submit(tp, &bj->job) < 0)

@@ -202,7 +202,7 @@ static struct httpd_file *file_load(int dirfd, const char *rel, uint32_t hash, u
 	         (uint64_t)f->st.st_size,
 	         (uint64_t)f->st.st_mtim.tv_sec * 1000000000u + (uint64_t)f->st.st_mtim.tv_nsec);
 	httpd_http_date(f->st.st_mtime, f->last_modified);
-	if (S_ISREG(f->st.st_mode) && f->st.st_size <= FILE_CACHE_SMALL && cache.on &&
+	if (S_ISREG(f->st.st_mode) && f->st.st_size <= RESPONSE_SMALL_FILE && cache.on &&
 	    (uint64_t)f->st.st_size <= cache.max_bytes)
 		(void)content_read(f);
 	return f;

@@ -13,9 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
-
-/* Files up to this size are kept in memory and leave with the head in one write. */
-#define FILE_CACHE_SMALL 16384
+#include "http_response.h"
 
 /* In each worker, from its configuration (file_cache_valid 0 turns the cache off). */
 void file_cache_init(const struct httpd_config *config);

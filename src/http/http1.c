@@ -13,12 +13,6 @@
 
 #define STREAM_BUF_SIZE  16384
 #define SENDFILE_MAX     (1 << 18)   /* per call: connections take turns, the reader drains (ka-1m) */
-/*
- * Files up to this size are read into the request pool and leave with the
- * header in one write: for small files pread is cheaper than sendfile
- * (measured with strace -c against a 1 KiB file).
- */
-#define SMALL_FILE_MAX   16384
 
 enum step { STEP_AGAIN, STEP_CONTINUE, STEP_CLOSED };
 
@@ -293,7 +287,7 @@ void http1_respond(struct request *r)
 		}
 		break;
 	case BODY_FILE:
-		if (res->file_len > 0 && res->file_len <= SMALL_FILE_MAX) {
+		if (res->file_len > 0 && res->file_len <= RESPONSE_SMALL_FILE) {
 			char *buf = pool_alloc(r->pool, (size_t)res->file_len);
 			ssize_t n = buf ? pread(res->fd, buf, (size_t)res->file_len, res->file_offset) : -1;
 
