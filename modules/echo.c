@@ -180,6 +180,34 @@ static void echo_text(struct out *o, const struct httpd_request *req)
 		out_put(o, req->body, (size_t)req->body_len);
 }
 
+/* What a PROXY protocol preamble said, so a balancer's set-up can be checked from the outside. */
+static void echo_proxy_json(struct out *o, const struct httpd_request *req)
+{
+	static const char *const fields[] = {
+		"version", "addr", "port", "server_addr", "server_port", "balancer_addr", "balancer_port",
+		"alpn", "authority", "unique_id", "netns", "crc32c", "ssl", "ssl_verify", "ssl_version",
+		"ssl_cn", "ssl_cipher", "ssl_sig_alg", "ssl_key_alg",
+	};
+	bool first = true;
+
+	if (httpd_request_proxy(req, "version") == NULL)
+		return;
+	out_str(o, ",\"proxy_protocol\":{");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = httpd_request_proxy(req, fields[i]);
+
+		if (v == NULL)
+			continue;
+		if (!first)
+			out_str(o, ",");
+		first = false;
+		json_string(o, fields[i], strlen(fields[i]));
+		out_str(o, ":");
+		json_string(o, v, strlen(v));
+	}
+	out_str(o, "}");
+}
+
 static void echo_json(struct out *o, const struct httpd_request *req)
 {
 	char num[32];
@@ -191,6 +219,9 @@ static void echo_json(struct out *o, const struct httpd_request *req)
 	out_str(o, req->version == 10 ? ",\"version\":\"HTTP/1.0\"" : ",\"version\":\"HTTP/1.1\"");
 	out_str(o, ",\"client\":");
 	json_string(o, req->client_addr, strlen(req->client_addr));
+	out_str(o, ",\"peer\":");
+	json_string(o, req->peer_addr, strlen(req->peer_addr));
+	echo_proxy_json(o, req);
 	out_str(o, ",\"headers\":[");
 	for (size_t i = 0; i < req->header_count; i++) {
 		out_str(o, i ? ",[" : "[");

@@ -104,8 +104,9 @@ struct httpd_request {
 	int64_t                    content_length; /* declared Content-Length, -1 if none (chunked) */
 	int                        chunked;      /* body sent with chunked framing */
 	/*
-	 * The TCP peer.  client_addr is the same, unless the peer is a trusted
-	 * proxy (real_ip_from) that named the client in real_ip_header.
+	 * The TCP peer (on a proxy_protocol listener, the client the PROXY
+	 * preamble named).  client_addr is the same, unless the peer is a
+	 * trusted proxy (real_ip_from) that named the client in real_ip_header.
 	 */
 	const char                *peer_addr;
 };
@@ -245,6 +246,24 @@ int httpd_request_accepts_encoding(const struct httpd_request *req, const char *
 int httpd_request_body_fd(const struct httpd_request *req);
 /* The whole body in memory, reading a spilled body into the pool; NULL on failure. */
 const char *httpd_request_body_load(struct httpd_request *req);
+
+/*
+ * What the PROXY protocol preamble said about the connection (listen
+ * "ADDR:PORT proxy_protocol"), or NULL when there was none or it lacked
+ * the field.  client_addr and peer_addr already are the client it named.
+ *   "version"                         "1" or "2"
+ *   "addr", "port"                    the client, as the balancer saw it
+ *   "server_addr", "server_port"      the address the client connected to
+ *   "balancer_addr", "balancer_port"  the balancer's own end of this TCP connection
+ *   "alpn", "authority", "unique_id", "netns"     v2 TLVs
+ *   "crc32c"                          "1" when a CRC32C TLV was present and verified
+ *   "ssl"                             PP2_CLIENT_* bits, when the balancer terminated TLS;
+ *   "ssl_verify" (0: client certificate verified), "ssl_version", "ssl_cn",
+ *   "ssl_cipher", "ssl_sig_alg", "ssl_key_alg"
+ * Values are text; a TLV with a NUL byte is cut there.  Valid until the
+ * connection closes.
+ */
+const char *httpd_request_proxy(const struct httpd_request *req, const char *field);
 
 /* Per-request notes: a check leaves data that the handler or the log phase reads. */
 int   httpd_request_note_set(struct httpd_request *req, const char *key, void *value);

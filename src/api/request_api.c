@@ -5,6 +5,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "conn.h"
+#include "conn_proxy.h"
 #include "log.h"
 #include "pool.h"
 #include "request.h"
@@ -15,6 +17,11 @@ const char *httpd_request_header(const struct httpd_request *req, const char *na
 		if (strcasecmp(req->headers[i].name, name) == 0)
 			return req->headers[i].value;
 	return NULL;
+}
+
+const char *httpd_request_proxy(const struct httpd_request *req, const char *field)
+{
+	return conn_proxy_field(request_of(req)->conn, field);
 }
 
 /* The q parameter of one list member ("gzip;q=0.5"): 1000ths, 1000 without one. */

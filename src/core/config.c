@@ -91,14 +91,15 @@ int config_size_parse(const char *text, uint64_t *out)
 
 /* Output lines of options whose files are checked after parsing. */
 static int listen_line;
+static int real_ip_header_line;
+static int proxy_protocol_from_line;
 static int mime_line;
 static int temp_dir_line;
 
 static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 {
 	char err[256];
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct listen_spec spec;
 
 	listen_line = cfg->line;
 	if (cfg_opt_size(opt) == 0) {
@@ -110,7 +111,7 @@ static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 		return -1;
 	}
 	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
-		if (listen_parse(cfg_opt_getnstr(opt, i), &ss, &len, err, sizeof(err)) < 0) {
+		if (listen_spec_parse(cfg_opt_getnstr(opt, i), &spec, err, sizeof(err)) < 0) {
 			cfg_error(cfg, "listen: %s", err);
 			return -1;
 		}
@@ -122,9 +123,11 @@ static int validate_real_ip_from(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct cidr c;
 
+	if (strcmp(opt->name, "proxy_protocol_from") == 0)
+		proxy_protocol_from_line = cfg->line;
 	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
 		if (cidr_parse(cfg_opt_getnstr(opt, i), &c) < 0) {
-			cfg_error(cfg, "real_ip_from: \"%s\" is not an address or CIDR block", cfg_opt_getnstr(opt, i));
+			cfg_error(cfg, "%s: \"%s\" is not an address or CIDR block", opt->name, cfg_opt_getnstr(opt, i));
 			return -1;
 		}
 	}
@@ -135,14 +138,85 @@ static int validate_real_ip_header(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *v = cfg_opt_getnstr(opt, 0);
 
-	if (strcasecmp(v, "X-Forwarded-For") == 0 || strcasecmp(v, "Forwarded") == 0)
+	real_ip_header_line = cfg->line;
+	if (strcasecmp(v, "X-Forwarded-For") == 0 || strcasecmp(v, "Forwarded") == 0 ||
+	    strcasecmp(v, "proxy_protocol") == 0)
 		return 0;
-	if (strcasecmp(v, "proxy_protocol") == 0)
-		cfg_error(cfg, "real_ip_header: \"proxy_protocol\" needs PROXY protocol listeners, which this "
-		          "version does not have yet");
-	else
-		cfg_error(cfg, "real_ip_header must be \"X-Forwarded-For\" or \"Forwarded\", not \"%s\"", v);
+	cfg_error(cfg, "real_ip_header must be \"X-Forwarded-For\", \"Forwarded\" or \"proxy_protocol\", "
+	          "not \"%s\"", v);
 	return -1;
+}
+
+static int access_log_format_line;
+
+static int validate_escape(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+
+	if (strcmp(v, "default") == 0 || strcmp(v, "json") == 0)
+		return 0;
+	cfg_error(cfg, "escape must be \"default\" or \"json\", not \"%s\"", v);
+	return -1;
+}
+
+static int validate_log_format(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct log_format f;
+	char err[256];
+
+	if (log_format_compile(cfg_opt_getnstr(opt, 0), LOG_ESCAPE_DEFAULT, &f, err, sizeof(err)) < 0) {
+		cfg_error(cfg, "%s", err);
+		return -1;
+	}
+	log_format_free(&f);
+	return 0;
+}
+
+static int validate_access_log_format(cfg_t *cfg, cfg_opt_t *opt)
+{
+	(void)opt;
+	access_log_format_line = cfg->line;
+	return 0;
+}
+
+/* access_log_format: a log_format section of that name, else a built-in one. */
+static int access_format_read(struct httpd_config *config)
+{
+	const char *name = cfg_getstr(config->cfg, "access_log_format");
+	const char *text = NULL, *file;
+	enum log_escape escape = LOG_ESCAPE_DEFAULT;
+	char err[256];
+	int line;
+
+	for (unsigned i = 0; i < cfg_size(config->cfg, "log_format"); i++) {
+		cfg_t *sec = cfg_getnsec(config->cfg, "log_format", i);
+
+		if (log_format_builtin(cfg_title(sec), &escape) != NULL) {
+			config_source_origin(&config->src, sec->line, &file, &line);
+			reportf(file, line, "log_format \"%s\": that name is a built-in format", cfg_title(sec));
+			return -1;
+		}
+		if (cfg_getstr(sec, "format") == NULL) {
+			config_source_origin(&config->src, sec->line, &file, &line);
+			reportf(file, line, "log_format \"%s\" needs a format", cfg_title(sec));
+			return -1;
+		}
+		if (strcmp(cfg_title(sec), name) == 0) {
+			text = cfg_getstr(sec, "format");
+			escape = strcmp(cfg_getstr(sec, "escape"), "json") == 0 ? LOG_ESCAPE_JSON : LOG_ESCAPE_DEFAULT;
+		}
+	}
+	if (text == NULL && (text = log_format_builtin(name, &escape)) == NULL) {
+		config_source_origin(&config->src, access_log_format_line, &file, &line);
+		reportf(file, line, "access_log_format: no log_format \"%s\" (built in: combined, common, json)", name);
+		return -1;
+	}
+	if (log_format_compile(text, escape, &config->access_format, err, sizeof(err)) < 0) {
+		config_source_origin(&config->src, 0, &file, &line);
+		reportf(file, 0, "%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 static int validate_workers(cfg_t *cfg, cfg_opt_t *opt)
@@ -317,6 +391,12 @@ static const cfg_opt_t core_location_opts[] = {
 	CFG_END()
 };
 
+static cfg_opt_t log_format_opts[] = {
+	CFG_STR("format", NULL, CFGF_NODEFAULT),
+	CFG_STR("escape", "default", CFGF_NONE),
+	CFG_END()
+};
+
 #define CORE_LOCATION_OPTS (sizeof(core_location_opts) / sizeof(core_location_opts[0]) - 1)
 
 static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_opts)
@@ -334,6 +414,8 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_STR("body_buffer_size", "16k", CFGF_NONE),
 		CFG_INT("handler_timeout", 60, CFGF_NONE),
 		CFG_INT("worker_threads", 4, CFGF_NONE),
+		CFG_STR("access_log_format", "combined", CFGF_NONE),
+		CFG_SEC("log_format", log_format_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_STR("access_log_buffer", "64k", CFGF_NONE),
 		CFG_INT("access_log_flush", 1, CFGF_NONE),
 		CFG_INT("file_cache_valid", 1, CFGF_NONE),
@@ -351,6 +433,9 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_INT("send_timeout", 30, CFGF_NONE),
 		CFG_INT("shutdown_timeout", 10, CFGF_NONE),
 		CFG_INT("shutdown_delay", 0, CFGF_NONE),
+		CFG_INT("drain_timeout", 300, CFGF_NONE),
+		CFG_STR_LIST("proxy_protocol_from", "{}", CFGF_NONE),
+		CFG_INT("proxy_protocol_timeout", 5, CFGF_NONE),
 		CFG_STR_LIST("real_ip_from", "{}", CFGF_NONE),
 		CFG_STR("real_ip_header", "X-Forwarded-For", CFGF_NONE),
 		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
@@ -387,17 +472,22 @@ static void validators_set(cfg_t *cfg)
 		"max_request_line", "max_headers", "header_timeout", "body_timeout",
 		"keepalive_timeout", "send_timeout", "shutdown_timeout", "keepalive_requests",
 		"worker_connections", "handler_timeout", "worker_threads", "access_log_flush",
+		"drain_timeout", "proxy_protocol_timeout",
 	};
 
 	cfg_set_validate_func(cfg, "listen", validate_listen);
 	cfg_set_validate_func(cfg, "workers", validate_workers);
 	cfg_set_validate_func(cfg, "real_ip_from", validate_real_ip_from);
+	cfg_set_validate_func(cfg, "proxy_protocol_from", validate_real_ip_from);
 	cfg_set_validate_func(cfg, "real_ip_header", validate_real_ip_header);
 	cfg_set_validate_func(cfg, "max_header_size", validate_size);
 	cfg_set_validate_func(cfg, "max_body_size", validate_size);
 	cfg_set_validate_func(cfg, "body_buffer_size", validate_size);
 	cfg_set_validate_func(cfg, "file_cache_size", validate_size);
 	cfg_set_validate_func(cfg, "access_log_buffer", validate_size);
+	cfg_set_validate_func(cfg, "access_log_format", validate_access_log_format);
+	cfg_set_validate_func(cfg, "log_format|format", validate_log_format);
+	cfg_set_validate_func(cfg, "log_format|escape", validate_escape);
 	cfg_set_validate_func(cfg, "file_cache_valid", validate_not_negative);
 	cfg_set_validate_func(cfg, "shutdown_delay", validate_not_negative);
 	cfg_set_validate_func(cfg, "file_cache_entries", validate_not_negative);
@@ -785,6 +875,7 @@ static int globals_read(struct httpd_config *config)
 	int line;
 	uint64_t head;
 	char err[256];
+	size_t proxy_listeners = 0;
 
 	config->workers = workers_resolve(cfg_getstr(cfg, "workers"));
 	config->user = cfg_getstr(cfg, "user");
@@ -820,7 +911,18 @@ static int globals_read(struct httpd_config *config)
 	config->shutdown_delay_ms = (unsigned)cfg_getint(cfg, "shutdown_delay") * 1000;
 	config->real_ip_header_name = cfg_getstr(cfg, "real_ip_header");
 	config->real_ip_header = strcasecmp(config->real_ip_header_name, "Forwarded") == 0
-	                       ? REAL_IP_FORWARDED : REAL_IP_X_FORWARDED_FOR;
+	                       ? REAL_IP_FORWARDED
+	                       : strcasecmp(config->real_ip_header_name, "proxy_protocol") == 0
+	                       ? REAL_IP_PROXY_PROTOCOL : REAL_IP_X_FORWARDED_FOR;
+	config->drain_timeout_ms = (unsigned)cfg_getint(cfg, "drain_timeout") * 1000;
+	config->proxy_protocol_timeout_ms = (unsigned)cfg_getint(cfg, "proxy_protocol_timeout") * 1000;
+	config->proxy_protocol_from_count = cfg_size(cfg, "proxy_protocol_from");
+	config->proxy_protocol_from = calloc(config->proxy_protocol_from_count ? config->proxy_protocol_from_count : 1,
+	                                     sizeof(*config->proxy_protocol_from));
+	if (config->proxy_protocol_from == NULL)
+		return -1;
+	for (size_t i = 0; i < config->proxy_protocol_from_count; i++)
+		(void)cidr_parse(cfg_getnstr(cfg, "proxy_protocol_from", (unsigned)i), &config->proxy_protocol_from[i]);
 	config->real_ip_from_count = cfg_size(cfg, "real_ip_from");
 	config->real_ip_from = calloc(config->real_ip_from_count ? config->real_ip_from_count : 1,
 	                              sizeof(*config->real_ip_from));
@@ -853,10 +955,24 @@ static int globals_read(struct httpd_config *config)
 		ls->text = cfg_opt_getnstr(listen_opt, (unsigned)i);
 		ls->file = file;
 		ls->line = line;
-		if (listen_parse(ls->text, &ls->addr, &ls->addrlen, err, sizeof(err)) < 0) {
+		if (listen_spec_parse(ls->text, ls, err, sizeof(err)) < 0) {
 			report(file, 0, err);
 			return -1;
 		}
+		if (ls->flags & LISTEN_PROXY_PROTOCOL)
+			proxy_listeners++;
+	}
+	/* PROXY settings without a PROXY listener are a mistake worth naming. */
+	if (proxy_listeners == 0 && config->real_ip_header == REAL_IP_PROXY_PROTOCOL) {
+		config_source_origin(&config->src, real_ip_header_line, &file, &line);
+		reportf(file, line, "real_ip_header \"proxy_protocol\" needs a listen address with the "
+		        "proxy_protocol flag");
+		return -1;
+	}
+	if (proxy_listeners == 0 && config->proxy_protocol_from_count > 0) {
+		config_source_origin(&config->src, proxy_protocol_from_line, &file, &line);
+		reportf(file, line, "proxy_protocol_from: no listen address has the proxy_protocol flag");
+		return -1;
 	}
 	if (config->module_dir[0] != '/') {
 		report(file, 0, "module_dir must be an absolute path");
@@ -913,6 +1029,7 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	current_log_errors = log_errors;
 	error_count = 0;
 	listen_line = mime_line = temp_dir_line = 0;
+	real_ip_header_line = proxy_protocol_from_line = access_log_format_line = 0;
 	options_source_set(&config->src);
 	if (config_source_load(&config->src, path, report) < 0)
 		goto out;
@@ -935,7 +1052,7 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	collecting = config;
 	config->cfg = parse_text(config->schema, &config->src, 0);
 	collecting = NULL;
-	if (config->cfg == NULL || globals_read(config) < 0)
+	if (config->cfg == NULL || globals_read(config) < 0 || access_format_read(config) < 0)
 		goto out;
 
 	config->location_count = cfg_size(config->cfg, "location");
@@ -995,6 +1112,8 @@ void config_free(struct httpd_config *config)
 	free(config->locations);
 	free(config->listens);
 	free(config->real_ip_from);
+	free(config->proxy_protocol_from);
+	log_format_free(&config->access_format);
 	for (size_t i = 0; i < config->error_page_count; i++)
 		free(config->error_pages[i].body);
 	free(config->error_pages);

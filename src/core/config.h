@@ -12,6 +12,7 @@
 #include "config_source.h"
 #include "http_parse.h"
 #include "listen.h"
+#include "log_format.h"
 #include "mime.h"
 #include "module.h"
 #include "real_ip.h"
@@ -85,9 +86,11 @@ struct httpd_config {
 	unsigned               handler_timeout_ms;
 	unsigned               shutdown_timeout_ms;
 	unsigned               shutdown_delay_ms;
+	unsigned               drain_timeout_ms;   /* SIGQUIT and reloads */
 	unsigned               keepalive_requests;
 	unsigned               worker_connections;
 	unsigned               worker_threads;
+	struct log_format      access_format;   /* access_log_format, compiled */
 	size_t                 access_log_buffer;
 	unsigned               access_log_flush_ms;
 	unsigned               file_cache_valid_ms;
@@ -98,6 +101,9 @@ struct httpd_config {
 	size_t                 real_ip_from_count;
 	enum real_ip_header    real_ip_header;
 	const char            *real_ip_header_name;
+	struct cidr           *proxy_protocol_from; /* balancers allowed on proxy_protocol listeners */
+	size_t                 proxy_protocol_from_count;
+	unsigned               proxy_protocol_timeout_ms;
 
 	struct httpd_location *locations;       /* longest prefix first */
 	size_t                 location_count;

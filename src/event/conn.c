@@ -7,13 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "conn_proxy.h"
 #include "http1.h"
 #include "http_response.h"
 #include "listen.h"
 #include "log.h"
 #include "pool.h"
+#include "proxy_protocol.h"
 #include "request.h"
 
 #define IN_BUF_INITIAL   4096
@@ -21,12 +24,16 @@
 #define POOL_CHUNK       4096
 #define SPARE_MAX        64      /* per worker: enough for a burst, bounded when load drops */
 
-/* "127.0.0.1" and 8080 from a socket address (brackets and port stripped). */
-static void addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned *port)
+void conn_addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned *port)
 {
 	char text[64];
 	char *colon;
 
+	if (sa->sa_family == AF_UNIX) {
+		snprintf(out, size, "unix:%s", ((const struct sockaddr_un *)sa)->sun_path);
+		*port = 0;
+		return;
+	}
 	listen_format(sa, text, sizeof(text));
 	colon = strrchr(text, ':');
 	*port = colon != NULL ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
@@ -61,23 +68,30 @@ void conn_local_resolve(struct conn *c)
 		return;
 	/* A listener bound to one address already says it; only wildcards cost a syscall. */
 	if (c->listen_addr != NULL && !addr_is_wildcard(c->listen_addr)) {
-		addr_split((const struct sockaddr *)c->listen_addr, c->local, sizeof(c->local), &c->local_port);
+		conn_addr_split((const struct sockaddr *)c->listen_addr, c->local, sizeof(c->local), &c->local_port);
 		return;
 	}
 	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) < 0) {
 		snprintf(c->local, sizeof(c->local), "-");
 		return;
 	}
-	addr_split((const struct sockaddr *)&ss, c->local, sizeof(c->local), &c->local_port);
+	conn_addr_split((const struct sockaddr *)&ss, c->local, sizeof(c->local), &c->local_port);
 }
 
-void conn_open(struct worker *w, int fd, const struct sockaddr *peer,
-               const struct sockaddr_storage *listen_addr)
+void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const struct listener *l)
 {
 	struct conn *c = w->free_conns;
 	struct epoll_event ev;
 	int one = 1;
 
+	if (l->flags & LISTEN_PROXY_PROTOCOL) {
+		char text[80];
+		unsigned port;
+
+		conn_addr_split(peer, text, sizeof(text), &port);
+		if (!conn_proxy_admit(w, l, fd, text))
+			return;
+	}
 	if (c != NULL) {
 		w->free_conns = c->next_free;
 	} else {
@@ -93,12 +107,12 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer,
 	c->fd = fd;
 	c->transport = &transport_tcp;
 	c->w = w;
-	c->listen_addr = listen_addr;
-	c->state = CONN_READ_HEAD;
+	c->listen_addr = l->addr;
+	c->state = (l->flags & LISTEN_PROXY_PROTOCOL) ? CONN_PROXY : CONN_READ_HEAD;
 	c->readable = true;        /* TCP_DEFER_ACCEPT: the request is usually there already */
 	c->writable = true;
 	timer_init(&c->timer);
-	addr_split(peer, c->peer, sizeof(c->peer), &c->peer_port);
+	conn_addr_split(peer, c->peer, sizeof(c->peer), &c->peer_port);
 	/* Responses leave in one write, or with MSG_MORE before a file: Nagle only delays. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
@@ -113,6 +127,11 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer,
 		return;
 	}
 	w->conn_count++;
+	if (c->state == CONN_PROXY) {
+		timer_arm(w->timers, TIMER_PROXY, &c->timer, w->now_ms);
+		conn_proxy_read(c);
+		return;
+	}
 	timer_arm(w->timers, TIMER_HEADER, &c->timer, w->now_ms);
 	http1_run(c);
 }
@@ -176,6 +195,7 @@ void conn_close(struct conn *c)
 	timer_disarm(&c->timer);
 	c->transport->close(c);
 	conn_idle(c);
+	conn_proxy_free(c);
 	c->next_free = w->free_conns;
 	w->free_conns = c;
 	w->conn_count--;
@@ -184,7 +204,7 @@ void conn_close(struct conn *c)
 
 void conn_close_if_idle(struct conn *c)
 {
-	if (c->state == CONN_READ_HEAD && !c->got_bytes)
+	if ((c->state == CONN_READ_HEAD || c->state == CONN_PROXY) && !c->got_bytes)
 		conn_close(c);
 }
 
@@ -199,6 +219,10 @@ void conn_event(struct conn *c, uint32_t events)
 	/* Nobody is left to answer: cancel the pending handler (it gets its cancel call). */
 	if (c->state == CONN_HANDLER && c->peer_closed) {
 		conn_close(c);
+		return;
+	}
+	if (c->state == CONN_PROXY) {
+		conn_proxy_read(c);
 		return;
 	}
 	http1_run(c);
@@ -238,6 +262,9 @@ void conn_timeout(struct conn *c, enum timer_kind kind)
 	int status = 0;
 
 	switch (kind) {
+	case TIMER_PROXY:
+		conn_proxy_timeout(c);
+		return;
 	case TIMER_HEADER:
 	case TIMER_BODY:
 		/* RFC 9110 §15.5.9: 408 tells a slow client why it was dropped. */
@@ -269,6 +296,9 @@ static bool in_make_room(struct conn *c)
 {
 	const struct httpd_config *cfg = c->w->config;
 	size_t max = cfg->limits.max_head + 1024;
+
+	if (c->state == CONN_PROXY && max < PROXY_V2_MAX)
+		max = PROXY_V2_MAX;
 
 	if (c->in_off > 0 && c->in_off == c->in_len) {
 		c->in_off = c->in_len = 0;

@@ -17,6 +17,7 @@
 #include "worker.h"
 
 enum conn_state {
+	CONN_PROXY,         /* a PROXY protocol preamble comes first (event/conn_proxy.c) */
 	CONN_READ_HEAD,     /* waiting for (the rest of) a request head */
 	CONN_READ_BODY,     /* the request body streams in */
 	CONN_HANDLER,       /* an asynchronous handler has not answered yet */
@@ -25,6 +26,8 @@ enum conn_state {
 };
 
 struct request;
+struct conn_proxy;
+struct listener;
 
 struct conn {
 	struct event_source          ev;
@@ -43,6 +46,7 @@ struct conn {
 	const struct sockaddr_storage *listen_addr;
 	char                         local[80];    /* resolved on the first request */
 	unsigned                     local_port;
+	struct conn_proxy           *proxy;        /* what a PROXY preamble said, or NULL */
 
 	/* input: bytes [in_off, in_len) of in are unconsumed */
 	char                        *in;
@@ -71,8 +75,7 @@ struct conn {
 };
 
 /* Takes over an accepted socket; reads at once (TCP_DEFER_ACCEPT means data is likely there). */
-void conn_open(struct worker *w, int fd, const struct sockaddr *peer,
-               const struct sockaddr_storage *listen_addr);
+void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const struct listener *l);
 void conn_event(struct conn *c, uint32_t events);
 /* Runs the state machine again (after a module finished a pending response). */
 void conn_resume(struct conn *c);
@@ -100,6 +103,8 @@ void conn_wait_writable(struct conn *c);
 bool conn_send_now(struct conn *c, const char *msg, size_t len);
 /* Lingering close: reads and drops input; 0 to wait for more, -1 once closed. */
 int conn_linger(struct conn *c);
+/* "127.0.0.1" and 8080 from a socket address (brackets stripped); "unix:PATH" and 0 for AF_UNIX. */
+void conn_addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned *port);
 /* The local address, resolved once per connection. */
 void conn_local_resolve(struct conn *c);
 

@@ -1,66 +1,162 @@
 #include "access_log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "conn.h"
+#include "conn_proxy.h"
 #include "log.h"
+#include "log_format.h"
+#include "pool.h"
 #include "request.h"
 #include "worker.h"
 
-/* Access log fields must not let a client forge lines: escape quotes and controls. */
-static size_t log_escape(char *out, size_t size, const char *s)
+uint64_t access_log_clock_us(void)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
+	struct timespec ts;
 
-	if (s == NULL)
-		s = "-";
-	for (; *s != '\0' && o + 5 < size; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[ch >> 4];
-			out[o++] = hex[ch & 15];
-		} else {
-			out[o++] = (char)ch;
-		}
-	}
-	out[o] = '\0';
-	return o;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* Common Log Format time, reformatted once a second. */
-static const char *log_time(time_t now)
+/* Common Log Format and ISO 8601 times, reformatted once a second. */
+static const char *log_time(time_t now, bool iso)
 {
-	static char cached[40];
+	static char clf[40], iso8601[40];
 	static time_t cached_at = -1;
-	struct tm tm;
 
 	if (now != cached_at) {
+		struct tm tm;
+
 		localtime_r(&now, &tm);
-		strftime(cached, sizeof(cached), "%d/%b/%Y:%H:%M:%S %z", &tm);
+		strftime(clf, sizeof(clf), "%d/%b/%Y:%H:%M:%S %z", &tm);
+		strftime(iso8601, sizeof(iso8601), "%Y-%m-%dT%H:%M:%S%z", &tm);
+		/* +0000 -> +00:00, as RFC 3339 wants */
+		{
+			size_t n = strlen(iso8601);
+
+			if (n >= 5 && n + 1 < sizeof(iso8601)) {
+				memmove(iso8601 + n - 1, iso8601 + n - 2, 3);
+				iso8601[n - 2] = ':';
+			}
+		}
 		cached_at = now;
 	}
-	return cached;
+	return iso ? iso8601 : clf;
+}
+
+/* A request header named like name[0..len) with '_' standing for '-'. */
+static const char *header_by_variable(const struct httpd_request *req, const char *name, size_t len)
+{
+	for (size_t i = 0; i < req->header_count; i++) {
+		const struct httpd_header *h = &req->headers[i];
+		size_t k;
+
+		if (h->name_len != len)
+			continue;
+		for (k = 0; k < len; k++) {
+			char a = h->name[k], b = name[k] == '_' ? '-' : name[k];
+
+			if (a >= 'A' && a <= 'Z')
+				a = (char)(a + 32);
+			if (b >= 'A' && b <= 'Z')
+				b = (char)(b + 32);
+			if (a != b)
+				break;
+		}
+		if (k == len)
+			return h->value;
+	}
+	return NULL;
+}
+
+static const char *number(char *scratch, size_t size, unsigned long long v)
+{
+	snprintf(scratch, size, "%llu", v);
+	return scratch;
+}
+
+static const char *lookup(void *ctx, const struct log_segment *seg, char *scratch, size_t size)
+{
+	const struct request *r = ctx;
+	const struct httpd_request *req = &r->req;
+	struct timespec ts;
+	uint64_t us;
+
+	switch (seg->var) {
+	case LOG_REMOTE_ADDR:         return req->client_addr;
+	case LOG_REMOTE_PORT:         return req->client_port ? number(scratch, size, req->client_port) : NULL;
+	case LOG_REALIP_REMOTE_ADDR:  return req->peer_addr;
+	case LOG_REMOTE_USER:         return NULL;
+	case LOG_TIME_LOCAL:          return log_time(r->w->now, false);
+	case LOG_TIME_ISO8601:        return log_time(r->w->now, true);
+	case LOG_MSEC:
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(scratch, size, "%lld.%03ld", (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+		return scratch;
+	case LOG_REQUEST: {
+		size_t n;
+		char *line;
+
+		if (req->method_name == NULL || req->target == NULL)
+			return NULL;
+		n = strlen(req->method_name) + strlen(req->target) + 12;
+		line = httpd_pool_alloc(r->pool, n);
+		if (line == NULL)
+			return NULL;
+		snprintf(line, n, "%s %s HTTP/1.%d", req->method_name, req->target, req->version == 10 ? 0 : 1);
+		return line;
+	}
+	case LOG_REQUEST_METHOD:      return req->method_name;
+	case LOG_REQUEST_URI:         return req->target;
+	case LOG_URI:                 return req->path;
+	case LOG_ARGS:                return req->query;
+	case LOG_SERVER_PROTOCOL:     return req->method_name ? (req->version == 10 ? "HTTP/1.0" : "HTTP/1.1") : NULL;
+	case LOG_STATUS:              return number(scratch, size, (unsigned)r->res.status);
+	case LOG_BODY_BYTES_SENT:     return number(scratch, size, r->res.body_sent);
+	case LOG_REQUEST_LENGTH:      return number(scratch, size, r->head_bytes + r->body.received);
+	case LOG_REQUEST_TIME:
+		us = access_log_clock_us() - r->started_us;
+		snprintf(scratch, size, "%llu.%03llu", (unsigned long long)(us / 1000000),
+		         (unsigned long long)(us / 1000 % 1000));
+		return scratch;
+	case LOG_REQUEST_TIME_US:     return number(scratch, size, access_log_clock_us() - r->started_us);
+	case LOG_REQUEST_ID:          return req->request_id;
+	case LOG_PID:                 return number(scratch, size, (unsigned long long)getpid());
+	case LOG_WORKER:              return number(scratch, size, (unsigned)r->w->id);
+	case LOG_HOST:                return req->host;
+	case LOG_SERVER_ADDR:         return req->local_addr;
+	case LOG_SERVER_PORT:         return req->local_port ? number(scratch, size, req->local_port) : NULL;
+	case LOG_SCHEME:              return req->scheme;
+	case LOG_CONNECTION_REQUESTS: return r->conn ? number(scratch, size, r->conn->requests + 1) : NULL;
+	case LOG_HTTP:                return req->headers ? header_by_variable(req, seg->text, seg->len) : NULL;
+	case LOG_PROXY:               return conn_proxy_value(r->conn, seg->index);
+	case LOG_LITERAL:             break;
+	}
+	return NULL;
 }
 
 void access_log_write(const struct request *r)
 {
-	const struct httpd_request *req = &r->req;
-	char line[4096], method[32], target[2048], referer[512], agent[512];
-	int n;
+	const struct log_format *f = &r->w->config->access_format;
+	static char *line;
+	static size_t cap;
 
 	if (!log_access_enabled())
 		return;
-	log_escape(method, sizeof(method), req->method_name);
-	log_escape(target, sizeof(target), req->target);
-	log_escape(referer, sizeof(referer), req->headers ? httpd_request_header(req, "Referer") : NULL);
-	log_escape(agent, sizeof(agent), req->headers ? httpd_request_header(req, "User-Agent") : NULL);
-	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu \"%s\" \"%s\"\n",
-	             req->client_addr, log_time(r->w->now), method, target, req->version == 10 ? 0 : 1,
-	             r->res.status, (unsigned long long)r->res.body_sent, referer, agent);
-	if (n > 0)
-		log_access_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	if (cap < f->max_line) {
+		char *grown = realloc(line, f->max_line);
+
+		if (grown == NULL) {
+			httpd_log(HTTPD_LOG_ERR, "out of memory for an access log line");
+			return;
+		}
+		line = grown;
+		cap = f->max_line;
+	}
+	log_access_line(line, log_format_render(f, lookup, (void *)(uintptr_t)r, line));
 }

@@ -1,8 +1,13 @@
-/* The access log line of a finished request (combined log format). */
+/* The access log line of a finished request, in the format access_log_format names. */
 #ifndef HTTPD_ACCESS_LOG_H
 #define HTTPD_ACCESS_LOG_H
 
+#include <stdint.h>
+
 struct request;
+
+/* A precise monotonic clock in µs, for $request_time. */
+uint64_t access_log_clock_us(void);
 
 void access_log_write(const struct request *r);
 

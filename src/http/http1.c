@@ -29,6 +29,7 @@ void http1_run(struct conn *c)
 		case CONN_READ_HEAD: s = read_head(c); break;
 		case CONN_READ_BODY: s = read_body(c); break;
 		case CONN_HANDLER:   s = STEP_AGAIN; break;
+		case CONN_PROXY:     s = STEP_AGAIN; break;   /* conn_proxy.c hands over when done */
 		case CONN_WRITE:     s = write_response(c); break;
 		case CONN_LINGER:    s = conn_linger(c) < 0 ? STEP_CLOSED : STEP_AGAIN; break;
 		}
@@ -97,6 +98,7 @@ static enum step head_complete(struct conn *c, size_t head_start, size_t head_le
 	}
 	/* A private copy: the input buffer can then move and grow while the request is served. */
 	head = pool_strndup(r->pool, c->in + c->in_off + head_start, head_len - 2);
+	r->head_bytes = head_start + head_len;
 	c->in_off += head_start + head_len;
 	c->scan = 0;
 	for (size_t i = 0; head != NULL && i < head_len - 2; i++)

@@ -176,6 +176,8 @@ bool real_ip_find(enum real_ip_header kind, const char *const *values, size_t co
 {
 	bool found = false;
 
+	if (kind == REAL_IP_PROXY_PROTOCOL)
+		return false;
 	for (size_t i = count; i > 0; i--) {
 		const char *v = values[i - 1];
 		const char *end = v + strlen(v), *start;

@@ -22,7 +22,8 @@ int  cidr_parse(const char *text, struct cidr *out);
 /* Is the textual address addr inside one of the list? */
 bool cidr_list_contains(const struct cidr *list, size_t count, const char *addr);
 
-enum real_ip_header { REAL_IP_X_FORWARDED_FOR, REAL_IP_FORWARDED };
+/* PROXY_PROTOCOL: the client comes from the preamble (event/conn_proxy.c), no header is read. */
+enum real_ip_header { REAL_IP_X_FORWARDED_FOR, REAL_IP_FORWARDED, REAL_IP_PROXY_PROTOCOL };
 
 /*
  * values[0..count) are the field values of every instance of the header,

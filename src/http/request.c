@@ -32,6 +32,8 @@ struct request *request_create(struct conn *c)
 	r->pool = pool;
 	r->body.fd = -1;
 	r->started_ms = c->w->now_ms;
+	if (c->w->config->access_format.needs_time)
+		r->started_us = access_log_clock_us();
 	response_init(&r->res, pool);
 	r->req.pool = pool;
 	r->req.client_addr = c->peer;
@@ -119,7 +121,7 @@ static int client_from_proxy(struct request *r)
 	size_t count = 0;
 	char addr[64];
 
-	if (cfg->real_ip_from_count == 0 ||
+	if (cfg->real_ip_from_count == 0 || cfg->real_ip_header == REAL_IP_PROXY_PROTOCOL ||
 	    !cidr_list_contains(cfg->real_ip_from, cfg->real_ip_from_count, req->peer_addr))
 		return 0;
 	for (size_t i = 0; i < req->header_count && count < sizeof(values) / sizeof(values[0]); i++)

@@ -50,6 +50,8 @@ struct request {
 	bool                         pending;    /* the handler answers later */
 	bool                         aborted;    /* client gone while jobs ran */
 	uint64_t                     started_ms;
+	uint64_t                     started_us;  /* precise, only when the log format shows request time */
+	size_t                       head_bytes;  /* the head as received, blank lines before it included */
 };
 
 static inline struct request *request_of(const struct httpd_request *req)

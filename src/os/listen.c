@@ -91,6 +91,39 @@ int listen_parse(const char *text, struct sockaddr_storage *addr, socklen_t *add
 	return 0;
 }
 
+int listen_spec_parse(const char *text, struct listen_spec *spec, char *err, size_t errlen)
+{
+	char addr[INET6_ADDRSTRLEN + 16];
+	size_t len = strcspn(text, " \t");
+	const char *p = text + len;
+
+	if (len >= sizeof(addr)) {
+		snprintf(err, errlen, "\"%s\" is not an address", text);
+		return -1;
+	}
+	memcpy(addr, text, len);
+	addr[len] = '\0';
+	if (listen_parse(addr, &spec->addr, &spec->addrlen, err, errlen) < 0)
+		return -1;
+	spec->flags = 0;
+	for (;;) {
+		size_t flen;
+
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			return 0;
+		flen = strcspn(p, " \t");
+		if (flen == strlen("proxy_protocol") && strncmp(p, "proxy_protocol", flen) == 0) {
+			spec->flags |= LISTEN_PROXY_PROTOCOL;
+		} else {
+			snprintf(err, errlen, "\"%s\": unknown flag \"%.*s\" (known: proxy_protocol)", text,
+			         (int)flen, p);
+			return -1;
+		}
+		p += flen;
+	}
+}
+
 void listen_format(const struct sockaddr *sa, char *out, size_t size)
 {
 	char host[INET6_ADDRSTRLEN];

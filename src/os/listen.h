@@ -1,4 +1,7 @@
-/* Listening addresses: "PORT", "ADDR:PORT", "[ADDR6]:PORT", "*:PORT". */
+/*
+ * Listening addresses: "PORT", "ADDR:PORT", "[ADDR6]:PORT", "*:PORT",
+ * each optionally followed by flags: "0.0.0.0:80 proxy_protocol".
+ */
 #ifndef HTTPD_LISTEN_H
 #define HTTPD_LISTEN_H
 
@@ -9,10 +12,14 @@
 /* Listening addresses a configuration may name (one socket each per worker). */
 #define HTTPD_LISTEN_MAX 64
 
+/* Flags after the address. */
+#define LISTEN_PROXY_PROTOCOL 1u   /* every connection starts with a PROXY v1/v2 preamble */
+
 struct listen_spec {
 	const char             *text;     /* as written in the config */
 	struct sockaddr_storage addr;
 	socklen_t               addrlen;
+	unsigned                flags;
 	const char             *file;
 	int                     line;
 };
@@ -20,6 +27,8 @@ struct listen_spec {
 /* Parses text into addr; -1 with a reason in err if it is not an address. */
 int listen_parse(const char *text, struct sockaddr_storage *addr, socklen_t *addrlen,
                  char *err, size_t errlen);
+/* Parses "ADDRESS [flag ...]" into spec's addr, addrlen and flags; -1 with a reason in err. */
+int listen_spec_parse(const char *text, struct listen_spec *spec, char *err, size_t errlen);
 /* Opens, binds and listens; -1 with a reason in err. */
 int listen_socket_open(const struct listen_spec *spec, bool reuseport, int backlog,
                        char *err, size_t errlen);

@@ -27,6 +27,7 @@
 struct socket_entry {
 	struct sockaddr_storage addr;
 	socklen_t               addrlen;
+	unsigned                flags;   /* LISTEN_* of the configuration that uses it now */
 	unsigned                slot;
 	int                     fd;
 };
@@ -114,6 +115,7 @@ static int sockets_open(const struct httpd_config *config, struct socket_entry *
 
 			e->addr = ls->addr;
 			e->addrlen = ls->addrlen;
+			e->flags = ls->flags;
 			e->slot = s;
 			e->fd = -1;
 			for (size_t j = 0; j < old_count; j++) {
@@ -157,12 +159,14 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 	unsigned slot = config->reuseport ? id : 0;
 	int fds[HTTPD_LISTEN_MAX];
 	const struct sockaddr_storage *addrs[HTTPD_LISTEN_MAX];
+	unsigned flags[HTTPD_LISTEN_MAX];
 	size_t nfds = 0;
 	pid_t pid;
 
 	for (size_t i = 0; i < m->socket_count && nfds < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (m->sockets[i].slot == slot) {
 			addrs[nfds] = &m->sockets[i].addr;
+			flags[nfds] = m->sockets[i].flags;
 			fds[nfds++] = m->sockets[i].fd;
 		}
 	}
@@ -178,6 +182,7 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 			.config = config,
 			.listen_fds = fds,
 			.listen_addrs = addrs,
+			.listen_flags = flags,
 			.listen_count = nfds,
 			.exclusive = !config->reuseport,
 			.uid = m->uid,
@@ -595,22 +600,29 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 		case SIGUSR1:
 			logs_reopen(&m);
 			break;
-		case SIGTERM:
 		case SIGINT:
-			if (sig == SIGTERM)
-				readiness_drop(&m, &set);
-			httpd_log(HTTPD_LOG_NOTICE, "stopping (%s)", strsignal(sig));
+			httpd_log(HTTPD_LOG_NOTICE, "stopping now (%s)", strsignal(sig));
+			m.stopping = true;
+			children_signal(&m, SIGINT);
+			children_wait(&m, &set, STOP_GRACE_MS);
+			status = 0;
+			goto out;
+		case SIGTERM:
+			readiness_drop(&m, &set);
+			httpd_log(HTTPD_LOG_NOTICE, "stopping: finishing requests in flight (shutdown_timeout %u s)",
+			          m.config->shutdown_timeout_ms / 1000);
 			m.stopping = true;
 			children_signal(&m, SIGTERM);
-			children_wait(&m, &set, STOP_GRACE_MS);
+			children_wait(&m, &set, m.config->shutdown_timeout_ms + STOP_GRACE_MS);
 			status = 0;
 			goto out;
 		case SIGQUIT:
 			readiness_drop(&m, &set);
-			httpd_log(HTTPD_LOG_NOTICE, "graceful stop: finishing open requests");
+			httpd_log(HTTPD_LOG_NOTICE, "graceful stop: draining connections (drain_timeout %u s)",
+			          m.config->drain_timeout_ms / 1000);
 			m.stopping = true;
 			children_signal(&m, SIGQUIT);
-			children_wait(&m, &set, m.config->shutdown_timeout_ms + STOP_GRACE_MS);
+			children_wait(&m, &set, m.config->drain_timeout_ms + STOP_GRACE_MS);
 			status = 0;
 			goto out;
 		default:

@@ -112,7 +112,7 @@ static void listener_accept(struct worker *w, struct listener *l)
 				(void)listeners_watch(w, false);
 			return;
 		}
-		conn_open(w, fd, (struct sockaddr *)&ss, l->addr);
+		conn_open(w, fd, (struct sockaddr *)&ss, l);
 	}
 }
 
@@ -259,8 +259,16 @@ static void idle_close_all(struct worker *w)
 	}
 }
 
-static void quit_begin(struct worker *w)
+/*
+ * Graceful stop: no new connections, idle ones closed, requests in flight
+ * finish (answered with Connection: close) until timeout_ms.  SIGTERM
+ * gives shutdown_timeout, SIGQUIT and reloads drain_timeout; a second
+ * signal can only shorten the wait.
+ */
+static void quit_begin(struct worker *w, unsigned timeout_ms)
 {
+	if (w->quit_deadline == 0 || w->now_ms + timeout_ms < w->quit_deadline)
+		w->quit_deadline = w->now_ms + timeout_ms;
 	if (w->quitting)
 		return;
 	if (w->accepting)
@@ -292,17 +300,20 @@ static int signal_read(int fd, struct worker *w)
 
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
+		case SIGINT:
+			return 1;   /* stop at once */
 		case SIGTERM:
-			return 1;
+			quit_begin(w, w->config->shutdown_timeout_ms);
+			break;
 		case SIGQUIT:
-			quit_begin(w);
+			quit_begin(w, w->config->drain_timeout_ms);
 			break;
 		case SIGUSR2:
 			/* A stop is coming (shutdown_delay): readiness fails, serving goes on. */
 			w->draining = true;
 			break;
 		default:
-			/* SIGINT, SIGHUP, SIGUSR1 are the master's to act on (Ctrl-C reaches the group). */
+			/* SIGHUP and SIGUSR1 are the master's to act on. */
 			break;
 		}
 	}
@@ -360,7 +371,6 @@ int worker_run(const struct worker_setup *setup)
 	char role[32];
 	int sigfd, status = 1;
 	size_t inited = 0;
-	uint64_t quit_deadline = UINT64_MAX;
 	pid_t parent = getppid();
 
 	memset(&w, 0, sizeof(w));
@@ -401,9 +411,11 @@ int worker_run(const struct worker_setup *setup)
 		w.listeners[i].ev.kind = EVENT_LISTENER;
 		w.listeners[i].fd = setup->listen_fds[i];
 		w.listeners[i].addr = setup->listen_addrs[i];
+		w.listeners[i].flags = setup->listen_flags[i];
 	}
 	if (getrandom(&w.request_id_base, sizeof(w.request_id_base), 0) != sizeof(w.request_id_base))
 		w.request_id_base = (uint64_t)getpid() << 32;
+	timer_list_init(&w.timers[TIMER_PROXY], setup->config->proxy_protocol_timeout_ms);
 	timer_list_init(&w.timers[TIMER_HEADER], setup->config->header_timeout_ms);
 	timer_list_init(&w.timers[TIMER_BODY], setup->config->body_timeout_ms);
 	timer_list_init(&w.timers[TIMER_KEEPALIVE], setup->config->keepalive_timeout_ms);
@@ -424,13 +436,9 @@ int worker_run(const struct worker_setup *setup)
 	for (;;) {
 		int n;
 
-		if (w.quitting) {
-			if (quit_deadline == UINT64_MAX)
-				quit_deadline = w.now_ms + setup->config->shutdown_timeout_ms;
-			if (w.conn_count == 0 || w.now_ms >= quit_deadline)
-				break;
-		}
-		n = epoll_wait(w.epfd, events, EVENTS_MAX, wait_timeout(&w, quit_deadline));
+		if (w.quitting && (w.conn_count == 0 || w.now_ms >= w.quit_deadline))
+			break;
+		n = epoll_wait(w.epfd, events, EVENTS_MAX, wait_timeout(&w, w.quitting ? w.quit_deadline : UINT64_MAX));
 		if (n < 0 && errno != EINTR) {
 			httpd_log(HTTPD_LOG_ERR, "epoll_wait: %s", strerror(errno));
 			goto out;
@@ -475,6 +483,11 @@ out:
 	/* Blocking work still running finishes before the modules it belongs to go away. */
 	threadpool_destroy(w.pool);
 	w.pool = NULL;
+	if (w.proxy_refused_from + w.proxy_refused_invalid + w.proxy_refused_timeout > 0)
+		httpd_log(HTTPD_LOG_NOTICE, "PROXY protocol connections refused: %llu not in proxy_protocol_from, "
+		          "%llu invalid or cut short, %llu timed out",
+		          (unsigned long long)w.proxy_refused_from, (unsigned long long)w.proxy_refused_invalid,
+		          (unsigned long long)w.proxy_refused_timeout);
 	modules_worker_exit(setup->config, inited);
 	file_cache_destroy();
 	log_access_flush();

@@ -20,7 +20,8 @@ struct event_source {
 
 /* Connection timeouts: one FIFO list per kind, since every entry of a kind has the same timeout. */
 enum timer_kind {
-	TIMER_HEADER, TIMER_BODY, TIMER_KEEPALIVE, TIMER_SEND, TIMER_HANDLER, TIMER_LINGER, TIMER_KINDS
+	TIMER_PROXY, TIMER_HEADER, TIMER_BODY, TIMER_KEEPALIVE, TIMER_SEND, TIMER_HANDLER, TIMER_LINGER,
+	TIMER_KINDS
 };
 
 /* A timer with its own deadline (module timers): kept in one list sorted by deadline. */
@@ -34,6 +35,7 @@ struct listener {
 	struct event_source            ev;
 	int                            fd;
 	const struct sockaddr_storage *addr;   /* as bound: the local address unless a wildcard */
+	unsigned                       flags;  /* LISTEN_* */
 };
 
 struct conn;
@@ -48,6 +50,7 @@ struct worker {
 	bool                        exclusive;  /* shared sockets: EPOLLEXCLUSIVE */
 	bool                        accepting;
 	bool                        quitting;
+	uint64_t                    quit_deadline;  /* when a graceful stop gives up on open requests */
 	bool                        draining;   /* a stop or reload has begun: readiness fails */
 	struct timer_list           timers[TIMER_KINDS];
 	struct deadline             deadlines;  /* sentinel of the sorted list */
@@ -66,6 +69,10 @@ struct worker {
 	size_t                      spare_buf_count;
 	struct httpd_pool          *spare_pools[64];
 	size_t                      spare_pool_count;
+	/* PROXY protocol connections closed unanswered, by reason (for logs and status) */
+	uint64_t                    proxy_refused_from;     /* peer outside proxy_protocol_from */
+	uint64_t                    proxy_refused_invalid;  /* malformed, oversized or cut short */
+	uint64_t                    proxy_refused_timeout;  /* no complete preamble in time */
 	size_t                      freed_bytes;    /* given back to malloc since the last trim */
 	uint64_t                    trimmed_at;
 };
@@ -75,6 +82,7 @@ struct worker_setup {
 	const struct httpd_config     *config;
 	const int                     *listen_fds;
 	const struct sockaddr_storage *const *listen_addrs;
+	const unsigned                *listen_flags;
 	size_t                         listen_count;
 	bool                           exclusive;   /* shared sockets: EPOLLEXCLUSIVE */
 	uid_t                          uid;

@@ -1,0 +1,145 @@
+/* Access log formats: compiling, variables, and escaping that never lets a client forge a line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log_format.h"
+#include "tap.h"
+
+/* A fake request: every variable's value by kind, headers by name. */
+static const char *agent = "curl/8.0";
+static const char *uri = "/a b";
+
+static const char *lookup(void *ctx, const struct log_segment *seg, char *scratch, size_t size)
+{
+	(void)ctx;
+	switch (seg->var) {
+	case LOG_REMOTE_ADDR: return "192.0.2.1";
+	case LOG_REALIP_REMOTE_ADDR: return "10.0.0.1";
+	case LOG_STATUS: return "200";
+	case LOG_REQUEST_URI: return uri;
+	case LOG_HTTP:
+		snprintf(scratch, size, "%.*s", (int)seg->len, seg->text);
+		return strcmp(scratch, "user_agent") == 0 ? agent : NULL;
+	case LOG_PROXY:
+		snprintf(scratch, size, "proxy-field-%d", seg->index);
+		return scratch;
+	default: return NULL;
+	}
+}
+
+static char *render(const char *text, enum log_escape escape)
+{
+	static char *out;
+	struct log_format f;
+	char err[256];
+	size_t n;
+
+	ck_assert_msg(log_format_compile(text, escape, &f, err, sizeof(err)) == 0, "%s", err);
+	free(out);
+	out = malloc(f.max_line);
+	ck_assert_ptr_nonnull(out);
+	n = log_format_render(&f, lookup, NULL, out);
+	ck_assert_uint_le(n, f.max_line);
+	out[n] = '\0';
+	log_format_free(&f);
+	return out;
+}
+
+START_TEST(test_variables_and_literals)
+{
+	ck_assert_str_eq(render("$remote_addr [$realip_remote_addr] ${status}x $$ \"$http_user_agent\" $http_referer",
+	                        LOG_ESCAPE_DEFAULT),
+	                 "192.0.2.1 [10.0.0.1] 200x $ \"curl/8.0\" -\n");
+	ck_assert_str_eq(render("$proxy_protocol_addr $proxy_protocol_tlv_unique_id", LOG_ESCAPE_DEFAULT),
+	                 "proxy-field-1 proxy-field-9\n");
+}
+END_TEST
+
+START_TEST(test_compile_errors)
+{
+	static const char *const bad[] = { "$nosuch", "a $ b", "${status", "${}", "$proxy_protocol_tlv_nosuch",
+	                                   "$http_" };
+	struct log_format f;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(log_format_compile(bad[i], LOG_ESCAPE_DEFAULT, &f, err, sizeof(err)) < 0, "%s", bad[i]);
+		ck_assert(err[0] != '\0');
+	}
+}
+END_TEST
+
+START_TEST(test_builtins_compile)
+{
+	enum log_escape e;
+	struct log_format f;
+	char err[256];
+
+	ck_assert_ptr_nonnull(log_format_builtin("combined", &e));
+	ck_assert_int_eq(e, LOG_ESCAPE_DEFAULT);
+	ck_assert_ptr_nonnull(log_format_builtin("json", &e));
+	ck_assert_int_eq(e, LOG_ESCAPE_JSON);
+	ck_assert_ptr_null(log_format_builtin("nosuch", &e));
+	ck_assert_int_eq(log_format_compile(log_format_builtin("json", &e), e, &f, err, sizeof(err)), 0);
+	ck_assert(f.needs_time);
+	log_format_free(&f);
+	ck_assert_int_eq(log_format_compile(log_format_builtin("common", &e), e, &f, err, sizeof(err)), 0);
+	ck_assert(!f.needs_time);
+	log_format_free(&f);
+}
+END_TEST
+
+START_TEST(test_default_escaping_keeps_one_line)
+{
+	agent = "evil\"\n1.2.3.4 - - \\ \x7f\xff";
+	ck_assert_str_eq(render("\"$http_user_agent\"", LOG_ESCAPE_DEFAULT),
+	                 "\"evil\\x22\\x0a1.2.3.4 - - \\x5c \\x7f\\xff\"\n");
+	agent = "curl/8.0";
+}
+END_TEST
+
+START_TEST(test_json_escaping_is_valid_utf8)
+{
+	agent = "\"q\"\\\n\t\x01 caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 bad:\xff\xc3 \xed\xa0\x80 \xc0\xaf";
+	ck_assert_str_eq(render("{\"ua\":\"$http_user_agent\",\"ref\":\"$http_referer\"}", LOG_ESCAPE_JSON),
+	                 "{\"ua\":\"\\\"q\\\"\\\\\\n\\t\\u0001 caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 "
+	                 "bad:\\u00ff\\u00c3 \\u00ed\\u00a0\\u0080 \\u00c0\\u00af\",\"ref\":\"\"}\n");
+	agent = "curl/8.0";
+}
+END_TEST
+
+START_TEST(test_long_values_are_cut_at_an_escape_boundary)
+{
+	char *big = malloc(LOG_VALUE_MAX * 2);
+	const char *line;
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, '"', LOG_VALUE_MAX * 2 - 1);
+	big[LOG_VALUE_MAX * 2 - 1] = '\0';
+	agent = big;
+	line = render("[$http_user_agent]", LOG_ESCAPE_JSON);
+	/* 1024 escaped quotes (2 bytes each) fill the limit exactly; never half an escape. */
+	ck_assert_uint_eq(strlen(line), 1 + LOG_VALUE_MAX + 2);
+	ck_assert(line[LOG_VALUE_MAX] == '"' && line[LOG_VALUE_MAX - 1] == '\\');
+	line = render("[$http_user_agent]", LOG_ESCAPE_DEFAULT);
+	ck_assert_uint_eq(strlen(line), 1 + LOG_VALUE_MAX + 2);
+	agent = "curl/8.0";
+	free(big);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("log_format");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_variables_and_literals);
+	tcase_add_test(tc, test_compile_errors);
+	tcase_add_test(tc, test_builtins_compile);
+	tcase_add_test(tc, test_default_escaping_keeps_one_line);
+	tcase_add_test(tc, test_json_escaping_is_valid_utf8);
+	tcase_add_test(tc, test_long_values_are_cut_at_an_escape_boundary);
+	suite_add_tcase(s, tc);
+	return tap_run(s);
+}
