@@ -280,6 +280,16 @@ class Reader:
         return data == b"" and not self.buf
 
 
+def recv_all(sock):
+    """Every byte until the peer closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def exchange(server, raw, head_request=False, count=1):
     """Sends raw bytes on a new connection; returns (responses, reader)."""
     s = server.connect()

@@ -3,7 +3,7 @@ stop begins while the server keeps serving, SIGINT stopping at once."""
 import signal
 import time
 
-from harness import Server, get, run, wait_for
+from harness import Reader, Server, get, module_dir_with_tests, run, wait_for
 
 
 def server(delay):
@@ -63,6 +63,67 @@ def test_sigint_stops_at_once_without_the_delay():
         assert "failing readiness" not in srv.log()
     finally:
         srv.cleanup()
+
+
+def slow_server(globals_text):
+    srv = Server(workers=1, globals_text=globals_text)
+    srv.module_dir = module_dir_with_tests(srv.dir)
+    srv.locations = 'location "/t/" { handler = "testmod" }\n'
+    srv.write_config()
+    return srv.start()
+
+
+def slow_request(srv, ms):
+    s = srv.connect()
+    s.sendall(b"GET /t/async/timer?ms=%d HTTP/1.1\r\nHost: t\r\n\r\n" % ms)
+    time.sleep(0.3)   # the request is in flight
+    return s
+
+
+def test_sigterm_finishes_requests_in_flight_then_stops():
+    srv = slow_server("shutdown_timeout = 10\n")
+    try:
+        s = slow_request(srv, 1500)
+        idle = srv.connect()          # a kept-alive connection with no request: closed at once
+        srv.signal(signal.SIGTERM)
+        assert Reader(idle).closed(timeout=5)
+        r = Reader(s).response()
+        assert r.status == 200 and r.body == b"timer fired\n", r
+        assert r.header("Connection") == "close", r
+        srv.proc.wait(timeout=15)
+        assert "finishing requests in flight (shutdown_timeout 10 s)" in srv.log()
+    finally:
+        srv.cleanup()
+
+
+def cut_by(sig, globals_text):
+    """A request in flight whose handler would answer in a minute is cut: closed with no answer."""
+    srv = slow_server(globals_text)
+    try:
+        s = slow_request(srv, 60000)
+        srv.signal(sig)
+        assert Reader(s).closed(timeout=20)
+        srv.proc.wait(timeout=15)
+    finally:
+        srv.cleanup()
+
+
+def test_sigterm_gives_up_after_shutdown_timeout_sigquit_waits_drain_timeout():
+    cut_by(signal.SIGTERM, "shutdown_timeout = 1\ndrain_timeout = 30\n")
+    srv = slow_server("shutdown_timeout = 1\ndrain_timeout = 30\n")
+    try:
+        s = slow_request(srv, 3000)
+        srv.signal(signal.SIGQUIT)    # drain_timeout, not shutdown_timeout, applies
+        r = Reader(s).response()
+        assert r.status == 200 and r.body == b"timer fired\n", r
+        srv.proc.wait(timeout=15)
+        assert "draining connections (drain_timeout 30 s)" in srv.log()
+    finally:
+        srv.cleanup()
+
+
+def test_sigint_cuts_requests_in_flight():
+    cut_by(signal.SIGINT, "shutdown_timeout = 30\n")   # shutdown_timeout does not apply
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import re
 import socket
 import sys
 
-from harness import Server, curl, exchange, get, run, IS_ROOT
+from harness import Server, curl, exchange, get, recv_all, run, IS_ROOT
 
 SERVER = None
 
@@ -54,12 +54,7 @@ def test_get_file_exact_bytes_and_headers():
 def test_raw_response_framing_byte_for_byte():
     s = server().connect()
     s.sendall(b"GET /noext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
+    data = recv_all(s)
     head, body = data.split(b"\r\n\r\n", 1)
     lines = head.split(b"\r\n")
     assert lines[0] == b"HTTP/1.1 200 OK", lines
