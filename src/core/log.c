@@ -91,6 +91,25 @@ int log_reopen(void)
 	return 0;
 }
 
+int log_error_fd(void)
+{
+	return error_fd;
+}
+
+int log_access_fd(void)
+{
+	return access_fd;
+}
+
+void log_adopt(int efd, int afd)
+{
+	log_access_flush();
+	if (efd >= 0)
+		fd_replace(&error_fd, efd);
+	if (afd >= 0)
+		fd_replace(&access_fd, afd);
+}
+
 void log_close(void)
 {
 	log_access_flush();

@@ -13,6 +13,11 @@ int log_open(const char *error_log, const char *access_log);
 /* Closes and reopens the files (SIGUSR1 after rotation). */
 int log_reopen(void);
 void log_close(void);
+/* The open descriptors (for the master to hand to its workers); access is -1 when off. */
+int  log_error_fd(void);
+int  log_access_fd(void);
+/* In a worker: write to these from now on (after flushing buffered lines to the old file); -1 keeps one. */
+void log_adopt(int error_fd, int access_fd);
 /* Name for the current process in log lines: "master" or "worker 3". */
 void log_set_role(const char *role);
 /* Writes one access log line if an access log is open. */

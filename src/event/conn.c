@@ -202,12 +202,6 @@ void conn_close(struct conn *c)
 	worker_conn_closed(w);
 }
 
-void conn_close_if_idle(struct conn *c)
-{
-	if ((c->state == CONN_READ_HEAD || c->state == CONN_PROXY) && !c->got_bytes)
-		conn_close(c);
-}
-
 void conn_event(struct conn *c, uint32_t events)
 {
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))

@@ -89,8 +89,6 @@ void conn_close(struct conn *c);
 void conn_idle(struct conn *c);
 /* A pool for a new request on c: its own, a recycled one, or a new one; NULL out of memory. */
 struct httpd_pool *conn_pool_take(struct conn *c);
-/* Graceful stop: close c if it is idle between requests. */
-void conn_close_if_idle(struct conn *c);
 
 /*
  * Reads into the input buffer; 1 if bytes arrived, 0 if none are ready

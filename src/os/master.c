@@ -14,8 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "mime.h"
+#include "systemd.h"
 #include "worker.h"
 
 #define LISTEN_BACKLOG   4096
@@ -34,9 +36,16 @@ struct socket_entry {
 
 struct slot {
 	pid_t    pid;            /* 0 when not running */
+	int      ctl;            /* our end of its control socket (log descriptors), -1 if none */
 	uint64_t started_ms;
 	unsigned failures;       /* consecutive early deaths */
 	uint64_t respawn_at;     /* when pid == 0 */
+	bool     ready;          /* it told us it accepts */
+};
+
+struct drainer {
+	pid_t pid;
+	int   ctl;
 };
 
 struct master {
@@ -46,12 +55,15 @@ struct master {
 	size_t               socket_count;
 	struct slot         *slots;
 	unsigned             slot_count;
-	pid_t               *draining;    /* workers of older generations */
+	struct drainer      *draining;    /* workers of older generations */
 	size_t               draining_count;
 	uid_t                uid;
 	gid_t                gid;
 	bool                 drop_privileges;
 	bool                 stopping;
+	bool                 ready_sent;     /* READY=1 went to systemd for this generation */
+	unsigned             reloads_ok, reloads_failed;
+	uint64_t             watchdog_at;
 };
 
 static uint64_t now_ms(void)
@@ -128,6 +140,9 @@ static int sockets_open(const struct httpd_config *config, struct socket_entry *
 			}
 			if (e->fd >= 0)
 				continue;
+			e->fd = systemd_listen_take(ls);   /* socket activation: systemd bound it */
+			if (e->fd >= 0)
+				continue;
 			e->fd = listen_socket_open(ls, config->reuseport, LISTEN_BACKLOG, err, sizeof(err));
 			if (e->fd < 0) {
 				if (ls->line > 0)
@@ -153,6 +168,26 @@ static void sockets_close(struct socket_entry *table, size_t count)
 	free(table);
 }
 
+static void controls_close(struct master *m)
+{
+	for (unsigned i = 0; m->slots != NULL && i < m->slot_count; i++) {
+		if (m->slots[i].ctl >= 0)
+			close(m->slots[i].ctl);
+		m->slots[i].ctl = -1;
+	}
+	for (size_t i = 0; i < m->draining_count; i++) {
+		if (m->draining[i].ctl >= 0)
+			close(m->draining[i].ctl);
+		m->draining[i].ctl = -1;
+	}
+}
+
+static void slots_init(struct slot *slots, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++)
+		slots[i].ctl = -1;
+}
+
 static pid_t worker_spawn(struct master *m, unsigned id)
 {
 	const struct httpd_config *config = m->config;
@@ -161,6 +196,7 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 	const struct sockaddr_storage *addrs[HTTPD_LISTEN_MAX];
 	unsigned flags[HTTPD_LISTEN_MAX];
 	size_t nfds = 0;
+	int ctl[2];
 	pid_t pid;
 
 	for (size_t i = 0; i < m->socket_count && nfds < sizeof(fds) / sizeof(fds[0]); i++) {
@@ -171,9 +207,19 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 		}
 	}
 
+	/* The channel SIGUSR1 hands reopened log files over, so no worker is replaced for a rotation. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
+		httpd_log(HTTPD_LOG_WARN, "socketpair: %s; this worker will keep its logs until it is replaced",
+		          strerror(errno));
+		ctl[0] = ctl[1] = -1;
+	}
 	pid = fork();
 	if (pid < 0) {
 		httpd_log(HTTPD_LOG_ERR, "fork: %s", strerror(errno));
+		if (ctl[0] >= 0) {
+			close(ctl[0]);
+			close(ctl[1]);
+		}
 		return -1;
 	}
 	if (pid == 0) {
@@ -188,11 +234,26 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 			.uid = m->uid,
 			.gid = m->gid,
 			.drop_privileges = m->drop_privileges,
+			.control_fd = ctl[1],
 		};
 
+		if (ctl[0] >= 0)
+			close(ctl[0]);
+		controls_close(m);   /* the other workers' channels are not ours */
 		_exit(worker_run(&setup));
 	}
+	if (ctl[1] >= 0) {
+		close(ctl[1]);
+		/* Its "accepting" note raises SIGIO here: the master waits on signals, not on sockets. */
+		if (fcntl(ctl[0], F_SETOWN, getpid()) < 0 ||
+		    fcntl(ctl[0], F_SETFL, fcntl(ctl[0], F_GETFL) | O_ASYNC | O_NONBLOCK) < 0)
+			httpd_log(HTTPD_LOG_WARN, "control socket: %s; readiness will not reach systemd", strerror(errno));
+	}
+	if (m->slots[id].ctl >= 0)
+		close(m->slots[id].ctl);
+	m->slots[id].ctl = ctl[0];
 	m->slots[id].pid = pid;
+	m->slots[id].ready = false;
 	m->slots[id].started_ms = now_ms();
 	return pid;
 }
@@ -205,17 +266,19 @@ static void slots_start(struct master *m)
 			m->slots[i].respawn_at = now_ms() + 1000;
 }
 
-static void draining_add(struct master *m, pid_t pid)
+static void draining_add(struct master *m, pid_t pid, int ctl)
 {
-	pid_t *grown = realloc(m->draining, (m->draining_count + 1) * sizeof(*grown));
+	struct drainer *grown = realloc(m->draining, (m->draining_count + 1) * sizeof(*grown));
 
 	if (grown == NULL) {
 		/* Cannot track it: stop it at once instead. */
 		kill(pid, SIGTERM);
+		if (ctl >= 0)
+			close(ctl);
 		return;
 	}
 	m->draining = grown;
-	m->draining[m->draining_count++] = pid;
+	m->draining[m->draining_count++] = (struct drainer){ pid, ctl };
 }
 
 static void children_signal(struct master *m, int sig)
@@ -224,7 +287,7 @@ static void children_signal(struct master *m, int sig)
 		if (m->slots[i].pid > 0)
 			kill(m->slots[i].pid, sig);
 	for (size_t i = 0; i < m->draining_count; i++)
-		kill(m->draining[i], sig);
+		kill(m->draining[i].pid, sig);
 }
 
 static size_t children_alive(const struct master *m)
@@ -254,7 +317,9 @@ static void children_reap(struct master *m)
 		bool found = false;
 
 		for (size_t i = 0; i < m->draining_count; i++) {
-			if (m->draining[i] == pid) {
+			if (m->draining[i].pid == pid) {
+				if (m->draining[i].ctl >= 0)
+					close(m->draining[i].ctl);
 				m->draining[i] = m->draining[--m->draining_count];
 				found = true;
 				break;
@@ -269,6 +334,9 @@ static void children_reap(struct master *m)
 			if (s->pid != pid)
 				continue;
 			s->pid = 0;
+			if (s->ctl >= 0)
+				close(s->ctl);
+			s->ctl = -1;
 			if (m->stopping)
 				break;
 			exit_describe(status, why, sizeof(why));
@@ -356,6 +424,7 @@ static int generation_switch(struct master *m, struct httpd_config *new_config)
 		*m = saved;
 		return -1;
 	}
+	slots_init(new_slots, new_config->workers);
 	if (sockets_open(new_config, m->sockets, m->socket_count, &table, &count) < 0) {
 		free(new_slots);
 		*m = saved;
@@ -365,7 +434,8 @@ static int generation_switch(struct master *m, struct httpd_config *new_config)
 	for (unsigned i = 0; i < m->slot_count; i++) {
 		if (m->slots[i].pid > 0) {
 			kill(m->slots[i].pid, SIGQUIT);
-			draining_add(m, m->slots[i].pid);
+			draining_add(m, m->slots[i].pid, m->slots[i].ctl);
+			m->slots[i].ctl = -1;
 		}
 	}
 	sockets_close(m->sockets, m->socket_count);
@@ -374,6 +444,7 @@ static int generation_switch(struct master *m, struct httpd_config *new_config)
 	m->config = new_config;
 	free(m->slots);
 	m->slots = new_slots;
+	m->ready_sent = false;
 	m->slot_count = new_config->workers;
 	mime_table_use(new_config->mime);
 	slots_start(m);
@@ -382,15 +453,70 @@ static int generation_switch(struct master *m, struct httpd_config *new_config)
 	return 0;
 }
 
+/* The running generation goes on: systemd hears it is ready again, and why the reload failed. */
+static void reload_failed(struct master *m, const char *why)
+{
+	m->reloads_failed++;
+	systemd_notify("READY=1\nSTATUS=reload failed (%s); serving with the previous configuration, "
+	               "%u reloads failed so far", why, m->reloads_failed);
+}
+
+static void control_drain(int ctl, bool *ready)
+{
+	int fds[CONTROL_FDS_MAX], kind;
+	size_t nfds;
+
+	while ((kind = control_recv(ctl, fds, &nfds)) >= 0) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);   /* workers send none; never keep what they might */
+		if (kind == 'R' && ready != NULL)
+			*ready = true;
+	}
+}
+
+/* SIGIO: workers wrote on their control sockets; once every current one accepts, tell systemd. */
+static void workers_ready(struct master *m)
+{
+	unsigned ready = 0;
+
+	for (size_t i = 0; i < m->draining_count; i++)
+		control_drain(m->draining[i].ctl, NULL);
+	for (unsigned i = 0; i < m->slot_count; i++) {
+		control_drain(m->slots[i].ctl, &m->slots[i].ready);
+		ready += m->slots[i].ready;
+	}
+	if (ready < m->slot_count || m->ready_sent)
+		return;
+	m->ready_sent = true;
+	systemd_notify("READY=1\nSTATUS=serving: %u workers, %zu listeners; %u reloads, %u failed",
+	               m->slot_count, m->config->listen_count, m->reloads_ok, m->reloads_failed);
+}
+
+/* WATCHDOG=1 while every worker slot has a worker: a master stuck, or unable to keep workers, stops it. */
+static void watchdog_tick(struct master *m)
+{
+	uint64_t interval = systemd_watchdog_ms(), now = now_ms();
+
+	if (interval == 0 || now < m->watchdog_at)
+		return;
+	m->watchdog_at = now + interval;
+	for (unsigned i = 0; i < m->slot_count; i++)
+		if (m->slots[i].pid <= 0)
+			return;
+	systemd_notify("WATCHDOG=1");
+}
+
 static void reload(struct master *m)
 {
 	struct httpd_config *fresh;
 
 	httpd_log(HTTPD_LOG_NOTICE, "reloading %s", m->config_path);
+	systemd_notify_reloading();
 	fresh = config_load(m->config_path, true);
 	if (fresh == NULL) {
 		httpd_log(HTTPD_LOG_ERR, "reload failed: %s has errors; keeping the running configuration",
 		          m->config_path);
+		reload_failed(m, "configuration errors");
 		return;
 	}
 	if (strcmp(fresh->error_log, m->config->error_log) != 0 ||
@@ -398,6 +524,7 @@ static void reload(struct master *m)
 		if (log_open(fresh->error_log, fresh->access_log) < 0) {
 			httpd_log(HTTPD_LOG_ERR, "reload failed: cannot open the new logs; keeping the running configuration");
 			config_free(fresh);
+			reload_failed(m, "cannot open the new logs");
 			return;
 		}
 	}
@@ -405,20 +532,44 @@ static void reload(struct master *m)
 		httpd_log(HTTPD_LOG_ERR, "reload failed; keeping the running configuration");
 		(void)log_open(m->config->error_log, m->config->access_log);
 		config_free(fresh);
+		reload_failed(m, "the new workers could not be started");
 		return;
 	}
+	m->reloads_ok++;
 	httpd_log(HTTPD_LOG_NOTICE, "reloaded %s: %u workers", m->config_path, m->config->workers);
 }
 
+/* Hands the reopened log descriptors to one worker over its control socket. */
+static int logs_send(int ctl, int error_fd, int access_fd)
+{
+	int fds[2] = { error_fd, access_fd };
+
+	return control_send(ctl, access_fd >= 0 ? 'A' : 'E', fds, access_fd >= 0 ? 2 : 1);
+}
+
+/*
+ * SIGUSR1: reopen the logs here (as root, where a rotated directory may be
+ * closed to the workers' user), then pass the new descriptors to every
+ * worker, draining ones included: no worker is replaced, no connection
+ * touched, and a download in progress carries on.
+ */
 static void logs_reopen(struct master *m)
 {
+	unsigned failed = 0;
+
 	if (log_reopen() < 0) {
 		httpd_log(HTTPD_LOG_ERR, "cannot reopen logs; still writing to the old files");
 		return;
 	}
-	/* Workers hold the old descriptors: replace them gracefully. */
-	if (generation_switch(m, m->config) < 0)
-		httpd_log(HTTPD_LOG_ERR, "logs reopened, but the workers could not be replaced");
+	for (unsigned i = 0; i < m->slot_count; i++)
+		if (m->slots[i].pid > 0 && logs_send(m->slots[i].ctl, log_error_fd(), log_access_fd()) < 0)
+			failed++;
+	for (size_t i = 0; i < m->draining_count; i++)
+		if (logs_send(m->draining[i].ctl, log_error_fd(), log_access_fd()) < 0)
+			failed++;
+	if (failed > 0)
+		httpd_log(HTTPD_LOG_WARN, "logs reopened; %u workers could not be given the new files and keep "
+		          "writing to the old ones until they are replaced", failed);
 	else
 		httpd_log(HTTPD_LOG_NOTICE, "logs reopened");
 }
@@ -541,6 +692,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	bool pid_written = false;
 
 	signal(SIGPIPE, SIG_IGN);
+	systemd_init();
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -549,6 +701,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGIO);      /* a worker wrote on its control socket */
 	/* Blocked for good: the master takes signals with sigtimedwait, workers with signalfd. */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
@@ -563,6 +716,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	}
 	if (sockets_open(config, NULL, 0, &m.sockets, &m.socket_count) < 0)
 		goto out;
+	systemd_listen_close_unused();
 	if (!foreground && daemonize() < 0)
 		goto out;
 	if (pid_file_write(config->pid_file) < 0)
@@ -572,6 +726,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	m.slots = calloc(m.slot_count, sizeof(*m.slots));
 	if (m.slots == NULL)
 		goto out;
+	slots_init(m.slots, m.slot_count);
 	slots_start(&m);
 	httpd_log(HTTPD_LOG_NOTICE, "started: %u workers, %zu listeners, %s accept balancing",
 	          config->workers, config->listen_count, config->reuseport ? "SO_REUSEPORT" : "EPOLLEXCLUSIVE");
@@ -582,6 +737,9 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 		struct timespec ts = { .tv_sec = 3600, .tv_nsec = 0 };
 		int sig;
 
+		watchdog_tick(&m);
+		if (systemd_watchdog_ms() != 0 && m.watchdog_at < next)
+			next = m.watchdog_at;
 		if (next != UINT64_MAX) {
 			uint64_t wait = next > now ? next - now : 0;
 			ts.tv_sec = (time_t)(wait / 1000);
@@ -590,6 +748,12 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 		sig = sigtimedwait(&set, &info, &ts);
 		if (sig < 0)
 			continue;   /* timeout or EINTR: respawn check */
+		if (sig == SIGIO) {
+			workers_ready(&m);
+			continue;
+		}
+		if (sig == SIGINT || sig == SIGTERM || sig == SIGQUIT)
+			systemd_notify("STOPPING=1\nSTATUS=stopping (%s)", strsignal(sig));
 		switch (sig) {
 		case SIGCHLD:
 			children_reap(&m);

@@ -17,6 +17,7 @@
 
 #include "async.h"
 #include "conn.h"
+#include "control.h"
 #include "file_cache.h"
 #include "log.h"
 #include "threadpool.h"
@@ -200,6 +201,10 @@ static void timers_expire(struct worker *w)
 	}
 }
 
+/* Draining: how long a kept-alive connection must have been quiet to be closed, and how often we look. */
+#define DRAIN_QUIET_MS 1000
+#define DRAIN_TICK_MS  100
+
 static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
 {
 	uint64_t next = quit_deadline;
@@ -217,6 +222,8 @@ static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
 	}
 	if (!w->accepting && !w->quitting && next > w->now_ms + 100)
 		next = w->now_ms + 100;   /* retry accepting after EMFILE */
+	if (w->drain_gradual && next > w->now_ms + DRAIN_TICK_MS)
+		next = w->now_ms + DRAIN_TICK_MS;   /* idle_close_quiet is due */
 	if (next == UINT64_MAX)
 		return -1;
 	return next <= w->now_ms ? 0 : (int)(next - w->now_ms > 60000 ? 60000 : next - w->now_ms);
@@ -260,22 +267,50 @@ static void idle_close_all(struct worker *w)
 }
 
 /*
- * Graceful stop: no new connections, idle ones closed, requests in flight
- * finish (answered with Connection: close) until timeout_ms.  SIGTERM
- * gives shutdown_timeout, SIGQUIT and reloads drain_timeout; a second
- * signal can only shorten the wait.
+ * Draining: a kept-alive connection that has been quiet for a while is
+ * closed; one in use gets its next request answered with Connection: close
+ * instead.  Closing only the quiet ones, a few at a time, spreads the
+ * closes out (as HAProxy's close-spread-time does), so a client is almost
+ * never caught sending a request on a connection we close under it.
  */
-static void quit_begin(struct worker *w, unsigned timeout_ms)
+static void idle_close_quiet(struct worker *w)
+{
+	struct timer_list *l = &w->timers[TIMER_KEEPALIVE];
+
+	while (l->head.next != &l->head) {
+		struct timer *t = l->head.next;
+
+		/* The list is in arming order: the first one is the longest idle. */
+		if (t->deadline - l->timeout_ms + DRAIN_QUIET_MS > w->now_ms)
+			break;
+		conn_close((struct conn *)((char *)t - offsetof(struct conn, timer)));
+	}
+}
+
+/*
+ * Graceful stop: no new connections; requests in flight finish (answered
+ * with Connection: close) until timeout_ms.  SIGTERM (gradual false) closes
+ * idle connections at once and gives shutdown_timeout; SIGQUIT and reloads
+ * drain gradually for drain_timeout.  A second signal can only shorten the
+ * wait, or make a drain a stop.
+ */
+static void quit_begin(struct worker *w, unsigned timeout_ms, bool gradual)
 {
 	if (w->quit_deadline == 0 || w->now_ms + timeout_ms < w->quit_deadline)
 		w->quit_deadline = w->now_ms + timeout_ms;
+	if (!gradual) {
+		w->drain_gradual = false;
+		idle_close_all(w);
+	}
 	if (w->quitting)
 		return;
 	if (w->accepting)
 		(void)listeners_watch(w, false);
 	w->quitting = true;
 	w->draining = true;
-	idle_close_all(w);
+	w->drain_gradual = gradual;
+	if (gradual)
+		idle_close_quiet(w);
 	log_access_flush();
 }
 
@@ -293,6 +328,23 @@ static int signal_fd_open(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* The master hands over reopened log files (SIGUSR1): adopt them, nothing else changes. */
+static void control_read(int sock)
+{
+	int fds[CONTROL_FDS_MAX], kind;
+	size_t nfds;
+
+	while ((kind = control_recv(sock, fds, &nfds)) >= 0) {
+		if ((kind == 'A' && nfds == 2) || (kind == 'E' && nfds == 1)) {
+			log_adopt(fds[0], kind == 'A' ? fds[1] : -1);
+			httpd_log(HTTPD_LOG_INFO, "logs reopened");
+			continue;
+		}
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+	}
+}
+
 /* Returns 1 for "stop now", 0 otherwise. */
 static int signal_read(int fd, struct worker *w)
 {
@@ -303,10 +355,10 @@ static int signal_read(int fd, struct worker *w)
 		case SIGINT:
 			return 1;   /* stop at once */
 		case SIGTERM:
-			quit_begin(w, w->config->shutdown_timeout_ms);
+			quit_begin(w, w->config->shutdown_timeout_ms, false);
 			break;
 		case SIGQUIT:
-			quit_begin(w, w->config->drain_timeout_ms);
+			quit_begin(w, w->config->drain_timeout_ms, true);
 			break;
 		case SIGUSR2:
 			/* A stop is coming (shutdown_delay): readiness fails, serving goes on. */
@@ -366,6 +418,7 @@ int worker_run(const struct worker_setup *setup)
 {
 	struct worker w;
 	struct event_source sig_source = { .kind = EVENT_SIGNAL };
+	struct event_source control_source = { .kind = EVENT_CONTROL };
 	struct epoll_event events[EVENTS_MAX];
 	struct epoll_event ev;
 	char role[32];
@@ -403,6 +456,13 @@ int worker_run(const struct worker_setup *setup)
 		httpd_log(HTTPD_LOG_ERR, "epoll_ctl signalfd: %s", strerror(errno));
 		return 1;
 	}
+	if (setup->control_fd >= 0) {
+		ev.events = EPOLLIN;
+		ev.data.ptr = &control_source;
+		if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, setup->control_fd, &ev) < 0)
+			httpd_log(HTTPD_LOG_WARN, "epoll_ctl control socket: %s; logs cannot be reopened in place",
+			          strerror(errno));
+	}
 	w.listeners = calloc(setup->listen_count, sizeof(*w.listeners));
 	if (w.listeners == NULL)
 		return 1;
@@ -432,10 +492,14 @@ int worker_run(const struct worker_setup *setup)
 		goto out;
 	if (listeners_watch(&w, true) < 0)
 		goto out;
+	/* Tell the master this worker accepts (systemd READY=1 waits for every one). */
+	(void)control_send(setup->control_fd, 'R', NULL, 0);
 
 	for (;;) {
 		int n;
 
+		if (w.quitting && w.drain_gradual)
+			idle_close_quiet(&w);
 		if (w.quitting && (w.conn_count == 0 || w.now_ms >= w.quit_deadline))
 			break;
 		n = epoll_wait(w.epfd, events, EVENTS_MAX, wait_timeout(&w, w.quitting ? w.quit_deadline : UINT64_MAX));
@@ -466,6 +530,9 @@ int worker_run(const struct worker_setup *setup)
 				break;
 			case EVENT_JOBS:
 				threadpool_complete(w.pool);
+				break;
+			case EVENT_CONTROL:
+				control_read(setup->control_fd);
 				break;
 			}
 			deferred_run(&w);

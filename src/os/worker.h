@@ -11,7 +11,7 @@
 #include "config.h"
 #include "timer.h"
 
-enum event_kind { EVENT_LISTENER, EVENT_CONN, EVENT_SIGNAL, EVENT_MODULE, EVENT_JOBS };
+enum event_kind { EVENT_LISTENER, EVENT_CONN, EVENT_SIGNAL, EVENT_MODULE, EVENT_JOBS, EVENT_CONTROL };
 
 /* First member of everything registered with epoll. */
 struct event_source {
@@ -51,6 +51,7 @@ struct worker {
 	bool                        accepting;
 	bool                        quitting;
 	uint64_t                    quit_deadline;  /* when a graceful stop gives up on open requests */
+	bool                        drain_gradual;  /* SIGQUIT/reload: quiet kept-alive connections close a few at a time */
 	bool                        draining;   /* a stop or reload has begun: readiness fails */
 	struct timer_list           timers[TIMER_KINDS];
 	struct deadline             deadlines;  /* sentinel of the sorted list */
@@ -88,6 +89,8 @@ struct worker_setup {
 	uid_t                          uid;
 	gid_t                          gid;
 	bool                           drop_privileges;
+	/* With the master: it sends reopened logs, we send "R" once accepting; -1 if none. */
+	int                            control_fd;
 };
 
 /* Runs a worker until it is told to stop; returns the exit status. */

@@ -338,6 +338,41 @@ def module_dir_with_tests(directory):
     return target
 
 
+def keepalive_load(port, path, expected, stop, results, bound):
+    """GETs path over one keep-alive connection until stop is set (at most bound requests),
+    checking every body byte for byte and retrying nothing: a response that is not a whole
+    200 or an exception counts as failed.  results: ok, failed, closed, why, servers."""
+    import http.client
+    conn = None
+    for _ in range(bound):
+        if stop.is_set():
+            break
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status == 200 and body == expected:
+                results["ok"] += 1
+                results.setdefault("servers", set()).add(resp.getheader("Server"))
+            else:
+                results["failed"] += 1
+                results["why"].append("status %d, %d bytes" % (resp.status, len(body)))
+            if resp.will_close:
+                results["closed"] = results.get("closed", 0) + 1
+                conn.close()
+                conn = None
+        except (OSError, http.client.HTTPException) as e:
+            results["failed"] += 1
+            results["why"].append(repr(e))
+            if conn is not None:
+                conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
 def curl(*args):
     """Runs curl; returns (exit status, stdout bytes, stderr text)."""
     proc = subprocess.run(["curl", "-sS", "--max-time", "20"] + list(args),

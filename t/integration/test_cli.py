@@ -25,6 +25,47 @@ def test_version():
     assert rc == 0 and out.startswith("prefork-httpd ")
 
 
+def test_long_version_names_abi_and_libraries():
+    rc, out, _ = httpd("-V")
+    assert rc == 0 and out.startswith("prefork-httpd "), out
+    assert "module ABI: 2" in out and "zlib " in out and "libconfuse " in out and "glibc " in out, out
+
+
+def test_effective_configuration_has_every_default():
+    srv = Server()
+    try:
+        rc, out, err = httpd("-T", "-f", srv.conf)
+        assert rc == 0, err
+        assert out.startswith("# %s: configuration is valid" % srv.conf), out
+        # Set in the file, and defaults never written there:
+        assert 'listen = {"127.0.0.1:%d"}' % srv.port in out, out
+        for default in ("keepalive_timeout=15", "drain_timeout=300", 'access_log_format="combined"',
+                        "proxy_protocol_timeout=5", 'max_body_size="1m"'):
+            assert default in out, (default, out)
+        assert 'location "/" {' in out and 'handler="static"' in out, out
+        # A broken file is reported like -t does.
+        srv.write_config(srv.config_text() + "nonsense = 1\n")
+        rc, out, err = httpd("-T", "-f", srv.conf)
+        assert rc == 1 and srv.conf + ":" in err, err
+    finally:
+        srv.cleanup()
+
+
+def test_module_list_shows_abi_and_use():
+    srv = Server()
+    try:
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        srv.write_config()
+        rc, out, err = httpd("-M", "-f", srv.conf)
+        assert rc == 0, err
+        rows = dict((line.split()[0], line.split()[1:]) for line in out.splitlines()[1:])
+        assert rows["static"] == ["2", "yes"], rows
+        assert rows["echo"] == ["2", "no"] and rows["sign"] == ["2", "no"], rows
+        assert rows["abi1"][0] == "1" and rows["badabi"][0] != "2", rows
+    finally:
+        srv.cleanup()
+
+
 def test_bad_option_usage():
     rc, _, err = httpd("-Z")
     assert rc == 1 and "usage" in err

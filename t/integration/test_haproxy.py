@@ -2,7 +2,6 @@
 one PROXY v1, round-robin, health checks on /readyz.  Clients on distinct loopback addresses
 show up under their own address in each instance's access log; SIGTERM to one instance
 under bounded keep-alive load costs the clients 0 failed requests."""
-import http.client
 import os
 import shutil
 import signal
@@ -12,7 +11,7 @@ import tempfile
 import threading
 import time
 
-from harness import Server, curl, free_port, recv_all, run, wait_for
+from harness import Server, curl, free_port, keepalive_load, recv_all, run, wait_for
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SHUTDOWN_DELAY = 3
@@ -148,42 +147,13 @@ def test_each_instance_logs_the_true_client_address():
         b.cleanup()
 
 
-def load_client(port, stop, results, bound):
-    """Keep-alive GETs through haproxy until stopped; counts every response that is not a whole 200."""
-    conn = None
-    for _ in range(bound):
-        if stop.is_set():
-            break
-        try:
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/page.txt")
-            resp = conn.getresponse()
-            body = resp.read()
-            if resp.status == 200 and body == b"page\n" * 100:
-                results["ok"] += 1
-            else:
-                results["failed"] += 1
-                results["why"].append("status %d" % resp.status)
-            if resp.will_close:
-                conn.close()
-                conn = None
-        except (OSError, http.client.HTTPException) as e:
-            results["failed"] += 1
-            results["why"].append(repr(e))
-            if conn is not None:
-                conn.close()
-            conn = None
-    if conn is not None:
-        conn.close()
-
-
 def test_sigterm_under_load_costs_no_request():
     a, b, lb = setup()
     try:
         stop = threading.Event()
         results = [{"ok": 0, "failed": 0, "why": []} for _ in range(4)]
-        threads = [threading.Thread(target=load_client, args=(lb.port, stop, r, 20000)) for r in results]
+        threads = [threading.Thread(target=keepalive_load, args=(lb.port, "/page.txt", b"page\n" * 100, stop, r, 20000))
+                   for r in results]
         for t in threads:
             t.start()
         try:

@@ -5,7 +5,7 @@ import socket
 import sys
 import time
 
-from harness import Reader, Server, get, module_dir_with_tests, run, wait_for
+from harness import recv_all, Reader, Server, get, module_dir_with_tests, run, wait_for
 
 
 def request(path="/a.txt"):
@@ -193,19 +193,40 @@ def test_sighup_bad_config_keeps_old():
         srv.cleanup()
 
 
-def test_sigusr1_reopens_logs():
-    srv = Server(workers=1)
+def test_sigusr1_reopens_logs_in_place():
+    srv = Server(workers=2, globals_text='access_log_buffer = "0"\n')
     srv.file("a.txt", b"AAAA")
+    srv.file("big.bin", os.urandom(8 * 1024 * 1024))
     srv.start()
     try:
         get(srv, "/a.txt")
         assert wait_for(lambda: os.path.exists(srv.access_log) and "GET /a.txt" in open(srv.access_log).read())
+        workers = srv.worker_pids()
+        # A kept-alive connection and a download that is being read slowly, across the rotation.
+        kept = srv.connect()
+        kept.sendall(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        kept_reader = Reader(kept)
+        assert kept_reader.response().body == b"AAAA"
+        slow = srv.connect()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        slow.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        first = slow.recv(65536)
         os.rename(srv.access_log, srv.access_log + ".1")
+        os.rename(srv.error_log, srv.error_log + ".1")
         srv.signal(signal.SIGUSR1)
-        assert wait_for(lambda: os.path.exists(srv.access_log))
-        assert wait_for(lambda: get(srv, "/a.txt?after").status == 200
-                        and "after" in open(srv.access_log).read()), open(srv.access_log).read()
+        assert wait_for(lambda: os.path.exists(srv.access_log) and "logs reopened" in srv.log())
+        data = first + recv_all(slow)
+        assert data.split(b"\r\n\r\n", 1)[1] == open(os.path.join(srv.root, "big.bin"), "rb").read()
+        kept.sendall(b"GET /a.txt?kept HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert kept_reader.response().body == b"AAAA"
+        assert srv.worker_pids() == workers, "no worker is replaced for a rotation"
+        for i in range(6):   # whichever worker answers writes to the new file
+            assert get(srv, "/a.txt?after%d" % i).status == 200
+        assert wait_for(lambda: all("after%d" % i in open(srv.access_log).read() for i in range(6))), \
+            open(srv.access_log).read()
+        assert wait_for(lambda: "kept" in open(srv.access_log).read())
         assert "after" not in open(srv.access_log + ".1").read()
+        assert "big.bin" in open(srv.access_log).read()    # logged when it finished, after the rotation
     finally:
         srv.cleanup()
 

@@ -255,9 +255,9 @@ def test_large_upload_with_a_bad_signature_is_refused_before_its_body():
     srv = start(store='max_body_size = "100m"\n')
     try:
         size = 50 * 1024 * 1024
-        h = rfc_headers("PUT", "/api/upload", b"x", tamper=True)
+        h = rfc_headers("POST", "/api/upload", b"x", tamper=True)
         s = srv.connect()
-        head = raw_request("PUT", "/api/upload", h).replace(b"\r\n\r\n", b"\r\nContent-Length: %d\r\n\r\n" % size)
+        head = raw_request("POST", "/api/upload", h).replace(b"\r\n\r\n", b"\r\nContent-Length: %d\r\n\r\n" % size)
         s.sendall(head)                  # not one body byte
         r = Reader(s).response()
         assert r.status == 401 and r.header("Sign-Error") == "signature-mismatch", r
