@@ -149,6 +149,19 @@ static int validate_real_ip_header(cfg_t *cfg, cfg_opt_t *opt)
 
 static int access_log_format_line;
 
+static const char *const log_levels[] = { "error", "warn", "notice", "info", "debug" };
+
+static int validate_log_level(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+
+	for (size_t i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+		if (strcmp(v, log_levels[i]) == 0)
+			return 0;
+	cfg_error(cfg, "error_log_level must be \"error\", \"warn\", \"notice\", \"info\" or \"debug\", not \"%s\"", v);
+	return -1;
+}
+
 static int validate_escape(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *v = cfg_opt_getnstr(opt, 0);
@@ -414,6 +427,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_STR("body_buffer_size", "16k", CFGF_NONE),
 		CFG_INT("handler_timeout", 60, CFGF_NONE),
 		CFG_INT("worker_threads", 4, CFGF_NONE),
+		CFG_STR("error_log_level", "notice", CFGF_NONE),
 		CFG_STR("access_log_format", "combined", CFGF_NONE),
 		CFG_SEC("log_format", log_format_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_STR("access_log_buffer", "64k", CFGF_NONE),
@@ -486,6 +500,7 @@ static void validators_set(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "file_cache_size", validate_size);
 	cfg_set_validate_func(cfg, "access_log_buffer", validate_size);
 	cfg_set_validate_func(cfg, "access_log_format", validate_access_log_format);
+	cfg_set_validate_func(cfg, "error_log_level", validate_log_level);
 	cfg_set_validate_func(cfg, "log_format|format", validate_log_format);
 	cfg_set_validate_func(cfg, "log_format|escape", validate_escape);
 	cfg_set_validate_func(cfg, "file_cache_valid", validate_not_negative);
@@ -881,6 +896,10 @@ static int globals_read(struct httpd_config *config)
 	config->user = cfg_getstr(cfg, "user");
 	config->pid_file = cfg_getstr(cfg, "pid_file");
 	config->error_log = cfg_getstr(cfg, "error_log");
+	config->error_log_level = HTTPD_LOG_NOTICE;
+	for (size_t i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+		if (strcmp(cfg_getstr(cfg, "error_log_level"), log_levels[i]) == 0)
+			config->error_log_level = (enum httpd_log_level)i;
 	config->access_log = cfg_getstr(cfg, "access_log");
 	config->module_dir = cfg_getstr(cfg, "module_dir");
 	config->mime_types = cfg_getstr(cfg, "mime_types");

@@ -69,6 +69,7 @@ struct httpd_config {
 	const char            *user;
 	const char            *pid_file;
 	const char            *error_log;
+	enum httpd_log_level   error_log_level;
 	const char            *access_log;
 	const char            *module_dir;
 	const char            *mime_types;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <syslog.h>
 #include <unistd.h>
 
 static int error_fd = STDERR_FILENO;
@@ -32,10 +33,14 @@ void log_set_role(const char *name)
 	snprintf(role, sizeof(role), "%s", name);
 }
 
+static bool to_syslog;
+
 static int log_file_open(const char *path)
 {
 	if (strcmp(path, "stderr") == 0)
 		return dup(STDERR_FILENO);
+	if (strcmp(path, "syslog") == 0)
+		return dup(STDERR_FILENO);   /* the fallback should syslog(3) lose a message */
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
@@ -65,6 +70,14 @@ int log_open(const char *error_log, const char *access_log)
 	}
 	fd_replace(&error_fd, efd);
 	fd_replace(&access_fd, afd);
+	if (strcmp(error_log, "syslog") == 0 && !to_syslog) {
+		/* Opened now, so workers forked later share the connection to the journal or syslogd. */
+		openlog("httpd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		to_syslog = true;
+	} else if (strcmp(error_log, "syslog") != 0 && to_syslog) {
+		closelog();
+		to_syslog = false;
+	}
 	free(error_path);
 	free(access_path);
 	error_path = strdup(error_log);
@@ -182,6 +195,18 @@ void httpd_log(enum httpd_log_level level, const char *fmt, ...)
 
 	if (level > max_level)
 		return;
+	if (to_syslog) {
+		static const int priorities[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+		char msg[2048];
+
+		va_start(ap, fmt);
+		(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		/* syslog(3) adds the time and pid; the role says master or which worker. */
+		syslog(priorities[level], "%s: %s", role, msg);
+		errno = saved_errno;
+		return;
+	}
 	now = time(NULL);
 	gmtime_r(&now, &tm);
 	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02dZ [%s] %s[%ld]: ",

@@ -18,6 +18,7 @@
 #include "pool.h"
 #include "proxy_protocol.h"
 #include "request.h"
+#include "scoreboard.h"
 
 #define IN_BUF_INITIAL   4096
 #define LINGER_MAX_BYTES (1 << 20)
@@ -127,6 +128,8 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 		return;
 	}
 	w->conn_count++;
+	if (score_self != NULL)
+		score_add(&score_self->c.handled, 1);
 	if (c->state == CONN_PROXY) {
 		timer_arm(w->timers, TIMER_PROXY, &c->timer, w->now_ms);
 		conn_proxy_read(c);

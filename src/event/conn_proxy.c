@@ -11,6 +11,7 @@
 #include "log.h"
 #include "proxy_protocol.h"
 #include "real_ip.h"
+#include "scoreboard.h"
 
 /* One allocation per PROXY connection: the values point into data. */
 struct conn_proxy {
@@ -30,6 +31,8 @@ static void refusal_note(struct worker *w, enum refusal kind, const char *peer, 
 	static uint64_t last_s, quiet;
 	uint64_t now_s = w->now_ms / 1000;
 
+	if (score_self != NULL)
+		score_add(&score_self->c.refused, 1);
 	if (kind == REFUSED_FROM)
 		w->proxy_refused_from++;
 	else if (kind == REFUSED_INVALID)

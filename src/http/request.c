@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "access_log.h"
+#include "scoreboard.h"
 #include "async.h"
 #include "conn.h"
 #include "filter_gzip.h"
@@ -186,6 +187,19 @@ int request_begin(struct request *r)
 	if (path_len < 0)
 		return 400;
 	req->path = path;
+	if (score_self != NULL) {
+		/* What this worker is serving, for the crash report should it die on it. */
+		size_t m = strlen(h->method_name), t = strlen(req->target);
+
+		if (m + 1 < SCORE_REQUEST) {
+			memcpy(score_self->request, h->method_name, m);
+			score_self->request[m] = ' ';
+			if (t > SCORE_REQUEST - m - 2)
+				t = SCORE_REQUEST - m - 2;
+			memcpy(score_self->request + m + 1, req->target, t);
+			score_self->request[m + 1 + t] = '\0';
+		}
+	}
 
 	loc = config_location_match(cfg, path, (size_t)path_len);
 	if (loc == NULL)
@@ -352,6 +366,11 @@ void request_done(struct request *r)
 	const struct httpd_location *loc = r->loc;
 	const struct location_module *lm;
 
+	if (score_self != NULL) {
+		score_request(r->res.status, score_method_of(r->head.method), r->head_bytes + r->body.received,
+		              r->res.body_sent, r->w->now_ms - r->started_ms);
+		score_self->request[0] = '\0';
+	}
 	access_log_write(r);
 	for (size_t i = 0; loc != NULL && (lm = location_module(loc, i)) != NULL; i++)
 		if (lm->mod->api.log != NULL)

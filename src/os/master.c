@@ -17,6 +17,7 @@
 #include "control.h"
 #include "log.h"
 #include "mime.h"
+#include "scoreboard.h"
 #include "systemd.h"
 #include "worker.h"
 
@@ -41,11 +42,13 @@ struct slot {
 	unsigned failures;       /* consecutive early deaths */
 	uint64_t respawn_at;     /* when pid == 0 */
 	bool     ready;          /* it told us it accepts */
+	int      score;          /* its scoreboard slot, -1 if none */
 };
 
 struct drainer {
 	pid_t pid;
 	int   ctl;
+	int   score;
 };
 
 struct master {
@@ -64,6 +67,7 @@ struct master {
 	bool                 ready_sent;     /* READY=1 went to systemd for this generation */
 	unsigned             reloads_ok, reloads_failed;
 	uint64_t             watchdog_at;
+	uint64_t             sample_at;      /* next scoreboard sample */
 };
 
 static uint64_t now_ms(void)
@@ -184,8 +188,10 @@ static void controls_close(struct master *m)
 
 static void slots_init(struct slot *slots, unsigned count)
 {
-	for (unsigned i = 0; i < count; i++)
+	for (unsigned i = 0; i < count; i++) {
 		slots[i].ctl = -1;
+		slots[i].score = -1;
+	}
 }
 
 static pid_t worker_spawn(struct master *m, unsigned id)
@@ -196,7 +202,7 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 	const struct sockaddr_storage *addrs[HTTPD_LISTEN_MAX];
 	unsigned flags[HTTPD_LISTEN_MAX];
 	size_t nfds = 0;
-	int ctl[2];
+	int ctl[2], score;
 	pid_t pid;
 
 	for (size_t i = 0; i < m->socket_count && nfds < sizeof(fds) / sizeof(fds[0]); i++) {
@@ -213,9 +219,13 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 		          strerror(errno));
 		ctl[0] = ctl[1] = -1;
 	}
+	score = scoreboard_slot_claim(scoreboard, id, 0, scoreboard != NULL ? scoreboard->generation : 0);
+	if (score < 0 && scoreboard != NULL)
+		httpd_log(HTTPD_LOG_WARN, "the scoreboard is full; worker %u will not be counted", id);
 	pid = fork();
 	if (pid < 0) {
 		httpd_log(HTTPD_LOG_ERR, "fork: %s", strerror(errno));
+		scoreboard_slot_retire(scoreboard, score);
 		if (ctl[0] >= 0) {
 			close(ctl[0]);
 			close(ctl[1]);
@@ -235,6 +245,7 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 			.gid = m->gid,
 			.drop_privileges = m->drop_privileges,
 			.control_fd = ctl[1],
+			.score_slot = score,
 		};
 
 		if (ctl[0] >= 0)
@@ -254,6 +265,9 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 	m->slots[id].ctl = ctl[0];
 	m->slots[id].pid = pid;
 	m->slots[id].ready = false;
+	m->slots[id].score = score;
+	if (score >= 0)
+		__atomic_store_n(&scoreboard->slot[score].pid, (int32_t)pid, __ATOMIC_RELAXED);
 	m->slots[id].started_ms = now_ms();
 	return pid;
 }
@@ -266,19 +280,20 @@ static void slots_start(struct master *m)
 			m->slots[i].respawn_at = now_ms() + 1000;
 }
 
-static void draining_add(struct master *m, pid_t pid, int ctl)
+static void draining_add(struct master *m, pid_t pid, int ctl, int score)
 {
 	struct drainer *grown = realloc(m->draining, (m->draining_count + 1) * sizeof(*grown));
 
 	if (grown == NULL) {
-		/* Cannot track it: stop it at once instead. */
+		/* Cannot track it: stop it at once instead (its counts are lost). */
 		kill(pid, SIGTERM);
 		if (ctl >= 0)
 			close(ctl);
+		scoreboard_slot_retire(scoreboard, score);
 		return;
 	}
 	m->draining = grown;
-	m->draining[m->draining_count++] = (struct drainer){ pid, ctl };
+	m->draining[m->draining_count++] = (struct drainer){ pid, ctl, score };
 }
 
 static void children_signal(struct master *m, int sig)
@@ -320,6 +335,7 @@ static void children_reap(struct master *m)
 			if (m->draining[i].pid == pid) {
 				if (m->draining[i].ctl >= 0)
 					close(m->draining[i].ctl);
+				scoreboard_slot_retire(scoreboard, m->draining[i].score);
 				m->draining[i] = m->draining[--m->draining_count];
 				found = true;
 				break;
@@ -337,6 +353,12 @@ static void children_reap(struct master *m)
 			if (s->ctl >= 0)
 				close(s->ctl);
 			s->ctl = -1;
+			if (s->score >= 0 && WIFSIGNALED(status) && scoreboard->slot[s->score].request[0] != '\0')
+				httpd_log(HTTPD_LOG_ERR, "worker %u (pid %ld) died by signal %d (%s) while serving \"%.*s\"", i,
+				          (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)), SCORE_REQUEST,
+				          scoreboard->slot[s->score].request);
+			scoreboard_slot_retire(scoreboard, s->score);
+			s->score = -1;
 			if (m->stopping)
 				break;
 			exit_describe(status, why, sizeof(why));
@@ -434,8 +456,9 @@ static int generation_switch(struct master *m, struct httpd_config *new_config)
 	for (unsigned i = 0; i < m->slot_count; i++) {
 		if (m->slots[i].pid > 0) {
 			kill(m->slots[i].pid, SIGQUIT);
-			draining_add(m, m->slots[i].pid, m->slots[i].ctl);
+			draining_add(m, m->slots[i].pid, m->slots[i].ctl, m->slots[i].score);
 			m->slots[i].ctl = -1;
+			m->slots[i].score = -1;
 		}
 	}
 	sockets_close(m->sockets, m->socket_count);
@@ -445,6 +468,8 @@ static int generation_switch(struct master *m, struct httpd_config *new_config)
 	free(m->slots);
 	m->slots = new_slots;
 	m->ready_sent = false;
+	if (scoreboard != NULL)
+		scoreboard->generation++;
 	m->slot_count = new_config->workers;
 	mime_table_use(new_config->mime);
 	slots_start(m);
@@ -457,6 +482,8 @@ static int generation_switch(struct master *m, struct httpd_config *new_config)
 static void reload_failed(struct master *m, const char *why)
 {
 	m->reloads_failed++;
+	if (scoreboard != NULL)
+		scoreboard->reloads_failed = m->reloads_failed;
 	systemd_notify("READY=1\nSTATUS=reload failed (%s); serving with the previous configuration, "
 	               "%u reloads failed so far", why, m->reloads_failed);
 }
@@ -536,6 +563,9 @@ static void reload(struct master *m)
 		return;
 	}
 	m->reloads_ok++;
+	log_set_level(m->config->error_log_level);
+	if (scoreboard != NULL)
+		scoreboard->reloads_ok = m->reloads_ok;
 	httpd_log(HTTPD_LOG_NOTICE, "reloaded %s: %u workers", m->config_path, m->config->workers);
 }
 
@@ -708,6 +738,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	if (credentials_resolve(&m, config) < 0)
 		goto out;
 	nofile_raise();
+	log_set_level(config->error_log_level);
 	mime_table_use(config->mime);
 	if (log_open(config->error_log, config->access_log) < 0) {
 		fprintf(stderr, "%s: cannot open the logs %s and %s: %s\n", config_path, config->error_log,
@@ -717,6 +748,10 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	if (sockets_open(config, NULL, 0, &m.sockets, &m.socket_count) < 0)
 		goto out;
 	systemd_listen_close_unused();
+	scoreboard = scoreboard_create();
+	if (scoreboard == NULL)
+		httpd_log(HTTPD_LOG_WARN, "cannot map the scoreboard: %s; the status module will show nothing",
+		          strerror(errno));
 	if (!foreground && daemonize() < 0)
 		goto out;
 	if (pid_file_write(config->pid_file) < 0)
@@ -740,6 +775,14 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 		watchdog_tick(&m);
 		if (systemd_watchdog_ms() != 0 && m.watchdog_at < next)
 			next = m.watchdog_at;
+		if (scoreboard != NULL) {
+			if (now >= m.sample_at) {
+				scoreboard_sample(scoreboard, time(NULL));
+				m.sample_at = now + 1000;
+			}
+			if (m.sample_at < next)
+				next = m.sample_at;
+		}
 		if (next != UINT64_MAX) {
 			uint64_t wait = next > now ? next - now : 0;
 			ts.tv_sec = (time_t)(wait / 1000);

@@ -18,6 +18,7 @@
 #include "async.h"
 #include "conn.h"
 #include "control.h"
+#include "scoreboard.h"
 #include "file_cache.h"
 #include "log.h"
 #include "threadpool.h"
@@ -113,6 +114,8 @@ static void listener_accept(struct worker *w, struct listener *l)
 				(void)listeners_watch(w, false);
 			return;
 		}
+		if (score_self != NULL)
+			score_add(&score_self->c.accepted, 1);
 		conn_open(w, fd, (struct sockaddr *)&ss, l);
 	}
 }
@@ -222,6 +225,8 @@ static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
 	}
 	if (!w->accepting && !w->quitting && next > w->now_ms + 100)
 		next = w->now_ms + 100;   /* retry accepting after EMFILE */
+	if (score_self != NULL && w->gauges_at < next)
+		next = w->gauges_at;   /* the scoreboard's connection gauges stay fresh on an idle worker */
 	if (w->drain_gradual && next > w->now_ms + DRAIN_TICK_MS)
 		next = w->now_ms + DRAIN_TICK_MS;   /* idle_close_quiet is due */
 	if (next == UINT64_MAX)
@@ -309,6 +314,8 @@ static void quit_begin(struct worker *w, unsigned timeout_ms, bool gradual)
 	w->quitting = true;
 	w->draining = true;
 	w->drain_gradual = gradual;
+	if (score_self != NULL)
+		__atomic_store_n(&score_self->state, SCORE_DRAINING, __ATOMIC_RELAXED);
 	if (gradual)
 		idle_close_quiet(w);
 	log_access_flush();
@@ -326,6 +333,23 @@ static int signal_fd_open(void)
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/* Connections by state, published once a second: a walk of the timeout lists, nothing on the hot path. */
+static void gauges_publish(struct worker *w)
+{
+	uint64_t n[TIMER_KINDS] = { 0 };
+
+	if (score_self == NULL || w->now_ms < w->gauges_at)
+		return;
+	w->gauges_at = w->now_ms + 1000;
+	for (int k = 0; k < TIMER_KINDS; k++)
+		for (struct timer *t = w->timers[k].head.next; t != &w->timers[k].head; t = t->next)
+			n[k]++;
+	score_set(&score_self->connections, w->conn_count);
+	score_set(&score_self->reading, n[TIMER_PROXY] + n[TIMER_HEADER] + n[TIMER_BODY]);
+	score_set(&score_self->writing, n[TIMER_SEND] + n[TIMER_HANDLER] + n[TIMER_LINGER]);
+	score_set(&score_self->keepalive, n[TIMER_KEEPALIVE]);
 }
 
 /* The master hands over reopened log files (SIGUSR1): adopt them, nothing else changes. */
@@ -485,6 +509,7 @@ int worker_run(const struct worker_setup *setup)
 	clock_update(&w);
 
 	mime_table_use(setup->config->mime);
+	log_set_level(setup->config->error_log_level);
 	file_cache_init(setup->config);
 	if (log_access_buffer(setup->config->access_log_buffer) < 0)
 		httpd_log(HTTPD_LOG_WARN, "no memory for the access log buffer: one write per line");
@@ -492,6 +517,10 @@ int worker_run(const struct worker_setup *setup)
 		goto out;
 	if (listeners_watch(&w, true) < 0)
 		goto out;
+	if (setup->score_slot >= 0 && scoreboard != NULL) {
+		score_self = &scoreboard->slot[setup->score_slot];
+		__atomic_store_n(&score_self->state, SCORE_SERVING, __ATOMIC_RELAXED);
+	}
 	/* Tell the master this worker accepts (systemd READY=1 waits for every one). */
 	(void)control_send(setup->control_fd, 'R', NULL, 0);
 
@@ -544,6 +573,7 @@ int worker_run(const struct worker_setup *setup)
 		async_events_reap();
 		log_flush_due(&w);
 		memory_trim(&w);
+		gauges_publish(&w);
 	}
 	status = 0;
 out:

@@ -76,6 +76,7 @@ struct worker {
 	uint64_t                    proxy_refused_timeout;  /* no complete preamble in time */
 	size_t                      freed_bytes;    /* given back to malloc since the last trim */
 	uint64_t                    trimmed_at;
+	uint64_t                    gauges_at;      /* scoreboard connection gauges, once a second */
 };
 
 struct worker_setup {
@@ -91,6 +92,7 @@ struct worker_setup {
 	bool                           drop_privileges;
 	/* With the master: it sends reopened logs, we send "R" once accepting; -1 if none. */
 	int                            control_fd;
+	int                            score_slot;  /* ours in the scoreboard, -1 if none */
 };
 
 /* Runs a worker until it is told to stop; returns the exit status. */

@@ -2,10 +2,11 @@
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
-from harness import recv_all, Reader, Server, get, module_dir_with_tests, run, wait_for
+from harness import HTTPD, recv_all, Reader, Server, get, module_dir_with_tests, run, wait_for
 
 
 def request(path="/a.txt"):
@@ -229,6 +230,31 @@ def test_sigusr1_reopens_logs_in_place():
         assert "big.bin" in open(srv.access_log).read()    # logged when it finished, after the rotation
     finally:
         srv.cleanup()
+
+
+def test_error_log_level():
+    quiet = Server(workers=1, globals_text='error_log_level = "warn"\n')
+    chatty = Server(workers=1, globals_text='error_log_level = "info"\n')
+    try:
+        quiet.start()
+        chatty.start()
+        for srv in (quiet, chatty):
+            srv.signal(signal.SIGUSR1)
+        assert wait_for(lambda: "logs reopened" in chatty.log())
+        # info: the workers' own "logs reopened" lines too; warn: not even the master's notices.
+        assert wait_for(lambda: "[info] worker 0" in chatty.log()), chatty.log()
+        time.sleep(0.5)
+        assert "[notice]" not in quiet.log() and "started" not in quiet.log(), quiet.log()
+        bad = Server(globals_text='error_log_level = "loud"\n')
+        try:
+            proc = subprocess.run([HTTPD, "-t", "-f", bad.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=20)
+            assert proc.returncode == 1 and b'error_log_level must be' in proc.stderr, proc.stderr
+        finally:
+            bad.cleanup()
+    finally:
+        quiet.cleanup()
+        chatty.cleanup()
 
 
 def test_reuseport_mode_serves_respawns_and_reloads():
