@@ -401,6 +401,8 @@ static const cfg_opt_t core_location_opts[] = {
 	CFG_BOOL("gzip", cfg_false, CFGF_NONE),
 	CFG_INT("gzip_level", 6, CFGF_NONE),
 	CFG_STR("gzip_min_length", "1024", CFGF_NONE),
+	CFG_STR("access_log", "on", CFGF_NONE),
+	CFG_INT("access_log_min_status", 0, CFGF_NONE),
 	CFG_END()
 };
 
@@ -448,6 +450,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_INT("shutdown_timeout", 10, CFGF_NONE),
 		CFG_INT("shutdown_delay", 0, CFGF_NONE),
 		CFG_INT("drain_timeout", 300, CFGF_NONE),
+		CFG_INT("upgrade_timeout", 30, CFGF_NONE),
 		CFG_STR_LIST("proxy_protocol_from", "{}", CFGF_NONE),
 		CFG_INT("proxy_protocol_timeout", 5, CFGF_NONE),
 		CFG_STR_LIST("real_ip_from", "{}", CFGF_NONE),
@@ -486,7 +489,7 @@ static void validators_set(cfg_t *cfg)
 		"max_request_line", "max_headers", "header_timeout", "body_timeout",
 		"keepalive_timeout", "send_timeout", "shutdown_timeout", "keepalive_requests",
 		"worker_connections", "handler_timeout", "worker_threads", "access_log_flush",
-		"drain_timeout", "proxy_protocol_timeout",
+		"drain_timeout", "proxy_protocol_timeout", "upgrade_timeout",
 	};
 
 	cfg_set_validate_func(cfg, "listen", validate_listen);
@@ -770,6 +773,17 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec)
 		        loc->prefix, gzip_min);
 		rc = -1;
 	}
+	if (strcmp(cfg_getstr(sec, "access_log"), "off") != 0 && strcmp(cfg_getstr(sec, "access_log"), "on") != 0) {
+		reportf(loc->file, loc->line, "location \"%s\": access_log must be \"on\" or \"off\" here (the file "
+		        "is set at the top level)", loc->prefix);
+		rc = -1;
+	}
+	loc->access_log_off = strcmp(cfg_getstr(sec, "access_log"), "off") == 0;
+	loc->access_log_min_status = (int)cfg_getint(sec, "access_log_min_status");
+	if (loc->access_log_min_status < 0 || loc->access_log_min_status > 599) {
+		reportf(loc->file, loc->line, "location \"%s\": access_log_min_status must be from 0 to 599", loc->prefix);
+		rc = -1;
+	}
 	if (loc->prefix[0] != '/') {
 		reportf(loc->file, loc->line, "location \"%s\": the prefix must start with '/'", loc->prefix);
 		rc = -1;
@@ -934,6 +948,7 @@ static int globals_read(struct httpd_config *config)
 	                       : strcasecmp(config->real_ip_header_name, "proxy_protocol") == 0
 	                       ? REAL_IP_PROXY_PROTOCOL : REAL_IP_X_FORWARDED_FOR;
 	config->drain_timeout_ms = (unsigned)cfg_getint(cfg, "drain_timeout") * 1000;
+	config->upgrade_timeout_ms = (unsigned)cfg_getint(cfg, "upgrade_timeout") * 1000;
 	config->proxy_protocol_timeout_ms = (unsigned)cfg_getint(cfg, "proxy_protocol_timeout") * 1000;
 	config->proxy_protocol_from_count = cfg_size(cfg, "proxy_protocol_from");
 	config->proxy_protocol_from = calloc(config->proxy_protocol_from_count ? config->proxy_protocol_from_count : 1,

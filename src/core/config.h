@@ -36,6 +36,8 @@ struct httpd_location {
 	bool                    gzip;           /* the gzip filter */
 	int                     gzip_level;
 	uint64_t                gzip_min_length;
+	bool                    access_log_off;          /* access_log = "off" */
+	int                     access_log_min_status;   /* log only responses with at least this status */
 	const struct httpd_config *config;
 	const char             *file;
 	int                     line;
@@ -88,6 +90,7 @@ struct httpd_config {
 	unsigned               shutdown_timeout_ms;
 	unsigned               shutdown_delay_ms;
 	unsigned               drain_timeout_ms;   /* SIGQUIT and reloads */
+	unsigned               upgrade_timeout_ms; /* SIGUSR2: how long the new master may take */
 	unsigned               keepalive_requests;
 	unsigned               worker_connections;
 	unsigned               worker_threads;

@@ -148,6 +148,8 @@ void access_log_write(const struct request *r)
 
 	if (!log_access_enabled())
 		return;
+	if (r->loc != NULL && (r->loc->access_log_off || r->res.status < r->loc->access_log_min_status))
+		return;
 	if (cap < f->max_line) {
 		char *grown = realloc(line, f->max_line);
 

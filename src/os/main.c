@@ -16,6 +16,7 @@
 #include "log.h"
 #include "master.h"
 #include "module.h"
+#include "upgrade.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0"
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
 	struct httpd_config *config;
 	int opt, status;
 
+	upgrade_init(argv);
 	while ((opt = getopt(argc, argv, "f:FtTMvVh")) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;

@@ -19,6 +19,7 @@
 #include "mime.h"
 #include "scoreboard.h"
 #include "systemd.h"
+#include "upgrade.h"
 #include "worker.h"
 
 #define LISTEN_BACKLOG   4096
@@ -515,6 +516,7 @@ static void workers_ready(struct master *m)
 	if (ready < m->slot_count || m->ready_sent)
 		return;
 	m->ready_sent = true;
+	upgrade_report_ready();   /* a new master after SIGUSR2: the old one may go now */
 	systemd_notify("READY=1\nSTATUS=serving: %u workers, %zu listeners; %u reloads, %u failed",
 	               m->slot_count, m->config->listen_count, m->reloads_ok, m->reloads_failed);
 }
@@ -531,6 +533,36 @@ static void watchdog_tick(struct master *m)
 		if (m->slots[i].pid <= 0)
 			return;
 	systemd_notify("WATCHDOG=1");
+}
+
+static void children_wait(struct master *m, const sigset_t *set, uint64_t timeout_ms);
+
+/*
+ * SIGUSR2: start the binary again with our listening sockets; once its
+ * workers all accept, ours drain and we exit (true).  If it fails, we go on
+ * serving (false).
+ */
+static bool binary_upgrade(struct master *m, const sigset_t *set)
+{
+	int fds[HTTPD_LISTEN_MAX];
+	size_t n = 0;
+	pid_t child = 0;
+
+	/* One socket per address: with reuseport the new master opens its other ones itself. */
+	for (size_t i = 0; i < m->socket_count && n < HTTPD_LISTEN_MAX; i++)
+		if (m->sockets[i].slot == 0 && m->sockets[i].fd >= 0)
+			fds[n++] = m->sockets[i].fd;
+	if (upgrade_start(fds, n, systemd_notify_socket(), m->config->upgrade_timeout_ms, &child) != UPGRADE_READY) {
+		systemd_notify("STATUS=binary upgrade failed; serving with the running binary");
+		return false;
+	}
+	httpd_log(HTTPD_LOG_NOTICE, "upgrade: the new master (pid %ld) serves; draining this one's workers",
+	          (long)child);
+	systemd_notify("MAINPID=%ld\nREADY=1\nSTATUS=upgraded; the old master %ld drains", (long)child, (long)getpid());
+	m->stopping = true;
+	children_signal(m, SIGQUIT);
+	children_wait(m, set, m->config->drain_timeout_ms + STOP_GRACE_MS);
+	return true;
 }
 
 static void reload(struct master *m)
@@ -638,6 +670,24 @@ static int pid_file_write(const char *path)
 	}
 	close(fd);
 	return 0;
+}
+
+/* Removes the pid file only if it is still ours (after an upgrade it names the new master). */
+static void pid_file_remove(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	if (strtol(buf, NULL, 10) == (long)getpid())
+		unlink(path);
 }
 
 static int daemonize(void)
@@ -752,7 +802,8 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	if (scoreboard == NULL)
 		httpd_log(HTTPD_LOG_WARN, "cannot map the scoreboard: %s; the status module will show nothing",
 		          strerror(errno));
-	if (!foreground && daemonize() < 0)
+	/* A new master after SIGUSR2 is already detached; forking again would look like a failure. */
+	if (!foreground && !upgrade_is_new_master() && daemonize() < 0)
 		goto out;
 	if (pid_file_write(config->pid_file) < 0)
 		goto out;
@@ -807,6 +858,12 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 		case SIGUSR1:
 			logs_reopen(&m);
 			break;
+		case SIGUSR2:
+			if (binary_upgrade(&m, &set)) {
+				status = 0;
+				goto out;
+			}
+			break;
 		case SIGINT:
 			httpd_log(HTTPD_LOG_NOTICE, "stopping now (%s)", strsignal(sig));
 			m.stopping = true;
@@ -838,7 +895,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	}
 out:
 	if (pid_written)
-		unlink(m.config->pid_file);
+		pid_file_remove(m.config->pid_file);
 	if (status == 0)
 		httpd_log(HTTPD_LOG_NOTICE, "stopped");
 	sockets_close(m.sockets, m.socket_count);

@@ -107,6 +107,11 @@ bool systemd_notify(const char *fmt, ...)
 	return ok;
 }
 
+const char *systemd_notify_socket(void)
+{
+	return notify_path;
+}
+
 void systemd_notify_reloading(void)
 {
 	struct timespec ts;

@@ -17,6 +17,8 @@ void systemd_init(void);
 
 /* Sends one notify message ("READY=1", "STATUS=..."); false when not under systemd or it failed. */
 bool systemd_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The notify socket systemd gave us ("" if none), for a new master after a binary upgrade. */
+const char *systemd_notify_socket(void);
 /* "RELOADING=1" with the MONOTONIC_USEC systemd wants beside it. */
 void systemd_notify_reloading(void);
 

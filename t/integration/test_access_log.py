@@ -74,5 +74,26 @@ def test_unbuffered_when_size_is_zero():
         srv.cleanup()
 
 
+def test_access_log_off_and_min_status_per_location():
+    srv = Server(workers=1, globals_text='access_log_buffer = "0"\n')
+    srv.locations = ('location "/quiet/" { handler = "static" root = "%s" access_log = "off" }\n'
+                     'location "/errors/" { handler = "static" root = "%s" access_log_min_status = 400 }\n'
+                     'location "/" { handler = "static" root = "%s" }\n' % (srv.root, srv.root, srv.root))
+    srv.write_config()
+    for d in ("quiet", "errors"):
+        srv.file(d + "/a.txt", b"A")
+    srv.file("a.txt", b"A")
+    srv.start()
+    try:
+        for path in ("/quiet/a.txt", "/quiet/none", "/errors/a.txt", "/errors/none", "/a.txt"):
+            get(srv, path)
+        assert wait_for(lambda: "GET /a.txt " in open(srv.access_log).read())
+        log = open(srv.access_log).read()
+        assert "/quiet/" not in log, log
+        assert "GET /errors/none HTTP/1.1\" 404" in log and "/errors/a.txt" not in log, log
+    finally:
+        srv.cleanup()
+
+
 if __name__ == "__main__":
     raise SystemExit(run(globals()))
