@@ -36,6 +36,8 @@ struct static_conf {
 	long   expires;                /* seconds, -1 for no Cache-Control/Expires */
 	bool   writable;               /* PUT and DELETE */
 	bool   create_dirs;            /* PUT may create missing parent directories */
+	char  *root;                   /* as configured, for error messages */
+	char   where[160];             /* "file:line" of the location, for refusals by rule */
 };
 
 static const struct httpd_option static_options[] = {
@@ -58,6 +60,7 @@ static void static_release(void *data)
 		close(conf->root_fd);
 	for (size_t i = 0; i < conf->index_count; i++)
 		free(conf->index[i]);
+	free(conf->root);
 	free(conf);
 }
 
@@ -76,6 +79,8 @@ static int static_configure(const struct httpd_location *loc, const struct httpd
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	conf->root = strdup(root);
+	httpd_conf_origin(opts, conf->where, sizeof(conf->where));
 	conf->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (conf->root_fd < 0) {
 		snprintf(err, errlen, "root \"%s\": %s", root, strerror(errno));
@@ -162,6 +167,23 @@ static int cache_headers(struct static_conf *conf, struct httpd_response *res, s
 	    httpd_response_add_header(res, "Expires", httpd_http_date(time(NULL) + conf->expires, date)) < 0)
 		return -1;
 	return 0;
+}
+
+/*
+ * A refusal the client cannot explain: say why in the error log, with what
+ * the operator needs (the file and errno, or the rule and its config line).
+ * A missing file (404) is not worth a line.
+ */
+static int refused(const struct static_conf *conf, const struct httpd_request *req, int status,
+                   const char *rel, int err, const char *rule)
+{
+	if (rule != NULL)
+		httpd_log(HTTPD_LOG_INFO, "%s: %s %s: %d: %s (location at %s)", req->client_addr, req->method_name,
+		          req->target, status, rule, conf->where);
+	else if (err != ENOENT && err != ENOTDIR)
+		httpd_log(HTTPD_LOG_ERR, "%s: %s %s: %d: cannot open %s%s%s: %s", req->client_addr, req->method_name,
+		          req->target, status, conf->root ? conf->root : "?", rel[0] == '/' ? "" : "/", rel, strerror(err));
+	return status;
 }
 
 /* Map a failed write, fsync or rename to a status: a full disk is 507 (RFC 4918 §11.5). */
@@ -473,14 +495,14 @@ static int static_handle(void *data, struct httpd_request *req, struct httpd_res
 	const struct stat *st;
 
 	if (!conf->dotfiles && httpd_path_is_hidden(rel))
-		return 403;
+		return refused(conf, req, 403, rel, 0, "a hidden path and dotfiles = false");
 	if (req->method == HTTPD_METHOD_PUT)
 		return static_put(conf, req, res);
 	if (req->method == HTTPD_METHOD_DELETE)
 		return static_delete(conf, req, res);
 	file = httpd_file_open(req, conf->root_fd, rel);
 	if (file == NULL)
-		return httpd_status_from_errno(errno);
+		return refused(conf, req, httpd_status_from_errno(errno), rel, errno, NULL);
 	st = httpd_file_stat(file);
 	if (S_ISDIR(st->st_mode)) {
 		size_t len = strlen(rel);
@@ -500,7 +522,7 @@ static int static_handle(void *data, struct httpd_request *req, struct httpd_res
 			int dirfd;
 
 			if (!conf->autoindex)
-				return 403;
+				return refused(conf, req, 403, rel, 0, "a directory without an index file and autoindex = false");
 			dirfd = httpd_open_beneath(conf->root_fd, dir, O_RDONLY | O_DIRECTORY);
 			if (dirfd < 0)
 				return httpd_status_from_errno(errno);
@@ -509,7 +531,7 @@ static int static_handle(void *data, struct httpd_request *req, struct httpd_res
 		st = httpd_file_stat(file);
 	}
 	if (!S_ISREG(st->st_mode))
-		return 403;
+		return refused(conf, req, 403, rel, 0, "not a regular file");
 	type = httpd_mime_type(name);
 	if ((type_compressible(type) && conf->precompressed &&
 	     httpd_response_add_header(res, "Vary", "Accept-Encoding") < 0) ||

@@ -13,6 +13,7 @@
 #include "log_format.h"
 #include "pool.h"
 #include "request.h"
+#include "scoreboard.h"
 #include "worker.h"
 
 uint64_t access_log_clock_us(void)
@@ -133,6 +134,7 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 	case LOG_SERVER_PORT:         return req->local_port ? number(scratch, size, req->local_port) : NULL;
 	case LOG_SCHEME:              return req->scheme;
 	case LOG_CONNECTION_REQUESTS: return r->conn ? number(scratch, size, r->conn->requests + 1) : NULL;
+	case LOG_GENERATION:          return score_self ? number(scratch, size, score_self->generation) : NULL;
 	case LOG_HTTP:                return req->headers ? header_by_variable(req, seg->text, seg->len) : NULL;
 	case LOG_PROXY:               return conn_proxy_value(r->conn, seg->index);
 	case LOG_LITERAL:             break;

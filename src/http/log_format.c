@@ -39,7 +39,7 @@ static const struct {
 	{ "request_time_us", LOG_REQUEST_TIME_US }, { "request_id", LOG_REQUEST_ID }, { "pid", LOG_PID },
 	{ "worker", LOG_WORKER }, { "host", LOG_HOST }, { "server_addr", LOG_SERVER_ADDR },
 	{ "server_port", LOG_SERVER_PORT }, { "scheme", LOG_SCHEME },
-	{ "connection_requests", LOG_CONNECTION_REQUESTS },
+	{ "connection_requests", LOG_CONNECTION_REQUESTS }, { "generation", LOG_GENERATION },
 };
 
 const char *log_format_builtin(const char *name, enum log_escape *escape)

@@ -205,8 +205,9 @@ static void timers_expire(struct worker *w)
 }
 
 /* Draining: how long a kept-alive connection must have been quiet to be closed, and how often we look. */
-#define DRAIN_QUIET_MS 1000
-#define DRAIN_TICK_MS  100
+#define DRAIN_QUIET_MS  1000
+#define DRAIN_TICK_MS   100
+#define DRAIN_SPREAD_MS 10000   /* idle connections close over this much of the drain (close-spread) */
 
 static int wait_timeout(const struct worker *w, uint64_t quit_deadline)
 {
@@ -281,15 +282,33 @@ static void idle_close_all(struct worker *w)
 static void idle_close_quiet(struct worker *w)
 {
 	struct timer_list *l = &w->timers[TIMER_KEEPALIVE];
+	size_t closed = 0;
 
-	while (l->head.next != &l->head) {
+	if (w->drain_tick_at > w->now_ms)
+		return;
+	w->drain_tick_at = w->now_ms + DRAIN_TICK_MS;
+	while (l->head.next != &l->head && closed < w->drain_per_tick) {
 		struct timer *t = l->head.next;
 
 		/* The list is in arming order: the first one is the longest idle. */
 		if (t->deadline - l->timeout_ms + DRAIN_QUIET_MS > w->now_ms)
 			break;
 		conn_close((struct conn *)((char *)t - offsetof(struct conn, timer)));
+		closed++;
 	}
+}
+
+/* How many idle connections a tick may close, so that all of them close within DRAIN_SPREAD_MS. */
+static void drain_spread_plan(struct worker *w, unsigned drain_timeout_ms)
+{
+	unsigned spread = drain_timeout_ms < DRAIN_SPREAD_MS ? drain_timeout_ms / 2 : DRAIN_SPREAD_MS;
+	size_t idle = 0, ticks = spread / DRAIN_TICK_MS;
+
+	for (struct timer *t = w->timers[TIMER_KEEPALIVE].head.next; t != &w->timers[TIMER_KEEPALIVE].head; t = t->next)
+		idle++;
+	w->drain_per_tick = ticks > 0 ? (idle + ticks - 1) / ticks : idle;
+	if (w->drain_per_tick < 16)
+		w->drain_per_tick = 16;
 }
 
 /*
@@ -314,6 +333,8 @@ static void quit_begin(struct worker *w, unsigned timeout_ms, bool gradual)
 	w->quitting = true;
 	w->draining = true;
 	w->drain_gradual = gradual;
+	if (gradual)
+		drain_spread_plan(w, timeout_ms);
 	if (score_self != NULL)
 		__atomic_store_n(&score_self->state, SCORE_DRAINING, __ATOMIC_RELAXED);
 	if (gradual)

@@ -52,6 +52,8 @@ struct worker {
 	bool                        quitting;
 	uint64_t                    quit_deadline;  /* when a graceful stop gives up on open requests */
 	bool                        drain_gradual;  /* SIGQUIT/reload: quiet kept-alive connections close a few at a time */
+	size_t                      drain_per_tick; /* how many at a time */
+	uint64_t                    drain_tick_at;
 	bool                        draining;   /* a stop or reload has begun: readiness fails */
 	struct timer_list           timers[TIMER_KINDS];
 	struct deadline             deadlines;  /* sentinel of the sorted list */

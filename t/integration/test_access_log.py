@@ -1,11 +1,12 @@
 """The buffered access log: every answered request logged once, whole lines only,
 flushed on an interval and at exit, with workers writing concurrently."""
+import json
 import os
 import re
 import signal
 import threading
 
-from harness import Server, get, run, wait_for
+from harness import Server, get, recv_all, run, wait_for
 
 LINE = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /(a|b)\.txt\?n=\d+ HTTP/1\.1" 200 \d+ "-" "-"$')
 
@@ -91,6 +92,29 @@ def test_access_log_off_and_min_status_per_location():
         log = open(srv.access_log).read()
         assert "/quiet/" not in log, log
         assert "GET /errors/none HTTP/1.1\" 404" in log and "/errors/a.txt" not in log, log
+    finally:
+        srv.cleanup()
+
+
+def test_json_lines_parse_whatever_bytes_the_client_sends():
+    srv = Server(workers=2, globals_text='access_log_buffer = "0"\naccess_log_format = "json"\n')
+    srv.start()
+    try:
+        answered = 0
+        for b in range(256):
+            byte = bytes([b])
+            s = srv.connect()
+            s.sendall(b"GET /x" + byte + b"y?q=" + byte + b" HTTP/1.1\r\nHost: t\r\nUser-Agent: a" + byte +
+                      b"b\r\nReferer: r" + byte + b"\xc3\xa9\xff\r\nConnection: close\r\n\r\n")
+            data = recv_all(s)
+            s.close()
+            answered += data.count(b"HTTP/1.1 ")
+        assert wait_for(lambda: len(open(srv.access_log, "rb").read().splitlines()) == answered), answered
+        with open(srv.access_log, "rb") as f:
+            entries = [json.loads(line.decode("utf-8")) for line in f.read().splitlines()]   # strict UTF-8
+        statuses = {e["status"] for e in entries}
+        assert statuses <= {200, 400, 404}, statuses
+        assert any(e["status"] == 404 and "\u00ff" in e["referer"] for e in entries), entries[:3]
     finally:
         srv.cleanup()
 

@@ -4,7 +4,7 @@ import re
 import socket
 import sys
 
-from harness import Server, curl, exchange, get, recv_all, run, IS_ROOT
+from harness import Server, curl, exchange, get, recv_all, run, wait_for, IS_ROOT
 
 SERVER = None
 
@@ -49,6 +49,21 @@ def test_get_file_exact_bytes_and_headers():
     assert re.match(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$", r.header("Last-Modified"))
     assert re.match(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$", r.header("Date"))
     assert r.header("Server").startswith("prefork-httpd")
+
+
+def test_permission_denied_403_says_why_in_the_error_log():
+    srv = Server(workers=1)
+    srv.file("locked.txt", b"secret", mode=0o000)
+    srv.file(".hidden", b"h")
+    srv.start()
+    try:
+        assert get(srv, "/locked.txt").status == 403
+        assert wait_for(lambda: "GET /locked.txt: 403: cannot open %s/locked.txt: Permission denied" % srv.root
+                        in srv.log()), srv.log()
+        assert get(srv, "/nothing-here").status == 404
+        assert "nothing-here" not in srv.log()          # a plain 404 is not an error
+    finally:
+        srv.cleanup()
 
 
 def test_raw_response_framing_byte_for_byte():
