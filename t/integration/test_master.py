@@ -257,6 +257,34 @@ def test_error_log_level():
         chatty.cleanup()
 
 
+def test_error_log_to_syslog():
+    """syslog(3) writes to /dev/log: where no syslog daemon owns it (CI), the test stands in for one."""
+    if os.path.exists("/dev/log"):
+        print("# skipped: /dev/log belongs to this machine's syslog")
+        return
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("/dev/log")
+    sock.settimeout(10)
+    srv = Server(workers=1, globals_text='error_log_level = "info"\n')
+    srv.write_config(srv.config_text().replace('error_log = "%s"' % srv.error_log, 'error_log = "syslog"'))
+    try:
+        srv.start()
+        got = []
+        while not any("started: 1 workers" in m for m in got):
+            got.append(sock.recv(4096).decode(errors="replace"))
+        # RFC 3164 framing from syslog(3): <priority>timestamp httpd[pid]: role: message
+        line = [m for m in got if "started: 1 workers" in m][0]
+        assert line.startswith("<29>") and "httpd[%d]: master: started" % srv.master_pid() in line, line
+        srv.signal(signal.SIGUSR1)
+        while not any("worker 0: logs reopened" in m for m in got):
+            got.append(sock.recv(4096).decode(errors="replace"))
+        assert [m for m in got if "logs reopened" in m and "worker" in m][0].startswith("<30>")   # daemon.info
+    finally:
+        srv.cleanup()
+        sock.close()
+        os.unlink("/dev/log")
+
+
 def test_reuseport_mode_serves_respawns_and_reloads():
     srv = Server(workers=2, globals_text="reuseport = true\n")
     srv.file("a.txt", b"AAAA")

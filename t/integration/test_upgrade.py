@@ -9,6 +9,7 @@ import threading
 import time
 
 from harness import HTTPD, Server, get, keepalive_load, run, wait_for
+from test_systemd import Notify
 
 BODY = b"upgrade me\n" * 50
 
@@ -47,8 +48,16 @@ def replace_binary(srv, content, mode=0o755):
 
 def test_upgrade_under_keep_alive_load_loses_nothing():
     srv = server_with_own_binary()
-    start(srv, foreground=False)   # a daemon, as the package runs it
+    notify = Notify()
+    saved = dict(os.environ)
+    os.environ["NOTIFY_SOCKET"] = notify.env
     try:
+        start(srv, foreground=False)   # a daemon, as the package runs it
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        assert notify.next().startswith("READY=1")
         old = srv.master_pid()
         old_workers = srv.worker_pids()
         replace_binary(srv, HTTPD)
@@ -77,8 +86,14 @@ def test_upgrade_under_keep_alive_load_loses_nothing():
         assert len(srv.worker_pids()) == 2 and not set(old_workers) & set(srv.worker_pids())
         assert "upgrade: the new master (pid %d) serves" % new in srv.log(), srv.log()
         assert "using the socket systemd passed" in srv.log()   # inherited, not bound again
+        # systemd hears about the new main process from the old one.
+        msgs = []
+        while not any(m.startswith("MAINPID=") for m in msgs):
+            msgs.append(notify.next())
+        assert "MAINPID=%d\nREADY=1" % new in msgs[-1], msgs
     finally:
         srv.cleanup()
+        notify.close()
 
 
 def test_failed_upgrades_leave_the_old_master_serving():
