@@ -178,11 +178,10 @@ static int refused(const struct static_conf *conf, const struct httpd_request *r
                    const char *rel, int err, const char *rule)
 {
 	if (rule != NULL)
-		httpd_log(HTTPD_LOG_INFO, "%s: %s %s: %d: %s (location at %s)", req->client_addr, req->method_name,
-		          req->target, status, rule, conf->where);
+		httpd_log_request(HTTPD_LOG_INFO, req, "%d: %s (location at %s)", status, rule, conf->where);
 	else if (err != ENOENT && err != ENOTDIR)
-		httpd_log(HTTPD_LOG_ERR, "%s: %s %s: %d: cannot open %s%s%s: %s", req->client_addr, req->method_name,
-		          req->target, status, conf->root ? conf->root : "?", rel[0] == '/' ? "" : "/", rel, strerror(err));
+		httpd_log_request(HTTPD_LOG_ERR, req, "%d: cannot open %s%s%s: %s", status, conf->root ? conf->root : "?",
+		                  rel[0] == '/' ? "" : "/", rel, strerror(err));
 	return status;
 }
 
@@ -359,7 +358,7 @@ static struct put_state *put_open(struct static_conf *conf, const struct httpd_r
 	put->fd = openat(dirfd, put->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (put->fd < 0) {
 		*status = write_status(errno);
-		httpd_log(HTTPD_LOG_ERR, "PUT %s: cannot create %s: %s", req->path, put->tmp, strerror(errno));
+		httpd_log_request(HTTPD_LOG_ERR, req, "cannot create %s: %s", put->tmp, strerror(errno));
 		close(dirfd);
 		return NULL;
 	}
@@ -391,7 +390,7 @@ static int static_body(void *data, struct httpd_request *req, struct httpd_respo
 	if (ev == HTTPD_BODY_DATA && write_all(put->fd, buf, len) < 0) {
 		int err = errno;
 
-		httpd_log(HTTPD_LOG_ERR, "PUT %s: writing %s: %s", req->path, put->tmp, strerror(err));
+		httpd_log_request(HTTPD_LOG_ERR, req, "writing %s: %s", put->tmp, strerror(err));
 		put_abandon(put);
 		return write_status(err);
 	}
@@ -422,15 +421,14 @@ static void put_commit(void *arg)
 	}
 	put->committed = true;
 	if (fsync(put->dirfd) < 0)
-		httpd_log(HTTPD_LOG_WARN, "PUT %s: fsync of the directory failed: %s", put->req->path,
-		          strerror(errno));
+		httpd_log_request(HTTPD_LOG_WARN, put->req, "fsync of the directory failed: %s", strerror(errno));
 }
 
 static int put_answer(struct put_state *put)
 {
 	if (put->err != 0) {
 		put_abandon(put);
-		httpd_log(HTTPD_LOG_ERR, "PUT %s: %s: %s", put->req->path, put->failed, strerror(put->err));
+		httpd_log_request(HTTPD_LOG_ERR, put->req, "%s: %s", put->failed, strerror(put->err));
 		return write_status(put->err);
 	}
 	httpd_response_set_status(put->res, put->existed ? 204 : 201);

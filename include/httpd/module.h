@@ -461,6 +461,13 @@ char *httpd_http_date(time_t t, char buf[HTTPD_DATE_LEN]);
 enum httpd_log_level { HTTPD_LOG_ERR, HTTPD_LOG_WARN, HTTPD_LOG_NOTICE, HTTPD_LOG_INFO, HTTPD_LOG_DEBUG };
 void httpd_log(enum httpd_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * A message about one request: prefixed with the client address and the
+ * request line ("192.0.2.7: GET /x?y: ..."), so every such line says who
+ * and what; say why (the path and errno, the config line) in fmt.
+ */
+void httpd_log_request(enum httpd_log_level level, const struct httpd_request *req, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus
 }

@@ -375,8 +375,7 @@ static void sign_server_exit(void *server_data)
 static int refuse(struct httpd_request *req, struct httpd_response *res, const struct sign_location *sl,
                   enum token t, const char *key_id)
 {
-	httpd_log(HTTPD_LOG_INFO, "sign: %s: %s %s: key %s: refused: %s", req->client_addr, req->method_name,
-	          req->target, key_id != NULL ? key_id : "-", token_names[t]);
+	httpd_log_request(HTTPD_LOG_INFO, req, "sign: key %s: refused: %s", key_id != NULL ? key_id : "-", token_names[t]);
 	if (httpd_response_add_header(res, "Sign-Error", token_names[t]) < 0)
 		return 500;
 	switch (t) {

@@ -91,7 +91,7 @@ struct httpd_event *httpd_event_fd(struct httpd_request *req, int fd, unsigned e
 	            (events & HTTPD_EVENT_WRITE ? EPOLLOUT : 0);
 	ev.data.ptr = e;
 	if (epoll_ctl(worker_current()->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		httpd_log(HTTPD_LOG_ERR, "%s: module event on fd %d: %s", req->path, fd, strerror(errno));
+		httpd_log_request(HTTPD_LOG_ERR, req, "module event on fd %d: %s", fd, strerror(errno));
 		e->fd = -1;
 		e->active = false;
 		event_remove(e);

@@ -1,5 +1,6 @@
 /* The request half of <httpd/module.h>: headers, the body, notes, cancellation. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,18 @@ const char *httpd_request_header(const struct httpd_request *req, const char *na
 		if (strcasecmp(req->headers[i].name, name) == 0)
 			return req->headers[i].value;
 	return NULL;
+}
+
+void httpd_log_request(enum httpd_log_level level, const struct httpd_request *req, const char *fmt, ...)
+{
+	char msg[1536];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	httpd_log(level, "%s: %s %.300s: %s", req->client_addr ? req->client_addr : "-",
+	          req->method_name ? req->method_name : "-", req->target ? req->target : "-", msg);
 }
 
 const char *httpd_request_proxy(const struct httpd_request *req, const char *field)
@@ -105,8 +118,8 @@ const char *httpd_request_body_load(struct httpd_request *req)
 		ssize_t n = pread(r->body.fd, buf + done, (size_t)(req->body_len - done), (off_t)done);
 
 		if (n <= 0) {
-			httpd_log(HTTPD_LOG_ERR, "%s: reading the request body back: %s", req->client_addr,
-			          n < 0 ? strerror(errno) : "file shorter than the body");
+			httpd_log_request(HTTPD_LOG_ERR, req, "reading the request body back: %s",
+			                  n < 0 ? strerror(errno) : "file shorter than the body");
 			return NULL;
 		}
 		done += (uint64_t)n;

@@ -269,8 +269,8 @@ void conn_timeout(struct conn *c, enum timer_kind kind)
 			status = 408;
 		break;
 	case TIMER_HANDLER:
-		httpd_log(HTTPD_LOG_ERR, "%s: %s: the handler did not answer within handler_timeout", c->peer,
-		          c->req != NULL && c->req->req.path ? c->req->req.path : "?");
+		if (c->req != NULL)
+			httpd_log_request(HTTPD_LOG_ERR, &c->req->req, "the handler did not answer within handler_timeout");
 		status = 503;
 		break;
 	default:

@@ -81,8 +81,8 @@ static int spill_open(struct request *r)
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
-		httpd_log(HTTPD_LOG_ERR, "%s: %s: cannot make a temporary file for the request body in %s: %s",
-		          r->req.client_addr, r->req.path, dir, strerror(errno));
+		httpd_log_request(HTTPD_LOG_ERR, &r->req, "cannot make a temporary file for the request body in %s: %s",
+		                  dir, strerror(errno));
 		return -1;
 	}
 	if (httpd_pool_cleanup(r->pool, fd_close, (void *)(intptr_t)fd) < 0) {
@@ -101,8 +101,8 @@ static int spill_write(struct request *r, const char *buf, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			httpd_log(HTTPD_LOG_ERR, "%s: %s: writing the request body to %s: %s", r->req.client_addr,
-			          r->req.path, r->w->config->temp_dir, strerror(errno));
+			httpd_log_request(HTTPD_LOG_ERR, &r->req, "writing the request body to %s: %s",
+			                  r->w->config->temp_dir, strerror(errno));
 			return errno == ENOSPC || errno == EDQUOT ? 507 : 500;
 		}
 		buf += n;

@@ -471,8 +471,7 @@ static enum step write_response(struct conn *c)
 			}
 			if (n == 0) {
 				/* The file shrank under us: the promised length cannot be kept. */
-				httpd_log(HTTPD_LOG_ERR, "%s: %s: file truncated while sending", c->peer,
-				          r->req.path ? r->req.path : "?");
+				httpd_log_request(HTTPD_LOG_ERR, &r->req, "the file was truncated while being sent");
 				conn_close(c);
 				return STEP_CLOSED;
 			}
@@ -482,8 +481,7 @@ static enum step write_response(struct conn *c)
 		}
 		if (c->stream_active) {
 			if (!stream_refill(c, r)) {
-				httpd_log(HTTPD_LOG_ERR, "%s: %s: streamed body failed", c->peer,
-				          r->req.path ? r->req.path : "?");
+				httpd_log_request(HTTPD_LOG_ERR, &r->req, "the module's streamed body failed");
 				conn_close(c);
 				return STEP_CLOSED;
 			}

@@ -236,7 +236,7 @@ static int status_checked(const struct module *m, const char *phase, int rc, str
 {
 	if (rc >= 400 && rc <= 599)
 		return rc;
-	httpd_log(HTTPD_LOG_ERR, "module %s %s returned %d for %s", m->name, phase, rc, r->req.path);
+	httpd_log_request(HTTPD_LOG_ERR, &r->req, "module %s: %s returned %d, not a status", m->name, phase, rc);
 	return 500;
 }
 
@@ -273,7 +273,8 @@ void request_handle(struct request *r)
 		return;
 	}
 	if (rc < 300 || rc > 599) {
-		httpd_log(HTTPD_LOG_ERR, "module %s handler returned %d for %s", lm->mod->name, rc, r->req.path);
+		httpd_log_request(HTTPD_LOG_ERR, &r->req, "module %s: the handler returned %d, not a status",
+		                  lm->mod->name, rc);
 		rc = 500;
 	}
 	request_fail(r, rc);
@@ -284,7 +285,7 @@ void httpd_request_finish(struct httpd_request *req, int rc)
 	struct request *r = request_of(req);
 
 	if (!r->pending || r->aborted || r->conn == NULL) {
-		httpd_log(HTTPD_LOG_ERR, "httpd_request_finish for %s: the request is not pending", req->path);
+		httpd_log_request(HTTPD_LOG_ERR, req, "httpd_request_finish: the request is not pending");
 		return;
 	}
 	r->pending = false;
@@ -292,8 +293,8 @@ void httpd_request_finish(struct httpd_request *req, int rc)
 		request_respond(r);
 	} else {
 		if (rc < 300 || rc > 599) {
-			httpd_log(HTTPD_LOG_ERR, "module %s finished %s with %d", r->loc->handler.mod->name,
-			          req->path, rc);
+			httpd_log_request(HTTPD_LOG_ERR, req, "module %s finished it with %d, not a status",
+			                  r->loc->handler.mod->name, rc);
 			rc = 500;
 		}
 		request_fail(r, rc);

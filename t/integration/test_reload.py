@@ -1,4 +1,4 @@
-"""Reloads and rotations under keep-alive load lose nothing: a load client with 20 keep-alive
+"""Reloads and rotations under keep-alive load lose nothing: a load client with 50 keep-alive
 connections that retries nothing and checks every response byte for byte, while the test sends
 SIGHUPs with alternating configurations (and SIGUSR1s); 0 failed requests, and the new
 configuration takes effect."""
@@ -16,7 +16,7 @@ BODY = bytes(range(256)) * 8
 
 def under_load(srv, action):
     stop = threading.Event()
-    results = [{"ok": 0, "failed": 0, "closed": 0, "why": [], "servers": set()} for _ in range(20)]
+    results = [{"ok": 0, "failed": 0, "closed": 0, "why": [], "servers": set()} for _ in range(50)]
     threads = [threading.Thread(target=keepalive_load, args=(srv.port, "/f.bin", BODY, stop, r, 50000))
                for r in results]
     for t in threads:
