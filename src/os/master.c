@@ -565,6 +565,25 @@ static bool binary_upgrade(struct master *m, const sigset_t *set)
 	return true;
 }
 
+/* Every 10 s, systemd's STATUS= shows the workers, the request rate and the reloads. */
+static void status_report(struct master *m)
+{
+	unsigned at = scoreboard->history_at;
+	double rate = 0.0;
+
+	if (!m->ready_sent || at % 10 != 0 || at < 11 || systemd_notify_socket()[0] == '\0')
+		return;
+	{
+		unsigned cur = (at - 1) % SCORE_HISTORY, old = (at - 11) % SCORE_HISTORY;
+		int64_t dt = scoreboard->history_time[cur] - scoreboard->history_time[old];
+
+		if (dt > 0)
+			rate = (double)(scoreboard->history_requests[cur] - scoreboard->history_requests[old]) / (double)dt;
+	}
+	systemd_notify("STATUS=serving: %u workers, %.0f req/s; %u reloads, %u failed", m->slot_count, rate,
+	               m->reloads_ok, m->reloads_failed);
+}
+
 static void reload(struct master *m)
 {
 	struct httpd_config *fresh;
@@ -830,6 +849,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 			if (now >= m.sample_at) {
 				scoreboard_sample(scoreboard, time(NULL));
 				m.sample_at = now + 1000;
+				status_report(&m);
 			}
 			if (m.sample_at < next)
 				next = m.sample_at;

@@ -27,9 +27,10 @@ class Notify:
         self.sock.settimeout(10)
 
     def next(self, skip=("WATCHDOG=1",)):
+        """The next message, leaving out the watchdog and the periodic STATUS= (every 10 s)."""
         while True:
             msg = self.sock.recv(4096).decode()
-            if msg not in skip:
+            if msg not in skip and not (msg.startswith("STATUS=serving:") and "\n" not in msg):
                 return msg
 
     def close(self):
@@ -83,6 +84,12 @@ def test_watchdog_and_abstract_socket():
         # Every 200 ms while the worker runs.
         assert notify.next(skip=()) == "WATCHDOG=1"
         assert notify.next(skip=()) == "WATCHDOG=1"
+        # Every 10 s: workers, request rate, reloads.
+        notify.sock.settimeout(20)
+        msg = ""
+        while not msg.startswith("STATUS=serving:"):
+            msg = notify.sock.recv(4096).decode()
+        assert msg.startswith("STATUS=serving: 1 workers, ") and " req/s; 0 reloads, 0 failed" in msg, msg
     finally:
         srv.cleanup()
         notify.close()
