@@ -75,10 +75,17 @@ static const char *header_by_variable(const struct httpd_request *req, const cha
 	return NULL;
 }
 
+/* Decimal text of v in scratch (at least 21 bytes); a log line has several, so no snprintf. */
 static const char *number(char *scratch, size_t size, unsigned long long v)
 {
-	snprintf(scratch, size, "%llu", v);
-	return scratch;
+	char *p = scratch + size - 1;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0 && p > scratch);
+	return p;
 }
 
 static const char *lookup(void *ctx, const struct log_segment *seg, char *scratch, size_t size)
@@ -100,16 +107,21 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 		snprintf(scratch, size, "%lld.%03ld", (long long)ts.tv_sec, ts.tv_nsec / 1000000);
 		return scratch;
 	case LOG_REQUEST: {
-		size_t n;
+		size_t m, t;
 		char *line;
 
 		if (req->method_name == NULL || req->target == NULL)
 			return NULL;
-		n = strlen(req->method_name) + strlen(req->target) + 12;
-		line = httpd_pool_alloc(r->pool, n);
+		m = strlen(req->method_name);
+		t = strlen(req->target);
+		/* Usually short enough for scratch; a long target goes to the pool. */
+		line = m + t + 11 <= size ? scratch : httpd_pool_alloc(r->pool, m + t + 11);
 		if (line == NULL)
 			return NULL;
-		snprintf(line, n, "%s %s HTTP/1.%d", req->method_name, req->target, req->version == 10 ? 0 : 1);
+		memcpy(line, req->method_name, m);
+		line[m] = ' ';
+		memcpy(line + m + 1, req->target, t);
+		memcpy(line + m + 1 + t, req->version == 10 ? " HTTP/1.0" : " HTTP/1.1", 10);
 		return line;
 	}
 	case LOG_REQUEST_METHOD:      return req->method_name;
