@@ -219,6 +219,10 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 		httpd_log(HTTPD_LOG_WARN, "socketpair: %s; this worker will keep its logs until it is replaced",
 		          strerror(errno));
 		ctl[0] = ctl[1] = -1;
+	} else if (fcntl(ctl[0], F_SETOWN, getpid()) < 0 ||
+	           fcntl(ctl[0], F_SETFL, fcntl(ctl[0], F_GETFL) | O_ASYNC | O_NONBLOCK) < 0) {
+		/* Set before the fork: a worker's "R" must not arrive before SIGIO is armed. */
+		httpd_log(HTTPD_LOG_WARN, "control socket: %s; readiness will not reach systemd", strerror(errno));
 	}
 	score = scoreboard_slot_claim(scoreboard, id, 0, scoreboard != NULL ? scoreboard->generation : 0);
 	if (score < 0 && scoreboard != NULL)
@@ -254,13 +258,9 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 		controls_close(m);   /* the other workers' channels are not ours */
 		_exit(worker_run(&setup));
 	}
-	if (ctl[1] >= 0) {
+	/* Its "accepting" note raises SIGIO here: the master waits on signals, not on sockets. */
+	if (ctl[1] >= 0)
 		close(ctl[1]);
-		/* Its "accepting" note raises SIGIO here: the master waits on signals, not on sockets. */
-		if (fcntl(ctl[0], F_SETOWN, getpid()) < 0 ||
-		    fcntl(ctl[0], F_SETFL, fcntl(ctl[0], F_GETFL) | O_ASYNC | O_NONBLOCK) < 0)
-			httpd_log(HTTPD_LOG_WARN, "control socket: %s; readiness will not reach systemd", strerror(errno));
-	}
 	if (m->slots[id].ctl >= 0)
 		close(m->slots[id].ctl);
 	m->slots[id].ctl = ctl[0];
@@ -833,6 +833,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 		goto out;
 	slots_init(m.slots, m.slot_count);
 	slots_start(&m);
+	workers_ready(&m);   /* notes that came before we listened for SIGIO */
 	httpd_log(HTTPD_LOG_NOTICE, "started: %u workers, %zu listeners, %s accept balancing",
 	          config->workers, config->listen_count, config->reuseport ? "SO_REUSEPORT" : "EPOLLEXCLUSIVE");
 
