@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct timer {
 	struct timer *prev, *next;
@@ -18,6 +19,15 @@ struct timer_list {
 	struct timer head;      /* sentinel */
 	uint64_t     timeout_ms;
 };
+
+/* Milliseconds on the monotonic clock (precise; the worker loop caches a coarse one per wakeup). */
+static inline uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static inline void timer_list_init(struct timer_list *l, uint64_t timeout_ms)
 {

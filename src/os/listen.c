@@ -124,6 +124,12 @@ int listen_spec_parse(const char *text, struct listen_spec *spec, char *err, siz
 	}
 }
 
+bool listen_addr_equal(const struct sockaddr_storage *a, socklen_t alen,
+                       const struct sockaddr_storage *b, socklen_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
 void listen_format(const struct sockaddr *sa, char *out, size_t size)
 {
 	char host[INET6_ADDRSTRLEN];

@@ -32,6 +32,9 @@ int listen_spec_parse(const char *text, struct listen_spec *spec, char *err, siz
 /* Opens, binds and listens; -1 with a reason in err. */
 int listen_socket_open(const struct listen_spec *spec, bool reuseport, int backlog,
                        char *err, size_t errlen);
+/* The same socket address (bytes and length), as bound or as getsockname gives it. */
+bool listen_addr_equal(const struct sockaddr_storage *a, socklen_t alen,
+                       const struct sockaddr_storage *b, socklen_t blen);
 /* "127.0.0.1:8080" or "[::1]:8080" for sockaddr. */
 void listen_format(const struct sockaddr *sa, char *out, size_t size);
 

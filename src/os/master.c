@@ -71,19 +71,6 @@ struct master {
 	uint64_t             sample_at;      /* next scoreboard sample */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static bool addr_equal(const struct sockaddr_storage *a, socklen_t alen,
-                       const struct sockaddr_storage *b, socklen_t blen)
-{
-	return alen == blen && memcmp(a, b, alen) == 0;
-}
 
 /*
  * Undoes a partial sockets_open: sockets taken over from old go back to
@@ -99,7 +86,7 @@ static void sockets_give_back(struct socket_entry *table, size_t count, struct s
 			continue;
 		for (size_t j = 0; j < old_count && !returned; j++) {
 			if (old[j].fd < 0 && old[j].slot == table[k].slot &&
-			    addr_equal(&old[j].addr, old[j].addrlen, &table[k].addr, table[k].addrlen)) {
+			    listen_addr_equal(&old[j].addr, old[j].addrlen, &table[k].addr, table[k].addrlen)) {
 				old[j].fd = table[k].fd;
 				returned = true;
 			}
@@ -137,7 +124,7 @@ static int sockets_open(const struct httpd_config *config, struct socket_entry *
 			e->fd = -1;
 			for (size_t j = 0; j < old_count; j++) {
 				if (old[j].fd >= 0 && old[j].slot == s &&
-				    addr_equal(&old[j].addr, old[j].addrlen, &ls->addr, ls->addrlen)) {
+				    listen_addr_equal(&old[j].addr, old[j].addrlen, &ls->addr, ls->addrlen)) {
 					e->fd = old[j].fd;
 					old[j].fd = -1;
 					break;
@@ -269,7 +256,7 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 	m->slots[id].score = score;
 	if (score >= 0)
 		__atomic_store_n(&scoreboard->slot[score].pid, (int32_t)pid, __ATOMIC_RELAXED);
-	m->slots[id].started_ms = now_ms();
+	m->slots[id].started_ms = monotonic_ms();
 	return pid;
 }
 
@@ -278,7 +265,7 @@ static void slots_start(struct master *m)
 {
 	for (unsigned i = 0; i < m->slot_count; i++)
 		if (worker_spawn(m, i) < 0)
-			m->slots[i].respawn_at = now_ms() + 1000;
+			m->slots[i].respawn_at = monotonic_ms() + 1000;
 }
 
 static void draining_add(struct master *m, pid_t pid, int ctl, int score)
@@ -346,7 +333,7 @@ static void children_reap(struct master *m)
 			continue;
 		for (unsigned i = 0; i < m->slot_count; i++) {
 			struct slot *s = &m->slots[i];
-			uint64_t now = now_ms(), delay;
+			uint64_t now = monotonic_ms(), delay;
 
 			if (s->pid != pid)
 				continue;
@@ -381,7 +368,7 @@ static void children_reap(struct master *m)
 
 static uint64_t respawn_due(struct master *m)
 {
-	uint64_t next = UINT64_MAX, now = now_ms();
+	uint64_t next = UINT64_MAX, now = monotonic_ms();
 
 	for (unsigned i = 0; i < m->slot_count; i++) {
 		struct slot *s = &m->slots[i];
@@ -524,7 +511,7 @@ static void workers_ready(struct master *m)
 /* WATCHDOG=1 while every worker slot has a worker: a master stuck, or unable to keep workers, stops it. */
 static void watchdog_tick(struct master *m)
 {
-	uint64_t interval = systemd_watchdog_ms(), now = now_ms();
+	uint64_t interval = systemd_watchdog_ms(), now = monotonic_ms();
 
 	if (interval == 0 || now < m->watchdog_at)
 		return;
@@ -736,10 +723,10 @@ static int daemonize(void)
 /* Waits until all children are gone or deadline passes; SIGKILL after that. */
 static void children_wait(struct master *m, const sigset_t *set, uint64_t budget_ms)
 {
-	uint64_t deadline = now_ms() + budget_ms;
+	uint64_t deadline = monotonic_ms() + budget_ms;
 
 	while (children_alive(m) > 0) {
-		uint64_t now = now_ms();
+		uint64_t now = monotonic_ms();
 		struct timespec ts;
 
 		if (now >= deadline) {
@@ -770,8 +757,8 @@ static void readiness_drop(struct master *m, const sigset_t *set)
 	          m->config->shutdown_delay_ms / 1000);
 	m->stopping = true;
 	children_signal(m, SIGUSR2);
-	deadline = now_ms() + m->config->shutdown_delay_ms;
-	for (uint64_t now = now_ms(); now < deadline; now = now_ms()) {
+	deadline = monotonic_ms() + m->config->shutdown_delay_ms;
+	for (uint64_t now = monotonic_ms(); now < deadline; now = monotonic_ms()) {
 		struct timespec ts = { .tv_sec = (time_t)((deadline - now) / 1000),
 		                       .tv_nsec = (long)((deadline - now) % 1000) * 1000000 };
 		int sig = sigtimedwait(set, NULL, &ts);
@@ -839,7 +826,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 
 	for (;;) {
 		siginfo_t info;
-		uint64_t next = respawn_due(&m), now = now_ms();
+		uint64_t next = respawn_due(&m), now = monotonic_ms();
 		struct timespec ts = { .tv_sec = 3600, .tv_nsec = 0 };
 		int sig;
 

@@ -97,7 +97,6 @@ void scoreboard_slot_retire(struct scoreboard *sb, int slot)
 
 void scoreboard_sample(struct scoreboard *sb, int64_t now)
 {
-	struct score_counters c;
 	uint64_t total = sb->retired.requests;
 	unsigned at = sb->history_at % SCORE_HISTORY;
 
@@ -106,7 +105,6 @@ void scoreboard_sample(struct scoreboard *sb, int64_t now)
 			continue;
 		total += __atomic_load_n(&sb->slot[i].c.requests, __ATOMIC_RELAXED);
 	}
-	(void)c;
 	sb->history_time[at] = now;
 	__atomic_store_n(&sb->history_requests[at], total, __ATOMIC_RELAXED);
 	__atomic_store_n(&sb->history_at, sb->history_at + 1, __ATOMIC_RELEASE);

@@ -135,9 +135,9 @@ static bool same_address(int fd, const struct listen_spec *spec)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM)
 		return false;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != spec->addr.ss_family)
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return false;
-	return len == spec->addrlen && memcmp(&ss, &spec->addr, len) == 0;
+	return listen_addr_equal(&ss, len, &spec->addr, spec->addrlen);
 }
 
 int systemd_listen_take(const struct listen_spec *spec)

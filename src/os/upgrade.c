@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "timer.h"
 
 #define FD_PARK 256   /* where descriptors wait while the passed ones are put at 3, 4, ... */
 
@@ -92,14 +93,6 @@ static void child_exec(const int *fds, size_t nfds, int pipe_wr, const char *not
 	_exit(127);
 }
 
-static uint64_t clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 enum upgrade_result upgrade_start(const int *fds, size_t nfds, const char *notify_socket,
                                   unsigned timeout_ms, pid_t *child)
 {
@@ -131,8 +124,8 @@ enum upgrade_result upgrade_start(const int *fds, size_t nfds, const char *notif
 	*child = pid;
 	httpd_log(HTTPD_LOG_NOTICE, "upgrade: started %s as pid %ld; waiting up to %u s for it to be ready", exe,
 	          (long)pid, timeout_ms / 1000);
-	deadline = clock_ms() + timeout_ms;
-	for (uint64_t now = clock_ms(); now < deadline; now = clock_ms()) {
+	deadline = monotonic_ms() + timeout_ms;
+	for (uint64_t now = monotonic_ms(); now < deadline; now = monotonic_ms()) {
 		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 		int n = poll(&pfd, 1, (int)(deadline - now > 200 ? 200 : deadline - now));
 

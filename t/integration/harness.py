@@ -373,6 +373,36 @@ def keepalive_load(port, path, expected, stop, results, bound):
         conn.close()
 
 
+class KeepaliveLoad:
+    """connections threads of keepalive_load on port while the with-block runs, after lead seconds
+    of load; on exit they stop and the totals are ok, failed, closed, why and results (per thread)."""
+
+    def __init__(self, port, path, expected, connections, bound=50000, lead=0.5):
+        import threading
+        self.stop = threading.Event()
+        self.results = [{"ok": 0, "failed": 0, "closed": 0, "why": [], "servers": set()}
+                        for _ in range(connections)]
+        self.threads = [threading.Thread(target=keepalive_load, args=(port, path, expected, self.stop, r, bound))
+                        for r in self.results]
+        self.lead = lead
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        time.sleep(self.lead)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+        self.ok = sum(r["ok"] for r in self.results)
+        self.failed = sum(r["failed"] for r in self.results)
+        self.closed = sum(r["closed"] for r in self.results)
+        self.why = [w for r in self.results for w in r["why"]][:5]
+        return False
+
+
 def curl(*args):
     """Runs curl; returns (exit status, stdout bytes, stderr text)."""
     proc = subprocess.run(["curl", "-sS", "--max-time", "20"] + list(args),

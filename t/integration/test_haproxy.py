@@ -8,10 +8,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 
-from harness import Server, curl, free_port, keepalive_load, recv_all, run, wait_for
+from harness import KeepaliveLoad, Server, curl, free_port, recv_all, run, wait_for
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SHUTDOWN_DELAY = 3
@@ -150,14 +149,7 @@ def test_each_instance_logs_the_true_client_address():
 def test_sigterm_under_load_costs_no_request():
     a, b, lb = setup()
     try:
-        stop = threading.Event()
-        results = [{"ok": 0, "failed": 0, "why": []} for _ in range(4)]
-        threads = [threading.Thread(target=keepalive_load, args=(lb.port, "/page.txt", b"page\n" * 100, stop, r, 20000))
-                   for r in results]
-        for t in threads:
-            t.start()
-        try:
-            time.sleep(1.0)
+        with KeepaliveLoad(lb.port, "/page.txt", b"page\n" * 100, 4, bound=20000, lead=1.0) as load:
             a_master = a.master_pid()
             sent_at = time.monotonic()
             a.signal(signal.SIGTERM)
@@ -170,22 +162,15 @@ def test_sigterm_under_load_costs_no_request():
                             open("/proc/%d/stat" % a_master).read().split()[2] == "Z",
                             timeout=SHUTDOWN_DELAY + 10)
             time.sleep(1.0)   # load keeps going on b alone
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=30)
-        ok = sum(r["ok"] for r in results)
-        failed = sum(r["failed"] for r in results)
-        why = [w for r in results for w in r["why"]][:5]
-        assert failed == 0, "%d of %d requests failed: %s\n%s" % (failed, ok + failed, why, lb.output())
-        assert ok > 100, ok
-        print("# %d requests through haproxy, 0 failed; a marked down %.2f s after SIGTERM" % (ok, marked_down))
+        assert load.failed == 0, "%d of %d requests failed: %s\n%s" % (load.failed, load.ok + load.failed, load.why,
+                                                                       lb.output())
+        assert load.ok > 100, load.ok
+        print("# %d requests through haproxy, 0 failed; a marked down %.2f s after SIGTERM" % (load.ok, marked_down))
         with open(a.access_log) as f:
             served_a = sum(1 for l in f if "/page.txt" in l)
         assert served_a > 0, "a served nothing before it stopped"
         assert "stopping: finishing requests in flight" in a.log(), a.log()
     finally:
-        stop.set()
         lb.cleanup()
         a.cleanup()
         b.cleanup()

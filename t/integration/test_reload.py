@@ -6,35 +6,21 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 
-from harness import Server, get, keepalive_load, run, wait_for
+from harness import KeepaliveLoad, Server, get, run, wait_for
 
 BODY = bytes(range(256)) * 8
 
 
 def under_load(srv, action):
-    stop = threading.Event()
-    results = [{"ok": 0, "failed": 0, "closed": 0, "why": [], "servers": set()} for _ in range(50)]
-    threads = [threading.Thread(target=keepalive_load, args=(srv.port, "/f.bin", BODY, stop, r, 50000))
-               for r in results]
-    for t in threads:
-        t.start()
-    try:
-        time.sleep(0.5)
+    with KeepaliveLoad(srv.port, "/f.bin", BODY, 50) as load:
         action()
         time.sleep(0.5)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-    ok = sum(r["ok"] for r in results)
-    failed = sum(r["failed"] for r in results)
-    why = [w for r in results for w in r["why"]][:5]
-    assert failed == 0, "%d of %d requests failed: %s\n%s" % (failed, ok + failed, why, srv.log()[-3000:])
-    assert ok > 200, ok
-    return results
+    assert load.failed == 0, "%d of %d requests failed: %s\n%s" % (load.failed, load.ok + load.failed, load.why,
+                                                                   srv.log()[-3000:])
+    assert load.ok > 200, load.ok
+    return load.results
 
 
 def test_twenty_reloads_under_keep_alive_load_lose_nothing():

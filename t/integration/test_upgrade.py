@@ -5,10 +5,9 @@ import os
 import shutil
 import signal
 import stat
-import threading
 import time
 
-from harness import HTTPD, Server, get, keepalive_load, run, wait_for
+from harness import HTTPD, KeepaliveLoad, Server, get, run, wait_for
 from test_systemd import Notify
 
 BODY = b"upgrade me\n" * 50
@@ -61,27 +60,15 @@ def test_upgrade_under_keep_alive_load_loses_nothing():
         old = srv.master_pid()
         old_workers = srv.worker_pids()
         replace_binary(srv, HTTPD)
-        stop = threading.Event()
-        results = [{"ok": 0, "failed": 0, "why": []} for _ in range(10)]
-        threads = [threading.Thread(target=keepalive_load, args=(srv.port, "/f.bin", BODY, stop, r, 50000))
-                   for r in results]
-        for t in threads:
-            t.start()
-        try:
-            time.sleep(0.5)
+        with KeepaliveLoad(srv.port, "/f.bin", BODY, 10) as load:
             os.kill(old, signal.SIGUSR2)
             assert wait_for(lambda: srv.master_pid() != old, timeout=30), srv.log()
             new = srv.master_pid()
             # The old master drains and exits; the new one and its workers serve.
             assert wait_for(lambda: not os.path.exists("/proc/%d" % old), timeout=30), srv.log()
             time.sleep(0.5)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=60)
-        failed = sum(r["failed"] for r in results)
-        assert failed == 0, [w for r in results for w in r["why"]][:5]
-        assert sum(r["ok"] for r in results) > 100
+        assert load.failed == 0, load.why
+        assert load.ok > 100
         assert get(srv, "/f.bin").body == BODY
         assert len(srv.worker_pids()) == 2 and not set(old_workers) & set(srv.worker_pids())
         assert "upgrade: the new master (pid %d) serves" % new in srv.log(), srv.log()
