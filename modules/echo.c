@@ -208,6 +208,40 @@ static void echo_proxy_json(struct out *o, const struct httpd_request *req)
 	out_str(o, "}");
 }
 
+/* The server block and TLS session, for checking SNI, resumption and client certificates. */
+static void echo_tls_json(struct out *o, const struct httpd_request *req)
+{
+	static const char *const fields[] = {
+		"protocol", "cipher", "server_name", "alpn", "session_reused", "client_subject", "client_issuer",
+		"client_verify",
+	};
+	const char *server = httpd_request_tls(req, "server");
+	bool first = true;
+
+	out_str(o, ",\"scheme\":");
+	json_string(o, req->scheme, strlen(req->scheme));
+	if (server != NULL) {
+		out_str(o, ",\"server\":");
+		json_string(o, server, strlen(server));
+	}
+	if (httpd_request_tls(req, "protocol") == NULL)
+		return;
+	out_str(o, ",\"tls\":{");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = httpd_request_tls(req, fields[i]);
+
+		if (v == NULL)
+			continue;
+		if (!first)
+			out_str(o, ",");
+		first = false;
+		json_string(o, fields[i], strlen(fields[i]));
+		out_str(o, ":");
+		json_string(o, v, strlen(v));
+	}
+	out_str(o, "}");
+}
+
 static void echo_json(struct out *o, const struct httpd_request *req)
 {
 	char num[32];
@@ -222,6 +256,7 @@ static void echo_json(struct out *o, const struct httpd_request *req)
 	out_str(o, ",\"peer\":");
 	json_string(o, req->peer_addr, strlen(req->peer_addr));
 	echo_proxy_json(o, req);
+	echo_tls_json(o, req);
 	out_str(o, ",\"headers\":[");
 	for (size_t i = 0; i < req->header_count; i++) {
 		out_str(o, i ? ",[" : "[");

@@ -265,6 +265,17 @@ const char *httpd_request_body_load(struct httpd_request *req);
  */
 const char *httpd_request_proxy(const struct httpd_request *req, const char *field);
 
+/*
+ * The TLS session of the request's connection (NULL on plain HTTP, or when
+ * the field does not apply).  Fields: "protocol" ("TLSv1.3"), "cipher",
+ * "server_name" (the SNI), "alpn", "session_reused" ("r" or "."),
+ * "client_subject" and "client_issuer" (RFC 2253 text of a client
+ * certificate), "client_verify" ("SUCCESS", "NONE", "FAILED:reason"), and
+ * "server": the name of the server block that answers (NULL at the top
+ * level), on plain HTTP too.  Valid until the request ends.
+ */
+const char *httpd_request_tls(const struct httpd_request *req, const char *field);
+
 /* Per-request notes: a check leaves data that the handler or the log phase reads. */
 int   httpd_request_note_set(struct httpd_request *req, const char *key, void *value);
 void *httpd_request_note(const struct httpd_request *req, const char *key);

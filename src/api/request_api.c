@@ -11,6 +11,7 @@
 #include "log.h"
 #include "pool.h"
 #include "request.h"
+#include "tls.h"
 
 const char *httpd_request_header(const struct httpd_request *req, const char *name)
 {
@@ -35,6 +36,21 @@ void httpd_log_request(enum httpd_log_level level, const struct httpd_request *r
 const char *httpd_request_proxy(const struct httpd_request *req, const char *field)
 {
 	return conn_proxy_field(request_of(req)->conn, field);
+}
+
+const char *httpd_request_tls(const struct httpd_request *req, const char *field)
+{
+	struct request *r = request_of(req);
+	char buf[1024];
+	const char *v;
+
+	if (r->conn == NULL || field == NULL)
+		return NULL;
+	if (strcmp(field, "server") == 0)
+		return r->server != NULL ? r->server->name : NULL;
+	v = tls_conn_field(r->conn, field, buf, sizeof(buf));
+	/* Literals from OpenSSL live as long as the connection; text made here goes to the pool. */
+	return v == buf ? httpd_pool_strdup(r->pool, buf) : v;
 }
 
 /* The q parameter of one list member ("gzip;q=0.5"): 1000ths, 1000 without one. */

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 
 /*
  * Errors are reported through one function so that every message has the
@@ -148,6 +150,181 @@ static int validate_real_ip_header(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int access_log_format_line;
+
+/*
+ * Lines of directives checked after parsing, by section: libconfuse keeps
+ * no line per option, and a certificate that does not match its key must
+ * still be reported at its tls_certificate_key line.
+ */
+struct directive_line {
+	const cfg_t *sec;
+	const char  *name;
+	int          line;
+};
+static struct directive_line *directive_lines;
+static size_t directive_line_count;
+
+static void directive_line_note(const cfg_t *sec, const char *name)
+{
+	struct directive_line *grown = realloc(directive_lines, (directive_line_count + 1) * sizeof(*grown));
+
+	if (grown == NULL)
+		return;   /* the message then says line 0: worse, not wrong */
+	directive_lines = grown;
+	directive_lines[directive_line_count++] = (struct directive_line){ sec, name, sec->line };
+}
+
+static int directive_line(const cfg_t *sec, const char *name)
+{
+	for (size_t i = directive_line_count; i > 0; i--)
+		if (directive_lines[i - 1].sec == sec && strcmp(directive_lines[i - 1].name, name) == 0)
+			return directive_lines[i - 1].line;
+	return 0;
+}
+
+/* A private key must be the server's alone: refused when group or others may read it. */
+static int validate_tls_key(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *path = cfg_opt_getnstr(opt, 0);
+	struct stat st;
+
+	directive_line_note(cfg, "tls_certificate_key");
+	if (path == NULL || path[0] != '/') {
+		cfg_error(cfg, "tls_certificate_key must be an absolute path");
+		return -1;
+	}
+	if (stat(path, &st) < 0) {
+		cfg_error(cfg, "tls_certificate_key: cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & (S_IRGRP | S_IROTH)) {
+		cfg_error(cfg, "tls_certificate_key: %s is readable by %s (mode %04o); a private key must be "
+		          "readable by its owner only (chmod 600)", path,
+		          (st.st_mode & S_IROTH) ? "others" : "its group", (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+static int validate_tls_file(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *path = cfg_opt_getnstr(opt, 0);
+
+	directive_line_note(cfg, cfg_opt_name(opt));
+	if (path == NULL || path[0] != '/') {
+		cfg_error(cfg, "%s must be an absolute path", cfg_opt_name(opt));
+		return -1;
+	}
+	if (access(path, R_OK) < 0) {
+		cfg_error(cfg, "%s: cannot read %s: %s", cfg_opt_name(opt), path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* "TLSv1.2 TLSv1.3": the versions allowed, which must follow one another. */
+static int tls_protocols_parse(const char *text, int *min, int *max)
+{
+	static const struct { const char *name; int version; } known[] = {
+		{ "TLSv1", 0x0301 }, { "TLSv1.1", 0x0302 }, { "TLSv1.2", 0x0303 }, { "TLSv1.3", 0x0304 },
+	};
+	unsigned seen = 0;
+	const char *p = text;
+
+	while (*p != '\0') {
+		size_t len;
+		bool found = false;
+
+		p += strspn(p, " \t,");
+		len = strcspn(p, " \t,");
+		if (len == 0)
+			break;
+		for (unsigned i = 0; i < 4; i++)
+			if (strlen(known[i].name) == len && strncmp(p, known[i].name, len) == 0) {
+				seen |= 1u << i;
+				found = true;
+			}
+		if (!found)
+			return -1;
+		p += len;
+	}
+	if (seen == 0)
+		return -1;
+	*min = *max = 0;
+	for (unsigned i = 0; i < 4; i++) {
+		if (!(seen & (1u << i)))
+			continue;
+		if (*min == 0)
+			*min = known[i].version;
+		else if (!(seen & (1u << (i - 1))))
+			return -2;   /* a gap: OpenSSL takes a range */
+		*max = known[i].version;
+	}
+	return 0;
+}
+
+static int validate_tls_protocols(cfg_t *cfg, cfg_opt_t *opt)
+{
+	int min, max, rc = tls_protocols_parse(cfg_opt_getnstr(opt, 0), &min, &max);
+
+	if (rc == -1) {
+		cfg_error(cfg, "tls_protocols: \"%s\" is not a list of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
+		          cfg_opt_getnstr(opt, 0));
+		return -1;
+	}
+	if (rc == -2) {
+		cfg_error(cfg, "tls_protocols: \"%s\" leaves a gap; name consecutive versions",
+		          cfg_opt_getnstr(opt, 0));
+		return -1;
+	}
+	return 0;
+}
+
+static int validate_tls_verify(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+
+	if (strcmp(v, "off") == 0 || strcmp(v, "optional") == 0 || strcmp(v, "required") == 0)
+		return 0;
+	cfg_error(cfg, "tls_verify_client must be \"off\", \"optional\" or \"required\", not \"%s\"", v);
+	return -1;
+}
+
+static int validate_hsts(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+
+	if (v < 0 || v > 100000000) {
+		cfg_error(cfg, "hsts must be a max-age in seconds from 0 (off) to 100000000, not %ld", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* Server names: DNS names, lower case when compared; a wildcard only as a leading "*." label. */
+static int validate_server_name(cfg_t *cfg, const char *what, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p = name;
+
+	if (strncmp(p, "*.", 2) == 0)
+		p += 2;
+	if (len == 0 || len > 253 || *p == '\0' || *p == '.' || strstr(p, "..") != NULL ||
+	    p[strlen(p) - 1] == '.' || strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(p)) {
+		cfg_error(cfg, "%s \"%s\" is not a host name (letters, digits, '-' and '.'; a wildcard only "
+		          "as \"*.example.com\")", what, name);
+		return -1;
+	}
+	return 0;
+}
+
+static int validate_aliases(cfg_t *cfg, cfg_opt_t *opt)
+{
+	for (unsigned i = 0; i < cfg_opt_size(opt); i++)
+		if (validate_server_name(cfg, "alias", cfg_opt_getnstr(opt, i)) < 0)
+			return -1;
+	return 0;
+}
 
 static const char *const log_levels[] = { "error", "warn", "notice", "info", "debug" };
 
@@ -369,6 +546,7 @@ static int error_page_func(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **ar
 	if (collecting == NULL)
 		return 0;   /* the first pass only learns module names */
 	memset(&page, 0, sizeof(page));
+	page.owner = cfg;
 	page.status = (int)status;
 	page.content_type = error_page_type(argv[1]);
 	if (error_page_read(cfg, argv[1], &page) < 0)
@@ -383,12 +561,17 @@ static int error_page_func(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **ar
 	return 0;
 }
 
-const struct error_page *config_error_page(const struct httpd_config *config, int status)
+const struct error_page *config_error_page(const struct httpd_config *config,
+                                           const struct httpd_server *server, int status)
 {
-	/* Later lines win, as a later directive should. */
-	for (size_t i = config->error_page_count; i > 0; i--)
-		if (config->error_pages[i - 1].status == status)
-			return &config->error_pages[i - 1];
+	/* The server's own pages, then the top level's; later lines win, as a later directive should. */
+	for (int pass = 0; pass < 2; pass++) {
+		const void *owner = pass == 0 && server != NULL ? server->owner : config->cfg;
+
+		for (size_t i = config->error_page_count; i > 0; i--)
+			if (config->error_pages[i - 1].status == status && config->error_pages[i - 1].owner == owner)
+				return &config->error_pages[i - 1];
+	}
 	return NULL;
 }
 
@@ -414,7 +597,19 @@ static cfg_opt_t log_format_opts[] = {
 
 #define CORE_LOCATION_OPTS (sizeof(core_location_opts) / sizeof(core_location_opts[0]) - 1)
 
-static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_opts)
+/* TLS and vhost settings a server block may set; the top level's are every server's defaults. */
+#define SERVER_TLS_OPTS \
+	CFG_STR("tls_certificate", NULL, CFGF_NODEFAULT), \
+	CFG_STR("tls_certificate_key", NULL, CFGF_NODEFAULT), \
+	CFG_STR("tls_protocols", NULL, CFGF_NODEFAULT), \
+	CFG_STR("tls_ciphers", NULL, CFGF_NODEFAULT), \
+	CFG_STR("tls_client_ca", NULL, CFGF_NODEFAULT), \
+	CFG_STR("tls_verify_client", NULL, CFGF_NODEFAULT), \
+	CFG_BOOL("redirect_https", cfg_false, CFGF_NODEFAULT), \
+	CFG_INT("hsts", 0, CFGF_NODEFAULT)
+
+static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_opts,
+                              cfg_opt_t **server_schema)
 {
 	cfg_opt_t opts[] = {
 		CFG_STR_LIST("listen", "{0.0.0.0:80}", CFGF_NONE),
@@ -459,14 +654,35 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_INT("worker_connections", 4096, CFGF_NONE),
 		CFG_FUNC("error_page", error_page_func),
 		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		SERVER_TLS_OPTS,
+		CFG_BOOL("tls_ktls", cfg_false, CFGF_NONE),
+		CFG_STR("tls_ticket_key_file", NULL, CFGF_NODEFAULT),
+		CFG_INT("tls_session_timeout", 300, CFGF_NONE),
+		CFG_SEC("server", NULL, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		CFG_END()
+	};
+	cfg_opt_t server_template[] = {
+		CFG_STR_LIST("aliases", "{}", CFGF_NONE),
+		CFG_BOOL("default_server", cfg_false, CFGF_NONE),
+		CFG_STR("access_log", NULL, CFGF_NODEFAULT),
+		CFG_FUNC("error_page", error_page_func),
+		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		SERVER_TLS_OPTS,
 		CFG_END()
 	};
 	size_t count = sizeof(opts) / sizeof(opts[0]) - 1;
 	cfg_opt_t *copy = malloc(sizeof(opts));
 	const char *clash = NULL;
 
-	if (copy == NULL)
+	*server_schema = malloc(sizeof(server_template));
+	if (copy == NULL || *server_schema == NULL) {
+		free(copy);
 		return NULL;
+	}
+	memcpy(*server_schema, server_template, sizeof(server_template));
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(opts[i].name, "server") == 0)
+			opts[i].subopts = *server_schema;
 	memcpy(copy, opts, sizeof(opts));
 	/* Module server options join the top level; a clash with a core directive is refused. */
 	if (module_opts != NULL && options_union(&copy, &count, module_opts, &clash) != 0) {
@@ -489,9 +705,28 @@ static void validators_set(cfg_t *cfg)
 		"max_request_line", "max_headers", "header_timeout", "body_timeout",
 		"keepalive_timeout", "send_timeout", "shutdown_timeout", "keepalive_requests",
 		"worker_connections", "handler_timeout", "worker_threads", "access_log_flush",
-		"drain_timeout", "proxy_protocol_timeout", "upgrade_timeout",
+		"drain_timeout", "proxy_protocol_timeout", "upgrade_timeout", "tls_session_timeout",
 	};
 
+	static const char *const tls_scopes[] = { "", "server|" };
+	char name[64];
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "%stls_certificate_key", tls_scopes[i]);
+		cfg_set_validate_func(cfg, name, validate_tls_key);
+		snprintf(name, sizeof(name), "%stls_certificate", tls_scopes[i]);
+		cfg_set_validate_func(cfg, name, validate_tls_file);
+		snprintf(name, sizeof(name), "%stls_client_ca", tls_scopes[i]);
+		cfg_set_validate_func(cfg, name, validate_tls_file);
+		snprintf(name, sizeof(name), "%stls_protocols", tls_scopes[i]);
+		cfg_set_validate_func(cfg, name, validate_tls_protocols);
+		snprintf(name, sizeof(name), "%stls_verify_client", tls_scopes[i]);
+		cfg_set_validate_func(cfg, name, validate_tls_verify);
+		snprintf(name, sizeof(name), "%shsts", tls_scopes[i]);
+		cfg_set_validate_func(cfg, name, validate_hsts);
+	}
+	cfg_set_validate_func(cfg, "server|aliases", validate_aliases);
+	cfg_set_validate_func(cfg, "tls_ticket_key_file", validate_tls_file);
 	cfg_set_validate_func(cfg, "listen", validate_listen);
 	cfg_set_validate_func(cfg, "workers", validate_workers);
 	cfg_set_validate_func(cfg, "real_ip_from", validate_real_ip_from);
@@ -533,12 +768,20 @@ static cfg_t *parse_text(cfg_opt_t *schema, const struct config_source *src, cfg
 	return cfg;
 }
 
+/* Where the index-th location keyword of the text is. */
 static void location_origin(const struct httpd_config *config, size_t index, const char **file,
                             int *line)
 {
 	int out_line = index < config->src.location_count ? config->src.location_lines[index] : 0;
 
 	config_source_origin(&config->src, out_line, file, line);
+}
+
+/* Where a parsed block's title is (libconfuse remembers where it ended). */
+static void block_origin(const struct httpd_config *config, const int *lines, size_t count, const cfg_t *sec,
+                         const char **file, int *line)
+{
+	config_source_origin(&config->src, config_source_title_line(lines, count, sec->line), file, line);
 }
 
 /* Module options are unioned into the location section; a clash of types is an error. */
@@ -638,9 +881,9 @@ struct module_ref {
 static int modules_scan(const char *text, char **dir, struct module_ref **refs, size_t *count)
 {
 	struct scan sc = { .p = text };
-	int depth = 0;
+	int depth = 0, location_depth = 0;   /* depth of the location keyword: 0, or 1 in a server */
 	size_t locations = 0;
-	bool in_location = false;
+	bool in_location = false, in_server = false;
 	char key[64] = "";
 
 	while (scan_next(&sc)) {
@@ -649,13 +892,20 @@ static int modules_scan(const char *text, char **dir, struct module_ref **refs, 
 			continue;
 		}
 		if (scan_is(&sc, "}")) {
-			if (--depth == 0)
+			if (--depth == location_depth)
 				in_location = false;
+			if (depth == 0)
+				in_server = false;
 			key[0] = '\0';
 			continue;
 		}
-		if (depth == 0 && scan_is(&sc, "location")) {
+		if (depth == 0 && scan_is(&sc, "server")) {
+			in_server = true;
+			continue;
+		}
+		if ((depth == 0 || (depth == 1 && in_server)) && !in_location && scan_is(&sc, "location")) {
 			in_location = true;
+			location_depth = depth;
 			locations++;
 			continue;
 		}
@@ -670,7 +920,7 @@ static int modules_scan(const char *text, char **dir, struct module_ref **refs, 
 			free(*dir);
 			if ((*dir = strdup(sc.tok)) == NULL)
 				return -1;
-		} else if (in_location && (depth == 1 || depth == 2) &&
+		} else if (in_location && (depth == location_depth + 1 || depth == location_depth + 2) &&
 		           (strcmp(key, "handler") == 0 || strcmp(key, "check") == 0)) {
 			struct module_ref *grown = realloc(*refs, (*count + 1) * sizeof(*grown));
 
@@ -747,7 +997,8 @@ static int location_module_configure(struct httpd_location *loc, struct location
 	return 0;
 }
 
-static int location_build(struct httpd_config *config, size_t index, cfg_t *sec)
+static int location_build(struct httpd_config *config, size_t index, cfg_t *sec,
+                          const struct httpd_server *server)
 {
 	struct httpd_location *loc = &config->locations[index];
 	const char *handler = cfg_getstr(sec, "handler");
@@ -757,7 +1008,8 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec)
 	char err[1024];
 	int rc = 0;
 
-	location_origin(config, index, &loc->file, &loc->line);
+	block_origin(config, config->src.location_lines, config->src.location_count, sec, &loc->file, &loc->line);
+	loc->server = server;
 	loc->prefix = cfg_title(sec);
 	loc->prefix_len = strlen(loc->prefix);
 	loc->max_body_size = config->max_body_size;
@@ -1027,6 +1279,224 @@ static int globals_read(struct httpd_config *config)
 	return files_check(config);
 }
 
+static int server_modules_init(struct httpd_config *config);
+
+static char *lower_dup(const char *text)
+{
+	char *out = strdup(text);
+
+	for (char *p = out; p != NULL && *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return out;
+}
+
+/* An access_log path of a server: an index into config->access_logs, added once. */
+static int access_log_index(struct httpd_config *config, const char *path, size_t *index)
+{
+	const char **grown;
+
+	for (size_t i = 0; i < config->access_log_count; i++)
+		if (strcmp(config->access_logs[i], path) == 0) {
+			*index = i;
+			return 0;
+		}
+	if (config->access_log_count == ACCESS_LOGS_MAX)
+		return -2;
+	grown = realloc(config->access_logs, (config->access_log_count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	config->access_logs = grown;
+	grown[config->access_log_count] = path;
+	*index = config->access_log_count++;
+	return 0;
+}
+
+/* TLS settings: the section's own, else the top level's. */
+static const char *tls_str(cfg_t *sec, cfg_t *root, const char *name)
+{
+	const char *v = sec != NULL ? cfg_getstr(sec, name) : NULL;
+
+	return v != NULL ? v : cfg_getstr(root, name);
+}
+
+static bool opt_set(cfg_t *sec, const char *name)
+{
+	cfg_opt_t *o = sec != NULL ? cfg_getopt(sec, name) : NULL;
+
+	return o != NULL && cfg_opt_size(o) > 0;
+}
+
+static int server_tls_read(struct httpd_config *config, struct httpd_server *srv, cfg_t *sec)
+{
+	cfg_t *root = config->cfg;
+	cfg_t *key_sec = opt_set(sec, "tls_certificate_key") ? sec : root;
+	const char *protocols = tls_str(sec, root, "tls_protocols");
+	const char *verify = tls_str(sec, root, "tls_verify_client");
+
+	srv->tls_certificate = tls_str(sec, root, "tls_certificate");
+	srv->tls_certificate_key = tls_str(sec, root, "tls_certificate_key");
+	config_source_origin(&config->src, directive_line(key_sec, "tls_certificate_key"), &srv->tls_key_file,
+	                     &srv->tls_key_line);
+	if (srv->tls_certificate_key == NULL) {
+		srv->tls_key_file = srv->file;
+		srv->tls_key_line = srv->line;
+	}
+	srv->tls_min_version = 0x0303;   /* TLS 1.2 and 1.3 */
+	srv->tls_max_version = 0x0304;
+	if (protocols != NULL)
+		(void)tls_protocols_parse(protocols, &srv->tls_min_version, &srv->tls_max_version);
+	srv->tls_ciphers = tls_str(sec, root, "tls_ciphers");
+	srv->tls_client_ca = tls_str(sec, root, "tls_client_ca");
+	srv->tls_verify_client = srv->tls_client_ca == NULL ? TLS_VERIFY_OFF : TLS_VERIFY_REQUIRED;
+	if (verify != NULL)
+		srv->tls_verify_client = strcmp(verify, "off") == 0 ? TLS_VERIFY_OFF
+		                       : strcmp(verify, "optional") == 0 ? TLS_VERIFY_OPTIONAL : TLS_VERIFY_REQUIRED;
+	srv->redirect_https = opt_set(sec, "redirect_https") ? cfg_getbool(sec, "redirect_https")
+	                    : opt_set(root, "redirect_https") && cfg_getbool(root, "redirect_https");
+	srv->hsts = (unsigned)(opt_set(sec, "hsts") ? cfg_getint(sec, "hsts")
+	                     : opt_set(root, "hsts") ? cfg_getint(root, "hsts") : 0);
+	snprintf(srv->hsts_header, sizeof(srv->hsts_header), "max-age=%u", srv->hsts);
+	if ((srv->tls_certificate == NULL) != (srv->tls_certificate_key == NULL)) {
+		reportf(srv->file, srv->line, "%s: tls_certificate and tls_certificate_key go together",
+		        srv->name != NULL ? srv->name : "the top-level server");
+		return -1;
+	}
+	if (srv->tls_verify_client != TLS_VERIFY_OFF && srv->tls_client_ca == NULL) {
+		reportf(srv->file, srv->line, "%s: tls_verify_client needs tls_client_ca",
+		        srv->name != NULL ? srv->name : "the top-level server");
+		return -1;
+	}
+	return 0;
+}
+
+/* One server block (sec), or the top level (sec NULL); its locations go to config->locations[*next...]. */
+static int server_build(struct httpd_config *config, struct httpd_server *srv, cfg_t *sec, size_t *next)
+{
+	cfg_t *holder = sec != NULL ? sec : config->cfg;
+	size_t count = cfg_size(holder, "location");
+	const char *log;
+	int rc = 0;
+
+	srv->config = config;
+	srv->owner = holder;
+	if (sec != NULL) {
+		size_t aliases = cfg_size(sec, "aliases");
+
+		block_origin(config, config->src.server_lines, config->src.server_count, sec, &srv->file, &srv->line);
+		srv->name = cfg_title(sec);
+		if (validate_server_name(sec, "server", srv->name) < 0)
+			rc = -1;
+		srv->names = calloc(aliases + 1, sizeof(*srv->names));
+		if (srv->names == NULL || (srv->names[0] = lower_dup(srv->name)) == NULL)
+			return -1;
+		srv->name_count = 1;
+		for (size_t i = 0; i < aliases; i++) {
+			if ((srv->names[srv->name_count] = lower_dup(cfg_getnstr(sec, "aliases", (unsigned)i))) == NULL)
+				return -1;
+			srv->name_count++;
+		}
+		srv->is_default = cfg_getbool(sec, "default_server");
+		log = cfg_getstr(sec, "access_log");
+		if (log != NULL && strcmp(log, "off") == 0)
+			srv->access_log = SIZE_MAX;
+		else if (log != NULL && (rc = access_log_index(config, log, &srv->access_log)) < 0) {
+			if (rc == -2)
+				reportf(srv->file, srv->line, "server \"%s\": at most %d access_log files", srv->name,
+				        ACCESS_LOGS_MAX);
+			return -1;
+		}
+		if (count == 0) {
+			reportf(srv->file, srv->line, "server \"%s\" has no location blocks: nothing to serve", srv->name);
+			rc = -1;
+		}
+	} else {
+		config_source_origin(&config->src, 0, &srv->file, &srv->line);
+	}
+	if (server_tls_read(config, srv, sec) < 0)
+		rc = -1;
+	srv->locations = &config->locations[*next];
+	for (size_t i = 0; i < count; i++) {
+		if (location_build(config, *next, cfg_getnsec(holder, "location", (unsigned)i), srv) < 0)
+			rc = -1;
+		(*next)++;
+		srv->location_count++;
+	}
+	if (rc == 0)
+		qsort(srv->locations, srv->location_count, sizeof(*srv->locations), location_cmp);
+	return rc;
+}
+
+/* Two servers must never answer to the same name, nor both claim to be the default. */
+static int servers_check(struct httpd_config *config)
+{
+	int rc = 0;
+
+	for (size_t a = 0; a < config->server_count; a++) {
+		const struct httpd_server *sa = &config->servers[a];
+
+		for (size_t b = a + 1; b < config->server_count; b++) {
+			const struct httpd_server *sb = &config->servers[b];
+
+			if (sa->is_default && sb->is_default) {
+				reportf(sb->file, sb->line, "server \"%s\": default_server is already server \"%s\" at %s:%d",
+				        sb->name, sa->name, sa->file, sa->line);
+				rc = -1;
+			}
+			for (size_t i = 0; i < sa->name_count; i++)
+				for (size_t j = 0; j < sb->name_count; j++)
+					if (strcmp(sa->names[i], sb->names[j]) == 0) {
+						reportf(sb->file, sb->line, "server \"%s\": the name \"%s\" is already server "
+						        "\"%s\"'s at %s:%d", sb->name, sb->names[j], sa->name, sa->file, sa->line);
+						rc = -1;
+					}
+		}
+	}
+	return rc;
+}
+
+static int servers_build(struct httpd_config *config)
+{
+	cfg_t *root = config->cfg;
+	size_t blocks = cfg_size(root, "server"), top = cfg_size(root, "location"), total = top, next = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < blocks; i++)
+		total += cfg_size(cfg_getnsec(root, "server", (unsigned)i), "location");
+	config->locations = calloc(total ? total : 1, sizeof(*config->locations));
+	config->servers = calloc(blocks + 1, sizeof(*config->servers));
+	if (config->locations == NULL || config->servers == NULL || server_modules_init(config) < 0)
+		return -1;
+	config->location_count = total;
+	if (access_log_index(config, config->access_log, &(size_t){ 0 }) < 0)
+		return -1;
+	/* The top-level locations are a server of their own, as before server blocks existed. */
+	if (top > 0 || blocks == 0) {
+		if (server_build(config, &config->servers[config->server_count++], NULL, &next) < 0)
+			rc = -1;
+	}
+	for (size_t i = 0; i < blocks; i++)
+		if (server_build(config, &config->servers[config->server_count++],
+		                 cfg_getnsec(root, "server", (unsigned)i), &next) < 0)
+			rc = -1;
+	if (rc == 0 && total == 0) {
+		const char *file;
+		int line;
+
+		config_source_origin(&config->src, 0, &file, &line);
+		report(file, 0, "no location blocks: nothing to serve");
+		return -1;
+	}
+	if (rc != 0 || servers_check(config) < 0)
+		return -1;
+	config->default_server = &config->servers[0];
+	for (size_t i = 0; i < config->server_count; i++)
+		if (config->servers[i].is_default)
+			config->default_server = &config->servers[i];
+	config->vhosts = config->server_count > 1;
+	return 0;
+}
+
 /* server_init of every module, in the master, before any location is configured. */
 static int server_modules_init(struct httpd_config *config)
 {
@@ -1064,6 +1534,9 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	error_count = 0;
 	listen_line = mime_line = temp_dir_line = 0;
 	real_ip_header_line = proxy_protocol_from_line = access_log_format_line = 0;
+	free(directive_lines);
+	directive_lines = NULL;
+	directive_line_count = 0;
 	options_source_set(&config->src);
 	if (config_source_load(&config->src, path, report) < 0)
 		goto out;
@@ -1080,7 +1553,7 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 
 	config->location_schema = loc_opts;
 	loc_opts = NULL;
-	config->schema = root_schema(config->location_schema, srv_opts);
+	config->schema = root_schema(config->location_schema, srv_opts, &config->server_schema);
 	if (config->schema == NULL)
 		goto out;
 	collecting = config;
@@ -1089,26 +1562,15 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	if (config->cfg == NULL || globals_read(config) < 0 || access_format_read(config) < 0)
 		goto out;
 
-	config->location_count = cfg_size(config->cfg, "location");
-	config->locations = calloc(config->location_count ? config->location_count : 1,
-	                           sizeof(*config->locations));
-	if (config->locations == NULL || server_modules_init(config) < 0)
-		goto out;
-	rc = 0;
-	for (size_t i = 0; i < config->location_count; i++)
-		if (location_build(config, i, cfg_getnsec(config->cfg, "location", (unsigned)i)) < 0)
-			rc = -1;
-	if (rc == 0 && config->location_count == 0) {
-		const char *file;
-		int line;
-
-		config_source_origin(&config->src, 0, &file, &line);
-		report(file, 0, "no location blocks: nothing to serve");
-		rc = -1;
-	}
+	rc = servers_build(config);
+	config_source_origin(&config->src, directive_line(config->cfg, "tls_ticket_key_file"),
+	                     &config->tls_ticket_key_origin, &config->tls_ticket_key_line);
 	if (rc == 0)
-		qsort(config->locations, config->location_count, sizeof(*config->locations), location_cmp);
+		rc = tls_config_build(config, report);
 out:
+	free(directive_lines);
+	directive_lines = NULL;
+	directive_line_count = 0;
 	free(loc_opts);
 	free(srv_opts);
 	current_src = NULL;
@@ -1143,6 +1605,14 @@ void config_free(struct httpd_config *config)
 	}
 	free(config->modules);
 	mime_table_free(config->mime);
+	for (size_t i = 0; i < config->server_count; i++) {
+		for (size_t j = 0; j < config->servers[i].name_count; j++)
+			free(config->servers[i].names[j]);
+		free(config->servers[i].names);
+		tls_server_free(config->servers[i].tls);
+	}
+	free(config->servers);
+	free(config->access_logs);
 	free(config->locations);
 	free(config->listens);
 	free(config->real_ip_from);
@@ -1154,6 +1624,7 @@ void config_free(struct httpd_config *config)
 	if (config->cfg != NULL)
 		cfg_free(config->cfg);
 	free(config->schema);
+	free(config->server_schema);
 	free(config->location_schema);
 	option_arena_free(&config->arena);
 	config_source_free(&config->src);
@@ -1163,8 +1634,14 @@ void config_free(struct httpd_config *config)
 const struct httpd_location *config_location_match(const struct httpd_config *config,
                                                    const char *path, size_t path_len)
 {
-	for (size_t i = 0; i < config->location_count; i++) {
-		const struct httpd_location *loc = &config->locations[i];
+	return config_server_location(config->default_server, path, path_len);
+}
+
+const struct httpd_location *config_server_location(const struct httpd_server *server,
+                                                    const char *path, size_t path_len)
+{
+	for (size_t i = 0; i < server->location_count; i++) {
+		const struct httpd_location *loc = &server->locations[i];
 
 		if (loc->prefix_len > path_len || memcmp(loc->prefix, path, loc->prefix_len) != 0)
 			continue;

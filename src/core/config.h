@@ -22,6 +22,9 @@ struct location_module {
 	void                *data;
 };
 
+/* Distinct access_log files: the top level's and server blocks' own. */
+#define ACCESS_LOGS_MAX 64
+
 /* Checks per location: a request keeps one bit per check in a 32-bit mask. */
 #define LOCATION_CHECKS_MAX 32
 
@@ -39,12 +42,51 @@ struct httpd_location {
 	bool                    access_log_off;          /* access_log = "off" */
 	int                     access_log_min_status;   /* log only responses with at least this status */
 	const struct httpd_config *config;
+	const struct httpd_server *server;
 	const char             *file;
 	int                     line;
 };
 
+/* Client certificates (tls_verify_client). */
+enum tls_verify { TLS_VERIFY_OFF, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRED };
+
+struct tls_server;   /* tls/tls_context.c: the SSL_CTX of one server */
+
+/*
+ * A virtual host: a server "NAME" block, or the top-level locations (the
+ * server with no name).  Requests pick one by Host, TLS handshakes by SNI.
+ */
+struct httpd_server {
+	const char            *name;           /* the block's title; NULL for the top level */
+	char                 **names;          /* name and aliases, lower case; "*.x" wildcards */
+	size_t                 name_count;
+	bool                   is_default;
+	struct httpd_location *locations;      /* a slice of config->locations, longest prefix first */
+	size_t                 location_count;
+	const void            *owner;          /* the section its error_page lines came from */
+	const char            *file;
+	int                    line;
+	size_t                 access_log;     /* index into config->access_logs */
+
+	/* TLS: a server without its own settings takes the top level's */
+	const char            *tls_certificate;
+	const char            *tls_certificate_key;
+	const char            *tls_key_file;   /* where tls_certificate_key was set */
+	int                    tls_key_line;
+	int                    tls_min_version, tls_max_version;   /* TLS1_2_VERSION ... */
+	const char            *tls_ciphers;
+	const char            *tls_client_ca;
+	enum tls_verify        tls_verify_client;
+	struct tls_server     *tls;            /* NULL without a certificate */
+	bool                   redirect_https;
+	unsigned               hsts;           /* Strict-Transport-Security max-age; 0 for none */
+	char                   hsts_header[32];   /* its value, "max-age=N" */
+	const struct httpd_config *config;
+};
+
 /* An operator's page for one error status (error_page directive). */
 struct error_page {
+	const void *owner;      /* the section it was written in */
 	int         status;
 	char       *body;
 	size_t      len;
@@ -62,6 +104,7 @@ struct httpd_config {
 	cfg_t                 *cfg;
 	cfg_opt_t             *schema;          /* kept alive as long as cfg */
 	cfg_opt_t             *location_schema;
+	cfg_opt_t             *server_schema;
 	struct option_arena    arena;           /* module option schemas */
 	struct config_source   src;
 
@@ -109,8 +152,25 @@ struct httpd_config {
 	size_t                 proxy_protocol_from_count;
 	unsigned               proxy_protocol_timeout_ms;
 
-	struct httpd_location *locations;       /* longest prefix first */
+	struct httpd_location *locations;       /* every server's, in server order */
 	size_t                 location_count;
+	struct httpd_server   *servers;         /* the top level's first, when it has locations */
+	size_t                 server_count;
+	const struct httpd_server *default_server;
+	bool                   vhosts;          /* more than one server: match Host */
+	const char           **access_logs;     /* [0] is access_log; then the servers' own files */
+	size_t                 access_log_count;
+
+	/* TLS, for every server (tls/tls_context.c) */
+	bool                   tls;             /* a listen address has the tls flag */
+	unsigned               tls_https_port;  /* the first TLS listener's port, for redirect_https */
+	bool                   tls_ktls;
+	const char            *tls_ticket_key_file;
+	const char            *tls_ticket_key_origin;   /* file:line of the directive */
+	int                    tls_ticket_key_line;
+	unsigned char          tls_ticket_key[80];   /* read from tls_ticket_key_file */
+	bool                   tls_ticket_key_set;
+	unsigned               tls_session_timeout;
 
 	struct server_module  *modules;         /* every module the locations name, once */
 	size_t                 module_count;
@@ -138,8 +198,12 @@ void config_free(struct httpd_config *config);
 const struct httpd_location *config_location_match(const struct httpd_config *config,
                                                    const char *path, size_t path_len);
 
-/* The operator's page for status, or NULL for the built-in one. */
-const struct error_page *config_error_page(const struct httpd_config *config, int status);
+/* The operator's page for status in server (or at the top level), or NULL for the built-in one. */
+const struct error_page *config_error_page(const struct httpd_config *config,
+                                           const struct httpd_server *server, int status);
+/* The location of server (see config_location_match). */
+const struct httpd_location *config_server_location(const struct httpd_server *server,
+                                                    const char *path, size_t path_len);
 
 /* "512", "16k", "1m", "2g" (case-insensitive); -1 if malformed or too large. */
 int config_size_parse(const char *text, uint64_t *out);

@@ -51,15 +51,24 @@ static int text_put(struct config_source *src, char c, const char *file, int lin
 	return 0;
 }
 
-static int location_mark(struct config_source *src)
+static int line_mark(struct config_source *src, int **lines, size_t *count)
 {
-	int *lines = realloc(src->location_lines, (src->location_count + 1) * sizeof(*lines));
+	int *grown = realloc(*lines, (*count + 1) * sizeof(*grown));
 
-	if (lines == NULL)
+	if (grown == NULL)
 		return -1;
-	src->location_lines = lines;
-	lines[src->location_count++] = (int)src->lines + 1;
+	*lines = grown;
+	grown[(*count)++] = (int)src->lines + 1;
 	return 0;
+}
+
+/* "server" followed by a title opens a server block (an upstream's server = {...} does not). */
+static bool server_title_follows(const char *p)
+{
+	p += 6;
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	return *p == '"';
 }
 
 static bool ident_char(char c)
@@ -233,7 +242,10 @@ static int text_process(struct loader *ld, const char *text, const char *file)
 			continue;
 		}
 		if (token_start && strncmp(p, "location", 8) == 0 && !ident_char(p[8]) &&
-		    location_mark(src) < 0)
+		    line_mark(src, &src->location_lines, &src->location_count) < 0)
+			return -1;
+		if (token_start && strncmp(p, "server", 6) == 0 && !ident_char(p[6]) && server_title_follows(p) &&
+		    line_mark(src, &src->server_lines, &src->server_count) < 0)
 			return -1;
 		if (text_put(src, c, file, line) < 0)
 			return -1;
@@ -319,6 +331,7 @@ void config_source_free(struct config_source *src)
 	free(src->line_file);
 	free(src->line_no);
 	free(src->location_lines);
+	free(src->server_lines);
 	memset(src, 0, sizeof(*src));
 }
 
@@ -334,4 +347,13 @@ void config_source_origin(const struct config_source *src, int line, const char 
 		*file = src->file_count > 0 ? src->files[0] : "?";
 		*file_line = 0;
 	}
+}
+
+int config_source_title_line(const int *lines, size_t count, int end_line)
+{
+	int found = 0;
+
+	for (size_t i = 0; i < count && lines[i] <= end_line; i++)
+		found = lines[i];
+	return found;
 }

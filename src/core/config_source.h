@@ -21,6 +21,9 @@ struct config_source {
 	/* Output line of each "location" keyword, in order. */
 	int     *location_lines;
 	size_t   location_count;
+	/* Output line of each "server \"NAME\"" block title, in order. */
+	int     *server_lines;
+	size_t   server_count;
 };
 
 /*
@@ -30,6 +33,12 @@ struct config_source {
 int config_source_load(struct config_source *src, const char *path,
                        void (*report)(const char *file, int line, const char *msg));
 void config_source_free(struct config_source *src);
+/*
+ * The title line of a block that libconfuse says ends at end_line: the last
+ * of lines (location_lines or server_lines) at or before it.  Blocks of one
+ * kind never nest, so that is the block's own keyword.
+ */
+int config_source_title_line(const int *lines, size_t count, int end_line);
 /* Maps an output line to its origin; file "?" and line 0 if out of range. */
 void config_source_origin(const struct config_source *src, int line, const char **file, int *file_line);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +13,24 @@
 #include <unistd.h>
 
 static int error_fd = STDERR_FILENO;
-static int access_fd = -1;
 static char *error_path;
-static char *access_path;
 static enum httpd_log_level max_level = HTTPD_LOG_NOTICE;
-/* A worker's access log buffer: whole lines only, so one write never splits a line. */
-static char *access_buf;
-static size_t access_buf_len, access_buf_cap;
 static char role[32] = "master";
+
+/*
+ * Access logs: [0] is the top-level access_log, the rest are server
+ * blocks' own.  In a worker each has a buffer of whole lines, so one write
+ * never splits a line.
+ */
+struct access_log {
+	int    fd;        /* -1: off */
+	char  *path;
+	char  *buf;
+	size_t len;
+};
+static struct access_log *alogs;
+static size_t alog_count;
+static size_t alog_buffer;   /* per log, 0: a write per line */
 
 static const char *const level_names[] = { "error", "warn", "notice", "info", "debug" };
 
@@ -51,25 +62,78 @@ static void fd_replace(int *slot, int fd)
 	*slot = fd;
 }
 
-int log_open(const char *error_log, const char *access_log)
+static bool access_path_on(const char *path)
 {
-	int efd, afd = -1;
+	return path != NULL && path[0] != '\0' && strcmp(path, "off") != 0;
+}
 
+static void alog_write(struct access_log *a, const char *data, size_t len)
+{
+	/* O_APPEND and whole lines per write: lines from different workers never interleave. */
+	if (a->fd >= 0 && write(a->fd, data, len) < 0)
+		httpd_log(HTTPD_LOG_WARN, "access log %s: write failed: %s", a->path ? a->path : "?", strerror(errno));
+}
+
+static void alog_flush(struct access_log *a)
+{
+	if (a->len > 0)
+		alog_write(a, a->buf, a->len);
+	a->len = 0;
+}
+
+static void alogs_free(void)
+{
+	for (size_t i = 0; i < alog_count; i++) {
+		alog_flush(&alogs[i]);
+		fd_replace(&alogs[i].fd, -1);
+		free(alogs[i].path);
+		free(alogs[i].buf);
+	}
+	free(alogs);
+	alogs = NULL;
+	alog_count = 0;
+}
+
+int log_open(const char *error_log, const char *const *access_logs, size_t count)
+{
+	struct access_log *fresh = calloc(count ? count : 1, sizeof(*fresh));
+	char *epath = strdup(error_log);
+	int efd;
+
+	if (fresh == NULL || epath == NULL) {
+		free(fresh);
+		free(epath);
+		return -1;
+	}
 	efd = log_file_open(error_log);
 	if (efd < 0) {
 		httpd_log(HTTPD_LOG_ERR, "cannot open error log %s: %s", error_log, strerror(errno));
+		free(fresh);
+		free(epath);
 		return -1;
 	}
-	if (access_log != NULL && access_log[0] != '\0' && strcmp(access_log, "off") != 0) {
-		afd = log_file_open(access_log);
-		if (afd < 0) {
-			httpd_log(HTTPD_LOG_ERR, "cannot open access log %s: %s", access_log, strerror(errno));
+	for (size_t i = 0; i < count; i++) {
+		fresh[i].fd = -1;
+		if (!access_path_on(access_logs[i]))
+			continue;
+		fresh[i].path = strdup(access_logs[i]);
+		fresh[i].fd = fresh[i].path != NULL ? log_file_open(access_logs[i]) : -1;
+		if (fresh[i].fd < 0) {
+			httpd_log(HTTPD_LOG_ERR, "cannot open access log %s: %s", access_logs[i], strerror(errno));
 			close(efd);
+			for (size_t j = 0; j <= i; j++) {
+				fd_replace(&fresh[j].fd, -1);
+				free(fresh[j].path);
+			}
+			free(fresh);
+			free(epath);
 			return -1;
 		}
 	}
 	fd_replace(&error_fd, efd);
-	fd_replace(&access_fd, afd);
+	alogs_free();
+	alogs = fresh;
+	alog_count = count;
 	if (strcmp(error_log, "syslog") == 0 && !to_syslog) {
 		/* Opened now, so workers forked later share the connection to the journal or syslogd. */
 		openlog("httpd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -79,29 +143,35 @@ int log_open(const char *error_log, const char *access_log)
 		to_syslog = false;
 	}
 	free(error_path);
-	free(access_path);
-	error_path = strdup(error_log);
-	access_path = afd >= 0 ? strdup(access_log) : NULL;
+	error_path = epath;
 	return 0;
 }
 
 int log_reopen(void)
 {
-	char *e = error_path, *a = access_path;
-	int rc;
+	size_t count = alog_count;
+	const char **paths;
+	char *e;
+	int rc = -1;
 
-	if (e == NULL)
+	if (error_path == NULL)
 		return 0;
-	error_path = access_path = NULL;
-	rc = log_open(e, a);
-	if (rc < 0) {
-		error_path = e;
-		access_path = a;
-		return -1;
+	/* Copies: log_open replaces the table (and its paths) only once every new file is open. */
+	paths = calloc(count ? count : 1, sizeof(*paths));
+	e = strdup(error_path);
+	if (paths != NULL && e != NULL) {
+		rc = 0;
+		for (size_t i = 0; i < count; i++)
+			if (alogs[i].path != NULL && (paths[i] = strdup(alogs[i].path)) == NULL)
+				rc = -1;
+		if (rc == 0)
+			rc = log_open(e, paths, count);
 	}
+	for (size_t i = 0; paths != NULL && i < count; i++)
+		free((char *)(uintptr_t)paths[i]);
+	free(paths);
 	free(e);
-	free(a);
-	return 0;
+	return rc;
 }
 
 int log_error_fd(void)
@@ -109,78 +179,87 @@ int log_error_fd(void)
 	return error_fd;
 }
 
-int log_access_fd(void)
+size_t log_access_count(void)
 {
-	return access_fd;
+	return alog_count;
 }
 
-void log_adopt(int efd, int afd)
+int log_access_fd(size_t index)
 {
-	log_access_flush();
+	return index < alog_count ? alogs[index].fd : -1;
+}
+
+void log_adopt(int efd, const int *afds, size_t count)
+{
 	if (efd >= 0)
 		fd_replace(&error_fd, efd);
-	if (afd >= 0)
-		fd_replace(&access_fd, afd);
+	for (size_t i = 0; i < count; i++) {
+		if (i >= alog_count) {
+			if (afds[i] >= 0)
+				close(afds[i]);
+			continue;
+		}
+		alog_flush(&alogs[i]);
+		if (afds[i] >= 0)
+			fd_replace(&alogs[i].fd, afds[i]);
+	}
 }
 
 void log_close(void)
 {
-	log_access_flush();
-	fd_replace(&access_fd, -1);
+	alogs_free();
 	fd_replace(&error_fd, STDERR_FILENO);
 	free(error_path);
-	free(access_path);
-	error_path = access_path = NULL;
+	error_path = NULL;
 }
 
-bool log_access_enabled(void)
+bool log_access_enabled(size_t index)
 {
-	return access_fd >= 0;
-}
-
-static void access_write(const char *data, size_t len)
-{
-	/* O_APPEND and whole lines per write: lines from different workers never interleave. */
-	if (access_fd >= 0 && write(access_fd, data, len) < 0)
-		httpd_log(HTTPD_LOG_WARN, "access log write failed: %s", strerror(errno));
+	return index < alog_count && alogs[index].fd >= 0;
 }
 
 int log_access_buffer(size_t size)
 {
-	free(access_buf);
-	access_buf = NULL;
-	access_buf_len = access_buf_cap = 0;
-	if (size == 0)
-		return 0;
-	access_buf = malloc(size);
-	if (access_buf == NULL)
-		return -1;
-	access_buf_cap = size;
+	alog_buffer = size;
+	for (size_t i = 0; i < alog_count; i++) {
+		alog_flush(&alogs[i]);
+		free(alogs[i].buf);
+		alogs[i].buf = NULL;
+		if (size > 0 && alogs[i].fd >= 0 && (alogs[i].buf = malloc(size)) == NULL)
+			return -1;
+	}
 	return 0;
 }
 
 bool log_access_pending(void)
 {
-	return access_buf_len > 0;
+	for (size_t i = 0; i < alog_count; i++)
+		if (alogs[i].len > 0)
+			return true;
+	return false;
 }
 
 void log_access_flush(void)
 {
-	if (access_buf_len > 0)
-		access_write(access_buf, access_buf_len);
-	access_buf_len = 0;
+	for (size_t i = 0; i < alog_count; i++)
+		alog_flush(&alogs[i]);
 }
 
-void log_access_line(const char *line, size_t len)
+void log_access_line(size_t index, const char *line, size_t len)
 {
-	if (access_buf == NULL || len > access_buf_cap) {
-		access_write(line, len);
+	struct access_log *a;
+
+	if (index >= alog_count)
+		return;
+	a = &alogs[index];
+	if (a->buf == NULL || len > alog_buffer) {
+		alog_write(a, line, len);
 		return;
 	}
-	if (access_buf_cap - access_buf_len < len)
-		log_access_flush();
-	memcpy(access_buf + access_buf_len, line, len);
-	access_buf_len += len;
+	if (alog_buffer - a->len < len)
+		alog_flush(a);
+	memcpy(a->buf + a->len, line, len);
+	a->len += len;
 }
 
 void httpd_log(enum httpd_log_level level, const char *fmt, ...)

@@ -19,6 +19,7 @@
 #include "proxy_protocol.h"
 #include "request.h"
 #include "scoreboard.h"
+#include "tls.h"
 
 #define IN_BUF_INITIAL   4096
 #define LINGER_MAX_BYTES (1 << 20)
@@ -109,6 +110,7 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	c->transport = &transport_tcp;
 	c->w = w;
 	c->listen_addr = l->addr;
+	c->tls_listener = (l->flags & LISTEN_TLS) != 0;
 	c->state = (l->flags & LISTEN_PROXY_PROTOCOL) ? CONN_PROXY : CONN_READ_HEAD;
 	c->readable = true;        /* TCP_DEFER_ACCEPT: the request is usually there already */
 	c->writable = true;
@@ -133,6 +135,11 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	if (c->state == CONN_PROXY) {
 		timer_arm(w->timers, TIMER_PROXY, &c->timer, w->now_ms);
 		conn_proxy_read(c);
+		return;
+	}
+	if ((l->flags & LISTEN_TLS) && tls_conn_start(c) < 0) {
+		httpd_log(HTTPD_LOG_ERR, "%s: cannot start TLS: out of memory", c->peer);
+		conn_close(c);
 		return;
 	}
 	timer_arm(w->timers, TIMER_HEADER, &c->timer, w->now_ms);
@@ -210,6 +217,11 @@ void conn_event(struct conn *c, uint32_t events)
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->readable = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->writable = true;
+	/* TLS reads and writes can each wait on the other direction. */
+	if ((events & EPOLLOUT) && c->tls_read_wants_write)
+		c->readable = true;
+	if ((events & EPOLLIN) && c->tls_write_wants_read)
 		c->writable = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->peer_closed = true;

@@ -28,6 +28,7 @@ enum conn_state {
 struct request;
 struct conn_proxy;
 struct listener;
+struct httpd_server;
 
 struct conn {
 	struct event_source          ev;
@@ -47,6 +48,10 @@ struct conn {
 	char                         local[80];    /* resolved on the first request */
 	unsigned                     local_port;
 	struct conn_proxy           *proxy;        /* what a PROXY preamble said, or NULL */
+	const struct httpd_server   *sni_server;   /* TLS: the server the SNI named (or the default), or NULL */
+	bool                         tls_listener; /* TLS starts after the PROXY preamble */
+	bool                         tls_read_wants_write;  /* a TLS read waits for the socket to drain */
+	bool                         tls_write_wants_read;
 
 	/* input: bytes [in_off, in_len) of in are unconsumed */
 	char                        *in;

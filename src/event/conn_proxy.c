@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "tls.h"
 #include "http1.h"
 #include "listen.h"
 #include "log.h"
@@ -173,6 +174,11 @@ void conn_proxy_read(struct conn *c)
 				}
 				c->in_off += (size_t)n;
 				c->state = CONN_READ_HEAD;
+				if (c->tls_listener && tls_conn_start(c) < 0) {
+					httpd_log(HTTPD_LOG_ERR, "%s: cannot start TLS: out of memory", c->peer);
+					conn_close(c);
+					return;
+				}
 				timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);
 				http1_run(c);
 				return;

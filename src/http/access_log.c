@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "conn_proxy.h"
+#include "tls.h"
 #include "log.h"
 #include "log_format.h"
 #include "pool.h"
@@ -149,6 +150,8 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 	case LOG_GENERATION:          return score_self ? number(scratch, size, score_self->generation) : NULL;
 	case LOG_HTTP:                return req->headers ? header_by_variable(req, seg->text, seg->len) : NULL;
 	case LOG_PROXY:               return conn_proxy_value(r->conn, seg->index);
+	case LOG_SERVER_NAME:         return r->server != NULL ? r->server->name : NULL;
+	case LOG_SSL:                 return r->conn ? tls_conn_field(r->conn, seg->text, scratch, size) : NULL;
 	case LOG_LITERAL:             break;
 	}
 	return NULL;
@@ -159,8 +162,10 @@ void access_log_write(const struct request *r)
 	const struct log_format *f = &r->w->config->access_format;
 	static char *line;
 	static size_t cap;
+	/* A request refused before its server was known goes to the default server's log. */
+	size_t log = (r->server != NULL ? r->server : r->w->config->default_server)->access_log;
 
-	if (!log_access_enabled())
+	if (!log_access_enabled(log))
 		return;
 	if (r->loc != NULL && (r->loc->access_log_off || r->res.status < r->loc->access_log_min_status))
 		return;
@@ -174,5 +179,5 @@ void access_log_write(const struct request *r)
 		line = grown;
 		cap = f->max_line;
 	}
-	log_access_line(line, log_format_render(f, lookup, (void *)(uintptr_t)r, line));
+	log_access_line(log, line, log_format_render(f, lookup, (void *)(uintptr_t)r, line));
 }

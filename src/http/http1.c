@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "log.h"
 #include "pool.h"
+#include "http_response.h"
 #include "request.h"
 
 #define STREAM_BUF_SIZE  16384
@@ -264,7 +265,12 @@ void http1_respond(struct request *r)
 	};
 	size_t len;
 	bool chunked;
-	char *head = response_head_build(res, &opts, &len, &chunked);
+	char *head;
+
+	/* hsts: on TLS responses only (RFC 6797 §7.2: ignored, and misleading, over plain HTTP). */
+	if (r->server != NULL && r->server->hsts > 0 && c->transport != &transport_tcp)
+		(void)response_header_push(res, "Strict-Transport-Security", r->server->hsts_header);
+	head = response_head_build(res, &opts, &len, &chunked);
 
 	if (head == NULL) {
 		httpd_log(HTTPD_LOG_ERR, "%s: cannot build response head", c->peer);

@@ -40,6 +40,15 @@ static const struct {
 	{ "worker", LOG_WORKER }, { "host", LOG_HOST }, { "server_addr", LOG_SERVER_ADDR },
 	{ "server_port", LOG_SERVER_PORT }, { "scheme", LOG_SCHEME },
 	{ "connection_requests", LOG_CONNECTION_REQUESTS }, { "generation", LOG_GENERATION },
+	{ "server_name", LOG_SERVER_NAME },
+};
+
+/* nginx's $ssl_ variable names, and the TLS field each reads. */
+static const struct { const char *name; const char *field; } ssl_variables[] = {
+	{ "ssl_protocol", "protocol" }, { "ssl_cipher", "cipher" }, { "ssl_server_name", "server_name" },
+	{ "ssl_session_reused", "session_reused" }, { "ssl_alpn_protocol", "alpn" },
+	{ "ssl_client_s_dn", "client_subject" }, { "ssl_client_i_dn", "client_issuer" },
+	{ "ssl_client_verify", "client_verify" },
 };
 
 const char *log_format_builtin(const char *name, enum log_escape *escape)
@@ -76,6 +85,14 @@ static bool variable_resolve(const char *name, size_t len, struct log_segment *s
 	for (size_t i = 0; i < sizeof(variables) / sizeof(variables[0]); i++) {
 		if (strlen(variables[i].name) == len && memcmp(variables[i].name, name, len) == 0) {
 			seg->var = variables[i].var;
+			return true;
+		}
+	}
+	for (size_t i = 0; i < sizeof(ssl_variables) / sizeof(ssl_variables[0]); i++) {
+		if (strlen(ssl_variables[i].name) == len && memcmp(ssl_variables[i].name, name, len) == 0) {
+			seg->var = LOG_SSL;
+			seg->text = ssl_variables[i].field;
+			seg->len = strlen(seg->text);
 			return true;
 		}
 	}

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "path.h"
 #include "pool.h"
+#include "vhost.h"
 #include "worker.h"
 
 struct request *request_create(struct conn *c)
@@ -151,7 +152,7 @@ static int request_fill(struct request *r)
 	req->header_count = h->header_count;
 	req->content_length = h->content_length;
 	req->chunked = h->chunked;
-	req->scheme = "http";
+	req->scheme = c->transport != &transport_tcp ? "https" : "http";
 	if (h->host != NULL && (req->host = pool_strndup(r->pool, h->host, h->host_len)) == NULL)
 		return 500;
 	conn_local_resolve(c);
@@ -160,6 +161,57 @@ static int request_fill(struct request *r)
 	if (client_from_proxy(r) != 0)
 		return 500;
 	return request_id_make(r);
+}
+
+/*
+ * The virtual host for the request.  On TLS the SNI already chose one
+ * (its certificate is what the client checked): a Host naming another
+ * server is misdirected (RFC 9110 §15.5.20).
+ */
+static int server_choose(struct request *r)
+{
+	const struct httpd_config *cfg = r->w->config;
+	const struct conn *c = r->conn;
+	const struct http_head *h = &r->head;
+	bool named;
+
+	if (!cfg->vhosts) {
+		r->server = cfg->default_server;
+		return 0;
+	}
+	r->server = vhost_find(cfg, h->host, h->host_len, &named);
+	if (c->sni_server != NULL && r->server != c->sni_server)
+		return 421;
+	return 0;
+}
+
+/* redirect_https: a plain-HTTP request goes to the same host, path and query on https://. */
+static int https_redirect(struct request *r)
+{
+	const struct httpd_config *cfg = r->w->config;
+	const struct http_head *h = &r->head;
+	const char *host = r->req.host != NULL ? r->req.host : r->req.local_addr;
+	size_t host_len = strlen(host);
+	char port[16] = "";
+	char *location;
+
+	/* The Host's own port is the plain one: drop it ("[::1]:8080" keeps its brackets). */
+	if (host[0] == '[') {
+		const char *end = strchr(host, ']');
+
+		host_len = end != NULL ? (size_t)(end - host) + 1 : host_len;
+	} else if (strchr(host, ':') != NULL) {
+		host_len = (size_t)(strchr(host, ':') - host);
+	}
+	if (cfg->tls_https_port != 443)
+		snprintf(port, sizeof(port), ":%u", cfg->tls_https_port);
+	location = httpd_pool_printf(r->pool, "https://%.*s%s%.*s%s%s", (int)host_len, host, port,
+	                             (int)h->path_len, h->path, h->query != NULL ? "?" : "",
+	                             h->query != NULL ? h->query : "");
+	if (location == NULL || response_header_push(&r->res, "Location", location) < 0)
+		return 500;
+	body_unread(r);
+	return 308;
 }
 
 int request_begin(struct request *r)
@@ -176,6 +228,11 @@ int request_begin(struct request *r)
 		return rc;
 	if (h->method == HTTPD_METHOD_CONNECT)
 		return 501;   /* we are not a proxy */
+	rc = server_choose(r);
+	if (rc != 0)
+		return rc;
+	if (r->server->redirect_https && r->conn->transport == &transport_tcp && r->w->config->tls)
+		return https_redirect(r);
 	if (h->form == TARGET_ASTERISK) {
 		body_unread(r);
 		return options_answer(r, all_methods(cfg));
@@ -201,7 +258,7 @@ int request_begin(struct request *r)
 		}
 	}
 
-	loc = config_location_match(cfg, path, (size_t)path_len);
+	loc = config_server_location(r->server, path, (size_t)path_len);
 	if (loc == NULL)
 		return 404;
 	r->loc = loc;
@@ -335,7 +392,7 @@ void request_respond(struct request *r)
 
 void request_fail(struct request *r, int status)
 {
-	const struct error_page *page = config_error_page(r->w->config, status);
+	const struct error_page *page = config_error_page(r->w->config, r->server, status);
 
 	if (page != NULL)
 		response_error(&r->res, status, page->body, page->len, page->content_type);

@@ -41,6 +41,7 @@ struct request {
 	struct httpd_request         req;        /* what modules see */
 	struct httpd_response        res;
 	const struct httpd_location *loc;
+	const struct httpd_server   *server;     /* the virtual host, once the head is parsed */
 	const char                  *allow;      /* Allow header for 405 and OPTIONS */
 	struct request_body          body;
 	struct request_note         *notes;

@@ -1,7 +1,8 @@
 /*
  * The master-worker control socket (a SOCK_SEQPACKET pair per worker): one
  * message is a one-byte kind with up to CONTROL_FDS_MAX descriptors.
- *   master -> worker: 'A' (error log, access log) or 'E' (error log): reopened logs
+ *   master -> worker: 'A' (error log, then every access log): reopened logs; an access
+ *                     log that is off is sent as the error log again
  *   worker -> master: 'R': this worker accepts connections
  */
 #ifndef HTTPD_CONTROL_H
@@ -9,7 +10,10 @@
 
 #include <stddef.h>
 
-#define CONTROL_FDS_MAX 2
+#include "config.h"
+
+/* The error log and up to ACCESS_LOGS_MAX access logs. */
+#define CONTROL_FDS_MAX (1 + ACCESS_LOGS_MAX)
 
 /* 0, or -1 if the message could not be sent at once. */
 int control_send(int sock, char kind, const int *fds, size_t nfds);

@@ -115,8 +115,10 @@ int listen_spec_parse(const char *text, struct listen_spec *spec, char *err, siz
 		flen = strcspn(p, " \t");
 		if (flen == strlen("proxy_protocol") && strncmp(p, "proxy_protocol", flen) == 0) {
 			spec->flags |= LISTEN_PROXY_PROTOCOL;
+		} else if (flen == 3 && strncmp(p, "tls", 3) == 0) {
+			spec->flags |= LISTEN_TLS;
 		} else {
-			snprintf(err, errlen, "\"%s\": unknown flag \"%.*s\" (known: proxy_protocol)", text,
+			snprintf(err, errlen, "\"%s\": unknown flag \"%.*s\" (known: tls, proxy_protocol)", text,
 			         (int)flen, p);
 			return -1;
 		}

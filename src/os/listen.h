@@ -14,6 +14,7 @@
 
 /* Flags after the address. */
 #define LISTEN_PROXY_PROTOCOL 1u   /* every connection starts with a PROXY v1/v2 preamble */
+#define LISTEN_TLS            2u   /* TLS (after the PROXY preamble, when both are set) */
 
 struct listen_spec {
 	const char             *text;     /* as written in the config */

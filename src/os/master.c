@@ -19,6 +19,7 @@
 #include "mime.h"
 #include "scoreboard.h"
 #include "systemd.h"
+#include "tls.h"
 #include "upgrade.h"
 #include "worker.h"
 
@@ -571,6 +572,16 @@ static void status_report(struct master *m)
 	               m->reloads_ok, m->reloads_failed);
 }
 
+static bool logs_differ(const struct httpd_config *a, const struct httpd_config *b)
+{
+	if (strcmp(a->error_log, b->error_log) != 0 || a->access_log_count != b->access_log_count)
+		return true;
+	for (size_t i = 0; i < a->access_log_count; i++)
+		if (strcmp(a->access_logs[i], b->access_logs[i]) != 0)
+			return true;
+	return false;
+}
+
 static void reload(struct master *m)
 {
 	struct httpd_config *fresh;
@@ -584,9 +595,8 @@ static void reload(struct master *m)
 		reload_failed(m, "configuration errors");
 		return;
 	}
-	if (strcmp(fresh->error_log, m->config->error_log) != 0 ||
-	    strcmp(fresh->access_log, m->config->access_log) != 0) {
-		if (log_open(fresh->error_log, fresh->access_log) < 0) {
+	if (logs_differ(fresh, m->config)) {
+		if (log_open(fresh->error_log, fresh->access_logs, fresh->access_log_count) < 0) {
 			httpd_log(HTTPD_LOG_ERR, "reload failed: cannot open the new logs; keeping the running configuration");
 			config_free(fresh);
 			reload_failed(m, "cannot open the new logs");
@@ -595,12 +605,13 @@ static void reload(struct master *m)
 	}
 	if (generation_switch(m, fresh) < 0) {
 		httpd_log(HTTPD_LOG_ERR, "reload failed; keeping the running configuration");
-		(void)log_open(m->config->error_log, m->config->access_log);
+		(void)log_open(m->config->error_log, m->config->access_logs, m->config->access_log_count);
 		config_free(fresh);
 		reload_failed(m, "the new workers could not be started");
 		return;
 	}
 	m->reloads_ok++;
+	tls_tickets_apply(m->config);
 	log_set_level(m->config->error_log_level);
 	if (scoreboard != NULL)
 		scoreboard->reloads_ok = m->reloads_ok;
@@ -608,11 +619,15 @@ static void reload(struct master *m)
 }
 
 /* Hands the reopened log descriptors to one worker over its control socket. */
-static int logs_send(int ctl, int error_fd, int access_fd)
+static int logs_send(int ctl)
 {
-	int fds[2] = { error_fd, access_fd };
+	int fds[CONTROL_FDS_MAX];
+	size_t n = 0;
 
-	return control_send(ctl, access_fd >= 0 ? 'A' : 'E', fds, access_fd >= 0 ? 2 : 1);
+	fds[n++] = log_error_fd();
+	for (size_t i = 0; i < log_access_count() && n < CONTROL_FDS_MAX; i++)
+		fds[n++] = log_access_fd(i) >= 0 ? log_access_fd(i) : log_error_fd();
+	return control_send(ctl, 'A', fds, n);
 }
 
 /*
@@ -630,10 +645,10 @@ static void logs_reopen(struct master *m)
 		return;
 	}
 	for (unsigned i = 0; i < m->slot_count; i++)
-		if (m->slots[i].pid > 0 && logs_send(m->slots[i].ctl, log_error_fd(), log_access_fd()) < 0)
+		if (m->slots[i].pid > 0 && logs_send(m->slots[i].ctl) < 0)
 			failed++;
 	for (size_t i = 0; i < m->draining_count; i++)
-		if (logs_send(m->draining[i].ctl, log_error_fd(), log_access_fd()) < 0)
+		if (logs_send(m->draining[i].ctl) < 0)
 			failed++;
 	if (failed > 0)
 		httpd_log(HTTPD_LOG_WARN, "logs reopened; %u workers could not be given the new files and keep "
@@ -796,7 +811,7 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	nofile_raise();
 	log_set_level(config->error_log_level);
 	mime_table_use(config->mime);
-	if (log_open(config->error_log, config->access_log) < 0) {
+	if (log_open(config->error_log, config->access_logs, config->access_log_count) < 0) {
 		fprintf(stderr, "%s: cannot open the logs %s and %s: %s\n", config_path, config->error_log,
 		        config->access_log, strerror(errno));
 		goto out;
@@ -814,6 +829,10 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	if (pid_file_write(config->pid_file) < 0)
 		goto out;
 	pid_written = true;
+	if (tls_tickets_init() < 0)
+		httpd_log(HTTPD_LOG_WARN, "cannot map the TLS session ticket keys: %s; sessions resume only on the "
+		          "worker that made them", strerror(errno));
+	tls_tickets_apply(config);
 	m.slot_count = config->workers;
 	m.slots = calloc(m.slot_count, sizeof(*m.slots));
 	if (m.slots == NULL)
@@ -831,6 +850,14 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 		int sig;
 
 		watchdog_tick(&m);
+		if (tls_tickets_next_rotation() != 0) {
+			time_t wall = time(NULL), at = tls_tickets_next_rotation();
+
+			if (wall >= at)
+				tls_tickets_rotate(wall);
+			else if (now + (uint64_t)(at - wall) * 1000 < next)
+				next = now + (uint64_t)(at - wall) * 1000;
+		}
 		if (systemd_watchdog_ms() != 0 && m.watchdog_at < next)
 			next = m.watchdog_at;
 		if (scoreboard != NULL) {

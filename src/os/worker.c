@@ -380,8 +380,18 @@ static void control_read(int sock)
 	size_t nfds;
 
 	while ((kind = control_recv(sock, fds, &nfds)) >= 0) {
-		if ((kind == 'A' && nfds == 2) || (kind == 'E' && nfds == 1)) {
-			log_adopt(fds[0], kind == 'A' ? fds[1] : -1);
+		if (kind == 'A' && nfds >= 1) {
+			/* A worker of an older generation may know other access logs: then only the error log. */
+			size_t count = nfds - 1 == log_access_count() ? nfds - 1 : 0;
+
+			for (size_t i = 0; i < count; i++)
+				if (!log_access_enabled(i)) {
+					close(fds[1 + i]);   /* off here: the master sent a placeholder */
+					fds[1 + i] = -1;
+				}
+			for (size_t i = 1 + count; i < nfds; i++)
+				close(fds[i]);
+			log_adopt(fds[0], fds + 1, count);
 			httpd_log(HTTPD_LOG_INFO, "logs reopened");
 			continue;
 		}

@@ -1,0 +1,295 @@
+/* One SSL_CTX per server with a certificate; SNI and ALPN callbacks. */
+#include "tls.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "config.h"
+#include "conn.h"
+#include "vhost.h"
+
+struct tls_server {
+	SSL_CTX                   *ctx;
+	const struct httpd_server *srv;
+	STACK_OF(X509_NAME)       *client_cas;   /* sent in the CertificateRequest */
+};
+
+/* The most recent OpenSSL error, as text, for a message an operator reads. */
+static const char *ssl_error_text(char *buf, size_t size)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (e == 0)
+		snprintf(buf, size, "unknown error");
+	else
+		ERR_error_string_n(e, buf, size);
+	ERR_clear_error();
+	return buf;
+}
+
+static const char *server_label(const struct httpd_server *srv, char *buf, size_t size)
+{
+	if (srv->name != NULL)
+		snprintf(buf, size, "server \"%s\"", srv->name);
+	else
+		snprintf(buf, size, "the top-level server");
+	return buf;
+}
+
+/* ALPN: http/1.1 only (h2 would be added here); a client offering neither gets no ALPN, as nginx does. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned inlen, void *arg)
+{
+	static const unsigned char ours[] = "\x08http/1.1";
+
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto((unsigned char **)(uintptr_t)out, outlen, ours, sizeof(ours) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* The host_name entry of a server_name extension (RFC 6066 §3); 0 if there is none. */
+static size_t sni_parse(const unsigned char *p, size_t len, const unsigned char **name)
+{
+	size_t list;
+
+	if (len < 2)
+		return 0;
+	list = (size_t)p[0] << 8 | p[1];
+	if (list + 2 != len)
+		return 0;
+	p += 2;
+	while (list >= 3) {
+		size_t n = (size_t)p[1] << 8 | p[2];
+
+		if (n + 3 > list)
+			return 0;
+		if (p[0] == 0 /* host_name */ && n > 0 && n <= 255 && memchr(p + 3, '\0', n) == NULL) {
+			*name = p + 3;
+			return n;
+		}
+		p += 3 + n;
+		list -= 3 + n;
+	}
+	return 0;
+}
+
+/*
+ * Before the version is chosen, so a server's own tls_protocols apply: SNI
+ * picks the server, whose certificate, protocols, ciphers and client
+ * certificate settings replace the default server's on this connection.
+ */
+static int client_hello(SSL *ssl, int *alert, void *arg)
+{
+	struct conn *c = SSL_get_app_data(ssl);
+	const struct httpd_config *config = c->w->config;
+	const unsigned char *ext, *name = NULL;
+	size_t ext_len, name_len = 0;
+	const struct httpd_server *srv;
+	const struct tls_server *t;
+	bool named;
+
+	(void)arg;
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &ext_len) == 1)
+		name_len = sni_parse(ext, ext_len, &name);
+	if (name_len == 0)
+		return SSL_CLIENT_HELLO_SUCCESS;   /* no SNI: the default server, no Host check */
+	srv = vhost_find(config, (const char *)name, name_len, &named);
+	c->sni_server = srv;
+	t = srv->tls != NULL ? srv->tls : config->default_server->tls;
+	if (SSL_get_SSL_CTX(ssl) != t->ctx && SSL_set_SSL_CTX(ssl, t->ctx) == NULL) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	/* SSL_set_SSL_CTX swaps the certificate only; the rest is the connection's own. */
+	SSL_set_min_proto_version(ssl, t->srv->tls_min_version);
+	SSL_set_max_proto_version(ssl, t->srv->tls_max_version);
+	SSL_set_options(ssl, SSL_CTX_get_options(t->ctx));
+	if (t->srv->tls_ciphers != NULL && SSL_set_cipher_list(ssl, t->srv->tls_ciphers) != 1) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	SSL_set_verify(ssl, SSL_CTX_get_verify_mode(t->ctx), NULL);
+	if (t->client_cas != NULL) {
+		STACK_OF(X509_NAME) *cas = SSL_dup_CA_list(t->client_cas);
+
+		if (cas != NULL)
+			SSL_set_client_CA_list(ssl, cas);
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static int ctx_build(struct httpd_config *config, struct httpd_server *srv, tls_report_fn report)
+{
+	char err[256], label[300], msg[1024];
+	struct tls_server *t = calloc(1, sizeof(*t));
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	static const unsigned char sid_ctx[] = "prefork-httpd";
+	uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION;
+
+	server_label(srv, label, sizeof(label));
+	if (t == NULL || ctx == NULL) {
+		snprintf(msg, sizeof(msg), "%s: cannot create a TLS context: %s", label, ssl_error_text(err, sizeof(err)));
+		goto fail;
+	}
+	t->ctx = ctx;
+	t->srv = srv;
+	srv->tls = t;
+	if (config->tls_ktls)
+		options |= SSL_OP_ENABLE_KTLS;
+	SSL_CTX_set_options(ctx, options);
+	/* Buffers go back between records, so an idle TLS connection stays small. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_min_proto_version(ctx, srv->tls_min_version);
+	SSL_CTX_set_max_proto_version(ctx, srv->tls_max_version);
+	if (srv->tls_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, srv->tls_ciphers) != 1) {
+		snprintf(msg, sizeof(msg), "%s: tls_ciphers \"%s\" names no cipher OpenSSL knows", label,
+		         srv->tls_ciphers);
+		ERR_clear_error();
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, srv->tls_certificate) != 1) {
+		snprintf(msg, sizeof(msg), "%s: tls_certificate %s: %s", label, srv->tls_certificate,
+		         ssl_error_text(err, sizeof(err)));
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, srv->tls_certificate_key, SSL_FILETYPE_PEM) != 1) {
+		snprintf(msg, sizeof(msg), "%s: tls_certificate_key %s: %s", label, srv->tls_certificate_key,
+		         ssl_error_text(err, sizeof(err)));
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(msg, sizeof(msg), "%s: tls_certificate_key %s does not match tls_certificate %s", label,
+		         srv->tls_certificate_key, srv->tls_certificate);
+		ERR_clear_error();
+		goto fail;
+	}
+	if (srv->tls_client_ca != NULL) {
+		int mode = SSL_VERIFY_PEER;
+
+		if (SSL_CTX_load_verify_locations(ctx, srv->tls_client_ca, NULL) != 1 ||
+		    (t->client_cas = SSL_load_client_CA_file(srv->tls_client_ca)) == NULL) {
+			snprintf(msg, sizeof(msg), "%s: tls_client_ca %s: %s", label, srv->tls_client_ca,
+			         ssl_error_text(err, sizeof(err)));
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, SSL_dup_CA_list(t->client_cas));
+		if (srv->tls_verify_client == TLS_VERIFY_REQUIRED)
+			mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+		SSL_CTX_set_verify(ctx, srv->tls_verify_client == TLS_VERIFY_OFF ? SSL_VERIFY_NONE : mode, NULL);
+	}
+	/* Stateless tickets only: a per-worker session cache would not follow the client to another worker. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	SSL_CTX_set_timeout(ctx, (long)config->tls_session_timeout);
+	tls_tickets_attach(ctx);
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
+	return 0;
+fail:
+	report(srv->tls_key_file, srv->tls_key_line, msg);
+	return -1;
+}
+
+/* A secret file: ours alone, and exactly the size it must be. */
+static int ticket_key_read(struct httpd_config *config, tls_report_fn report)
+{
+	char msg[512];
+	struct stat st;
+	ssize_t n = -1;
+	int fd = open(config->tls_ticket_key_file, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH))) {
+		snprintf(msg, sizeof(msg), "tls_ticket_key_file: %s is readable by group or others (mode %04o); "
+		         "chmod 600 it", config->tls_ticket_key_file, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		report(config->tls_ticket_key_origin, config->tls_ticket_key_line, msg);
+		return -1;
+	}
+	if (fd >= 0) {
+		n = read(fd, config->tls_ticket_key, sizeof(config->tls_ticket_key));
+		if (n == (ssize_t)sizeof(config->tls_ticket_key) && read(fd, msg, 1) != 0)
+			n = 0;   /* longer than a key */
+		close(fd);
+	}
+	if (n != (ssize_t)sizeof(config->tls_ticket_key)) {
+		snprintf(msg, sizeof(msg), "tls_ticket_key_file: %s must hold exactly 80 random bytes "
+		         "(openssl rand 80 > FILE)%s%s", config->tls_ticket_key_file, n < 0 ? ": " : "",
+		         n < 0 ? strerror(errno) : "");
+		report(config->tls_ticket_key_origin, config->tls_ticket_key_line, msg);
+		return -1;
+	}
+	config->tls_ticket_key_set = true;
+	return 0;
+}
+
+int tls_config_build(struct httpd_config *config, tls_report_fn report)
+{
+	const struct httpd_server *def = config->default_server;
+	int rc = 0;
+
+	config->tls_ktls = cfg_getbool(config->cfg, "tls_ktls");
+	config->tls_ticket_key_file = cfg_getstr(config->cfg, "tls_ticket_key_file");
+	config->tls_session_timeout = (unsigned)cfg_getint(config->cfg, "tls_session_timeout");
+	for (size_t i = 0; i < config->listen_count; i++) {
+		const struct listen_spec *ls = &config->listens[i];
+
+		if (!(ls->flags & LISTEN_TLS))
+			continue;
+		if (!config->tls) {
+			const struct sockaddr *sa = (const struct sockaddr *)&ls->addr;
+
+			config->tls_https_port = sa->sa_family == AF_INET6
+			                       ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+			                       : ntohs(((const struct sockaddr_in *)sa)->sin_port);
+		}
+		config->tls = true;
+	}
+	if (config->tls_ticket_key_file != NULL && ticket_key_read(config, report) < 0)
+		rc = -1;
+	for (size_t i = 0; i < config->server_count; i++) {
+		struct httpd_server *srv = &config->servers[i];
+
+		if (srv->tls_certificate != NULL && ctx_build(config, srv, report) < 0)
+			rc = -1;
+	}
+	if (rc == 0 && config->tls && def->tls == NULL) {
+		char msg[512], label[300];
+
+		snprintf(msg, sizeof(msg), "%s is the default server of the tls listeners but has no tls_certificate",
+		         server_label(def, label, sizeof(label)));
+		report(def->file, def->line, msg);
+		rc = -1;
+	}
+	return rc;
+}
+
+void tls_server_free(struct tls_server *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->ctx);
+	if (t->client_cas != NULL)
+		sk_X509_NAME_pop_free(t->client_cas, X509_NAME_free);
+	free(t);
+}
+
+/* The default server's context: where every handshake starts. */
+void *tls_default_ctx(const struct httpd_config *config)
+{
+	return config->default_server->tls != NULL ? config->default_server->tls->ctx : NULL;
+}

@@ -1,0 +1,424 @@
+/*
+ * TLS as a transport: the HTTP codec above reads and writes plaintext and
+ * never knows.  Non-blocking throughout: OpenSSL's "want read" and "want
+ * write" become EAGAIN, and the handshake happens inside the first read,
+ * under the header timeout, so a slow handshake holds nothing but its
+ * connection.
+ */
+#include "tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "config.h"
+#include "conn.h"
+#include "http1.h"
+#include "log.h"
+
+/* One TLS record's worth of plaintext: what a write gathers and a file read fetches. */
+#define TLS_RECORD 16384
+
+static unsigned char stage[TLS_RECORD];
+static bool ktls_missing_logged;
+
+static const struct transport transport_tls;
+
+static SSL *ssl_of(struct conn *c)
+{
+	return c->transport_data;
+}
+
+/* The reason OpenSSL gave for a failed handshake or record, logged once per connection at info. */
+static void tls_failure_log(struct conn *c, const char *what)
+{
+	char text[256];
+	unsigned long e = ERR_peek_last_error();
+
+	if (e != 0)
+		ERR_error_string_n(e, text, sizeof(text));
+	else
+		snprintf(text, sizeof(text), "%s", errno != 0 ? strerror(errno) : "connection closed");
+	httpd_log(HTTPD_LOG_INFO, "%s: TLS %s failed: %s", c->peer, what, text);
+	ERR_clear_error();
+}
+
+/*
+ * Plain HTTP on a TLS port: OpenSSL recognises the request line.  Answer
+ * in plain text, as nginx does, then stop writing and let the lingering
+ * close drain the rest, so the answer is not lost to a reset.
+ */
+static void plain_http_answer(struct conn *c)
+{
+	static const char msg[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 48\r\n"
+	                          "Connection: close\r\n\r\nThis port speaks HTTPS: use https:// to reach it\n";
+
+	if (send(c->fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) < 0 || shutdown(c->fd, SHUT_WR) < 0)
+		return;
+	SSL_free(ssl_of(c));
+	c->transport_data = NULL;
+	c->transport = &transport_tcp;
+	c->state = CONN_LINGER;
+	c->in_off = c->in_len = 0;
+	timer_arm(c->w->timers, TIMER_LINGER, &c->timer, c->w->now_ms);
+}
+
+/* Maps an SSL_* failure to what a socket call would have said. */
+static ssize_t ssl_failed(struct conn *c, int rc, bool writing, const char *what)
+{
+	SSL *ssl = ssl_of(c);
+	int err = SSL_get_error(ssl, rc);
+
+	switch (err) {
+	case SSL_ERROR_WANT_READ:
+		errno = EAGAIN;
+		if (writing)
+			c->tls_write_wants_read = true;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		if (!writing) {
+			/* A read that must write (a handshake message): resume it when the socket drains. */
+			c->tls_read_wants_write = true;
+			conn_wait_writable(c);
+		}
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;   /* close_notify */
+	case SSL_ERROR_SYSCALL:
+		ERR_clear_error();
+		if (errno == 0 || errno == EAGAIN)
+			errno = ECONNRESET;
+		return -1;
+	default:
+		if (!SSL_is_init_finished(ssl) && ERR_GET_REASON(ERR_peek_error()) == SSL_R_HTTP_REQUEST) {
+			ERR_clear_error();
+			plain_http_answer(c);
+			errno = EAGAIN;
+			return -1;
+		}
+		tls_failure_log(c, SSL_is_init_finished(ssl) ? what : "handshake");
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+static ssize_t tls_read(struct conn *c, void *buf, size_t len)
+{
+	size_t n;
+	int rc;
+
+	if (ssl_of(c) == NULL)
+		return transport_tcp.read(c, buf, len);
+	c->tls_read_wants_write = false;
+	ERR_clear_error();
+	rc = SSL_read_ex(ssl_of(c), buf, len, &n);
+	if (rc == 1)
+		return (ssize_t)n;
+	return ssl_failed(c, rc, false, "read");
+}
+
+static ssize_t tls_write(struct conn *c, const void *buf, size_t len)
+{
+	size_t n;
+	int rc;
+
+	c->tls_write_wants_read = false;
+	ERR_clear_error();
+	rc = SSL_write_ex(ssl_of(c), buf, len, &n);
+	if (rc == 1)
+		return (ssize_t)n;
+	return ssl_failed(c, rc, true, "write");
+}
+
+/*
+ * Head and body gathered into one record: one encryption, one send.  A
+ * retry after EAGAIN passes the same bytes again (the caller's iovecs have
+ * not moved), which is what OpenSSL asks of a repeated SSL_write.
+ */
+static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt, bool more)
+{
+	size_t len = 0;
+
+	(void)more;
+	if (ssl_of(c) == NULL)
+		return transport_tcp.writev(c, iov, iovcnt, more);
+	if (iovcnt == 1 || iov[0].iov_len >= TLS_RECORD)
+		return tls_write(c, iov[0].iov_base, iov[0].iov_len);
+	for (int i = 0; i < iovcnt && len < TLS_RECORD; i++) {
+		size_t take = iov[i].iov_len < TLS_RECORD - len ? iov[i].iov_len : TLS_RECORD - len;
+
+		memcpy(stage + len, iov[i].iov_base, take);
+		len += take;
+	}
+	return tls_write(c, stage, len);
+}
+
+static ssize_t tls_sendfile(struct conn *c, int fd, off_t *offset, size_t len)
+{
+	SSL *ssl = ssl_of(c);
+	ssize_t n;
+
+	if (ssl == NULL)
+		return transport_tcp.sendfile(c, fd, offset, len);
+	if (c->w->config->tls_ktls) {
+		if (BIO_get_ktls_send(SSL_get_wbio(ssl))) {
+			ERR_clear_error();
+			n = SSL_sendfile(ssl, fd, *offset, len, 0);
+			if (n > 0) {
+				*offset += n;
+				return n;
+			}
+			return ssl_failed(c, (int)n, true, "sendfile");
+		}
+		if (!ktls_missing_logged) {
+			ktls_missing_logged = true;
+			httpd_log(HTTPD_LOG_NOTICE, "tls_ktls: the kernel does not offer TLS offload for this connection "
+			          "(is the tls module loaded?); file bodies go out with read and SSL_write");
+		}
+	}
+	if (len > TLS_RECORD)
+		len = TLS_RECORD;
+	n = pread(fd, stage, len, *offset);
+	if (n <= 0)
+		return n;
+	n = tls_write(c, stage, (size_t)n);
+	if (n > 0)
+		*offset += n;
+	return n;
+}
+
+static int tls_shutdown(struct conn *c)
+{
+	SSL *ssl = ssl_of(c);
+
+	/* close_notify first, so the client can tell our end of the data from a cut. */
+	if (ssl != NULL && SSL_is_init_finished(ssl)) {
+		ERR_clear_error();
+		(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
+	return shutdown(c->fd, SHUT_WR);
+}
+
+static void tls_close(struct conn *c)
+{
+	SSL *ssl = ssl_of(c);
+
+	if (ssl != NULL) {
+		if (SSL_is_init_finished(ssl) && !c->peer_closed) {
+			ERR_clear_error();
+			(void)SSL_shutdown(ssl);
+		}
+		SSL_free(ssl);
+		ERR_clear_error();
+		c->transport_data = NULL;
+	}
+	close(c->fd);
+	c->fd = -1;
+}
+
+static const struct transport transport_tls = {
+	.name = "tls",
+	.read = tls_read,
+	.writev = tls_writev,
+	.sendfile = tls_sendfile,
+	.shutdown = tls_shutdown,
+	.close = tls_close,
+};
+
+/*
+ * Behind a PROXY preamble the ClientHello may already sit in the input
+ * buffer, read together with the preamble.  This BIO hands those bytes to
+ * OpenSSL first, then reads the socket; the input buffer is then free for
+ * plaintext.
+ */
+struct prefix_bio {
+	int     fd;
+	char   *buf;
+	size_t  off, len;
+};
+
+static int prefix_read(BIO *b, char *out, int size)
+{
+	struct prefix_bio *p = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	if (size <= 0)
+		return 0;
+	if (p->off < p->len) {
+		size_t take = p->len - p->off < (size_t)size ? p->len - p->off : (size_t)size;
+
+		memcpy(out, p->buf + p->off, take);
+		p->off += take;
+		if (p->off == p->len) {
+			free(p->buf);
+			p->buf = NULL;
+		}
+		return (int)take;
+	}
+	n = recv(p->fd, out, (size_t)size, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		BIO_set_retry_read(b);
+	return (int)n;
+}
+
+static int prefix_write(BIO *b, const char *in, int size)
+{
+	struct prefix_bio *p = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	n = send(p->fd, in, (size_t)size, MSG_NOSIGNAL);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static long prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int prefix_destroy(BIO *b)
+{
+	struct prefix_bio *p = BIO_get_data(b);
+
+	if (p != NULL) {
+		free(p->buf);
+		free(p);
+	}
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+static BIO *prefix_bio_new(struct conn *c)
+{
+	static BIO_METHOD *method;
+	struct prefix_bio *p;
+	BIO *b;
+
+	if (method == NULL) {
+		method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "httpd prefix");
+		if (method == NULL || BIO_meth_set_read(method, prefix_read) != 1 ||
+		    BIO_meth_set_write(method, prefix_write) != 1 || BIO_meth_set_ctrl(method, prefix_ctrl) != 1 ||
+		    BIO_meth_set_destroy(method, prefix_destroy) != 1)
+			return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	b = p != NULL ? BIO_new(method) : NULL;
+	if (b == NULL) {
+		free(p);
+		return NULL;
+	}
+	p->fd = c->fd;
+	p->len = c->in_len - c->in_off;
+	p->buf = malloc(p->len);
+	if (p->buf == NULL) {
+		free(p);
+		BIO_free(b);
+		return NULL;
+	}
+	memcpy(p->buf, c->in + c->in_off, p->len);
+	c->in_off = c->in_len = 0;
+	BIO_set_data(b, p);
+	BIO_set_init(b, 1);
+	return b;
+}
+
+int tls_conn_start(struct conn *c)
+{
+	SSL *ssl = SSL_new(tls_default_ctx(c->w->config));
+	BIO *prefix = NULL;
+
+	if (ssl != NULL && c->in_len > c->in_off) {
+		prefix = prefix_bio_new(c);
+		if (prefix != NULL)
+			SSL_set_bio(ssl, prefix, prefix);
+	}
+	if (ssl == NULL || (prefix == NULL && (c->in_len > c->in_off || SSL_set_fd(ssl, c->fd) != 1))) {
+		SSL_free(ssl);
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_set_app_data(ssl, c);
+	SSL_set_accept_state(ssl);
+	c->transport = &transport_tls;
+	c->transport_data = ssl;
+	return 0;
+}
+
+/* X509 name as RFC 2253 text ("CN=alice,O=Example"). */
+static const char *name_text(const X509_NAME *name, char *buf, size_t size)
+{
+	BIO *mem = BIO_new(BIO_s_mem());
+	int n;
+
+	if (mem == NULL)
+		return NULL;
+	if (X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253) < 0) {
+		BIO_free(mem);
+		return NULL;
+	}
+	n = BIO_read(mem, buf, (int)size - 1);
+	BIO_free(mem);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return buf;
+}
+
+const char *tls_conn_field(struct conn *c, const char *field, char *buf, size_t size)
+{
+	SSL *ssl = c->transport == &transport_tls ? ssl_of(c) : NULL;
+
+	if (ssl == NULL || size == 0)
+		return NULL;
+	if (strcmp(field, "protocol") == 0)
+		return SSL_get_version(ssl);
+	if (strcmp(field, "cipher") == 0)
+		return SSL_get_cipher_name(ssl);
+	if (strcmp(field, "server_name") == 0)
+		return SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	if (strcmp(field, "session_reused") == 0)
+		return SSL_session_reused(ssl) ? "r" : ".";
+	if (strcmp(field, "alpn") == 0) {
+		const unsigned char *p;
+		unsigned len;
+
+		SSL_get0_alpn_selected(ssl, &p, &len);
+		if (len == 0 || len >= size)
+			return NULL;
+		memcpy(buf, p, len);
+		buf[len] = '\0';
+		return buf;
+	}
+	if (strcmp(field, "client_verify") == 0 || strcmp(field, "client_subject") == 0 ||
+	    strcmp(field, "client_issuer") == 0) {
+		X509 *peer = SSL_get0_peer_certificate(ssl);
+		long verify;
+
+		if (strcmp(field, "client_verify") != 0)
+			return peer == NULL ? NULL
+			     : name_text(field[7] == 's' ? X509_get_subject_name(peer) : X509_get_issuer_name(peer), buf, size);
+		if (peer == NULL)
+			return "NONE";
+		verify = SSL_get_verify_result(ssl);
+		if (verify == X509_V_OK)
+			return "SUCCESS";
+		snprintf(buf, size, "FAILED:%s", X509_verify_cert_error_string(verify));
+		return buf;
+	}
+	return NULL;
+}

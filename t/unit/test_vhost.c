@@ -1,0 +1,85 @@
+/* Virtual host selection: exact names, aliases, wildcards, ports, case, the default. */
+#include <string.h>
+
+#include "tap.h"
+#include "vhost.h"
+
+static char *a_names[] = { "example.com", "www.example.com" };
+static char *b_names[] = { "*.example.com" };
+static char *c_names[] = { "*.api.example.com", "api.example.com" };
+static char *d_names[] = { "other.test" };
+static struct httpd_server servers[5];
+static struct httpd_config config;
+
+static void setup(void)
+{
+	memset(servers, 0, sizeof(servers));
+	servers[0].name = NULL;   /* the top level: no names */
+	servers[1].names = a_names;
+	servers[1].name_count = 2;
+	servers[2].names = b_names;
+	servers[2].name_count = 1;
+	servers[3].names = c_names;
+	servers[3].name_count = 2;
+	servers[4].names = d_names;
+	servers[4].name_count = 1;
+	config.servers = servers;
+	config.server_count = 5;
+	config.default_server = &servers[0];
+}
+
+static int find(const char *host)
+{
+	bool named;
+	const struct httpd_server *s = vhost_find(&config, host, host ? strlen(host) : 0, &named);
+
+	ck_assert_int_eq(named, s != config.default_server);
+	return (int)(s - servers);
+}
+
+START_TEST(test_name_match)
+{
+	ck_assert(vhost_name_match("example.com", "EXAMPLE.com", 11));
+	ck_assert(!vhost_name_match("example.com", "example.co", 10));
+	ck_assert(vhost_name_match("*.example.com", "a.example.com", 13));
+	ck_assert(vhost_name_match("*.example.com", "a.b.example.com", 15));
+	ck_assert(!vhost_name_match("*.example.com", "example.com", 11));
+	ck_assert(!vhost_name_match("*.example.com", ".example.com", 12));
+	ck_assert(!vhost_name_match("*.example.com", "aexample.com", 12));
+}
+END_TEST
+
+START_TEST(test_find)
+{
+	setup();
+	ck_assert_int_eq(find("example.com"), 1);
+	ck_assert_int_eq(find("WWW.Example.COM"), 1);
+	ck_assert_int_eq(find("example.com:8080"), 1);
+	ck_assert_int_eq(find("example.com."), 1);
+	ck_assert_int_eq(find("example.com.:443"), 1);
+	/* an exact name beats any wildcard; the longest wildcard beats a shorter one */
+	ck_assert_int_eq(find("api.example.com"), 3);
+	ck_assert_int_eq(find("v1.api.example.com"), 3);
+	ck_assert_int_eq(find("shop.example.com"), 2);
+	ck_assert_int_eq(find("other.test"), 4);
+	/* unknown names, IP literals and no Host at all go to the default server */
+	ck_assert_int_eq(find("unknown.test"), 0);
+	ck_assert_int_eq(find("127.0.0.1:8080"), 0);
+	ck_assert_int_eq(find("[::1]:8080"), 0);
+	ck_assert_int_eq(find(NULL), 0);
+	ck_assert_int_eq(find(""), 0);
+	ck_assert_int_eq(find("other.test.evil"), 0);
+	ck_assert_int_eq(find("xother.test"), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("vhost");
+	TCase *tc = tcase_create("vhost");
+
+	tcase_add_test(tc, test_name_match);
+	tcase_add_test(tc, test_find);
+	suite_add_tcase(s, tc);
+	return tap_run(s);
+}
