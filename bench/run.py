@@ -36,16 +36,23 @@ TOP = os.path.dirname(HERE)
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-# name: (file, connections, workers, Connection: close, access log)
+# name: (file, connections, workers, Connection: close, access log, TLS)
 SCENARIOS = {
-    "ka-1k":       ("1k.bin", 50, 1, False, False),
-    "close-1k":    ("1k.bin", 50, 1, True, False),
-    "ka-1m":       ("1m.bin", 50, 1, False, False),
-    "ka-1k-c1000": ("1k.bin", 1000, 1, False, False),
-    "idle-10k":    ("1k.bin", 10000, 1, False, False),
-    "workers-2":   ("1k.bin", 50, 2, False, False),
-    "ka-1k-log":   ("1k.bin", 50, 1, False, True),
+    "ka-1k":         ("1k.bin", 50, 1, False, False, False),
+    "close-1k":      ("1k.bin", 50, 1, True, False, False),
+    "ka-1m":         ("1m.bin", 50, 1, False, False, False),
+    "ka-1k-c1000":   ("1k.bin", 1000, 1, False, False, False),
+    "idle-10k":      ("1k.bin", 10000, 1, False, False, False),
+    "workers-2":     ("1k.bin", 50, 2, False, False, False),
+    "ka-1k-log":     ("1k.bin", 50, 1, False, True, False),
+    # TLS against nginx only (same certificate, protocols and ciphers): keep-alive, and a full
+    # handshake per request (wrk does not resume sessions).
+    "tls-ka-1k":     ("1k.bin", 50, 1, False, False, True),
+    "tls-handshake": ("1k.bin", 50, 1, True, False, True),
 }
+TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+               "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+               "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384")
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o"}
 
 
@@ -139,38 +146,59 @@ class Peer:
         self.proc = None
 
 
-def httpd_peer(name, binary, modules, workers, log, work, docroot):
+def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False):
     port = free_port()
-    conf = os.path.join(work, "%s-%d%s.conf" % (name, workers, "-log" if log else ""))
+    conf = os.path.join(work, "%s-%d%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else ""))
     with open(conf, "w") as f:
-        f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
+        f.write('listen = {"127.0.0.1:%d%s"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
                 'error_log = "%s/%s-error.log"\naccess_log = "%s"\nmodule_dir = "%s"\n'
                 'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
+                '%s'
                 'location "/" { handler = "static" root = "%s" }\n'
-                % (port, workers, work, name, work, name,
+                % (port, " tls" if tls else "", workers, work, name, work, name,
                    os.path.join(work, name + "-access.log") if log else "off",
-                   os.path.abspath(modules), docroot))
+                   os.path.abspath(modules),
+                   'tls_certificate = "%s/tls.pem"\ntls_certificate_key = "%s/tls.key"\n'
+                   'tls_ciphers = "%s"\n' % (work, work, TLS_CIPHERS) if tls else "",
+                   docroot))
     return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
 
 
-def make_peers(args, work, docroot, workers, log, close):
+def tls_material(work):
+    """One ECDSA P-256 certificate for every TLS peer."""
+    if os.path.exists(os.path.join(work, "tls.pem")):
+        return
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", os.path.join(work, "tls.key"), "-out", os.path.join(work, "tls.pem"), "-days", "2",
+                    "-subj", "/CN=localhost"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.chmod(os.path.join(work, "tls.key"), 0o600)
+    os.chmod(os.path.join(work, "tls.pem"), 0o644)
+
+
+def make_peers(args, work, docroot, workers, log, close, tls=False):
     user = "www-data" if os.geteuid() == 0 else None
-    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, log, work, docroot)]
+    if tls:
+        tls_material(work)
+    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, log, work, docroot, tls)]
     if args.baseline:
-        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, workers, log, work, docroot))
+        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, workers, log, work, docroot, tls))
     if shutil.which("nginx"):
         port = free_port()
-        conf = os.path.join(work, "nginx-%d-%d.conf" % (workers, log))
+        conf = os.path.join(work, "nginx-%d-%d%s.conf" % (workers, log, "-tls" if tls else ""))
+        tls_text = (" ssl_protocols TLSv1.2 TLSv1.3;\n ssl_ciphers %s;\n ssl_session_tickets on;\n"
+                    " ssl_certificate %s/tls.pem;\n ssl_certificate_key %s/tls.key;\n" % (TLS_CIPHERS, work, work))
         with open(conf, "w") as f:
             f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
                     "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
                     "http {\n %s\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
-                    " keepalive_timeout 60;\n default_type application/octet-stream;\n"
-                    " server { listen 127.0.0.1:%d; root %s; }\n}\n"
+                    " keepalive_timeout 60;\n default_type application/octet-stream;\n%s"
+                    " server { listen 127.0.0.1:%d%s; root %s; }\n}\n"
                     % ("user %s;\n" % user if user else "", workers, work, work,
                        "access_log %s/nginx-access.log combined buffer=64k flush=1s;" % work if log
-                       else "access_log off;", port, docroot))
+                       else "access_log off;", tls_text if tls else "", port, " ssl" if tls else "", docroot))
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
+    if tls:
+        return peers   # TLS is measured against nginx alone
     if shutil.which("lighttpd") and not log:
         port = free_port()
         conf = os.path.join(work, "lighttpd-%d.conf" % workers)
@@ -196,11 +224,12 @@ def make_peers(args, work, docroot, workers, log, close):
     return peers
 
 
-def wrk(port, path, conns, duration, close):
+def wrk(port, path, conns, duration, close, tls=False):
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "10s"]
     if close:
         argv += ["-H", "Connection: close"]
-    out = subprocess.run(argv + ["http://127.0.0.1:%d/%s" % (port, path)], stdout=subprocess.PIPE,
+    out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls else "http", port, path)],
+                         stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=duration + 60)
     text = out.stdout.decode()
     requests = re.search(r"(\d+) requests in", text)
@@ -215,9 +244,9 @@ def wrk(port, path, conns, duration, close):
 
 
 def measure(peer, scenario, args):
-    path, conns, _, close, _ = SCENARIOS[scenario]
+    path, conns, _, close, _, tls = SCENARIOS[scenario]
     cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
-    n = wrk(peer.port, path, conns, args.duration, close)
+    n = wrk(peer.port, path, conns, args.duration, close, tls)
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
     return n / elapsed, cpu * 1e6 / n
 
@@ -300,16 +329,16 @@ def median_table(samples):
             for name, v in samples.items()}
 
 
-def run_group(args, work, docroot, scenarios, workers, log):
+def run_group(args, work, docroot, scenarios, workers, log, tls=False):
     results = {}
     close_variants = sorted({SCENARIOS[s][3] for s in scenarios})
     for close in close_variants:
         group = [s for s in scenarios if SCENARIOS[s][3] == close]
-        peers = make_peers(args, work, docroot, workers, log, close)
+        peers = make_peers(args, work, docroot, workers, log, close, tls)
         try:
             for p in peers:
                 p.start()
-                wrk(p.port, "1k.bin", 10, 1, close)   # warm-up
+                wrk(p.port, "1k.bin", 10, 1, close, tls)   # warm-up
             for scenario in group:
                 if scenario == "idle-10k":
                     results[scenario] = {p.name: idle_10k(p) for p in peers if not p.floor}
@@ -476,9 +505,9 @@ def main():
     try:
         groups = {}
         for s in scenarios:
-            groups.setdefault((SCENARIOS[s][2], SCENARIOS[s][4]), []).append(s)
-        for (workers, log), group in groups.items():
-            results.update(run_group(args, work, docroot, group, workers, log))
+            groups.setdefault((SCENARIOS[s][2], SCENARIOS[s][4], SCENARIOS[s][5]), []).append(s)
+        for (workers, log, tls), group in groups.items():
+            results.update(run_group(args, work, docroot, group, workers, log, tls))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {s: results[s] for s in scenarios if s in results}

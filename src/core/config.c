@@ -302,29 +302,30 @@ static int validate_hsts(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 /* Server names: DNS names, lower case when compared; a wildcard only as a leading "*." label. */
-static int validate_server_name(cfg_t *cfg, const char *what, const char *name)
+static bool server_name_ok(const char *name)
 {
 	size_t len = strlen(name);
 	const char *p = name;
 
 	if (strncmp(p, "*.", 2) == 0)
 		p += 2;
-	if (len == 0 || len > 253 || *p == '\0' || *p == '.' || strstr(p, "..") != NULL ||
-	    p[strlen(p) - 1] == '.' || strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(p)) {
-		cfg_error(cfg, "%s \"%s\" is not a host name (letters, digits, '-' and '.'; a wildcard only "
-		          "as \"*.example.com\")", what, name);
-		return -1;
-	}
-	return 0;
+	return len > 0 && len <= 253 && *p != '\0' && *p != '.' && strstr(p, "..") == NULL &&
+	       p[strlen(p) - 1] != '.' &&
+	       strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == strlen(p);
 }
+
+#define SERVER_NAME_RULE "letters, digits, '-' and '.'; a wildcard only as \"*.example.com\""
 
 static int validate_aliases(cfg_t *cfg, cfg_opt_t *opt)
 {
 	for (unsigned i = 0; i < cfg_opt_size(opt); i++)
-		if (validate_server_name(cfg, "alias", cfg_opt_getnstr(opt, i)) < 0)
+		if (!server_name_ok(cfg_opt_getnstr(opt, i))) {
+			cfg_error(cfg, "alias \"%s\" is not a host name (" SERVER_NAME_RULE ")", cfg_opt_getnstr(opt, i));
 			return -1;
+		}
 	return 0;
 }
+
 
 static const char *const log_levels[] = { "error", "warn", "notice", "info", "debug" };
 
@@ -1385,8 +1386,10 @@ static int server_build(struct httpd_config *config, struct httpd_server *srv, c
 
 		block_origin(config, config->src.server_lines, config->src.server_count, sec, &srv->file, &srv->line);
 		srv->name = cfg_title(sec);
-		if (validate_server_name(sec, "server", srv->name) < 0)
+		if (!server_name_ok(srv->name)) {
+			reportf(srv->file, srv->line, "server \"%s\" is not a host name (" SERVER_NAME_RULE ")", srv->name);
 			rc = -1;
+		}
 		srv->names = calloc(aliases + 1, sizeof(*srv->names));
 		if (srv->names == NULL || (srv->names[0] = lower_dup(srv->name)) == NULL)
 			return -1;

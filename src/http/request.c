@@ -231,12 +231,12 @@ int request_begin(struct request *r)
 	rc = server_choose(r);
 	if (rc != 0)
 		return rc;
-	if (r->server->redirect_https && r->conn->transport == &transport_tcp && r->w->config->tls)
-		return https_redirect(r);
 	if (h->form == TARGET_ASTERISK) {
 		body_unread(r);
 		return options_answer(r, all_methods(cfg));
 	}
+	if (r->server->redirect_https && r->conn->transport == &transport_tcp && cfg->tls)
+		return https_redirect(r);
 	path = pool_alloc(r->pool, h->path_len + 1);
 	if (path == NULL)
 		return 500;

@@ -17,7 +17,18 @@
 
 #include "config.h"
 #include "conn.h"
+#include "sni.h"
 #include "vhost.h"
+
+/*
+ * TLS 1.2 ciphers unless tls_ciphers says otherwise: forward secrecy and
+ * AEAD only (Mozilla's "intermediate" list), so no CBC (LUCKY13) and no
+ * static RSA (ROBOT).  TLS 1.3 suites are OpenSSL's, all of them AEAD.
+ */
+#define TLS_DEFAULT_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
 
 struct tls_server {
 	SSL_CTX                   *ctx;
@@ -61,32 +72,6 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_OK;
 }
 
-/* The host_name entry of a server_name extension (RFC 6066 §3); 0 if there is none. */
-static size_t sni_parse(const unsigned char *p, size_t len, const unsigned char **name)
-{
-	size_t list;
-
-	if (len < 2)
-		return 0;
-	list = (size_t)p[0] << 8 | p[1];
-	if (list + 2 != len)
-		return 0;
-	p += 2;
-	while (list >= 3) {
-		size_t n = (size_t)p[1] << 8 | p[2];
-
-		if (n + 3 > list)
-			return 0;
-		if (p[0] == 0 /* host_name */ && n > 0 && n <= 255 && memchr(p + 3, '\0', n) == NULL) {
-			*name = p + 3;
-			return n;
-		}
-		p += 3 + n;
-		list -= 3 + n;
-	}
-	return 0;
-}
-
 /*
  * Before the version is chosen, so a server's own tls_protocols apply: SNI
  * picks the server, whose certificate, protocols, ciphers and client
@@ -104,13 +89,15 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
 
 	(void)arg;
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &ext_len) == 1)
-		name_len = sni_parse(ext, ext_len, &name);
+		name_len = tls_sni_parse(ext, ext_len, &name);
 	if (name_len == 0)
 		return SSL_CLIENT_HELLO_SUCCESS;   /* no SNI: the default server, no Host check */
 	srv = vhost_find(config, (const char *)name, name_len, &named);
 	c->sni_server = srv;
 	t = srv->tls != NULL ? srv->tls : config->default_server->tls;
-	if (SSL_get_SSL_CTX(ssl) != t->ctx && SSL_set_SSL_CTX(ssl, t->ctx) == NULL) {
+	if (SSL_get_SSL_CTX(ssl) == t->ctx)
+		return SSL_CLIENT_HELLO_SUCCESS;   /* the default server's: everything is in place already */
+	if (SSL_set_SSL_CTX(ssl, t->ctx) == NULL) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -118,7 +105,7 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
 	SSL_set_min_proto_version(ssl, t->srv->tls_min_version);
 	SSL_set_max_proto_version(ssl, t->srv->tls_max_version);
 	SSL_set_options(ssl, SSL_CTX_get_options(t->ctx));
-	if (t->srv->tls_ciphers != NULL && SSL_set_cipher_list(ssl, t->srv->tls_ciphers) != 1) {
+	if (SSL_set_cipher_list(ssl, t->srv->tls_ciphers != NULL ? t->srv->tls_ciphers : TLS_DEFAULT_CIPHERS) != 1) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -154,9 +141,11 @@ static int ctx_build(struct httpd_config *config, struct httpd_server *srv, tls_
 	/* Buffers go back between records, so an idle TLS connection stays small. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Whole segments per read: a record's header and body do not cost a syscall each. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_min_proto_version(ctx, srv->tls_min_version);
 	SSL_CTX_set_max_proto_version(ctx, srv->tls_max_version);
-	if (srv->tls_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, srv->tls_ciphers) != 1) {
+	if (SSL_CTX_set_cipher_list(ctx, srv->tls_ciphers != NULL ? srv->tls_ciphers : TLS_DEFAULT_CIPHERS) != 1) {
 		snprintf(msg, sizeof(msg), "%s: tls_ciphers \"%s\" names no cipher OpenSSL knows", label,
 		         srv->tls_ciphers);
 		ERR_clear_error();
@@ -167,7 +156,8 @@ static int ctx_build(struct httpd_config *config, struct httpd_server *srv, tls_
 		         ssl_error_text(err, sizeof(err)));
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, srv->tls_certificate_key, SSL_FILETYPE_PEM) != 1) {
+	if (SSL_CTX_use_PrivateKey_file(ctx, srv->tls_certificate_key, SSL_FILETYPE_PEM) != 1 &&
+	    ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
 		snprintf(msg, sizeof(msg), "%s: tls_certificate_key %s: %s", label, srv->tls_certificate_key,
 		         ssl_error_text(err, sizeof(err)));
 		goto fail;

@@ -162,7 +162,6 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[
 	OSSL_PARAM params[3];
 	int rc = -1;
 
-	(void)ssl;
 	/* No key: no ticket (encrypting), or a full handshake and a fresh ticket (an unknown name). */
 	if (table == NULL || !key_lookup(enc ? NULL : key_name, &key, &current))
 		return 0;
@@ -176,7 +175,12 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[
 			rc = 1;
 	} else if (EVP_MAC_CTX_set_params(hctx, params) == 1 &&
 	           EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key.aes, iv) == 1) {
-		rc = current ? 1 : 2;   /* 2: valid, but issue a ticket under the current key */
+		/*
+		 * 2 asks for a fresh ticket: always on TLS 1.3, where a client uses a
+		 * ticket once (without one it would do a full handshake next time),
+		 * and on TLS 1.2 when an older key made this one.
+		 */
+		rc = current && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
 	}
 	OPENSSL_cleanse(&key, sizeof(key));
 	return rc;

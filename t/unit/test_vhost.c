@@ -1,6 +1,7 @@
 /* Virtual host selection: exact names, aliases, wildcards, ports, case, the default. */
 #include <string.h>
 
+#include "sni.h"
 #include "tap.h"
 #include "vhost.h"
 
@@ -73,6 +74,41 @@ START_TEST(test_find)
 }
 END_TEST
 
+/* A server_name extension body: list length, then (type, length, name) entries. */
+static size_t sni(const char *bytes, size_t len, char *out)
+{
+	const unsigned char *name = NULL;
+	size_t n = tls_sni_parse((const unsigned char *)bytes, len, &name);
+
+	memcpy(out, name != NULL ? (const char *)name : "", n);
+	out[n] = '\0';
+	return n;
+}
+
+START_TEST(test_sni_parse)
+{
+	char out[300], big[2 + 3 + 256];
+
+	ck_assert_uint_eq(sni("\x00\x09\x00\x00\x06" "a.test", 11, out), 6);
+	ck_assert_str_eq(out, "a.test");
+	/* an entry of another type first, then the host name */
+	ck_assert_uint_eq(sni("\x00\x0b\x07\x00\x01" "x\x00\x00\x04" "b.io", 13, out), 4);
+	ck_assert_str_eq(out, "b.io");
+	/* lengths that disagree, run past the end, or are empty */
+	ck_assert_uint_eq(sni("\x00\x0a\x00\x00\x06" "a.test", 11, out), 0);
+	ck_assert_uint_eq(sni("\x00\x09\x00\x00\x07" "a.test", 11, out), 0);
+	ck_assert_uint_eq(sni("\x00\x03\x00\x00\x00", 5, out), 0);
+	ck_assert_uint_eq(sni("\x00", 1, out), 0);
+	ck_assert_uint_eq(sni("", 0, out), 0);
+	/* a NUL inside the name is no name */
+	ck_assert_uint_eq(sni("\x00\x09\x00\x00\x06" "a\0test", 11, out), 0);
+	/* at most 255 bytes */
+	memset(big, 'a', sizeof(big));
+	big[0] = 0x01, big[1] = 0x03, big[2] = 0, big[3] = 0x01, big[4] = 0x00;
+	ck_assert_uint_eq(sni(big, sizeof(big), out), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vhost");
@@ -80,6 +116,7 @@ int main(void)
 
 	tcase_add_test(tc, test_name_match);
 	tcase_add_test(tc, test_find);
+	tcase_add_test(tc, test_sni_parse);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
