@@ -307,6 +307,8 @@ struct httpd_event *httpd_event_fd(struct httpd_request *req, int fd, unsigned e
 struct httpd_event *httpd_event_timer(struct httpd_request *req, unsigned ms, httpd_event_fn fn,
                                       void *arg);
 void httpd_event_del(struct httpd_event *ev);
+/* Changes what an fd event waits for (HTTPD_EVENT_READ, HTTPD_EVENT_WRITE, both, or 0); -1 on failure. */
+int  httpd_event_fd_mod(struct httpd_event *ev, unsigned events);
 
 /*
  * Runs work(arg) on the worker's thread pool, then done(req, arg) in the
@@ -316,6 +318,15 @@ void httpd_event_del(struct httpd_event *ev);
  */
 int httpd_run_blocking(struct httpd_request *req, void (*work)(void *arg),
                        void (*done)(struct httpd_request *req, void *arg), void *arg);
+
+/*
+ * Back-pressure for a body hook that forwards the body somewhere slower
+ * than the client: after pause the core delivers no more DATA (and reads
+ * no more from the client, so TCP pushes back) until resume.  The body
+ * timeout does not run while paused.
+ */
+void httpd_request_body_pause(struct httpd_request *req);
+void httpd_request_body_resume(struct httpd_request *req);
 
 /* Runs fn(arg) if the request is cancelled (client gone, timeout) while pending. */
 int httpd_request_on_cancel(struct httpd_request *req, void (*fn)(void *arg), void *arg);
@@ -344,6 +355,14 @@ void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offs
 typedef ssize_t (*httpd_stream_fn)(void *ctx, char *buf, size_t len);
 /* The body comes from fn; chunked on HTTP/1.1, close-delimited on HTTP/1.0. */
 void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn fn, void *ctx);
+/*
+ * A stream whose bytes come from elsewhere (an upstream server) returns
+ * HTTPD_STREAM_AGAIN when it has none yet: the core stops asking (and stops
+ * timing the client: the module times its source) until the module calls
+ * httpd_response_stream_wake from an event.
+ */
+#define HTTPD_STREAM_AGAIN (-2)
+void httpd_response_stream_wake(struct httpd_request *req);
 /* Bytes of body sent so far (in the log phase: all of it). */
 uint64_t httpd_response_bytes_sent(const struct httpd_response *res);
 

@@ -122,6 +122,17 @@ struct httpd_event *httpd_event_timer(struct httpd_request *req, unsigned ms, ht
 	return e;
 }
 
+int httpd_event_fd_mod(struct httpd_event *e, unsigned events)
+{
+	struct epoll_event ev;
+
+	if (e == NULL || !e->active || e->fd < 0)
+		return -1;
+	ev.events = (events & HTTPD_EVENT_READ ? EPOLLIN | EPOLLRDHUP : 0) | (events & HTTPD_EVENT_WRITE ? EPOLLOUT : 0);
+	ev.data.ptr = e;
+	return epoll_ctl(worker_current()->epfd, EPOLL_CTL_MOD, e->fd, &ev);
+}
+
 void httpd_event_del(struct httpd_event *e)
 {
 	if (e != NULL && e->active)

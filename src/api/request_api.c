@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "request.h"
 #include "tls.h"
+#include "worker.h"
 
 const char *httpd_request_header(const struct httpd_request *req, const char *name)
 {
@@ -36,6 +37,42 @@ void httpd_log_request(enum httpd_log_level level, const struct httpd_request *r
 const char *httpd_request_proxy(const struct httpd_request *req, const char *field)
 {
 	return conn_proxy_field(request_of(req)->conn, field);
+}
+
+void httpd_response_stream_wake(struct httpd_request *req)
+{
+	struct request *r = request_of(req);
+	struct conn *c = r->conn;
+
+	if (c == NULL || c->req != r || !c->stream_waiting)
+		return;
+	c->stream_waiting = false;
+	timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
+	worker_defer(c->w, c);
+}
+
+void httpd_request_body_pause(struct httpd_request *req)
+{
+	struct request *r = request_of(req);
+
+	if (r->conn == NULL || r->body.paused)
+		return;
+	r->body.paused = true;
+	timer_disarm(&r->conn->timer);
+}
+
+void httpd_request_body_resume(struct httpd_request *req)
+{
+	struct request *r = request_of(req);
+	struct conn *c = r->conn;
+
+	if (!r->body.paused)
+		return;
+	r->body.paused = false;
+	if (c == NULL || c->req != r || c->state != CONN_READ_BODY)
+		return;
+	timer_arm(c->w->timers, TIMER_BODY, &c->timer, c->w->now_ms);
+	worker_defer(c->w, c);
 }
 
 const char *httpd_request_tls(const struct httpd_request *req, const char *field)

@@ -225,8 +225,8 @@ void conn_event(struct conn *c, uint32_t events)
 		c->writable = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->peer_closed = true;
-	/* Nobody is left to answer: cancel the pending handler (it gets its cancel call). */
-	if (c->state == CONN_HANDLER && c->peer_closed) {
+	/* Nobody is left to answer: cancel the pending handler (it gets its cancel call), or the stream. */
+	if ((c->state == CONN_HANDLER || (c->state == CONN_WRITE && c->stream_waiting)) && c->peer_closed) {
 		conn_close(c);
 		return;
 	}

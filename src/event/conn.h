@@ -71,6 +71,7 @@ struct conn {
 	off_t                        file_off, file_left;
 	bool                         chunked_out;
 	bool                         stream_active;
+	bool                         stream_waiting;   /* the module's stream said HTTPD_STREAM_AGAIN */
 	char                        *stream_buf;
 	char                         chunk_head[24];
 

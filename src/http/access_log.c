@@ -151,6 +151,7 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 	case LOG_HTTP:                return req->headers ? header_by_variable(req, seg->text, seg->len) : NULL;
 	case LOG_PROXY:               return conn_proxy_value(r->conn, seg->index);
 	case LOG_SERVER_NAME:         return r->server != NULL ? r->server->name : NULL;
+	case LOG_NOTE:                return httpd_request_note(req, seg->text);
 	case LOG_SSL:                 return r->conn ? tls_conn_field(r->conn, seg->text, scratch, size) : NULL;
 	case LOG_LITERAL:             break;
 	}

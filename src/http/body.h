@@ -23,6 +23,7 @@ struct request_body {
 	struct http_chunked chunked_state;
 	char               *scratch;      /* chunked decoding output */
 	bool                to_module;    /* the handler's body hook takes it */
+	bool                paused;       /* httpd_request_body_pause: deliver nothing for now */
 	uint32_t            checks_off;   /* body-check modules that declined at START */
 	char               *mem;
 	size_t              mem_len, mem_cap;

@@ -194,7 +194,7 @@ static enum step body_consume(struct conn *c, struct request *r)
 {
 	struct request_body *b = &r->body;
 
-	while (c->in_len > c->in_off) {
+	while (c->in_len > c->in_off && !b->paused) {
 		if (b->chunked) {
 			size_t consumed = 0, produced = 0;
 			int rc = http_chunked_decode(&b->chunked_state, c->in + c->in_off, c->in_len - c->in_off,
@@ -238,6 +238,8 @@ static enum step read_body(struct conn *c)
 
 		if (s != STEP_AGAIN)
 			return s;
+		if (r->body.paused)
+			return STEP_AGAIN;   /* httpd_request_body_resume runs us again */
 		switch (conn_fill(c)) {
 		case 1:
 			timer_arm(c->w->timers, TIMER_BODY, &c->timer, c->w->now_ms);
@@ -284,6 +286,7 @@ void http1_respond(struct request *r)
 	c->iov_idx = 0;
 	c->chunked_out = chunked;
 	c->stream_active = false;
+	c->stream_waiting = false;
 	c->stream_buf = NULL;
 	c->file_left = 0;
 	switch (res->body) {
@@ -332,6 +335,12 @@ static bool stream_refill(struct conn *c, struct request *r)
 			return false;
 	}
 	n = r->res.stream(r->res.stream_ctx, c->stream_buf, STREAM_BUF_SIZE);
+	if (n == HTTPD_STREAM_AGAIN) {
+		/* The module's source has nothing yet: it times that itself, and wakes us. */
+		c->stream_waiting = true;
+		timer_disarm(&c->timer);
+		return true;
+	}
 	if (n < 0 || n > STREAM_BUF_SIZE)
 		return false;
 	c->iov_idx = 0;
@@ -444,7 +453,8 @@ static enum step write_response(struct conn *c)
 
 	for (;;) {
 		if (c->iov_cnt > 0) {
-			bool more = c->file_left > 0 || c->stream_active;
+			/* Not for streams: one that waits would leave the last piece corked. */
+			bool more = c->file_left > 0;
 			ssize_t n;
 
 			if (!c->writable)
@@ -486,6 +496,8 @@ static enum step write_response(struct conn *c)
 			continue;
 		}
 		if (c->stream_active) {
+			if (c->stream_waiting)
+				return STEP_AGAIN;
 			if (!stream_refill(c, r)) {
 				httpd_log_request(HTTPD_LOG_ERR, &r->req, "the module's streamed body failed");
 				conn_close(c);

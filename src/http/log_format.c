@@ -96,6 +96,25 @@ static bool variable_resolve(const char *name, size_t len, struct log_segment *s
 			return true;
 		}
 	}
+	/* What the proxy module notes about the upstream, under nginx's names. */
+	if (len == 13 && memcmp(name, "upstream_addr", 13) == 0) {
+		seg->var = LOG_NOTE;
+		seg->text = "upstream_addr";
+		seg->len = 13;
+		return true;
+	}
+	if (len == 15 && memcmp(name, "upstream_status", 15) == 0) {
+		seg->var = LOG_NOTE;
+		seg->text = "upstream_status";
+		seg->len = 15;
+		return true;
+	}
+	if (len == 22 && memcmp(name, "upstream_response_time", 22) == 0) {
+		seg->var = LOG_NOTE;
+		seg->text = "upstream_response_time";
+		seg->len = 22;
+		return true;
+	}
 	if (has_prefix(name, len, "http_", &skip)) {
 		seg->var = LOG_HTTP;
 		seg->text = name + skip;

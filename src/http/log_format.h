@@ -34,6 +34,7 @@ enum log_var {
 	LOG_REQUEST_ID, LOG_PID, LOG_WORKER, LOG_HOST, LOG_SERVER_ADDR, LOG_SERVER_PORT, LOG_SCHEME,
 	LOG_CONNECTION_REQUESTS, LOG_GENERATION, LOG_SERVER_NAME,
 	LOG_SSL,             /* $ssl_NAME: text is the TLS field (tls_conn_field) */
+	LOG_NOTE,            /* $upstream_addr ...: a request note of that name, set by a module */
 	LOG_HTTP,            /* $http_NAME: a request header, "_" matching "-" */
 	LOG_PROXY,           /* $proxy_protocol_NAME / $proxy_protocol_tlv_NAME */
 };

@@ -289,7 +289,7 @@ def test_certificate_replaced_on_sighup_without_a_failed_request():
         shutil.copy(other[1], srv.a_key)
         srv.signal(signal.SIGHUP)
         assert wait_for(lambda: "does not match tls_certificate" in srv.log(), timeout=10), srv.log()
-        assert "keeping the running configuration" in srv.log()
+        assert wait_for(lambda: "keeping the running configuration" in srv.log(), timeout=10), srv.log()
         assert peer_serial(srv.tls_port, "a.test", CA_) == fresh[2]
         status, _, body = https_get(srv.tls_port, "a.test", "/", CA_)
         assert status == 200 and body == b"site a\n"

@@ -1,0 +1,1202 @@
+/*
+ * proxy: prefork-httpd in front of an application server.
+ *
+ * Asynchronous both ways on the worker's event loop: the request body is
+ * forwarded as it arrives (the client is paused while 64 KiB wait for the
+ * upstream), and the response is streamed to the client as it arrives (the
+ * upstream is not read while 64 KiB wait for the client), so memory per
+ * request is bounded whatever the sizes.  HTTP/1.1 to the upstream over a
+ * per-worker pool of keep-alive connections; the response is re-framed by
+ * the core, so a framing trick from the upstream never reaches the client.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <httpd/module.h>
+
+#include "proxy_parse.h"
+#include "upstream.h"
+
+#define OUT_MAX  (64 * 1024)   /* request body bytes held for a slow upstream before the client waits */
+#define OUT_CAP  (2 * OUT_MAX)  /* room for OUT_MAX and the piece that crossed it */
+#define IN_MAX   (32 * 1024)   /* response bytes held for a slow client before the upstream waits */
+
+enum forwarded_mode { FWD_X, FWD_RFC7239, FWD_BOTH, FWD_OFF };
+
+struct proxy_loc {
+	struct upstream    *up;           /* the named upstream, or own */
+	struct upstream     own;          /* proxy_to */
+	const char         *prefix;
+	size_t              prefix_len;
+	char               *path;         /* proxy_path: what replaces the prefix; NULL keeps it */
+	bool                host_upstream;
+	unsigned            connect_ms, read_ms, send_ms;
+	enum forwarded_mode forwarded;
+	unsigned            retries;
+};
+
+struct proxy_server {
+	struct upstream *ups;
+	size_t           count;
+};
+
+enum pstate { PS_CONNECTING, PS_SENDING, PS_HEAD, PS_BODY, PS_DONE };
+
+struct proxy_req {
+	struct httpd_request   *req;
+	struct httpd_response  *res;
+	struct proxy_loc       *pl;
+	struct upstream        *up;
+	struct upstream_server *srv;
+	int                     fd;
+	bool                    reused;
+	uint64_t                tried;          /* servers tried, a bit per index */
+	unsigned                attempts;
+	enum pstate             state;
+	struct httpd_event     *io, *timer;
+	unsigned                io_want;
+	uint64_t                progress_ms;    /* the last byte moved either way */
+	uint64_t                started_ms;
+
+	char                   *head;           /* the request head for the upstream, kept for retries */
+	size_t                  head_len, head_off;
+	char                   *out;            /* body bytes not yet written upstream */
+	size_t                  out_len, out_off, out_cap;
+	unsigned                stale;          /* pooled connections found closed by the server */
+	bool                    has_body, body_chunked, body_done, body_sent, client_paused;
+	int                     error;          /* a status owed to the client from the body phase */
+	int                     last_status;    /* what the last failed attempt would have answered */
+
+	bool                    pending;        /* the handler returned HTTPD_PENDING */
+	bool                    finished;       /* httpd_request_finish was called */
+	bool                    head_request;
+	char                   *in;             /* response bytes: [in_off, in_len) unread */
+	size_t                  in_len, in_off;
+	struct proxy_head       ph;
+	bool                    resp_chunked, until_eof, resp_done, upstream_keep, got_bytes, waiting;
+	int64_t                 left;
+	struct proxy_chunked    chunked;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- configuration ------------------------------------------------------ */
+
+static const struct httpd_option upstream_options[] = {
+	HTTPD_OPTION_STR_LIST("server", "{}"),
+	HTTPD_OPTION_STR("balance", "round-robin"),
+	HTTPD_OPTION_INT("max_fails", "1"),
+	HTTPD_OPTION_INT("fail_timeout", "10"),
+	HTTPD_OPTION_INT("keepalive", "32"),
+	HTTPD_OPTION_INT("keepalive_timeout", "60"),
+	HTTPD_OPTION_END
+};
+
+static const struct httpd_option server_options[] = {
+	HTTPD_OPTION_SECTION("upstream", HTTPD_OPT_MULTI | HTTPD_OPT_TITLED, upstream_options),
+	HTTPD_OPTION_END
+};
+
+static const struct httpd_option location_options[] = {
+	HTTPD_OPTION_STR("upstream", NULL),
+	HTTPD_OPTION_STR("proxy_to", NULL),
+	HTTPD_OPTION_STR("proxy_path", NULL),
+	HTTPD_OPTION_STR("proxy_host", "client"),
+	HTTPD_OPTION_INT("connect_timeout", "5"),
+	HTTPD_OPTION_INT("read_timeout", "60"),
+	HTTPD_OPTION_INT("send_timeout", "60"),
+	HTTPD_OPTION_STR("forwarded", "x-forwarded"),
+	HTTPD_OPTION_INT("retries", "1"),
+	HTTPD_OPTION_END
+};
+
+static int upstream_read(const struct httpd_conf *sec, struct upstream *u, char *err, size_t errlen)
+{
+	const char *balance = httpd_conf_str(sec, "balance");
+	long max_fails = httpd_conf_int(sec, "max_fails"), fail_timeout = httpd_conf_int(sec, "fail_timeout");
+	long keepalive = httpd_conf_int(sec, "keepalive"), ka_timeout = httpd_conf_int(sec, "keepalive_timeout");
+	size_t n = httpd_conf_count(sec, "server");
+	char origin[256], why[256];
+
+	httpd_conf_origin(sec, origin, sizeof(origin));
+	if (n == 0 || n > 64) {
+		snprintf(err, errlen, "%s: upstream \"%s\" needs from 1 to 64 servers", origin, u->name);
+		return -1;
+	}
+	if (strcmp(balance, "round-robin") == 0) {
+		u->balance = BALANCE_ROUND_ROBIN;
+	} else if (strcmp(balance, "least-conn") == 0) {
+		u->balance = BALANCE_LEAST_CONN;
+	} else {
+		snprintf(err, errlen, "%s: upstream \"%s\": balance must be \"round-robin\" or \"least-conn\"", origin,
+		         u->name);
+		return -1;
+	}
+	if (max_fails < 0 || max_fails > 1000 || fail_timeout < 1 || fail_timeout > 86400 || keepalive < 0 ||
+	    keepalive > 10000 || ka_timeout < 1 || ka_timeout > 86400) {
+		snprintf(err, errlen, "%s: upstream \"%s\": max_fails 0-1000, fail_timeout 1-86400, keepalive "
+		         "0-10000, keepalive_timeout 1-86400", origin, u->name);
+		return -1;
+	}
+	u->max_fails = (unsigned)max_fails;
+	u->fail_timeout_ms = (unsigned)fail_timeout * 1000;
+	u->keepalive = (unsigned)keepalive;
+	u->keepalive_timeout_ms = (unsigned)ka_timeout * 1000;
+	u->servers = calloc(n, sizeof(*u->servers));
+	if (u->servers == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (upstream_server_parse(httpd_conf_list_str(sec, "server", i), &u->servers[i], why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s: upstream \"%s\": %s", origin, u->name, why);
+			return -1;
+		}
+		u->count++;
+	}
+	return 0;
+}
+
+static void server_exit(void *data)
+{
+	struct proxy_server *ps = data;
+
+	if (ps == NULL)
+		return;
+	for (size_t i = 0; i < ps->count; i++)
+		upstream_release(&ps->ups[i]);
+	free(ps->ups);
+	free(ps);
+}
+
+static int server_init(const struct httpd_conf *server, void **data, char *err, size_t errlen)
+{
+	struct proxy_server *ps = calloc(1, sizeof(*ps));
+	size_t n = httpd_conf_count(server, "upstream");
+
+	if (ps == NULL || (ps->ups = calloc(n ? n : 1, sizeof(*ps->ups))) == NULL) {
+		free(ps);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*data = ps;
+	for (size_t i = 0; i < n; i++) {
+		const struct httpd_conf *sec = httpd_conf_section(server, "upstream", i);
+
+		ps->ups[i].name = strdup(httpd_conf_title(sec));
+		ps->count++;
+		if (ps->ups[i].name == NULL || upstream_read(sec, &ps->ups[i], err, errlen) < 0) {
+			if (err[0] == '\0')
+				snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* proxy_to = "http://127.0.0.1:8000" (or http://[::1]:8000, http://unix:/run/app.sock): one server. */
+static int proxy_to_read(const char *url, struct proxy_loc *pl, char *err, size_t errlen)
+{
+	char why[256];
+	const char *rest;
+
+	if (strncmp(url, "http://", 7) != 0) {
+		snprintf(err, errlen, "proxy_to \"%s\" must start with http:// (TLS to upstreams is not supported)", url);
+		return -1;
+	}
+	rest = url + 7;
+	if (rest[strlen(rest) - 1] == '/' && strchr(rest, '/') == rest + strlen(rest) - 1 &&
+	    strncmp(rest, "unix:", 5) != 0) {
+		snprintf(err, errlen, "proxy_to \"%s\": give the address alone; proxy_path says the path", url);
+		return -1;
+	}
+	pl->own.name = strdup(rest);
+	pl->own.servers = calloc(1, sizeof(*pl->own.servers));
+	if (pl->own.name == NULL || pl->own.servers == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (upstream_server_parse(rest, &pl->own.servers[0], why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "proxy_to: %s", why);
+		return -1;
+	}
+	pl->own.count = 1;
+	pl->own.balance = BALANCE_ROUND_ROBIN;
+	pl->own.max_fails = 0;   /* one server: nothing to fail over to */
+	pl->own.fail_timeout_ms = 10000;
+	pl->own.keepalive = 32;
+	pl->own.keepalive_timeout_ms = 60000;
+	pl->up = &pl->own;
+	return 0;
+}
+
+static void release(void *data)
+{
+	struct proxy_loc *pl = data;
+
+	if (pl == NULL)
+		return;
+	if (pl->own.servers != NULL || pl->own.name != NULL)
+		upstream_release(&pl->own);
+	free(pl->path);
+	free(pl);
+}
+
+static int configure(const struct httpd_location *loc, const struct httpd_conf *opts, void **data, char *err,
+                     size_t errlen)
+{
+	struct proxy_loc *pl = calloc(1, sizeof(*pl));
+	const char *name = httpd_conf_str(opts, "upstream"), *to = httpd_conf_str(opts, "proxy_to");
+	const char *path = httpd_conf_str(opts, "proxy_path"), *host = httpd_conf_str(opts, "proxy_host");
+	const char *fwd = httpd_conf_str(opts, "forwarded");
+	long connect_s = httpd_conf_int(opts, "connect_timeout"), read_s = httpd_conf_int(opts, "read_timeout");
+	long send_s = httpd_conf_int(opts, "send_timeout"), retries = httpd_conf_int(opts, "retries");
+
+	if (pl == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*data = pl;
+	pl->prefix = httpd_location_prefix(loc);
+	pl->prefix_len = strlen(pl->prefix);
+	if ((name == NULL) == (to == NULL)) {
+		snprintf(err, errlen, "give either upstream = \"NAME\" or proxy_to = \"http://ADDRESS:PORT\"");
+		return -1;
+	}
+	if (to != NULL && proxy_to_read(to, pl, err, errlen) < 0)
+		return -1;
+	if (name != NULL) {
+		struct proxy_server *ps = httpd_location_server_data(loc, "proxy");
+
+		for (size_t i = 0; ps != NULL && i < ps->count; i++)
+			if (strcmp(ps->ups[i].name, name) == 0)
+				pl->up = &ps->ups[i];
+		if (pl->up == NULL) {
+			snprintf(err, errlen, "no upstream \"%s\" block", name);
+			return -1;
+		}
+	}
+	if (path != NULL && (path[0] != '/' || strpbrk(path, " \t\r\n?#") != NULL)) {
+		snprintf(err, errlen, "proxy_path \"%s\" must be a path starting with '/'", path);
+		return -1;
+	}
+	if (path != NULL && (pl->path = strdup(path)) == NULL)
+		return -1;
+	if (strcmp(host, "client") != 0 && strcmp(host, "upstream") != 0) {
+		snprintf(err, errlen, "proxy_host must be \"client\" or \"upstream\", not \"%s\"", host);
+		return -1;
+	}
+	pl->host_upstream = strcmp(host, "upstream") == 0;
+	if (strcmp(fwd, "x-forwarded") == 0)
+		pl->forwarded = FWD_X;
+	else if (strcmp(fwd, "forwarded") == 0)
+		pl->forwarded = FWD_RFC7239;
+	else if (strcmp(fwd, "both") == 0)
+		pl->forwarded = FWD_BOTH;
+	else if (strcmp(fwd, "off") == 0)
+		pl->forwarded = FWD_OFF;
+	else {
+		snprintf(err, errlen, "forwarded must be \"x-forwarded\", \"forwarded\", \"both\" or \"off\"");
+		return -1;
+	}
+	if (connect_s < 1 || connect_s > 3600 || read_s < 1 || read_s > 86400 || send_s < 1 || send_s > 86400 ||
+	    retries < 0 || retries > 10) {
+		snprintf(err, errlen, "connect_timeout 1-3600, read_timeout and send_timeout 1-86400, retries 0-10");
+		return -1;
+	}
+	pl->connect_ms = (unsigned)connect_s * 1000;
+	pl->read_ms = (unsigned)read_s * 1000;
+	pl->send_ms = (unsigned)send_s * 1000;
+	pl->retries = (unsigned)retries;
+	return 0;
+}
+
+/* --- the request head for the upstream ---------------------------------- */
+
+struct buf {
+	struct httpd_pool *pool;
+	char              *data;
+	size_t             len, cap;
+	bool               failed;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 2048;
+		char *grown;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		grown = httpd_pool_alloc(b->pool, cap);
+		if (grown == NULL) {
+			b->failed = true;
+			return;
+		}
+		memcpy(grown, b->data, b->len);
+		b->data = grown;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+/* Hop-by-hop fields (RFC 9110 §7.6.1) and the ones the proxy writes itself. */
+static bool hop_by_hop(const char *name, const char *connection)
+{
+	static const char *const fixed[] = {
+		"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection",
+		"Proxy-Authenticate", "Proxy-Authorization", "Content-Length", "Host", "Expect",
+	};
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcasecmp(name, fixed[i]) == 0)
+			return true;
+	/* And every field the Connection header names. */
+	for (const char *p = connection; p != NULL && *p != '\0'; ) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (strncasecmp(p, name, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+			return true;
+		while (*p != '\0' && *p != ',')
+			p++;
+	}
+	return false;
+}
+
+static bool forwarded_header(const char *name, enum forwarded_mode mode)
+{
+	if (mode == FWD_OFF)
+		return false;
+	/* What we set is ours: a client's own copy would let it pose as anyone. */
+	return strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0;
+}
+
+/* The request target for the upstream: the prefix replaced by proxy_path, the query kept. */
+static void target_add(struct buf *b, const struct proxy_loc *pl, const struct httpd_request *req)
+{
+	const char *target = req->target, *path_end;
+
+	/* The raw target's path is what the client sent (origin or absolute form). */
+	if (target[0] != '/') {
+		const char *p = strstr(target, "://");
+
+		target = p != NULL ? strchr(p + 3, '/') : NULL;
+		if (target == NULL)
+			target = "/";
+	}
+	if (pl->path == NULL) {
+		buf_str(b, target);
+		return;
+	}
+	/* Replace the prefix on the normalised path, re-encoded only where the raw one matches. */
+	path_end = target + strcspn(target, "?");
+	if ((size_t)(path_end - target) >= pl->prefix_len && strncmp(target, pl->prefix, pl->prefix_len) == 0) {
+		const char *rest = target + pl->prefix_len;
+		size_t plen = strlen(pl->path);
+
+		buf_str(b, pl->path);
+		if (plen > 0 && pl->path[plen - 1] == '/' && rest[0] == '/')
+			rest++;
+		else if (rest[0] != '/' && rest[0] != '?' && rest[0] != '\0' && (plen == 0 || pl->path[plen - 1] != '/'))
+			buf_str(b, "/");
+		buf_str(b, rest);
+		return;
+	}
+	buf_str(b, target);
+}
+
+static char *head_build(struct proxy_req *p)
+{
+	const struct httpd_request *req = p->req;
+	const struct proxy_loc *pl = p->pl;
+	struct buf b = { .pool = req->pool };
+	const char *connection = httpd_request_header(req, "Connection");
+	const char *xff = NULL;
+	bool ipv6 = strchr(req->client_addr, ':') != NULL;
+
+	buf_str(&b, req->method_name);
+	buf_str(&b, " ");
+	target_add(&b, pl, req);
+	buf_str(&b, " HTTP/1.1\r\nHost: ");
+	buf_str(&b, pl->host_upstream || req->host == NULL ? p->srv->name : req->host);
+	buf_str(&b, "\r\n");
+	for (size_t i = 0; i < req->header_count; i++) {
+		const struct httpd_header *h = &req->headers[i];
+
+		if (hop_by_hop(h->name, connection) || forwarded_header(h->name, pl->forwarded))
+			continue;
+		if (strcasecmp(h->name, "X-Forwarded-For") == 0 && (pl->forwarded == FWD_X || pl->forwarded == FWD_BOTH)) {
+			xff = h->value;   /* extended below, as nginx's $proxy_add_x_forwarded_for does */
+			continue;
+		}
+		buf_str(&b, h->name);
+		buf_str(&b, ": ");
+		buf_str(&b, h->value);
+		buf_str(&b, "\r\n");
+	}
+	if (pl->forwarded == FWD_X || pl->forwarded == FWD_BOTH) {
+		buf_str(&b, "X-Forwarded-For: ");
+		if (xff != NULL) {
+			buf_str(&b, xff);
+			buf_str(&b, ", ");
+		}
+		buf_str(&b, req->client_addr);
+		buf_str(&b, "\r\nX-Forwarded-Proto: ");
+		buf_str(&b, req->scheme);
+		buf_str(&b, "\r\n");
+		if (req->host != NULL) {
+			buf_str(&b, "X-Forwarded-Host: ");
+			buf_str(&b, req->host);
+			buf_str(&b, "\r\n");
+		}
+	}
+	if (pl->forwarded == FWD_RFC7239 || pl->forwarded == FWD_BOTH) {
+		/* RFC 7239 §6: an IPv6 address is quoted and bracketed. */
+		buf_str(&b, "Forwarded: for=");
+		buf_str(&b, ipv6 ? "\"[" : "");
+		buf_str(&b, req->client_addr);
+		buf_str(&b, ipv6 ? "]\"" : "");
+		buf_str(&b, ";proto=");
+		buf_str(&b, req->scheme);
+		if (req->host != NULL && strpbrk(req->host, "\";,") == NULL) {
+			buf_str(&b, ";host=\"");
+			buf_str(&b, req->host);
+			buf_str(&b, "\"");
+		}
+		buf_str(&b, "\r\n");
+	}
+	if (p->has_body && p->body_chunked) {
+		buf_str(&b, "Transfer-Encoding: chunked\r\n");
+	} else if (p->has_body) {
+		char num[32];
+
+		snprintf(num, sizeof(num), "Content-Length: %lld\r\n", (long long)req->content_length);
+		buf_str(&b, num);
+	}
+	buf_str(&b, "\r\n");
+	if (b.failed)
+		return NULL;
+	p->head_len = b.len;
+	return b.data;
+}
+
+/* --- the upstream connection ------------------------------------------- */
+
+static void on_io(struct httpd_request *req, void *arg, unsigned events);
+static void on_timer(struct httpd_request *req, void *arg, unsigned events);
+static void attempt(struct proxy_req *p);
+
+static void note_set(struct proxy_req *p, const char *key, const char *value)
+{
+	char *copy = httpd_pool_strdup(p->req->pool, value);
+
+	if (copy != NULL)
+		(void)httpd_request_note_set(p->req, key, copy);
+}
+
+static void io_want(struct proxy_req *p, unsigned want)
+{
+	if (p->fd < 0)
+		return;
+	if (p->io == NULL) {
+		/* Dropped after a hang-up was reported (it would be reported again and again). */
+		p->io = httpd_event_fd(p->req, p->fd, want, on_io, p);
+		p->io_want = want;
+		return;
+	}
+	if (want != p->io_want && httpd_event_fd_mod(p->io, want) == 0)
+		p->io_want = want;
+}
+
+/* Drops the upstream connection: back to the pool after a clean response, else closed. */
+static void upstream_let_go(struct proxy_req *p, bool reusable)
+{
+	if (p->fd < 0)
+		return;
+	httpd_event_del(p->io);
+	p->io = NULL;
+	if (p->srv != NULL && p->srv->active > 0)
+		p->srv->active--;
+	if (reusable)
+		upstream_idle_put(p->up, p->srv, p->fd, now_ms());
+	else
+		close(p->fd);
+	p->fd = -1;
+}
+
+/* Cleanup when the request ends, whichever way. */
+static void proxy_req_cleanup(void *arg)
+{
+	struct proxy_req *p = arg;
+
+	if (p->fd >= 0) {
+		if (p->srv != NULL && p->srv->active > 0)
+			p->srv->active--;
+		close(p->fd);
+		p->fd = -1;
+	}
+}
+
+/* Answers the client with status (502, 504) if it has not been answered yet. */
+static void fail(struct proxy_req *p, int status)
+{
+	char num[8];
+
+	httpd_event_del(p->timer);
+	p->timer = NULL;
+	upstream_let_go(p, false);
+	p->state = PS_DONE;
+	snprintf(num, sizeof(num), "%d", status);
+	note_set(p, "upstream_status", num);
+	if (p->finished)
+		return;
+	if (p->pending) {
+		p->finished = true;
+		httpd_request_finish(p->req, status);
+		return;
+	}
+	/* Still in the body phase: the next body event refuses the request. */
+	p->error = status;
+	if (p->client_paused) {
+		p->client_paused = false;
+		httpd_request_body_resume(p->req);
+	}
+}
+
+static bool idempotent(unsigned method)
+{
+	return (method & (HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_PUT | HTTPD_METHOD_DELETE |
+	                  HTTPD_METHOD_OPTIONS)) != 0;
+}
+
+/*
+ * The upstream failed before answering.  Another server gets the request
+ * if nothing of it can have been acted on: no body byte sent, and an
+ * idempotent method (or a reused keep-alive connection that the server
+ * closed before reading anything).
+ */
+static void upstream_error(struct proxy_req *p, int status, const char *phase, int err)
+{
+	bool safe = !p->got_bytes && !p->body_sent && (idempotent(p->req->method) || p->head_off == 0);
+	bool stale = safe && p->reused && status == 502 && p->stale < 8;
+	bool retry = safe && !stale && p->attempts <= p->pl->retries;
+	size_t index = p->srv != NULL ? (size_t)(p->srv - p->up->servers) : 0;
+
+	if (stale) {
+		/* A pooled connection the server had closed: not the server's fault; a fresh one, same server. */
+		p->stale++;
+		p->attempts--;
+		if (index < 64)
+			p->tried &= ~(1ull << index);
+		upstream_let_go(p, false);
+		p->head_off = 0;
+		attempt(p);
+		return;
+	}
+	httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s (%s): %s%s%s%s", p->srv != NULL ? p->srv->name : "?",
+	                  p->up->name, phase, err ? ": " : "", err ? strerror(err) : "", retry ? "; trying another" : "");
+	if (p->srv != NULL)
+		upstream_failed(p->up, p->srv, now_ms());
+	upstream_let_go(p, false);
+	p->last_status = status;
+	if (!retry) {
+		fail(p, status);
+		return;
+	}
+	p->head_off = 0;
+	attempt(p);
+}
+
+static int socket_connect(struct proxy_req *p, int *err)
+{
+	int fd = socket(p->srv->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	if (fd < 0) {
+		*err = errno;
+		return -1;
+	}
+	if (p->srv->addr.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)&p->srv->addr, p->srv->addrlen) < 0 && errno != EINPROGRESS) {
+		*err = errno;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void timer_arm(struct proxy_req *p, unsigned ms)
+{
+	httpd_event_del(p->timer);
+	p->timer = httpd_event_timer(p->req, ms, on_timer, p);
+}
+
+/* Picks a server, takes an idle connection or opens one, and starts sending. */
+static void attempt(struct proxy_req *p)
+{
+	uint64_t now = now_ms();
+	int err = 0;
+
+	p->attempts++;
+	p->srv = upstream_pick(p->up, now, p->tried);
+	if (p->srv == NULL) {
+		if (p->last_status == 0)
+			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream \"%s\": no server to try", p->up->name);
+		fail(p, p->last_status != 0 ? p->last_status : 502);
+		return;
+	}
+	p->tried |= (size_t)(p->srv - p->up->servers) < 64 ? 1ull << (p->srv - p->up->servers) : 0;
+	p->srv->active++;
+	note_set(p, "upstream_addr", p->srv->name);
+	/* Built per attempt: Host may name this server (proxy_host = "upstream"). */
+	p->head = head_build(p);
+	if (p->head == NULL) {
+		p->srv->active--;
+		fail(p, 500);
+		return;
+	}
+	p->fd = upstream_idle_take(p->up, p->srv, now);
+	p->reused = p->fd >= 0;
+	p->state = p->reused ? PS_SENDING : PS_CONNECTING;
+	if (!p->reused && (p->fd = socket_connect(p, &err)) < 0) {
+		p->srv->active--;
+		upstream_error(p, 502, "connect", err);
+		return;
+	}
+	p->progress_ms = now;
+	p->io_want = HTTPD_EVENT_WRITE;
+	p->io = httpd_event_fd(p->req, p->fd, HTTPD_EVENT_WRITE, on_io, p);
+	if (p->io == NULL) {
+		upstream_error(p, 502, "event registration", errno);
+		return;
+	}
+	timer_arm(p, p->state == PS_CONNECTING ? p->pl->connect_ms : p->pl->send_ms);
+}
+
+/* Writes the head and the body bytes waiting; true if the socket took everything. */
+static bool send_pending(struct proxy_req *p)
+{
+	while (p->head_off < p->head_len || p->out_off < p->out_len) {
+		struct iovec iov[2];
+		struct msghdr mh = { .msg_iov = iov };
+		ssize_t n;
+
+		if (p->head_off < p->head_len) {
+			iov[mh.msg_iovlen].iov_base = p->head + p->head_off;
+			iov[mh.msg_iovlen++].iov_len = p->head_len - p->head_off;
+		}
+		if (p->out_off < p->out_len) {
+			iov[mh.msg_iovlen].iov_base = p->out + p->out_off;
+			iov[mh.msg_iovlen++].iov_len = p->out_len - p->out_off;
+		}
+		n = sendmsg(p->fd, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return false;
+			upstream_error(p, 502, "sending the request", errno);
+			return false;
+		}
+		p->progress_ms = now_ms();
+		if ((size_t)n <= p->head_len - p->head_off) {
+			p->head_off += (size_t)n;
+		} else {
+			n -= (ssize_t)(p->head_len - p->head_off);
+			p->head_off = p->head_len;
+			p->out_off += (size_t)n;
+			p->body_sent = true;
+		}
+	}
+	p->out_off = p->out_len = 0;
+	if (p->client_paused) {
+		p->client_paused = false;
+		httpd_request_body_resume(p->req);
+	}
+	return true;
+}
+
+static void response_start(struct proxy_req *p);
+
+/* Reads what the upstream sent into in; -1 on error (handled), 0 at EOF, 1 if bytes came or none are ready. */
+static int receive(struct proxy_req *p)
+{
+	ssize_t n;
+
+	if (p->in_off > 0 && p->in_off == p->in_len)
+		p->in_off = p->in_len = 0;
+	if (p->in_len == IN_MAX && p->in_off > 0) {
+		memmove(p->in, p->in + p->in_off, p->in_len - p->in_off);
+		p->in_len -= p->in_off;
+		p->in_off = 0;
+	}
+	if (p->in_len == IN_MAX)
+		return 1;   /* full: the client has to take some first */
+	n = recv(p->fd, p->in + p->in_len, IN_MAX - p->in_len, 0);
+	if (n > 0) {
+		p->in_len += (size_t)n;
+		p->got_bytes = true;
+		p->progress_ms = now_ms();
+		return 1;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	if (n < 0) {
+		if (p->state == PS_HEAD)
+			upstream_error(p, 502, "reading the response head", errno);
+		else
+			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: reading the response body: %s",
+			                  p->srv->name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void head_wait(struct proxy_req *p)
+{
+	p->state = PS_HEAD;
+	io_want(p, HTTPD_EVENT_READ);
+	timer_arm(p, p->pl->read_ms);
+}
+
+static void on_io(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct proxy_req *p = arg;
+
+	(void)req;
+	if (p->state == PS_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err != 0) {
+			upstream_error(p, 502, "connect", err);
+			return;
+		}
+		p->state = PS_SENDING;
+		timer_arm(p, p->pl->send_ms);
+	}
+	if (p->state == PS_SENDING) {
+		if (!send_pending(p))
+			return;
+		if (p->has_body && !p->body_done) {
+			if (events & HTTPD_EVENT_ERROR) {
+				upstream_error(p, 502, "the connection closed while the body was on its way", 0);
+				return;
+			}
+			io_want(p, 0);   /* the client's next piece comes through the body hook */
+			return;
+		}
+		head_wait(p);
+		return;
+	}
+	if (p->state == PS_HEAD) {
+		int rc = receive(p);
+		const char *why = NULL;
+		long head;
+
+		if (rc < 0)
+			return;
+		if (rc == 0) {
+			upstream_error(p, 502, "the connection closed before a response", 0);
+			return;
+		}
+		head = proxy_head_parse(p->in + p->in_off, p->in_len - p->in_off, &p->ph, &why);
+		if (head < 0) {
+			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s sent an invalid response: %s", p->srv->name,
+			                  why);
+			upstream_failed(p->up, p->srv, now_ms());
+			fail(p, 502);
+			return;
+		}
+		if (head == 0) {
+			if (p->in_len == IN_MAX) {
+				fail(p, 502);
+			}
+			return;
+		}
+		p->in_off += (size_t)head;
+		if (p->ph.status < 200) {
+			/* 100 Continue and other interim answers: the core already spoke to the client. */
+			if (p->ph.status == 101) {
+				httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s switched protocols unasked", p->srv->name);
+				fail(p, 502);
+			}
+			return;
+		}
+		response_start(p);
+		return;
+	}
+	if (p->state == PS_BODY && (events & (HTTPD_EVENT_READ | HTTPD_EVENT_ERROR))) {
+		/* The client side asked for more and we had none: now there is (or an end to read). */
+		if (events & HTTPD_EVENT_ERROR) {
+			httpd_event_del(p->io);
+			p->io = NULL;
+		} else {
+			io_want(p, 0);
+		}
+		if (p->waiting) {
+			p->waiting = false;
+			httpd_response_stream_wake(p->req);
+		}
+	}
+}
+
+static void on_timer(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct proxy_req *p = arg;
+	uint64_t now = now_ms();
+	unsigned limit = p->state == PS_CONNECTING ? p->pl->connect_ms
+	               : p->state == PS_SENDING ? p->pl->send_ms : p->pl->read_ms;
+
+	(void)req;
+	(void)events;
+	p->timer = NULL;
+	if (p->state == PS_DONE)
+		return;
+	if (p->state != PS_CONNECTING && now - p->progress_ms < limit) {
+		timer_arm(p, (unsigned)(limit - (now - p->progress_ms)));
+		return;
+	}
+	if (p->state == PS_BODY) {
+		httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: no response bytes within read_timeout (%u s)",
+		                  p->srv->name, limit / 1000);
+		upstream_let_go(p, false);
+		p->state = PS_DONE;
+		if (p->waiting) {
+			p->waiting = false;
+			httpd_response_stream_wake(p->req);   /* the stream then fails: the client sees a cut */
+		}
+		return;
+	}
+	upstream_error(p, 504, p->state == PS_CONNECTING ? "connect timed out (connect_timeout)"
+	                       : p->state == PS_SENDING ? "sending timed out (send_timeout)"
+	                       : "no response within read_timeout", 0);
+}
+
+/* --- the response -------------------------------------------------------- */
+
+static bool response_hop_by_hop(const char *name, const char *connection)
+{
+	static const char *const own[] = { "Date", "Server" };   /* the core's */
+
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (strcasecmp(name, own[i]) == 0)
+			return true;
+	return hop_by_hop(name, connection);
+}
+
+/* The body as the client should get it: decoded, up to len bytes; 0 at the end, -1 on error, AGAIN to wait. */
+static ssize_t body_read(void *ctx, char *out, size_t len)
+{
+	struct proxy_req *p = ctx;
+
+	for (;;) {
+		size_t avail = p->in_len - p->in_off;
+
+		if (avail > 0 && !p->resp_done) {
+			size_t n;
+
+			if (p->resp_chunked) {
+				size_t produced = 0;
+				long used = proxy_chunked_decode(&p->chunked, p->in + p->in_off,
+				                                 avail < len ? avail : len, &produced);
+
+				if (used < 0) {
+					httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: invalid chunked framing",
+					                  p->srv->name);
+					upstream_let_go(p, false);
+					return -1;
+				}
+				memcpy(out, p->in + p->in_off, produced);
+				p->in_off += (size_t)used;
+				if (p->chunked.done)
+					p->resp_done = true;
+				if (produced > 0)
+					return (ssize_t)produced;
+				continue;
+			}
+			n = avail < len ? avail : len;
+			if (!p->until_eof && (int64_t)n > p->left)
+				n = (size_t)p->left;
+			memcpy(out, p->in + p->in_off, n);
+			p->in_off += n;
+			if (!p->until_eof) {
+				p->left -= (int64_t)n;
+				if (p->left == 0)
+					p->resp_done = true;
+			}
+			return (ssize_t)n;
+		}
+		if (p->resp_done || (!p->until_eof && !p->resp_chunked && p->left == 0)) {
+			/* Complete: the connection goes back to the pool only if nothing extra came. */
+			bool clean = p->in_off == p->in_len && p->upstream_keep;
+
+			httpd_event_del(p->timer);
+			p->timer = NULL;
+			upstream_succeeded(p->srv);
+			upstream_let_go(p, clean);
+			p->state = PS_DONE;
+			return 0;
+		}
+		if (p->fd < 0)
+			return -1;   /* timed out or failed under us */
+		switch (receive(p)) {
+		case -1:
+			upstream_let_go(p, false);
+			return -1;
+		case 0:
+			if (p->until_eof) {
+				p->resp_done = true;
+				p->upstream_keep = false;
+				continue;
+			}
+			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s closed the connection in the middle of the body",
+			                  p->srv->name);
+			upstream_let_go(p, false);
+			return -1;
+		default:
+			if (p->in_len > p->in_off)
+				continue;
+			p->waiting = true;
+			io_want(p, HTTPD_EVENT_READ);
+			return HTTPD_STREAM_AGAIN;
+		}
+	}
+}
+
+static void response_start(struct proxy_req *p)
+{
+	const struct proxy_head *h = &p->ph;
+	const char *connection = NULL;
+	char num[8], ms[32];
+	uint64_t took = now_ms() - p->started_ms;
+
+	for (size_t i = 0; i < h->count; i++)
+		if (strcasecmp(h->headers[i].name, "Connection") == 0)
+			connection = h->headers[i].value;
+	httpd_response_set_status(p->res, h->status);
+	for (size_t i = 0; i < h->count; i++) {
+		if (response_hop_by_hop(h->headers[i].name, connection))
+			continue;
+		if (httpd_response_add_header(p->res, h->headers[i].name, h->headers[i].value) < 0) {
+			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: cannot pass on header %s", p->srv->name,
+			                  h->headers[i].name);
+			fail(p, 502);
+			return;
+		}
+	}
+	snprintf(num, sizeof(num), "%d", h->status);
+	note_set(p, "upstream_status", num);
+	snprintf(ms, sizeof(ms), "%llu.%03llu", (unsigned long long)(took / 1000), (unsigned long long)(took % 1000));
+	note_set(p, "upstream_response_time", ms);
+	p->upstream_keep = h->keep_alive;
+	if (!proxy_head_has_body(h, p->head_request)) {
+		bool clean = p->in_off == p->in_len && h->keep_alive && (h->content_length <= 0 || p->head_request);
+
+		httpd_event_del(p->timer);
+		p->timer = NULL;
+		upstream_succeeded(p->srv);
+		upstream_let_go(p, clean && !h->chunked);
+		p->state = PS_DONE;
+		httpd_response_set_body_buffer(p->res, "", 0);
+	} else {
+		p->resp_chunked = h->chunked;
+		p->until_eof = !h->chunked && h->content_length < 0;
+		p->left = h->content_length;
+		if (p->until_eof)
+			p->upstream_keep = false;
+		p->state = PS_BODY;
+		io_want(p, 0);   /* the stream reads when the client can take more */
+		timer_arm(p, p->pl->read_ms);
+		httpd_response_set_body_stream(p->res, body_read, p);
+	}
+	p->finished = true;
+	httpd_request_finish(p->req, HTTPD_OK);
+}
+
+/* --- hooks ---------------------------------------------------------------- */
+
+static void on_cancel(void *arg)
+{
+	struct proxy_req *p = arg;
+
+	/* The client is gone: the upstream connection goes too (never back to the pool). */
+	p->finished = true;
+	httpd_event_del(p->timer);
+	p->timer = NULL;
+	upstream_let_go(p, false);
+	p->state = PS_DONE;
+}
+
+static struct proxy_req *proxy_req_new(void *data, struct httpd_request *req, struct httpd_response *res)
+{
+	struct proxy_req *p = httpd_pool_alloc(req->pool, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	memset(p, 0, sizeof(*p));
+	p->req = req;
+	p->res = res;
+	p->pl = data;
+	p->up = p->pl->up;
+	p->fd = -1;
+	p->started_ms = now_ms();
+	p->head_request = req->method == HTTPD_METHOD_HEAD;
+	p->has_body = req->chunked || req->content_length > 0;
+	p->body_chunked = req->chunked;
+	p->in = httpd_pool_alloc(req->pool, IN_MAX);
+	if (p->in == NULL || httpd_pool_cleanup(req->pool, proxy_req_cleanup, p) < 0 ||
+	    httpd_request_note_set(req, "proxy", p) < 0 || httpd_request_on_cancel(req, on_cancel, p) < 0)
+		return NULL;
+	return p;
+}
+
+static int proxy_start(void *data, struct httpd_request *req, struct httpd_response *res, struct proxy_req **out)
+{
+	struct proxy_req *p = proxy_req_new(data, req, res);
+
+	if (p == NULL)
+		return 500;
+	*out = p;
+	/* head_build needs the server for Host = upstream: pick first, then build. */
+	attempt(p);
+	return p->error;
+}
+
+/* Room for more bytes after the unsent ones (moved to the front). */
+static int out_reserve(struct proxy_req *p, size_t more)
+{
+	char *grown;
+	size_t cap;
+
+	if (p->out_off > 0) {
+		memmove(p->out, p->out + p->out_off, p->out_len - p->out_off);
+		p->out_len -= p->out_off;
+		p->out_off = 0;
+	}
+	if (p->out_len + more <= p->out_cap)
+		return 0;
+	cap = p->out_len + more > OUT_CAP ? p->out_len + more : OUT_CAP;
+	grown = httpd_pool_alloc(p->req->pool, cap);
+	if (grown == NULL)
+		return -1;
+	if (p->out_len > 0)
+		memcpy(grown, p->out, p->out_len);
+	p->out = grown;
+	p->out_cap = cap;
+	return 0;
+}
+
+static int body(void *data, struct httpd_request *req, struct httpd_response *res, enum httpd_body_event ev,
+                const void *buf, size_t len)
+{
+	struct proxy_req *p = httpd_request_note(req, "proxy");
+
+	if (ev == HTTPD_BODY_START) {
+		int rc = proxy_start(data, req, res, &p);
+
+		return rc != 0 ? rc : HTTPD_OK;
+	}
+	if (p == NULL)
+		return 500;
+	if (p->error != 0)
+		return p->error;
+	if (ev == HTTPD_BODY_DATA && len > 0) {
+		if (out_reserve(p, len + 32) < 0)
+			return 500;
+		if (p->body_chunked)
+			p->out_len += (size_t)snprintf(p->out + p->out_len, 24, "%zx\r\n", len);
+		memcpy(p->out + p->out_len, buf, len);
+		p->out_len += len;
+		if (p->body_chunked) {
+			memcpy(p->out + p->out_len, "\r\n", 2);
+			p->out_len += 2;
+		}
+	} else if (ev == HTTPD_BODY_END) {
+		if (p->body_chunked) {
+			if (out_reserve(p, 5) < 0)
+				return 500;
+			memcpy(p->out + p->out_len, "0\r\n\r\n", 5);
+			p->out_len += 5;
+		}
+		p->body_done = true;
+	}
+	if (p->state == PS_SENDING) {
+		if (send_pending(p)) {
+			if (p->body_done)
+				head_wait(p);
+			else
+				io_want(p, 0);
+		} else if (p->error == 0 && p->state == PS_SENDING) {
+			io_want(p, HTTPD_EVENT_WRITE);
+		}
+	}
+	if (p->error != 0)
+		return p->error;
+	/* Too much waiting for the upstream: stop reading the client until it drains. */
+	if (!p->body_done && p->out_len - p->out_off >= OUT_MAX && !p->client_paused) {
+		p->client_paused = true;
+		httpd_request_body_pause(req);
+	}
+	return HTTPD_OK;
+}
+
+static int handler(void *data, struct httpd_request *req, struct httpd_response *res)
+{
+	struct proxy_req *p = httpd_request_note(req, "proxy");
+
+	if (p == NULL) {
+		int rc = proxy_start(data, req, res, &p);
+
+		if (rc != 0)
+			return rc;
+	}
+	if (p->error != 0)
+		return p->error;
+	if (p->state == PS_DONE && !p->finished)
+		return 502;
+	p->pending = true;
+	return HTTPD_PENDING;
+}
+
+static int proxy_init(struct httpd_module_api *api)
+{
+	httpd_module_name(api, "proxy");
+	httpd_module_options(api, location_options);
+	httpd_module_server_options(api, server_options);
+	httpd_hook_server_init(api, server_init);
+	httpd_hook_server_exit(api, server_exit);
+	httpd_hook_configure(api, configure);
+	httpd_hook_release(api, release);
+	httpd_hook_body(api, body);
+	httpd_hook_handler(api, handler, HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST | HTTPD_METHOD_PUT |
+	                   HTTPD_METHOD_DELETE | HTTPD_METHOD_PATCH | HTTPD_METHOD_OPTIONS | HTTPD_METHOD_OTHER);
+	return 0;
+}
+
+HTTPD_MODULE(proxy_init)

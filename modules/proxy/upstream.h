@@ -1,0 +1,69 @@
+/*
+ * Upstream groups: their servers, how a request picks one (smooth weighted
+ * round-robin, or least connections), passive health (max_fails within
+ * fail_timeout take a server out for fail_timeout), and each worker's pool
+ * of idle keep-alive connections.  Built in the master from the
+ * configuration; the run-time counters are each worker's own (copied at
+ * fork), so no lock is ever taken.
+ */
+#ifndef HTTPD_UPSTREAM_H
+#define HTTPD_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum upstream_balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_CONN };
+
+struct upstream_idle {
+	int      fd;
+	uint64_t since_ms;
+};
+
+struct upstream_server {
+	char                    *name;        /* as written: "127.0.0.1:8000", "unix:/run/app.sock" */
+	struct sockaddr_storage  addr;
+	socklen_t                addrlen;
+	int                      weight;
+	/* per worker */
+	int                      current;     /* smooth weighted round-robin */
+	unsigned                 active;      /* requests using it now */
+	unsigned                 fails;
+	uint64_t                 fail_window_ms;   /* when the first of fails happened */
+	uint64_t                 down_until_ms;
+	struct upstream_idle    *idle;        /* keepalive slots */
+	size_t                   idle_count;
+};
+
+struct upstream {
+	char                   *name;
+	struct upstream_server *servers;
+	size_t                  count;
+	enum upstream_balance   balance;
+	unsigned                max_fails;
+	unsigned                fail_timeout_ms;
+	unsigned                keepalive;
+	unsigned                keepalive_timeout_ms;
+};
+
+/*
+ * "127.0.0.1:8000", "[::1]:8001", "unix:/run/app.sock", each optionally
+ * followed by " weight=N" (1..100).  -1 with a reason in err.
+ */
+int upstream_server_parse(const char *text, struct upstream_server *s, char *err, size_t errlen);
+/* Frees what an upstream holds (not the struct itself); closes idle connections. */
+void upstream_release(struct upstream *u);
+
+/* The server for the next request, skipping those down and those in tried (a bit per index); NULL if none. */
+struct upstream_server *upstream_pick(struct upstream *u, uint64_t now_ms, uint64_t tried);
+/* The outcome of a request on s: failures count towards max_fails. */
+void upstream_failed(struct upstream *u, struct upstream_server *s, uint64_t now_ms);
+void upstream_succeeded(struct upstream_server *s);
+
+/* An idle connection to s that is still open, or -1. */
+int  upstream_idle_take(struct upstream *u, struct upstream_server *s, uint64_t now_ms);
+/* Keeps fd for the next request to s, or closes it when the pool is full. */
+void upstream_idle_put(struct upstream *u, struct upstream_server *s, int fd, uint64_t now_ms);
+
+#endif

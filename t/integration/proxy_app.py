@@ -1,0 +1,49 @@
+"""The application behind the proxy in test_proxy.py: a small Flask app served by Debian's gunicorn.
+It answers what it saw (method, path, headers, body size and digest, and the TCP connection it came
+on), slowly, streamed, in bulk, and with its own name, so a test can tell the backends apart."""
+import hashlib
+import os
+import time
+
+from flask import Flask, Response, jsonify, request
+
+app = Flask(__name__)
+NAME = os.environ.get("APP_NAME", "app")
+
+
+@app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+@app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+def echo(path):
+    args = request.args
+    if path == "slow":
+        time.sleep(float(args.get("s", "3")))
+    if path == "stream":
+        n = int(args.get("n", "5"))
+        return Response((("chunk %d\n" % i).encode() for i in range(n)), mimetype="text/plain")
+    if path == "bulk":
+        size, block = int(args.get("size", "1048576")), b"0123456789abcdef" * 4096
+        def gen():
+            left = size
+            while left > 0:
+                piece = block[:min(left, len(block))]
+                left -= len(piece)
+                yield piece
+        return Response(gen(), mimetype="application/octet-stream", headers={"Content-Length": str(size)})
+    if path == "status":
+        return Response("status %s\n" % args.get("code", "200"), status=int(args.get("code", "200")))
+    digest, total = hashlib.sha256(), 0
+    while True:
+        piece = request.stream.read(65536)
+        if not piece:
+            break
+        digest.update(piece)
+        total += len(piece)
+    resp = jsonify(app=NAME, method=request.method, path=request.full_path.rstrip("?"),
+                   headers=[[k, v] for k, v in request.headers.items()], body_len=total,
+                   body_sha256=digest.hexdigest(), peer_port=request.environ.get("REMOTE_PORT"),
+                   chunked=request.environ.get("HTTP_TRANSFER_ENCODING", ""))
+    resp.headers["X-App"] = NAME
+    resp.headers["Keep-Alive"] = "timeout=5"            # hop-by-hop: must not reach the client
+    resp.headers["X-Hop"] = "secret"
+    resp.headers["Connection"] = "X-Hop"                # names X-Hop as hop-by-hop too
+    return resp

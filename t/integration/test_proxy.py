@@ -1,0 +1,365 @@
+"""The proxy module in front of a real application: Debian's gunicorn serving a Flask app
+(t/integration/proxy_app.py).  Methods and bodies pass through, chunked both ways, hop-by-hop
+fields stay on their hop, forwarded fields are ours, keep-alive connections are reused, requests
+are balanced over two backends and a dead one is taken out, 502 and 504, a client that leaves
+closes the upstream side, and 100 MiB each way leave the worker's memory flat."""
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from harness import Reader, Server, curl, free_port, run, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GUNICORN = "/usr/bin/gunicorn"
+
+
+class App:
+    """gunicorn with threads (keep-alive capable) on a loopback port, named for the tests."""
+
+    def __init__(self, name):
+        self.port = free_port()
+        self.name = name
+        env = dict(os.environ, APP_NAME=name, PYTHONPATH=HERE)
+        # Debian's gunicorn runs on Debian's python3, whose flask is in dist-packages.
+        self.proc = subprocess.Popen([GUNICORN, "-b", "127.0.0.1:%d" % self.port, "-k", "gthread", "--threads", "8",
+                                      "--keep-alive", "30", "--chdir", HERE, "proxy_app:app"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        assert wait_for(self.listening, timeout=20), "gunicorn did not start"
+
+    def listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+APPS = {}
+
+
+def app(name):
+    if name not in APPS or APPS[name].proc is None:
+        APPS[name] = App(name)
+    return APPS[name]
+
+
+def teardown_module():
+    for a in APPS.values():
+        a.stop()
+
+
+def proxy_server(upstream_text, location_text, workers=1, extra=""):
+    srv = Server(workers=workers)
+    srv.globals_text = ('access_log_buffer = "0"\nlog_format "u" { format = "$request $status up=$upstream_addr '
+                        'ust=$upstream_status" }\naccess_log_format = "u"\n' + upstream_text + extra)
+    srv.locations = location_text
+    srv.write_config()
+    return srv.start()
+
+
+def one_backend(**kw):
+    a = app("a")
+    return proxy_server('upstream "app" { server = { "127.0.0.1:%d" } }\n' % a.port,
+                        'location "/" { handler = "proxy"  upstream = "app"  max_body_size = "200m" %s }\n'
+                        % kw.get("location_extra", ""), **{k: v for k, v in kw.items() if k != "location_extra"})
+
+
+def fetch(srv, raw):
+    s = srv.connect(timeout=30)
+    s.sendall(raw)
+    resp = Reader(s).response()
+    s.close()
+    return resp
+
+
+def seen(resp):
+    return json.loads(resp.body)
+
+
+def header(d, name):
+    values = [v for k, v in d["headers"] if k.lower() == name.lower()]
+    return values[0] if values else None
+
+
+def test_methods_and_bodies_pass_through():
+    srv = one_backend()
+    try:
+        for method in ("GET", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"):
+            body = os.urandom(3000) if method in ("POST", "PUT", "PATCH") else b""
+            raw = ("%s /things/1?q=a%%20b HTTP/1.1\r\nHost: shop.test\r\nContent-Length: %d\r\n\r\n"
+                   % (method, len(body))).encode() + body
+            resp = fetch(srv, raw)
+            assert resp.status == 200, (method, resp)
+            d = seen(resp)
+            assert d["method"] == method and d["path"] == "/things/1?q=a%20b", d
+            assert d["body_len"] == len(body) and d["body_sha256"] == hashlib.sha256(body).hexdigest(), d
+            assert header(d, "Host") == "shop.test"
+        resp = fetch(srv, b"HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert resp.status == 200 and resp.body == b""
+        resp = fetch(srv, b"GET /status?code=404 HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert resp.status == 404 and resp.body == b"status 404\n", resp
+        resp = fetch(srv, b"GET /status?code=204 HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert resp.status == 204 and resp.body == b"", resp
+        with open(srv.access_log) as f:
+            log = f.read()
+        assert "GET /status?code=404 HTTP/1.1 404 up=127.0.0.1:%d ust=404" % app("a").port in log, log
+    finally:
+        srv.cleanup()
+
+
+def test_chunked_both_ways():
+    srv = one_backend()
+    try:
+        pieces = [os.urandom(n) for n in (1, 500, 70000, 3)]
+        raw = b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + \
+            b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        d = seen(fetch(srv, raw))
+        body = b"".join(pieces)
+        assert d["body_len"] == len(body) and d["body_sha256"] == hashlib.sha256(body).hexdigest(), d
+        assert d["chunked"] == "chunked"
+        resp = fetch(srv, b"GET /stream?n=4 HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert resp.status == 200 and resp.header("Transfer-Encoding") == "chunked", resp
+        assert resp.body == b"chunk 0\nchunk 1\nchunk 2\nchunk 3\n"
+        # HTTP/1.0: close-delimited
+        s = srv.connect()
+        s.sendall(b"GET /stream?n=2 HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            piece = s.recv(65536)
+            if not piece:
+                break
+            data += piece
+        s.close()
+        assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\nchunk 0\nchunk 1\n"), data
+    finally:
+        srv.cleanup()
+
+
+def test_hop_by_hop_and_forwarded_fields():
+    srv = one_backend()
+    try:
+        raw = (b"GET /h HTTP/1.1\r\nHost: shop.test:8080\r\nConnection: keep-alive, X-Remove\r\nX-Remove: 1\r\n"
+               b"Keep-Alive: 300\r\nTE: trailers\r\nProxy-Authorization: Basic eA==\r\nUpgrade: h2c\r\n"
+               b"X-Forwarded-For: 198.51.100.9\r\nX-Forwarded-Proto: https\r\nX-Kept: yes\r\n\r\n")
+        resp = fetch(srv, raw)
+        d = seen(resp)
+        for name in ("X-Remove", "Keep-Alive", "TE", "Proxy-Authorization", "Upgrade", "Connection"):
+            assert header(d, name) is None, (name, d["headers"])
+        assert header(d, "X-Kept") == "yes"
+        assert header(d, "X-Forwarded-For") == "198.51.100.9, 127.0.0.1", d["headers"]
+        assert header(d, "X-Forwarded-Proto") == "http", d["headers"]   # ours, not the client's
+        assert header(d, "X-Forwarded-Host") == "shop.test:8080"
+        # and the app's hop-by-hop answer stays with it
+        assert resp.header("Keep-Alive") is None and resp.header("X-App") == "a", resp.headers
+    finally:
+        srv.cleanup()
+    a = app("a")
+    srv = proxy_server("", 'location "/api/" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d"  '
+                           'proxy_path = "/v2/"  proxy_host = "upstream"  forwarded = "forwarded" }\n' % a.port)
+    try:
+        d = seen(fetch(srv, b"GET /api/items?x=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n"))
+        assert d["path"] == "/v2/items?x=1", d
+        assert header(d, "Host") == "127.0.0.1:%d" % a.port, d["headers"]
+        assert header(d, "Forwarded") == 'for=127.0.0.1;proto=http;host="shop.test"', d["headers"]
+        assert header(d, "X-Forwarded-For") is None
+    finally:
+        srv.cleanup()
+
+
+def test_keepalive_connections_are_reused():
+    srv = one_backend()
+    try:
+        ports = set()
+        for i in range(60):
+            d = seen(fetch(srv, b"GET /k HTTP/1.1\r\nHost: t\r\n\r\n"))
+            ports.add(d["peer_port"])
+        assert len(ports) <= 3, ("the backend saw %d connections for 60 requests" % len(ports))
+    finally:
+        srv.cleanup()
+
+
+def test_round_robin_and_a_dead_backend():
+    a, b = app("a"), app("b")
+    srv = proxy_server('upstream "two" {\n  server = { "127.0.0.1:%d", "127.0.0.1:%d" }\n  max_fails = 1\n'
+                       '  fail_timeout = 30\n}\n' % (a.port, b.port),
+                       'location "/" { handler = "proxy"  upstream = "two" }\n')
+    try:
+        names = [fetch(srv, b"GET /rr HTTP/1.1\r\nHost: t\r\n\r\n").header("X-App") for _ in range(20)]
+        assert names.count("a") == 10 and names.count("b") == 10, names
+        b.stop()
+        statuses, names = [], []
+        for _ in range(20):
+            resp = fetch(srv, b"GET /rr HTTP/1.1\r\nHost: t\r\n\r\n")
+            statuses.append(resp.status)
+            names.append(resp.header("X-App"))
+        assert statuses == [200] * 20 and names == ["a"] * 20, (statuses, names)
+        # tried once, failed, taken out for fail_timeout: not tried again
+        assert srv.log().count("127.0.0.1:%d (two): connect" % b.port) == 1, srv.log()
+    finally:
+        srv.cleanup()
+        b.stop()
+
+
+class RawBackend:
+    """A loopback server that reads a request head and then does what it is told."""
+
+    def __init__(self, behaviour):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.behaviour = behaviour
+        self.closed_by_peer = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(conn,), daemon=True).start()
+
+    def one(self, conn):
+        conn.settimeout(20)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                piece = conn.recv(65536)
+                if not piece:
+                    return
+                data += piece
+            if self.behaviour == "garbage":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello")
+            elif self.behaviour == "hold":
+                # wait for the proxy to close its end
+                if conn.recv(1) == b"":
+                    self.closed_by_peer.set()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_502_and_504():
+    dead = free_port()
+    garbage = RawBackend("garbage")
+    hold = RawBackend("hold")
+    srv = proxy_server("",
+                       'location "/dead" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d" }\n'
+                       'location "/garbage" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d" }\n'
+                       'location "/hold" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d"  read_timeout = 1 }\n'
+                       % (dead, garbage.port, hold.port))
+    try:
+        assert fetch(srv, b"GET /dead HTTP/1.1\r\nHost: t\r\n\r\n").status == 502
+        assert "127.0.0.1:%d (127.0.0.1:%d): connect: Connection refused" % (dead, dead) in srv.log(), srv.log()
+        assert fetch(srv, b"GET /garbage HTTP/1.1\r\nHost: t\r\n\r\n").status == 502
+        assert "both Transfer-Encoding and Content-Length" in srv.log(), srv.log()
+        assert fetch(srv, b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n").status == 504
+        assert "no response within read_timeout" in srv.log(), srv.log()
+    finally:
+        srv.cleanup()
+        garbage.close()
+        hold.close()
+
+
+def test_client_leaving_closes_the_upstream_side():
+    hold = RawBackend("hold")
+    srv = proxy_server("", 'location "/" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d" }\n' % hold.port)
+    try:
+        s = srv.connect()
+        s.sendall(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.5)
+        s.close()
+        assert hold.closed_by_peer.wait(10), "the upstream connection stayed open"
+    finally:
+        srv.cleanup()
+        hold.close()
+
+
+def rss_kb(pids):
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def test_100_mib_each_way_with_flat_memory():
+    srv = one_backend()
+    try:
+        worker = srv.worker_pids()
+        base = rss_kb(worker)
+        peak = [base]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_kb(worker))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        # upload: 100 MiB streamed to the app, which hashes it
+        size = 100 << 20
+        block = os.urandom(1 << 20)
+        digest = hashlib.sha256(block * 100).hexdigest()
+        s = srv.connect(timeout=60)
+        s.sendall(b"PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(100):
+            s.sendall(block)
+        d = json.loads(Reader(s).response().body)
+        s.close()
+        assert d["body_len"] == size and d["body_sha256"] == digest, d
+        # download: 100 MiB to a reader that takes its time
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        conn.connect()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        conn.request("GET", "/bulk?size=%d" % size)
+        resp = conn.getresponse()
+        assert resp.status == 200
+        time.sleep(1.0)   # let the app get far ahead if nothing held it back
+        got = 0
+        while True:
+            piece = resp.read(262144)
+            if not piece:
+                break
+            got += len(piece)
+            if got < (20 << 20):
+                time.sleep(0.002)
+        conn.close()
+        stop.set()
+        sampler.join()
+        assert got == size, got
+        grew = peak[0] - base
+        assert grew < 8 * 1024, "the worker grew by %d KiB moving 200 MiB" % grew
+    finally:
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    if not os.path.exists(GUNICORN):
+        print("1..0 # SKIP gunicorn is not installed (apt-get install gunicorn python3-flask)")
+        sys.exit(0)
+    raise SystemExit(run(globals()))
