@@ -49,6 +49,8 @@ SCENARIOS = {
     # handshake per request (wrk does not resume sessions).
     "tls-ka-1k":     ("1k.bin", 50, 1, False, False, True),
     "tls-handshake": ("1k.bin", 50, 1, True, False, True),
+    # A reverse proxy in front of the floor responder, against nginx's proxy_pass with keepalive.
+    "proxy-ka-1k":   ("1k.bin", 50, 1, False, False, "proxy"),
 }
 TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
@@ -146,8 +148,18 @@ class Peer:
         self.proc = None
 
 
-def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False):
+def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, backend=None):
     port = free_port()
+    if backend is not None:
+        conf = os.path.join(work, "%s-proxy.conf" % name)
+        with open(conf, "w") as f:
+            f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
+                    'error_log = "%s/%s-error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
+                    'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
+                    'upstream "floor" {\n  server = { "127.0.0.1:%d" }\n  keepalive = 64\n}\n'
+                    'location "/" { handler = "proxy"  upstream = "floor" }\n'
+                    % (port, workers, work, name, work, name, os.path.abspath(modules), backend))
+        return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
     conf = os.path.join(work, "%s-%d%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else ""))
     with open(conf, "w") as f:
         f.write('listen = {"127.0.0.1:%d%s"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
@@ -175,13 +187,37 @@ def tls_material(work):
     os.chmod(os.path.join(work, "tls.pem"), 0o644)
 
 
+def proxy_peers(args, work, workers, user, backend):
+    """prefork-httpd and nginx, each proxying to the floor responder on port backend."""
+    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, False, work, None, backend=backend)]
+    if args.baseline:
+        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, workers, False, work, None,
+                                backend=backend))
+    if shutil.which("nginx"):
+        port = free_port()
+        conf = os.path.join(work, "nginx-proxy-%d.conf" % workers)
+        with open(conf, "w") as f:
+            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
+                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+                    "http {\n access_log off;\n keepalive_requests 1000000;\n keepalive_timeout 60;\n"
+                    " upstream floor { server 127.0.0.1:%d; keepalive 64; }\n"
+                    " server { listen 127.0.0.1:%d;\n  location / { proxy_pass http://floor;\n"
+                    "   proxy_http_version 1.1;\n   proxy_set_header Connection \"\"; } }\n}\n"
+                    % ("user %s;\n" % user if user else "", workers, work, work, backend, port))
+        peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
+    return peers
+
+
 def make_peers(args, work, docroot, workers, log, close, tls=False):
     user = "www-data" if os.geteuid() == 0 else None
+    if tls == "proxy":
+        return proxy_peers(args, work, workers, user, args.backend_port)
     if tls:
         tls_material(work)
-    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, log, work, docroot, tls)]
+    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, log, work, docroot, tls is True)]
     if args.baseline:
-        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, workers, log, work, docroot, tls))
+        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, workers, log, work, docroot,
+                                tls is True))
     if shutil.which("nginx"):
         port = free_port()
         conf = os.path.join(work, "nginx-%d-%d%s.conf" % (workers, log, "-tls" if tls else ""))
@@ -228,7 +264,7 @@ def wrk(port, path, conns, duration, close, tls=False):
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "10s"]
     if close:
         argv += ["-H", "Connection: close"]
-    out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls else "http", port, path)],
+    out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls is True else "http", port, path)],
                          stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=duration + 60)
     text = out.stdout.decode()
@@ -507,7 +543,18 @@ def main():
         for s in scenarios:
             groups.setdefault((SCENARIOS[s][2], SCENARIOS[s][4], SCENARIOS[s][5]), []).append(s)
         for (workers, log, tls), group in groups.items():
-            results.update(run_group(args, work, docroot, group, workers, log, tls))
+            backend = None
+            if tls == "proxy":
+                # The floor responder as the application: what a backend costs is not counted.
+                args.backend_port = free_port()
+                backend = Peer("backend", args.backend_port, [os.path.join(work, "floor"), str(args.backend_port)],
+                               floor=True)
+                backend.start()
+            try:
+                results.update(run_group(args, work, docroot, group, workers, log, tls))
+            finally:
+                if backend is not None:
+                    backend.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {s: results[s] for s in scenarios if s in results}

@@ -307,6 +307,17 @@ struct httpd_event *httpd_event_fd(struct httpd_request *req, int fd, unsigned e
 struct httpd_event *httpd_event_timer(struct httpd_request *req, unsigned ms, httpd_event_fn fn,
                                       void *arg);
 void httpd_event_del(struct httpd_event *ev);
+/*
+ * A worker's own events, tied to no request (req is NULL in fn): for work
+ * a module does in the background, such as health checks.  Call them from
+ * worker_init or from their own callbacks; remove them with
+ * httpd_event_del.
+ */
+struct httpd_event *httpd_worker_event_fd(int fd, unsigned events, httpd_event_fn fn, void *arg);
+struct httpd_event *httpd_worker_timer(unsigned ms, httpd_event_fn fn, void *arg);
+/* This worker's number, 0 to workers - 1 (a reload's new workers count from 0 again); -1 in the master. */
+int httpd_worker_id(void);
+
 /* Changes what an fd event waits for (HTTPD_EVENT_READ, HTTPD_EVENT_WRITE, both, or 0); -1 on failure. */
 int  httpd_event_fd_mod(struct httpd_event *ev, unsigned events);
 
@@ -363,6 +374,16 @@ void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn 
  */
 #define HTTPD_STREAM_AGAIN (-2)
 void httpd_response_stream_wake(struct httpd_request *req);
+/*
+ * 101 Switching Protocols, then a tunnel: once the head is out the core
+ * relays bytes between the client and fd both ways (len bytes at pending,
+ * already read from fd, go to the client first) until both sides have
+ * closed or nothing moved for idle_ms; fd is the core's from now on.  Add
+ * the Upgrade header (and the protocol's own) before finishing with
+ * HTTPD_OK.  -1 on a bad argument.
+ */
+int  httpd_response_tunnel(struct httpd_response *res, int fd, unsigned idle_ms, const void *pending,
+                           size_t len);
 /* Bytes of body sent so far (in the log phase: all of it). */
 uint64_t httpd_response_bytes_sent(const struct httpd_response *res);
 

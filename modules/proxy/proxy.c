@@ -29,11 +29,15 @@
 
 #define OUT_MAX  (64 * 1024)   /* request body bytes held for a slow upstream before the client waits */
 #define OUT_CAP  (2 * OUT_MAX)  /* room for OUT_MAX and the piece that crossed it */
-#define IN_MAX   (32 * 1024)   /* response bytes held for a slow client before the upstream waits */
+#define IN_MAX   (PROXY_HEAD_MAX + 1024)   /* raw response bytes read at once (a whole head fits), decoded in place */
+#define READY_MAX (32 * 1024)  /* decoded body bytes held in memory for a slow client */
 
 enum forwarded_mode { FWD_X, FWD_RFC7239, FWD_BOTH, FWD_OFF };
 
+struct proxy_server;
+
 struct proxy_loc {
+	struct proxy_server *ps;          /* every upstream block, for the health checks */
 	struct upstream    *up;           /* the named upstream, or own */
 	struct upstream     own;          /* proxy_to */
 	const char         *prefix;
@@ -43,11 +47,14 @@ struct proxy_loc {
 	unsigned            connect_ms, read_ms, send_ms;
 	enum forwarded_mode forwarded;
 	unsigned            retries;
+	bool                websocket;
+	bool                buffering;
 };
 
 struct proxy_server {
 	struct upstream *ups;
 	size_t           count;
+	char            *temp_dir;   /* where buffering spills a response a slow client has not taken */
 };
 
 enum pstate { PS_CONNECTING, PS_SENDING, PS_HEAD, PS_BODY, PS_DONE };
@@ -80,10 +87,17 @@ struct proxy_req {
 	bool                    pending;        /* the handler returned HTTPD_PENDING */
 	bool                    finished;       /* httpd_request_finish was called */
 	bool                    head_request;
-	char                   *in;             /* response bytes: [in_off, in_len) unread */
+	char                   *in;             /* raw response bytes: [in_off, in_len) not yet taken */
 	size_t                  in_len, in_off;
+	char                   *ready;          /* decoded body for the client: [ready_off, ready_len) */
+	size_t                  ready_off, ready_len;
+	int                     spill_fd;       /* buffering: then [file_rd, file_wr) of this file */
+	off_t                   file_rd, file_wr;
+	bool                    body_stored;    /* the whole body is in ready/the file: upstream let go */
+	bool                    body_broken;    /* the upstream failed mid-body: the client gets a cut */
 	struct proxy_head       ph;
 	bool                    resp_chunked, until_eof, resp_done, upstream_keep, got_bytes, waiting;
+	const char             *upgrade;        /* the client's Upgrade value, passed on (websocket) */
 	int64_t                 left;
 	struct proxy_chunked    chunked;
 };
@@ -105,6 +119,8 @@ static const struct httpd_option upstream_options[] = {
 	HTTPD_OPTION_INT("fail_timeout", "10"),
 	HTTPD_OPTION_INT("keepalive", "32"),
 	HTTPD_OPTION_INT("keepalive_timeout", "60"),
+	HTTPD_OPTION_STR("health_check", NULL),
+	HTTPD_OPTION_INT("health_interval", "5"),
 	HTTPD_OPTION_END
 };
 
@@ -123,6 +139,8 @@ static const struct httpd_option location_options[] = {
 	HTTPD_OPTION_INT("send_timeout", "60"),
 	HTTPD_OPTION_STR("forwarded", "x-forwarded"),
 	HTTPD_OPTION_INT("retries", "1"),
+	HTTPD_OPTION_BOOL("websocket", "true"),
+	HTTPD_OPTION_BOOL("buffering", "true"),
 	HTTPD_OPTION_END
 };
 
@@ -158,6 +176,20 @@ static int upstream_read(const struct httpd_conf *sec, struct upstream *u, char 
 	u->fail_timeout_ms = (unsigned)fail_timeout * 1000;
 	u->keepalive = (unsigned)keepalive;
 	u->keepalive_timeout_ms = (unsigned)ka_timeout * 1000;
+	if (httpd_conf_str(sec, "health_check") != NULL) {
+		const char *path = httpd_conf_str(sec, "health_check");
+		long interval = httpd_conf_int(sec, "health_interval");
+
+		if (path[0] != '/' || strpbrk(path, " \t\r\n") != NULL || interval < 1 || interval > 3600) {
+			snprintf(err, errlen, "%s: upstream \"%s\": health_check must be a path (\"/healthz\") and "
+			         "health_interval from 1 to 3600", origin, u->name);
+			return -1;
+		}
+		u->health_check = strdup(path);
+		u->health_interval_ms = (unsigned)interval * 1000;
+		if (u->health_check == NULL)
+			return -1;
+	}
 	u->servers = calloc(n, sizeof(*u->servers));
 	if (u->servers == NULL)
 		return -1;
@@ -167,6 +199,11 @@ static int upstream_read(const struct httpd_conf *sec, struct upstream *u, char 
 			return -1;
 		}
 		u->count++;
+	}
+	if (u->health_check != NULL && upstream_health_map(u) < 0) {
+		snprintf(err, errlen, "%s: upstream \"%s\": cannot map the health table: %s", origin, u->name,
+		         strerror(errno));
+		return -1;
 	}
 	return 0;
 }
@@ -180,6 +217,7 @@ static void server_exit(void *data)
 	for (size_t i = 0; i < ps->count; i++)
 		upstream_release(&ps->ups[i]);
 	free(ps->ups);
+	free(ps->temp_dir);
 	free(ps);
 }
 
@@ -194,6 +232,11 @@ static int server_init(const struct httpd_conf *server, void **data, char *err, 
 		return -1;
 	}
 	*data = ps;
+	ps->temp_dir = strdup(httpd_conf_str(server, "temp_dir") != NULL ? httpd_conf_str(server, "temp_dir") : "/var/tmp");
+	if (ps->temp_dir == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct httpd_conf *sec = httpd_conf_section(server, "upstream", i);
 
@@ -272,6 +315,7 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 	}
 	*data = pl;
 	pl->prefix = httpd_location_prefix(loc);
+	pl->ps = httpd_location_server_data(loc, "proxy");
 	pl->prefix_len = strlen(pl->prefix);
 	if ((name == NULL) == (to == NULL)) {
 		snprintf(err, errlen, "give either upstream = \"NAME\" or proxy_to = \"http://ADDRESS:PORT\"");
@@ -280,7 +324,7 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 	if (to != NULL && proxy_to_read(to, pl, err, errlen) < 0)
 		return -1;
 	if (name != NULL) {
-		struct proxy_server *ps = httpd_location_server_data(loc, "proxy");
+		struct proxy_server *ps = pl->ps;
 
 		for (size_t i = 0; ps != NULL && i < ps->count; i++)
 			if (strcmp(ps->ups[i].name, name) == 0)
@@ -322,6 +366,8 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 	pl->read_ms = (unsigned)read_s * 1000;
 	pl->send_ms = (unsigned)send_s * 1000;
 	pl->retries = (unsigned)retries;
+	pl->websocket = httpd_conf_bool(opts, "websocket");
+	pl->buffering = httpd_conf_bool(opts, "buffering");
 	return 0;
 }
 
@@ -349,7 +395,8 @@ static void buf_add(struct buf *b, const char *s, size_t n)
 			b->failed = true;
 			return;
 		}
-		memcpy(grown, b->data, b->len);
+		if (b->len > 0)
+			memcpy(grown, b->data, b->len);
 		b->data = grown;
 		b->cap = cap;
 	}
@@ -489,6 +536,11 @@ static char *head_build(struct proxy_req *p)
 		}
 		buf_str(&b, "\r\n");
 	}
+	if (p->upgrade != NULL) {
+		buf_str(&b, "Connection: upgrade\r\nUpgrade: ");
+		buf_str(&b, p->upgrade);
+		buf_str(&b, "\r\n");
+	}
 	if (p->has_body && p->body_chunked) {
 		buf_str(&b, "Transfer-Encoding: chunked\r\n");
 	} else if (p->has_body) {
@@ -553,6 +605,9 @@ static void proxy_req_cleanup(void *arg)
 {
 	struct proxy_req *p = arg;
 
+	if (p->spill_fd >= 0)
+		close(p->spill_fd);
+	p->spill_fd = -1;
 	if (p->fd >= 0) {
 		if (p->srv != NULL && p->srv->active > 0)
 			p->srv->active--;
@@ -740,6 +795,8 @@ static bool send_pending(struct proxy_req *p)
 }
 
 static void response_start(struct proxy_req *p);
+static void body_pump(struct proxy_req *p);
+static void body_break(struct proxy_req *p);
 
 /* Reads what the upstream sent into in; -1 on error (handled), 0 at EOF, 1 if bytes came or none are ready. */
 static int receive(struct proxy_req *p)
@@ -773,6 +830,52 @@ static int receive(struct proxy_req *p)
 		return -1;
 	}
 	return 0;
+}
+
+/* After an interim response (100 Continue): the real head may already be in the buffer. */
+static void continue_head(struct proxy_req *p)
+{
+	if (p->in_len > p->in_off)
+		on_io(p->req, p, HTTPD_EVENT_READ);
+}
+
+/* 101 to an upgrade we asked for: the connection becomes the core's tunnel (a WebSocket). */
+static void tunnel_begin(struct proxy_req *p)
+{
+	const struct proxy_head *h = &p->ph;
+	const char *connection = NULL;
+	int fd = p->fd;
+
+	for (size_t i = 0; i < h->count; i++)
+		if (strcasecmp(h->headers[i].name, "Connection") == 0)
+			connection = h->headers[i].value;
+	for (size_t i = 0; i < h->count; i++) {
+		bool upgrade = strcasecmp(h->headers[i].name, "Upgrade") == 0;
+
+		if ((!upgrade && hop_by_hop(h->headers[i].name, connection)) ||
+		    strcasecmp(h->headers[i].name, "Date") == 0 || strcasecmp(h->headers[i].name, "Server") == 0)
+			continue;
+		if (httpd_response_add_header(p->res, h->headers[i].name, h->headers[i].value) < 0) {
+			fail(p, 502);
+			return;
+		}
+	}
+	note_set(p, "upstream_status", "101");
+	httpd_event_del(p->io);
+	httpd_event_del(p->timer);
+	p->io = p->timer = NULL;
+	if (p->srv->active > 0)
+		p->srv->active--;
+	p->fd = -1;   /* the core's now */
+	p->state = PS_DONE;
+	upstream_succeeded(p->srv);
+	if (httpd_response_tunnel(p->res, fd, p->pl->read_ms, p->in + p->in_off, p->in_len - p->in_off) < 0) {
+		close(fd);
+		fail(p, 502);
+		return;
+	}
+	p->finished = true;
+	httpd_request_finish(p->req, HTTPD_OK);
 }
 
 static void head_wait(struct proxy_req *p)
@@ -840,30 +943,24 @@ static void on_io(struct httpd_request *req, void *arg, unsigned events)
 			return;
 		}
 		p->in_off += (size_t)head;
+		if (p->ph.status == 101 && p->upgrade != NULL) {
+			tunnel_begin(p);
+			return;
+		}
 		if (p->ph.status < 200) {
 			/* 100 Continue and other interim answers: the core already spoke to the client. */
 			if (p->ph.status == 101) {
 				httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s switched protocols unasked", p->srv->name);
 				fail(p, 502);
 			}
+			continue_head(p);
 			return;
 		}
 		response_start(p);
 		return;
 	}
-	if (p->state == PS_BODY && (events & (HTTPD_EVENT_READ | HTTPD_EVENT_ERROR))) {
-		/* The client side asked for more and we had none: now there is (or an end to read). */
-		if (events & HTTPD_EVENT_ERROR) {
-			httpd_event_del(p->io);
-			p->io = NULL;
-		} else {
-			io_want(p, 0);
-		}
-		if (p->waiting) {
-			p->waiting = false;
-			httpd_response_stream_wake(p->req);
-		}
-	}
+	if (p->state == PS_BODY && (events & (HTTPD_EVENT_READ | HTTPD_EVENT_ERROR)))
+		body_pump(p);
 }
 
 static void on_timer(struct httpd_request *req, void *arg, unsigned events)
@@ -885,12 +982,7 @@ static void on_timer(struct httpd_request *req, void *arg, unsigned events)
 	if (p->state == PS_BODY) {
 		httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: no response bytes within read_timeout (%u s)",
 		                  p->srv->name, limit / 1000);
-		upstream_let_go(p, false);
-		p->state = PS_DONE;
-		if (p->waiting) {
-			p->waiting = false;
-			httpd_response_stream_wake(p->req);   /* the stream then fails: the client sees a cut */
-		}
+		body_break(p);
 		return;
 	}
 	upstream_error(p, 504, p->state == PS_CONNECTING ? "connect timed out (connect_timeout)"
@@ -910,83 +1002,215 @@ static bool response_hop_by_hop(const char *name, const char *connection)
 	return hop_by_hop(name, connection);
 }
 
-/* The body as the client should get it: decoded, up to len bytes; 0 at the end, -1 on error, AGAIN to wait. */
+/* Wakes the core's stream if it is waiting for us. */
+static void stream_wake(struct proxy_req *p)
+{
+	if (p->waiting) {
+		p->waiting = false;
+		httpd_response_stream_wake(p->req);
+	}
+}
+
+/* The upstream failed in the middle of the body: what is stored still goes out, then the client sees a cut. */
+static void body_break(struct proxy_req *p)
+{
+	httpd_event_del(p->timer);
+	p->timer = NULL;
+	upstream_let_go(p, false);
+	p->state = PS_DONE;
+	p->body_broken = true;
+	stream_wake(p);
+}
+
+/* The whole body is decoded and stored: the upstream connection goes back to the pool if it can. */
+static void body_complete(struct proxy_req *p, bool clean)
+{
+	httpd_event_del(p->timer);
+	p->timer = NULL;
+	upstream_succeeded(p->srv);
+	upstream_let_go(p, clean && p->upstream_keep);
+	p->state = PS_DONE;
+	p->body_stored = true;
+	stream_wake(p);
+}
+
+static size_t ready_room(struct proxy_req *p)
+{
+	if (p->ready_off > 0) {
+		memmove(p->ready, p->ready + p->ready_off, p->ready_len - p->ready_off);
+		p->ready_len -= p->ready_off;
+		p->ready_off = 0;
+	}
+	return READY_MAX - p->ready_len;
+}
+
+/* Keeps n decoded bytes for the client: in memory, or (buffering) in a temporary file once memory is full. */
+static int store(struct proxy_req *p, const char *data, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (p->file_wr == 0 && ready_room(p) >= n) {
+		memcpy(p->ready + p->ready_len, data, n);
+		p->ready_len += n;
+		return 0;
+	}
+	if (p->spill_fd < 0) {
+		p->spill_fd = open(p->pl->ps->temp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (p->spill_fd < 0) {
+			httpd_log_request(HTTPD_LOG_ERR, p->req, "proxy buffering: cannot make a temporary file in %s: %s",
+			                  p->pl->ps->temp_dir, strerror(errno));
+			return -1;
+		}
+	}
+	while (n > 0) {
+		ssize_t w = pwrite(p->spill_fd, data, n, p->file_wr);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			httpd_log_request(HTTPD_LOG_ERR, p->req, "proxy buffering: writing to %s: %s", p->pl->ps->temp_dir,
+			                  strerror(errno));
+			return -1;
+		}
+		p->file_wr += w;
+		data += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Decodes the raw bytes in in[0..in_len) into the store; false after a framing error (handled). */
+static bool decode(struct proxy_req *p)
+{
+	size_t n;
+
+	if (p->resp_chunked) {
+		size_t produced = 0;
+		long used = proxy_chunked_decode(&p->chunked, p->in, p->in_len, &produced);
+
+		if (used < 0) {
+			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: invalid chunked framing", p->srv->name);
+			body_break(p);
+			return false;
+		}
+		if (store(p, p->in, produced) < 0) {
+			body_break(p);
+			return false;
+		}
+		memmove(p->in, p->in + used, p->in_len - (size_t)used);
+		p->in_len -= (size_t)used;
+		if (p->chunked.done)
+			body_complete(p, p->in_len == 0);
+		return true;
+	}
+	n = p->until_eof || (int64_t)p->in_len < p->left ? p->in_len : (size_t)p->left;
+	if (store(p, p->in, n) < 0) {
+		body_break(p);
+		return false;
+	}
+	p->in_len -= n;
+	if (!p->until_eof) {
+		p->left -= (int64_t)n;
+		if (p->left == 0)
+			body_complete(p, p->in_len == 0);   /* bytes beyond the length: not reusable */
+	}
+	p->in_len = 0;
+	return true;
+}
+
+/*
+ * Reads the upstream while there is room: with buffering, always (a full
+ * memory buffer spills to a file, so the upstream is let go as soon as it
+ * is done); without, only while the memory buffer has room, so a slow
+ * client slows the upstream down.
+ */
+static void body_pump(struct proxy_req *p)
+{
+	bool got = false;
+
+	while (p->state == PS_BODY) {
+		size_t room = IN_MAX - p->in_len;
+		ssize_t n;
+
+		if (!p->pl->buffering) {
+			size_t free_ready = p->file_wr == 0 ? ready_room(p) : 0;
+
+			if (free_ready < room + 32)   /* decoding never grows: raw bytes bound the decoded ones */
+				room = free_ready > 32 ? free_ready - 32 : 0;
+			if (room == 0) {
+				io_want(p, 0);   /* the client has to take some first */
+				break;
+			}
+		}
+		n = recv(p->fd, p->in + p->in_len, room, 0);
+		if (n > 0) {
+			p->in_len += (size_t)n;
+			p->progress_ms = now_ms();
+			got = true;
+			if (!decode(p))
+				return;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			io_want(p, HTTPD_EVENT_READ);
+			break;
+		}
+		if (n == 0 && p->until_eof) {
+			p->upstream_keep = false;
+			body_complete(p, false);
+			return;
+		}
+		httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: %s in the middle of the body", p->srv->name,
+		                  n == 0 ? "the connection closed" : strerror(errno));
+		body_break(p);
+		return;
+	}
+	if (got)
+		stream_wake(p);
+}
+
+/* The body as the client should get it, up to len bytes: 0 at the end, -1 on a cut, AGAIN to wait. */
 static ssize_t body_read(void *ctx, char *out, size_t len)
 {
 	struct proxy_req *p = ctx;
 
-	for (;;) {
-		size_t avail = p->in_len - p->in_off;
+	for (int round = 0; round < 2; round++) {
+		if (p->ready_off < p->ready_len) {
+			size_t n = p->ready_len - p->ready_off < len ? p->ready_len - p->ready_off : len;
 
-		if (avail > 0 && !p->resp_done) {
-			size_t n;
-
-			if (p->resp_chunked) {
-				size_t produced = 0;
-				long used = proxy_chunked_decode(&p->chunked, p->in + p->in_off,
-				                                 avail < len ? avail : len, &produced);
-
-				if (used < 0) {
-					httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: invalid chunked framing",
-					                  p->srv->name);
-					upstream_let_go(p, false);
-					return -1;
-				}
-				memcpy(out, p->in + p->in_off, produced);
-				p->in_off += (size_t)used;
-				if (p->chunked.done)
-					p->resp_done = true;
-				if (produced > 0)
-					return (ssize_t)produced;
-				continue;
-			}
-			n = avail < len ? avail : len;
-			if (!p->until_eof && (int64_t)n > p->left)
-				n = (size_t)p->left;
-			memcpy(out, p->in + p->in_off, n);
-			p->in_off += n;
-			if (!p->until_eof) {
-				p->left -= (int64_t)n;
-				if (p->left == 0)
-					p->resp_done = true;
-			}
+			memcpy(out, p->ready + p->ready_off, n);
+			p->ready_off += n;
+			p->progress_ms = now_ms();   /* the client taking bytes is progress too */
+			if (p->state == PS_BODY && !p->pl->buffering)
+				body_pump(p);   /* room again: read on */
 			return (ssize_t)n;
 		}
-		if (p->resp_done || (!p->until_eof && !p->resp_chunked && p->left == 0)) {
-			/* Complete: the connection goes back to the pool only if nothing extra came. */
-			bool clean = p->in_off == p->in_len && p->upstream_keep;
+		if (p->file_rd < p->file_wr) {
+			size_t want = (size_t)(p->file_wr - p->file_rd) < len ? (size_t)(p->file_wr - p->file_rd) : len;
+			ssize_t n = pread(p->spill_fd, out, want, p->file_rd);
 
-			httpd_event_del(p->timer);
-			p->timer = NULL;
-			upstream_succeeded(p->srv);
-			upstream_let_go(p, clean);
-			p->state = PS_DONE;
-			return 0;
-		}
-		if (p->fd < 0)
-			return -1;   /* timed out or failed under us */
-		switch (receive(p)) {
-		case -1:
-			upstream_let_go(p, false);
-			return -1;
-		case 0:
-			if (p->until_eof) {
-				p->resp_done = true;
-				p->upstream_keep = false;
-				continue;
+			if (n <= 0) {
+				httpd_log_request(HTTPD_LOG_ERR, p->req, "proxy buffering: reading back from %s: %s",
+				                  p->pl->ps->temp_dir, n == 0 ? "short file" : strerror(errno));
+				upstream_let_go(p, false);
+				return -1;
 			}
-			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s closed the connection in the middle of the body",
-			                  p->srv->name);
-			upstream_let_go(p, false);
-			return -1;
-		default:
-			if (p->in_len > p->in_off)
-				continue;
-			p->waiting = true;
-			io_want(p, HTTPD_EVENT_READ);
-			return HTTPD_STREAM_AGAIN;
+			p->file_rd += n;
+			if (p->file_rd == p->file_wr)
+				p->file_rd = p->file_wr = 0;   /* drained: memory first again, the file is reused */
+			p->progress_ms = now_ms();
+			return n;
 		}
+		if (p->body_stored)
+			return 0;
+		if (p->body_broken || p->fd < 0)
+			return -1;
+		body_pump(p);
 	}
+	p->waiting = true;
+	return HTTPD_STREAM_AGAIN;
 }
 
 static void response_start(struct proxy_req *p)
@@ -1030,10 +1254,22 @@ static void response_start(struct proxy_req *p)
 		p->left = h->content_length;
 		if (p->until_eof)
 			p->upstream_keep = false;
+		p->ready = httpd_pool_alloc(p->req->pool, READY_MAX);
+		if (p->ready == NULL) {
+			fail(p, 500);
+			return;
+		}
 		p->state = PS_BODY;
-		io_want(p, 0);   /* the stream reads when the client can take more */
 		timer_arm(p, p->pl->read_ms);
 		httpd_response_set_body_stream(p->res, body_read, p);
+		/* What came with the head is the body's beginning. */
+		memmove(p->in, p->in + p->in_off, p->in_len - p->in_off);
+		p->in_len -= p->in_off;
+		p->in_off = 0;
+		if (p->left == 0 && !p->resp_chunked && !p->until_eof)
+			body_complete(p, p->in_len == 0);
+		else if (p->in_len == 0 || decode(p))
+			body_pump(p);
 	}
 	p->finished = true;
 	httpd_request_finish(p->req, HTTPD_OK);
@@ -1065,10 +1301,20 @@ static struct proxy_req *proxy_req_new(void *data, struct httpd_request *req, st
 	p->pl = data;
 	p->up = p->pl->up;
 	p->fd = -1;
+	p->spill_fd = -1;
 	p->started_ms = now_ms();
 	p->head_request = req->method == HTTPD_METHOD_HEAD;
 	p->has_body = req->chunked || req->content_length > 0;
 	p->body_chunked = req->chunked;
+	if (p->pl->websocket && !p->has_body) {
+		const char *upgrade = httpd_request_header(req, "Upgrade");
+		const char *connection = httpd_request_header(req, "Connection");
+
+		/* Connection must name upgrade (RFC 9110 §7.8); only GET can carry a WebSocket handshake. */
+		if (upgrade != NULL && connection != NULL && strcasestr(connection, "upgrade") != NULL &&
+		    strpbrk(upgrade, "\r\n") == NULL)
+			p->upgrade = upgrade;
+	}
 	p->in = httpd_pool_alloc(req->pool, IN_MAX);
 	if (p->in == NULL || httpd_pool_cleanup(req->pool, proxy_req_cleanup, p) < 0 ||
 	    httpd_request_note_set(req, "proxy", p) < 0 || httpd_request_on_cancel(req, on_cancel, p) < 0)
@@ -1184,6 +1430,182 @@ static int handler(void *data, struct httpd_request *req, struct httpd_response 
 	return HTTPD_PENDING;
 }
 
+/* --- active health checks --------------------------------------------------
+ *
+ * One worker (number 0 of each generation) probes every server of every
+ * upstream with a health_check, every health_interval; the verdicts live
+ * in shared memory, so every worker skips a server that failed, and N
+ * workers do not make N times the probes.  A probe passes with a 2xx or
+ * 3xx status within the interval (at most 5 s).
+ */
+struct probe {
+	struct upstream    *u;
+	size_t              i;
+	int                 fd;
+	struct httpd_event *io, *deadline;
+	char                req[512];
+	size_t              req_len, sent;
+	char                buf[64];
+	size_t              len;
+	bool                connected;
+};
+
+static void probe_done(struct probe *p, bool ok, const char *why)
+{
+	struct upstream_health *h = &p->u->health[p->i];
+	bool was_down = atomic_load(&h->down);
+
+	httpd_event_del(p->io);
+	httpd_event_del(p->deadline);
+	p->io = p->deadline = NULL;
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	if (was_down == !ok)
+		return;
+	atomic_store(&h->down, (unsigned char)!ok);
+	if (ok)
+		httpd_log(HTTPD_LOG_NOTICE, "upstream \"%s\": server %s passed its health check again", p->u->name,
+		          p->u->servers[p->i].name);
+	else
+		httpd_log(HTTPD_LOG_WARN, "upstream \"%s\": server %s failed its health check (%s %s): taken out",
+		          p->u->name, p->u->servers[p->i].name, p->u->health_check, why);
+}
+
+static void probe_io(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct probe *p = arg;
+	ssize_t n;
+
+	(void)req;
+	if (!p->connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+			probe_done(p, false, err != 0 ? strerror(err) : "connect failed");
+			return;
+		}
+		p->connected = true;
+	}
+	if (p->sent < p->req_len) {
+		n = send(p->fd, p->req + p->sent, p->req_len - p->sent, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN) {
+			probe_done(p, false, strerror(errno));
+			return;
+		}
+		if (n > 0)
+			p->sent += (size_t)n;
+		if (p->sent == p->req_len)
+			(void)httpd_event_fd_mod(p->io, HTTPD_EVENT_READ);
+		return;
+	}
+	if (!(events & (HTTPD_EVENT_READ | HTTPD_EVENT_ERROR)))
+		return;
+	n = recv(p->fd, p->buf + p->len, sizeof(p->buf) - 1 - p->len, 0);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n > 0)
+		p->len += (size_t)n;
+	p->buf[p->len] = '\0';
+	if (p->len >= 12 || n <= 0) {
+		/* "HTTP/1.1 200": the status is all a probe needs. */
+		bool ok = p->len >= 12 && strncmp(p->buf, "HTTP/1.", 7) == 0 && (p->buf[9] == '2' || p->buf[9] == '3');
+		char why[64];
+
+		snprintf(why, sizeof(why), "%s", p->len >= 12 ? "answered " : "no answer");
+		if (p->len >= 12)
+			snprintf(why + 9, sizeof(why) - 9, "%.3s", p->buf + 9);
+		probe_done(p, ok, why);
+	}
+}
+
+static void probe_timeout(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct probe *p = arg;
+
+	(void)req;
+	(void)events;
+	p->deadline = NULL;
+	probe_done(p, false, "timed out");
+}
+
+static void probe_start(struct probe *p)
+{
+	const struct upstream_server *s = &p->u->servers[p->i];
+	int fd;
+
+	if (p->fd >= 0)
+		return;   /* the last one is still out */
+	p->len = p->sent = 0;
+	p->connected = false;
+	p->req_len = (size_t)snprintf(p->req, sizeof(p->req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+	                              "User-Agent: prefork-httpd health check\r\n\r\n", p->u->health_check, s->name);
+	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || (connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) < 0 && errno != EINPROGRESS)) {
+		int err = errno;
+
+		if (fd >= 0)
+			close(fd);
+		probe_done(p, false, strerror(err));
+		return;
+	}
+	p->fd = fd;
+	p->io = httpd_worker_event_fd(fd, HTTPD_EVENT_WRITE, probe_io, p);
+	p->deadline = httpd_worker_timer(p->u->health_interval_ms < 5000 ? p->u->health_interval_ms : 5000,
+	                                 probe_timeout, p);
+	if (p->io == NULL || p->deadline == NULL)
+		probe_done(p, false, "out of memory");
+}
+
+struct health_round {
+	struct upstream *u;
+	struct probe    *probes;
+};
+
+static void health_tick(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct health_round *hr = arg;
+
+	(void)req;
+	(void)events;
+	for (size_t i = 0; i < hr->u->count; i++)
+		probe_start(&hr->probes[i]);
+	if (httpd_worker_timer(hr->u->health_interval_ms, health_tick, hr) == NULL)
+		httpd_log(HTTPD_LOG_ERR, "upstream \"%s\": cannot schedule health checks: out of memory", hr->u->name);
+}
+
+static int worker_init(void *data)
+{
+	static bool started;
+	struct proxy_loc *pl = data;
+
+	if (started || pl->ps == NULL || httpd_worker_id() != 0)
+		return 0;
+	started = true;
+	for (size_t i = 0; i < pl->ps->count; i++) {
+		struct upstream *u = &pl->ps->ups[i];
+		struct health_round *hr;
+
+		if (u->health_check == NULL)
+			continue;
+		/* Lives as long as this worker: freed with the process. */
+		hr = calloc(1, sizeof(*hr));
+		if (hr == NULL || (hr->probes = calloc(u->count, sizeof(*hr->probes))) == NULL) {
+			free(hr);
+			return -1;
+		}
+		hr->u = u;
+		for (size_t j = 0; j < u->count; j++) {
+			hr->probes[j].u = u;
+			hr->probes[j].i = j;
+			hr->probes[j].fd = -1;
+		}
+		health_tick(NULL, hr, 0);
+	}
+	return 0;
+}
+
 static int proxy_init(struct httpd_module_api *api)
 {
 	httpd_module_name(api, "proxy");
@@ -1193,6 +1615,7 @@ static int proxy_init(struct httpd_module_api *api)
 	httpd_hook_server_exit(api, server_exit);
 	httpd_hook_configure(api, configure);
 	httpd_hook_release(api, release);
+	httpd_hook_worker_init(api, worker_init);
 	httpd_hook_body(api, body);
 	httpd_hook_handler(api, handler, HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST | HTTPD_METHOD_PUT |
 	                   HTTPD_METHOD_DELETE | HTTPD_METHOD_PATCH | HTTPD_METHOD_OPTIONS | HTTPD_METHOD_OTHER);

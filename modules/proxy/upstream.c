@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -118,11 +120,26 @@ void upstream_release(struct upstream *u)
 	}
 	free(u->servers);
 	free(u->name);
+	free(u->health_check);
+	if (u->health != NULL)
+		munmap(u->health, u->count * sizeof(*u->health));
 }
 
-static bool usable(const struct upstream_server *s, uint64_t now_ms, uint64_t tried, size_t i)
+int upstream_health_map(struct upstream *u)
 {
-	return !(i < 64 && (tried & (1ull << i))) && s->down_until_ms <= now_ms;
+	void *p = mmap(NULL, u->count * sizeof(*u->health), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -1;
+	u->health = p;
+	return 0;
+}
+
+static bool usable(const struct upstream *u, const struct upstream_server *s, uint64_t now_ms, uint64_t tried,
+                   size_t i)
+{
+	return !(i < 64 && (tried & (1ull << i))) && s->down_until_ms <= now_ms &&
+	       !(u->health != NULL && atomic_load_explicit(&u->health[i].down, memory_order_relaxed));
 }
 
 struct upstream_server *upstream_pick(struct upstream *u, uint64_t now_ms, uint64_t tried)
@@ -133,7 +150,7 @@ struct upstream_server *upstream_pick(struct upstream *u, uint64_t now_ms, uint6
 	for (size_t i = 0; i < u->count; i++) {
 		struct upstream_server *s = &u->servers[i];
 
-		if (!usable(s, now_ms, tried, i))
+		if (!usable(u, s, now_ms, tried, i))
 			continue;
 		if (u->balance == BALANCE_LEAST_CONN) {
 			/* Fewest requests in flight per unit of weight; ties go round-robin below. */

@@ -9,6 +9,7 @@
 #ifndef HTTPD_UPSTREAM_H
 #define HTTPD_UPSTREAM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,11 @@ struct upstream_server {
 	size_t                   idle_count;
 };
 
+/* Active health, in memory shared by every worker: one worker probes, all of them read. */
+struct upstream_health {
+	_Atomic unsigned char down;
+};
+
 struct upstream {
 	char                   *name;
 	struct upstream_server *servers;
@@ -45,6 +51,9 @@ struct upstream {
 	unsigned                fail_timeout_ms;
 	unsigned                keepalive;
 	unsigned                keepalive_timeout_ms;
+	char                   *health_check;       /* path probed, or NULL */
+	unsigned                health_interval_ms;
+	struct upstream_health *health;             /* count entries, shared; NULL without health_check */
 };
 
 /*
@@ -52,6 +61,8 @@ struct upstream {
  * followed by " weight=N" (1..100).  -1 with a reason in err.
  */
 int upstream_server_parse(const char *text, struct upstream_server *s, char *err, size_t errlen);
+/* Maps the shared health table (in the master, before the workers exist); -1 with errno. */
+int upstream_health_map(struct upstream *u);
 /* Frees what an upstream holds (not the struct itself); closes idle connections. */
 void upstream_release(struct upstream *u);
 

@@ -39,10 +39,11 @@ struct blocking_job {
 
 static struct httpd_event *event_new(struct httpd_request *req, httpd_event_fn fn, void *arg)
 {
-	struct request *r = request_of(req);
+	struct request *r = req != NULL ? request_of(req) : NULL;
 	struct httpd_event *e;
 
-	if (r->conn == NULL || worker_current() == NULL)
+	/* req NULL: a worker's own event (httpd_worker_timer), tied to no request. */
+	if ((r != NULL && r->conn == NULL) || worker_current() == NULL)
 		return NULL;
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
@@ -53,19 +54,21 @@ static struct httpd_event *event_new(struct httpd_request *req, httpd_event_fn f
 	e->fn = fn;
 	e->arg = arg;
 	e->active = true;
-	e->next = r->events;
-	r->events = e;
+	if (r != NULL) {
+		e->next = r->events;
+		r->events = e;
+	}
 	return e;
 }
 
 /* Unlinks e from its request and parks it for async_events_reap. */
 static void event_remove(struct httpd_event *e)
 {
-	struct httpd_event **link = &e->r->events;
+	struct httpd_event **link = e->r != NULL ? &e->r->events : NULL;
 
-	while (*link != NULL && *link != e)
+	while (link != NULL && *link != NULL && *link != e)
 		link = &(*link)->next;
-	if (*link == e)
+	if (link != NULL && *link == e)
 		*link = e->next;
 	if (e->active) {
 		if (e->fd >= 0)
@@ -78,8 +81,9 @@ static void event_remove(struct httpd_event *e)
 	graveyard = e;
 }
 
-struct httpd_event *httpd_event_fd(struct httpd_request *req, int fd, unsigned events,
-                                   httpd_event_fn fn, void *arg)
+/* An fd event for req, or for the worker itself (req NULL). */
+static struct httpd_event *fd_event_new(struct httpd_request *req, int fd, unsigned events, httpd_event_fn fn,
+                                        void *arg)
 {
 	struct httpd_event *e = event_new(req, fn, arg);
 	struct epoll_event ev;
@@ -91,13 +95,22 @@ struct httpd_event *httpd_event_fd(struct httpd_request *req, int fd, unsigned e
 	            (events & HTTPD_EVENT_WRITE ? EPOLLOUT : 0);
 	ev.data.ptr = e;
 	if (epoll_ctl(worker_current()->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		httpd_log_request(HTTPD_LOG_ERR, req, "module event on fd %d: %s", fd, strerror(errno));
+		if (req != NULL)
+			httpd_log_request(HTTPD_LOG_ERR, req, "module event on fd %d: %s", fd, strerror(errno));
+		else
+			httpd_log(HTTPD_LOG_ERR, "module event on fd %d: %s", fd, strerror(errno));
 		e->fd = -1;
 		e->active = false;
 		event_remove(e);
 		return NULL;
 	}
 	return e;
+}
+
+struct httpd_event *httpd_event_fd(struct httpd_request *req, int fd, unsigned events,
+                                   httpd_event_fn fn, void *arg)
+{
+	return req != NULL ? fd_event_new(req, fd, events, fn, arg) : NULL;
 }
 
 static void timer_fire(struct deadline *d)
@@ -107,11 +120,10 @@ static void timer_fire(struct deadline *d)
 
 	e->active = false;
 	event_remove(e);
-	e->fn(&r->req, e->arg, HTTPD_EVENT_TIMER);
+	e->fn(r != NULL ? &r->req : NULL, e->arg, HTTPD_EVENT_TIMER);
 }
 
-struct httpd_event *httpd_event_timer(struct httpd_request *req, unsigned ms, httpd_event_fn fn,
-                                      void *arg)
+static struct httpd_event *timer_new(struct httpd_request *req, unsigned ms, httpd_event_fn fn, void *arg)
 {
 	struct httpd_event *e = event_new(req, fn, arg);
 
@@ -120,6 +132,12 @@ struct httpd_event *httpd_event_timer(struct httpd_request *req, unsigned ms, ht
 	e->deadline.fire = timer_fire;
 	deadline_arm(worker_current(), &e->deadline, ms);
 	return e;
+}
+
+struct httpd_event *httpd_event_timer(struct httpd_request *req, unsigned ms, httpd_event_fn fn,
+                                      void *arg)
+{
+	return req != NULL ? timer_new(req, ms, fn, arg) : NULL;
 }
 
 int httpd_event_fd_mod(struct httpd_event *e, unsigned events)
@@ -152,7 +170,24 @@ void async_event_dispatch(struct event_source *src, uint32_t events)
 		what |= HTTPD_EVENT_WRITE;
 	if (events & (EPOLLERR | EPOLLHUP))
 		what |= HTTPD_EVENT_ERROR;
-	e->fn(&e->r->req, e->arg, what);
+	e->fn(e->r != NULL ? &e->r->req : NULL, e->arg, what);
+}
+
+struct httpd_event *httpd_worker_event_fd(int fd, unsigned events, httpd_event_fn fn, void *arg)
+{
+	return fd_event_new(NULL, fd, events, fn, arg);
+}
+
+struct httpd_event *httpd_worker_timer(unsigned ms, httpd_event_fn fn, void *arg)
+{
+	return timer_new(NULL, ms, fn, arg);
+}
+
+int httpd_worker_id(void)
+{
+	struct worker *w = worker_current();
+
+	return w != NULL ? (int)w->id : -1;
 }
 
 void async_request_end(struct request *r)

@@ -51,6 +51,19 @@ void httpd_response_stream_wake(struct httpd_request *req)
 	worker_defer(c->w, c);
 }
 
+int httpd_response_tunnel(struct httpd_response *res, int fd, unsigned idle_ms, const void *pending, size_t len)
+{
+	if (fd < 0 || idle_ms == 0)
+		return -1;
+	res->status = 101;
+	res->tunnel_fd = fd;
+	res->tunnel_idle_ms = idle_ms;
+	res->tunnel_pending = pending;
+	res->tunnel_pending_len = len;
+	response_discard_body(res);
+	return 0;
+}
+
 void httpd_request_body_pause(struct httpd_request *req)
 {
 	struct request *r = request_of(req);

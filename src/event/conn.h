@@ -23,12 +23,14 @@ enum conn_state {
 	CONN_HANDLER,       /* an asynchronous handler has not answered yet */
 	CONN_WRITE,         /* the response goes out */
 	CONN_LINGER,        /* response sent, draining input before the close */
+	CONN_TUNNEL,        /* after 101: bytes relayed both ways (http/tunnel.c) */
 };
 
 struct request;
 struct conn_proxy;
 struct listener;
 struct httpd_server;
+struct tunnel;
 
 struct conn {
 	struct event_source          ev;
@@ -75,6 +77,7 @@ struct conn {
 	char                        *stream_buf;
 	char                         chunk_head[24];
 
+	struct tunnel               *tunnel;       /* CONN_TUNNEL */
 	bool                         deferred;     /* on the worker's deferred list */
 	struct conn                 *next_deferred;
 	struct conn                 *next_free;

@@ -11,6 +11,7 @@
 #include "pool.h"
 #include "http_response.h"
 #include "request.h"
+#include "tunnel.h"
 
 #define STREAM_BUF_SIZE  16384
 #define SENDFILE_MAX     (1 << 18)   /* per call: connections take turns, the reader drains (ka-1m) */
@@ -33,6 +34,7 @@ void http1_run(struct conn *c)
 		case CONN_PROXY:     s = STEP_AGAIN; break;   /* conn_proxy.c hands over when done */
 		case CONN_WRITE:     s = write_response(c); break;
 		case CONN_LINGER:    s = conn_linger(c) < 0 ? STEP_CLOSED : STEP_AGAIN; break;
+		case CONN_TUNNEL:    s = tunnel_run(c) < 0 ? STEP_CLOSED : STEP_AGAIN; break;
 		}
 	}
 }
@@ -392,6 +394,15 @@ static enum step response_done(struct conn *c)
 {
 	struct request *r = c->req;
 	bool keep = c->keep_alive && !c->w->quitting;
+
+	if (r->res.status == 101 && r->res.tunnel_fd >= 0) {
+		if (tunnel_start(c, r) < 0) {
+			httpd_log_request(HTTPD_LOG_ERR, &r->req, "cannot start the tunnel: out of memory");
+			conn_close(c);
+			return STEP_CLOSED;
+		}
+		return STEP_CONTINUE;
+	}
 
 	if (r->res.body == BODY_BUFFER)
 		r->res.body_sent = r->res.buf_len;

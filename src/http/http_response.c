@@ -47,6 +47,7 @@ void response_init(struct httpd_response *res, struct httpd_pool *pool)
 	memset(res, 0, sizeof(*res));
 	res->status = 200;
 	res->fd = -1;
+	res->tunnel_fd = -1;
 	res->pool = pool;
 }
 
@@ -301,7 +302,9 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 
 		head_field(&b, "Content-Length", decimal(length, num + sizeof(num)));
 	}
-	if (!opts->keep_alive)
+	if (res->status == 101 && res->tunnel_fd >= 0)
+		head_field(&b, "Connection", "upgrade");
+	else if (!opts->keep_alive)
 		head_field(&b, "Connection", "close");
 	else if (opts->version == 10)
 		head_field(&b, "Connection", "keep-alive");

@@ -37,6 +37,10 @@ struct httpd_response {
 	void                    *stream_ctx;
 	struct httpd_pool      *pool;
 	uint64_t                body_sent;      /* body bytes written so far */
+	int                     tunnel_fd;      /* after a 101: relayed to the client (http/tunnel.c), or -1 */
+	unsigned                tunnel_idle_ms;
+	const char             *tunnel_pending; /* bytes already read from tunnel_fd, for the client first */
+	size_t                  tunnel_pending_len;
 };
 
 void response_init(struct httpd_response *res, struct httpd_pool *pool);

@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify, request
 
 app = Flask(__name__)
 NAME = os.environ.get("APP_NAME", "app")
+HEALTH_PROBES = []   # one gunicorn process with threads: a list is enough
 
 
 @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
@@ -29,6 +30,14 @@ def echo(path):
                 left -= len(piece)
                 yield piece
         return Response(gen(), mimetype="application/octet-stream", headers={"Content-Length": str(size)})
+    if path == "health":
+        HEALTH_PROBES.append(time.monotonic())
+        down = os.environ.get("APP_DOWN_FILE")
+        if down and os.path.exists(down):
+            return Response("down\n", status=503)
+        return Response("ok\n")
+    if path == "probes":
+        return jsonify(count=len(HEALTH_PROBES))
     if path == "status":
         return Response("status %s\n" % args.get("code", "200"), status=int(args.get("code", "200")))
     digest, total = hashlib.sha256(), 0

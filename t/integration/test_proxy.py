@@ -3,6 +3,7 @@
 fields stay on their hop, forwarded fields are ours, keep-alive connections are reused, requests
 are balanced over two backends and a dead one is taken out, 502 and 504, a client that leaves
 closes the upstream side, and 100 MiB each way leave the worker's memory flat."""
+import base64
 import hashlib
 import json
 import os
@@ -25,7 +26,8 @@ class App:
     def __init__(self, name):
         self.port = free_port()
         self.name = name
-        env = dict(os.environ, APP_NAME=name, PYTHONPATH=HERE)
+        self.down_file = "/tmp/httpd-test-app-%s-%d.down" % (name, self.port)
+        env = dict(os.environ, APP_NAME=name, PYTHONPATH=HERE, APP_DOWN_FILE=self.down_file)
         # Debian's gunicorn runs on Debian's python3, whose flask is in dist-packages.
         self.proc = subprocess.Popen([GUNICORN, "-b", "127.0.0.1:%d" % self.port, "-k", "gthread", "--threads", "8",
                                       "--keep-alive", "30", "--chdir", HERE, "proxy_app:app"], env=env,
@@ -76,6 +78,7 @@ def one_backend(**kw):
     a = app("a")
     return proxy_server('upstream "app" { server = { "127.0.0.1:%d" } }\n' % a.port,
                         'location "/" { handler = "proxy"  upstream = "app"  max_body_size = "200m" %s }\n'
+                        'location "/nobuf/" { handler = "proxy"  upstream = "app"  proxy_path = "/"  buffering = false }\n'
                         % kw.get("location_extra", ""), **{k: v for k, v in kw.items() if k != "location_extra"})
 
 
@@ -215,6 +218,38 @@ def test_round_robin_and_a_dead_backend():
         b.stop()
 
 
+def test_active_health_checks_from_one_worker():
+    a, b = app("a"), app("b")
+    srv = proxy_server('upstream "hc" {\n  server = { "127.0.0.1:%d", "127.0.0.1:%d" }\n'
+                       '  health_check = "/health"\n  health_interval = 1\n}\n' % (a.port, b.port),
+                       'location "/" { handler = "proxy"  upstream = "hc" }\n', workers=2)
+    try:
+        def probes(backend):
+            rc, out, err = curl("http://127.0.0.1:%d/probes" % backend.port)
+            assert rc == 0, err
+            return json.loads(out)["count"]
+        start = probes(b)
+        time.sleep(4.2)
+        made = probes(b) - start
+        # one prober for two workers: about one probe a second, not two
+        assert 1 <= made <= 6, made
+        with open(b.down_file, "w") as f:
+            f.write("down")
+        assert wait_for(lambda: "server 127.0.0.1:%d failed its health check (/health answered 503)" % b.port
+                        in srv.log(), timeout=10), srv.log()
+        names = [fetch(srv, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n").header("X-App") for _ in range(20)]
+        assert names == ["a"] * 20, names   # every worker skips it
+        os.unlink(b.down_file)
+        assert wait_for(lambda: "server 127.0.0.1:%d passed its health check again" % b.port in srv.log(),
+                        timeout=10), srv.log()
+        names = [fetch(srv, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n").header("X-App") for _ in range(20)]
+        assert "b" in names, names
+    finally:
+        srv.cleanup()
+        if os.path.exists(b.down_file):
+            os.unlink(b.down_file)
+
+
 class RawBackend:
     """A loopback server that reads a request head and then does what it is told."""
 
@@ -246,6 +281,8 @@ class RawBackend:
                 data += piece
             if self.behaviour == "garbage":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello")
+            elif self.behaviour == "websocket":
+                self.websocket(conn, data)
             elif self.behaviour == "hold":
                 # wait for the proxy to close its end
                 if conn.recv(1) == b"":
@@ -255,8 +292,78 @@ class RawBackend:
         finally:
             conn.close()
 
+    def websocket(self, conn, head):
+        """RFC 6455: the handshake, a greeting frame sent at once, then every frame echoed back."""
+        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:")]
+        upgrade = [l for l in head.split(b"\r\n") if l.lower().startswith(b"upgrade:")]
+        self.request_head = head
+        if not key or not upgrade:
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return
+        accept = base64.b64encode(hashlib.sha1(key[0] + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + ws_frame(b"hello", mask=False))
+        buf = b""
+        while True:
+            piece = conn.recv(65536)
+            if not piece:
+                self.closed_by_peer.set()
+                return
+            buf += piece
+            while True:
+                frame, buf = ws_parse(buf)
+                if frame is None:
+                    break
+                opcode, payload = frame
+                if opcode == 8:
+                    conn.sendall(ws_frame(payload, mask=False, opcode=8))
+                    return
+                conn.sendall(ws_frame(payload, mask=False, opcode=opcode))
+
     def close(self):
         self.sock.close()
+
+
+def ws_frame(payload, mask=True, opcode=1):
+    head = bytes([0x80 | opcode])
+    n = len(payload)
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_parse(buf):
+    """One frame from buf: ((opcode, payload), rest), or (None, buf) when incomplete."""
+    if len(buf) < 2:
+        return None, buf
+    opcode, masked, n, pos = buf[0] & 0x0F, buf[1] & 0x80, buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None, buf
+        n, pos = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None, buf
+        n, pos = int.from_bytes(buf[2:10], "big"), 10
+    key = b""
+    if masked:
+        if len(buf) < pos + 4:
+            return None, buf
+        key, pos = buf[pos:pos + 4], pos + 4
+    if len(buf) < pos + n:
+        return None, buf
+    payload = buf[pos:pos + n]
+    if masked:
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return (opcode, payload), buf[pos + n:]
 
 
 def test_502_and_504():
@@ -295,6 +402,66 @@ def test_client_leaving_closes_the_upstream_side():
         hold.close()
 
 
+def test_websocket_echo_through_the_tunnel():
+    ws = RawBackend("websocket")
+    srv = proxy_server("", 'location "/ws" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d"  read_timeout = 5 }\n'
+                       'location "/nows" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d"  websocket = false }\n'
+                       % (ws.port, ws.port))
+    try:
+        s = srv.connect(timeout=10)
+        key = base64.b64encode(os.urandom(16))
+        s.sendall(b"GET /ws/chat HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+                  b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head, rest = data.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"HTTP/1.1 101 Switching Protocols", head
+        fields = {l.split(b":", 1)[0].lower(): l.split(b":", 1)[1].strip() for l in lines[1:]}
+        assert fields[b"upgrade"] == b"websocket" and fields[b"connection"].lower() == b"upgrade", head
+        assert fields[b"sec-websocket-accept"] == base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()), head
+        # the greeting the backend sent with its 101, then an echo of each frame, small and large
+        buf = rest
+        def next_frame():
+            nonlocal buf
+            while True:
+                frame, buf = ws_parse(buf)
+                if frame is not None:
+                    return frame
+                piece = s.recv(65536)
+                assert piece, "the tunnel closed"
+                buf += piece
+        assert next_frame() == (1, b"hello")
+        for payload in (b"ping", os.urandom(100000), "ü".encode() * 10):
+            s.sendall(ws_frame(payload, opcode=2))
+            assert next_frame() == (2, payload)
+        s.sendall(ws_frame(b"\x03\xe8", opcode=8))   # close 1000
+        assert next_frame() == (8, b"\x03\xe8")
+        assert s.recv(100) == b""   # the backend closed: so does the tunnel
+        s.close()
+        assert b"upgrade" in ws.request_head.lower()
+        # logged once both sides have closed
+        assert wait_for(lambda: "GET /ws/chat HTTP/1.1 101 up=127.0.0.1:%d ust=101" % ws.port
+                        in open(srv.access_log).read()), open(srv.access_log).read()
+        # websocket = false: Upgrade is hop-by-hop, the backend sees a plain GET
+        resp = fetch(srv, b"GET /nows HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          b"Sec-WebSocket-Key: eA==\r\n\r\n")
+        assert resp.status == 400, resp
+        # a client that goes quiet in a tunnel is dropped after the idle time, the backend too
+        ws.closed_by_peer.clear()
+        s = srv.connect(timeout=20)
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: " + key + b"\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 101")
+        assert ws.closed_by_peer.wait(15), "the idle tunnel stayed open"
+        s.close()
+    finally:
+        srv.cleanup()
+        ws.close()
+
+
 def rss_kb(pids):
     total = 0
     for pid in pids:
@@ -318,7 +485,7 @@ def test_100_mib_each_way_with_flat_memory():
                 peak[0] = max(peak[0], rss_kb(worker))
                 time.sleep(0.05)
 
-        sampler = threading.Thread(target=sample)
+        sampler = threading.Thread(target=sample, daemon=True)   # never outlives a failed test
         sampler.start()
         # upload: 100 MiB streamed to the app, which hashes it
         size = 100 << 20
@@ -331,27 +498,30 @@ def test_100_mib_each_way_with_flat_memory():
         d = json.loads(Reader(s).response().body)
         s.close()
         assert d["body_len"] == size and d["body_sha256"] == digest, d
-        # download: 100 MiB to a reader that takes its time
+        # download: 100 MiB to a reader that takes its time, with buffering (to a file) and without
         import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
-        conn.connect()
-        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        conn.request("GET", "/bulk?size=%d" % size)
-        resp = conn.getresponse()
-        assert resp.status == 200
-        time.sleep(1.0)   # let the app get far ahead if nothing held it back
-        got = 0
-        while True:
-            piece = resp.read(262144)
-            if not piece:
-                break
-            got += len(piece)
-            if got < (20 << 20):
-                time.sleep(0.002)
-        conn.close()
+        for path in ("/bulk", "/nobuf/bulk"):
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            conn.connect()
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            conn.request("GET", "%s?size=%d" % (path, size))
+            resp = conn.getresponse()
+            assert resp.status == 200
+            time.sleep(1.0)   # let the app get far ahead if nothing held it back
+            got, h = 0, hashlib.sha256()
+            while True:
+                piece = resp.read(262144)
+                if not piece:
+                    break
+                got += len(piece)
+                h.update(piece)
+                if got < (20 << 20):
+                    time.sleep(0.002)
+            conn.close()
+            assert got == size, (path, got)
+            assert h.hexdigest() == hashlib.sha256((b"0123456789abcdef" * 4096) * 1600).hexdigest(), path
         stop.set()
         sampler.join()
-        assert got == size, got
         grew = peak[0] - base
         assert grew < 8 * 1024, "the worker grew by %d KiB moving 200 MiB" % grew
     finally:

@@ -268,7 +268,7 @@ def test_certificate_replaced_on_sighup_without_a_failed_request():
         assert peer_serial(srv.tls_port, "a.test", CA_) == A[2]
         stop = threading.Event()
         results = [{"ok": 0, "failed": 0, "why": []} for _ in range(4)]
-        threads = [threading.Thread(target=load_thread, args=(srv.tls_port, stop, r)) for r in results]
+        threads = [threading.Thread(target=load_thread, args=(srv.tls_port, stop, r), daemon=True) for r in results]
         for t in threads:
             t.start()
         time.sleep(0.5)

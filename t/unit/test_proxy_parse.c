@@ -111,7 +111,7 @@ END_TEST
 START_TEST(test_balance)
 {
 	struct upstream u = { .balance = BALANCE_ROUND_ROBIN, .max_fails = 2, .fail_timeout_ms = 10000 };
-	struct upstream_server s[3];
+	struct upstream_server s[3], bad;
 	char err[256];
 	int counts[3] = { 0, 0, 0 };
 
@@ -120,11 +120,11 @@ START_TEST(test_balance)
 	ck_assert_int_eq(upstream_server_parse("unix:/run/app.sock", &s[2], err, sizeof(err)), 0);
 	ck_assert_str_eq(s[0].name, "127.0.0.1:8000");
 	ck_assert_int_eq(s[0].weight, 3);
-	ck_assert_int_eq(upstream_server_parse("app.internal:80", &s[2], err, sizeof(err)), -1);
-	ck_assert_int_eq(upstream_server_parse("127.0.0.1", &s[2], err, sizeof(err)), -1);
-	ck_assert_int_eq(upstream_server_parse("127.0.0.1:0", &s[2], err, sizeof(err)), -1);
-	ck_assert_int_eq(upstream_server_parse("127.0.0.1:80 weight=0", &s[2], err, sizeof(err)), -1);
-	ck_assert_int_eq(upstream_server_parse("unix:/run/app.sock", &s[2], err, sizeof(err)), 0);
+	ck_assert_int_eq(upstream_server_parse("app.internal:80", &bad, err, sizeof(err)), -1);
+	ck_assert_int_eq(upstream_server_parse("127.0.0.1", &bad, err, sizeof(err)), -1);
+	ck_assert_int_eq(upstream_server_parse("127.0.0.1:0", &bad, err, sizeof(err)), -1);
+	ck_assert_int_eq(upstream_server_parse("127.0.0.1:80 weight=0", &bad, err, sizeof(err)), -1);
+	ck_assert_int_eq(upstream_server_parse("[::1]:80 weight=101", &bad, err, sizeof(err)), -1);
 	u.servers = s;
 	u.count = 3;
 	/* smooth weighted round-robin: 3:1:1, never two of the light ones in a row */
