@@ -561,6 +561,7 @@ static char *head_build(struct proxy_req *p)
 static void on_io(struct httpd_request *req, void *arg, unsigned events);
 static void on_timer(struct httpd_request *req, void *arg, unsigned events);
 static void attempt(struct proxy_req *p);
+static bool send_pending(struct proxy_req *p);
 
 static void note_set(struct proxy_req *p, const char *key, const char *value)
 {
@@ -744,6 +745,24 @@ static void attempt(struct proxy_req *p)
 		return;
 	}
 	p->progress_ms = now;
+	if (p->reused) {
+		/* A pooled connection is writable: send now, and wait only for what is left (no EPOLLOUT round). */
+		unsigned attempt_no = p->attempts;
+		bool sent = send_pending(p), more_body = p->has_body && !p->body_done;
+
+		if (p->attempts != attempt_no || p->state == PS_DONE)
+			return;   /* it failed: upstream_error has moved on */
+		p->io_want = !sent ? HTTPD_EVENT_WRITE : more_body ? 0 : HTTPD_EVENT_READ;
+		p->io = httpd_event_fd(p->req, p->fd, p->io_want, on_io, p);
+		if (p->io == NULL) {
+			upstream_error(p, 502, "event registration", errno);
+			return;
+		}
+		if (sent && !more_body)
+			p->state = PS_HEAD;
+		timer_arm(p, p->state == PS_HEAD ? p->pl->read_ms : p->pl->send_ms);
+		return;
+	}
 	p->io_want = HTTPD_EVENT_WRITE;
 	p->io = httpd_event_fd(p->req, p->fd, HTTPD_EVENT_WRITE, on_io, p);
 	if (p->io == NULL) {
@@ -1261,15 +1280,25 @@ static void response_start(struct proxy_req *p)
 		}
 		p->state = PS_BODY;
 		timer_arm(p, p->pl->read_ms);
-		httpd_response_set_body_stream(p->res, body_read, p);
-		/* What came with the head is the body's beginning. */
+		/* What came with the head is the body's beginning, often all of it. */
 		memmove(p->in, p->in + p->in_off, p->in_len - p->in_off);
 		p->in_len -= p->in_off;
 		p->in_off = 0;
 		if (p->left == 0 && !p->resp_chunked && !p->until_eof)
 			body_complete(p, p->in_len == 0);
-		else if (p->in_len == 0 || decode(p))
+		else if (p->in_len > 0)
+			(void)decode(p);
+		if (p->body_broken) {
+			fail(p, 502);
+			return;
+		}
+		if (p->body_stored && p->file_wr == 0) {
+			/* Complete already: one write with a Content-Length, and the connection is back in the pool. */
+			httpd_response_set_body_buffer(p->res, p->ready + p->ready_off, p->ready_len - p->ready_off);
+		} else {
+			httpd_response_set_body_stream(p->res, body_read, p);
 			body_pump(p);
+		}
 	}
 	p->finished = true;
 	httpd_request_finish(p->req, HTTPD_OK);

@@ -206,14 +206,22 @@ void conn_close(struct conn *c)
 	c->transport->close(c);
 	conn_idle(c);
 	conn_proxy_free(c);
-	c->next_free = w->free_conns;
-	w->free_conns = c;
+	/*
+	 * Not reusable before the current epoll batch is over: it may still
+	 * hold an event for this connection (a module event or a deferred
+	 * response can close a connection whose own event comes later).
+	 */
+	c->closed = true;
+	c->next_free = w->closed_conns;
+	w->closed_conns = c;
 	w->conn_count--;
 	worker_conn_closed(w);
 }
 
 void conn_event(struct conn *c, uint32_t events)
 {
+	if (c->closed)
+		return;   /* closed earlier in this batch */
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->readable = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -255,6 +263,8 @@ void conn_wait_writable(struct conn *c)
 
 void conn_resume(struct conn *c)
 {
+	if (c->closed)
+		return;
 	http1_run(c);
 }
 

@@ -78,6 +78,7 @@ struct conn {
 	char                         chunk_head[24];
 
 	struct tunnel               *tunnel;       /* CONN_TUNNEL */
+	bool                         closed;       /* waiting for the end of the epoll batch to be reused */
 	bool                         deferred;     /* on the worker's deferred list */
 	struct conn                 *next_deferred;
 	struct conn                 *next_free;

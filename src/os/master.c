@@ -803,6 +803,14 @@ int master_run(struct httpd_config *config, const char *config_path, bool foregr
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
 	sigaddset(&set, SIGIO);      /* a worker wrote on its control socket */
+	/*
+	 * Started from a shell's background job these may be ignored, and an
+	 * ignored signal is discarded before sigtimedwait could take it: SIGINT
+	 * would not stop us.  They are ours to handle.
+	 */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&set, sig) == 1)
+			(void)signal(sig, SIG_DFL);
 	/* Blocked for good: the master takes signals with sigtimedwait, workers with signalfd. */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 

@@ -89,6 +89,10 @@ static void child_exec(const int *fds, size_t nfds, int pipe_wr, const char *not
 		setenv("NOTIFY_SOCKET", notify_socket, 1);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* An ignored signal stays ignored across exec: the new program starts with the defaults. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)signal(sig, SIG_DFL);
 	execv(exe, args);
 	_exit(127);
 }

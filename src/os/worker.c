@@ -153,6 +153,18 @@ void worker_defer(struct worker *w, struct conn *c)
 	w->deferred = c;
 }
 
+/* The connections closed during this batch can be reused now that no event names them. */
+static void conns_recycle(struct worker *w)
+{
+	while (w->closed_conns != NULL) {
+		struct conn *c = w->closed_conns;
+
+		w->closed_conns = c->next_free;
+		c->next_free = w->free_conns;
+		w->free_conns = c;
+	}
+}
+
 static void deferred_run(struct worker *w)
 {
 	while (w->deferred != NULL) {
@@ -602,6 +614,7 @@ int worker_run(const struct worker_setup *setup)
 		timers_expire(&w);
 		deferred_run(&w);
 		async_events_reap();
+		conns_recycle(&w);
 		log_flush_due(&w);
 		memory_trim(&w);
 		gauges_publish(&w);

@@ -61,6 +61,7 @@ struct worker {
 	time_t                      now;        /* wall clock, for Date and logs */
 	size_t                      conn_count;
 	struct conn                *free_conns;
+	struct conn                *closed_conns;  /* closed in this epoll batch: free_conns after it */
 	struct conn                *deferred;   /* to run again once the current event is handled */
 	struct threadpool          *pool;       /* blocking work, started on first use */
 	struct event_source         pool_source;

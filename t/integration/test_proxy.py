@@ -462,6 +462,42 @@ def test_websocket_echo_through_the_tunnel():
         ws.close()
 
 
+def test_clients_vanishing_mid_response_leave_the_worker_sound():
+    """Clients that close as their response is being finished: a module event and the client's own
+    hang-up can land in one epoll batch.  The worker once closed such a connection twice, its
+    connection count went below zero, and it stopped accepting for good."""
+    srv = one_backend()
+    try:
+        stop = threading.Event()
+        burst = b"".join(b"GET /b%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(8))
+
+        def vanish():
+            for _ in range(300):
+                if stop.is_set():
+                    return
+                try:
+                    s = srv.connect(timeout=5)
+                    s.sendall(burst)
+                    s.recv(1)   # the first answer is on its way: leave now
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    s.close()   # a reset, with answers still coming
+                except OSError:
+                    pass
+
+        threads = [threading.Thread(target=vanish, daemon=True) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        stop.set()
+        # still accepting, and still answering on every worker
+        for _ in range(20):
+            resp = fetch(srv, b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert resp.status == 200, resp
+    finally:
+        srv.cleanup()
+
+
 def rss_kb(pids):
     total = 0
     for pid in pids:

@@ -94,14 +94,14 @@ def test_failed_upgrades_leave_the_old_master_serving():
         srv.signal(signal.SIGUSR2)
         assert wait_for(lambda: "exited (status 1) before it was ready" in srv.log(), timeout=15), srv.log()
         # The failed binary was our child: it may take a moment to be gone from /proc.
-        assert srv.master_pid() == old and wait_for(lambda: srv.worker_pids() == workers, timeout=5), \
+        assert srv.master_pid() == old and wait_for(lambda: srv.worker_pids() == workers, timeout=10), \
             (srv.worker_pids(), workers)
         assert get(srv, "/f.bin").body == BODY
         # One that starts but never becomes ready: stopped after upgrade_timeout.
         replace_binary(srv, b"#!/bin/sh\nexec sleep 60\n")
         srv.signal(signal.SIGUSR2)
         assert wait_for(lambda: "was not ready within 2 s" in srv.log(), timeout=15), srv.log()
-        assert srv.master_pid() == old and wait_for(lambda: srv.worker_pids() == workers, timeout=5), \
+        assert srv.master_pid() == old and wait_for(lambda: srv.worker_pids() == workers, timeout=10), \
             (srv.worker_pids(), workers)
         assert get(srv, "/f.bin").body == BODY
     finally:
