@@ -59,19 +59,36 @@ struct proxy_server {
 
 enum pstate { PS_CONNECTING, PS_SENDING, PS_HEAD, PS_BODY, PS_DONE };
 
+struct proxy_req;
+
+/*
+ * An upstream connection: its fd and a worker event registered for its
+ * whole life, so a request that takes a pooled connection costs no
+ * epoll_ctl, and a pooled one the server closes is dropped at once.
+ */
+struct upstream_conn {
+	int                     fd;
+	struct httpd_event     *ev;
+	unsigned                want;
+	struct upstream        *u;
+	struct upstream_server *s;
+	struct proxy_req       *owner;      /* the request using it, or NULL in the pool */
+	uint64_t                since_ms;   /* in the pool since */
+};
+
 struct proxy_req {
 	struct httpd_request   *req;
 	struct httpd_response  *res;
 	struct proxy_loc       *pl;
 	struct upstream        *up;
 	struct upstream_server *srv;
-	int                     fd;
+	struct upstream_conn   *uc;             /* NULL when there is none */
+	int                     fd;             /* uc's fd, or -1 */
 	bool                    reused;
 	uint64_t                tried;          /* servers tried, a bit per index */
 	unsigned                attempts;
 	enum pstate             state;
-	struct httpd_event     *io, *timer;
-	unsigned                io_want;
+	struct httpd_event     *timer;
 	uint64_t                progress_ms;    /* the last byte moved either way */
 	uint64_t                started_ms;
 
@@ -571,34 +588,96 @@ static void note_set(struct proxy_req *p, const char *key, const char *value)
 		(void)httpd_request_note_set(p->req, key, copy);
 }
 
+static void uc_want(struct upstream_conn *uc, unsigned want)
+{
+	if (uc->ev != NULL && want != uc->want && httpd_event_fd_mod(uc->ev, want) == 0)
+		uc->want = want;
+}
+
 static void io_want(struct proxy_req *p, unsigned want)
 {
-	if (p->fd < 0)
-		return;
-	if (p->io == NULL) {
-		/* Dropped after a hang-up was reported (it would be reported again and again). */
-		p->io = httpd_event_fd(p->req, p->fd, want, on_io, p);
-		p->io_want = want;
+	if (p->uc != NULL)
+		uc_want(p->uc, want);
+}
+
+static void uc_destroy(struct upstream_conn *uc)
+{
+	httpd_event_del(uc->ev);
+	close(uc->fd);
+	free(uc);
+}
+
+static void pool_remove(struct upstream_conn *uc)
+{
+	struct upstream_server *s = uc->s;
+
+	for (size_t i = 0; i < s->idle_count; i++)
+		if (s->idle[i] == uc) {
+			memmove(&s->idle[i], &s->idle[i + 1], (s->idle_count - i - 1) * sizeof(*s->idle));
+			s->idle_count--;
+			return;
+		}
+}
+
+/* Idle connections past keepalive_timeout go (the oldest are first). */
+static void pool_expire(struct upstream *u, struct upstream_server *s, uint64_t now)
+{
+	size_t n = 0;
+
+	while (n < s->idle_count && now - s->idle[n]->since_ms >= u->keepalive_timeout_ms)
+		uc_destroy(s->idle[n++]);
+	if (n > 0) {
+		memmove(s->idle, s->idle + n, (s->idle_count - n) * sizeof(*s->idle));
+		s->idle_count -= n;
+	}
+}
+
+static struct upstream_conn *pool_take(struct upstream *u, struct upstream_server *s, uint64_t now)
+{
+	pool_expire(u, s, now);
+	return s->idle_count > 0 ? s->idle[--s->idle_count] : NULL;
+}
+
+/* An idle connection heard from: closed by the server, or talking unasked. Either way it is done. */
+static void uc_event(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct upstream_conn *uc = arg;
+
+	if (uc->owner != NULL) {
+		on_io(req, uc->owner, events);
 		return;
 	}
-	if (want != p->io_want && httpd_event_fd_mod(p->io, want) == 0)
-		p->io_want = want;
+	pool_remove(uc);
+	uc_destroy(uc);
 }
 
 /* Drops the upstream connection: back to the pool after a clean response, else closed. */
 static void upstream_let_go(struct proxy_req *p, bool reusable)
 {
-	if (p->fd < 0)
+	struct upstream_conn *uc = p->uc;
+
+	if (uc == NULL)
 		return;
-	httpd_event_del(p->io);
-	p->io = NULL;
+	p->uc = NULL;
+	p->fd = -1;
+	uc->owner = NULL;
 	if (p->srv != NULL && p->srv->active > 0)
 		p->srv->active--;
-	if (reusable)
-		upstream_idle_put(p->up, p->srv, p->fd, now_ms());
-	else
-		close(p->fd);
-	p->fd = -1;
+	if (reusable && uc->ev != NULL && p->up->keepalive > 0) {
+		struct upstream_server *s = uc->s;
+		uint64_t now = now_ms();
+
+		pool_expire(p->up, s, now);
+		if (s->idle == NULL)
+			s->idle = calloc(p->up->keepalive, sizeof(*s->idle));
+		if (s->idle != NULL && s->idle_count < p->up->keepalive) {
+			uc->since_ms = now;
+			uc_want(uc, HTTPD_EVENT_READ);   /* to hear of a close while idle */
+			s->idle[s->idle_count++] = uc;
+			return;
+		}
+	}
+	uc_destroy(uc);
 }
 
 /* Cleanup when the request ends, whichever way. */
@@ -609,12 +688,7 @@ static void proxy_req_cleanup(void *arg)
 	if (p->spill_fd >= 0)
 		close(p->spill_fd);
 	p->spill_fd = -1;
-	if (p->fd >= 0) {
-		if (p->srv != NULL && p->srv->active > 0)
-			p->srv->active--;
-		close(p->fd);
-		p->fd = -1;
-	}
+	upstream_let_go(p, false);
 }
 
 /* Answers the client with status (502, 504) if it has not been answered yet. */
@@ -736,14 +810,39 @@ static void attempt(struct proxy_req *p)
 		fail(p, 500);
 		return;
 	}
-	p->fd = upstream_idle_take(p->up, p->srv, now);
-	p->reused = p->fd >= 0;
+	p->uc = pool_take(p->up, p->srv, now);
+	p->reused = p->uc != NULL;
 	p->state = p->reused ? PS_SENDING : PS_CONNECTING;
-	if (!p->reused && (p->fd = socket_connect(p, &err)) < 0) {
-		p->srv->active--;
-		upstream_error(p, 502, "connect", err);
-		return;
+	if (!p->reused) {
+		int fd = socket_connect(p, &err);
+
+		if (fd < 0) {
+			p->srv->active--;
+			upstream_error(p, 502, "connect", err);
+			return;
+		}
+		p->uc = calloc(1, sizeof(*p->uc));
+		if (p->uc == NULL) {
+			close(fd);
+			p->srv->active--;
+			fail(p, 500);
+			return;
+		}
+		p->uc->fd = fd;
+		p->uc->u = p->up;
+		p->uc->s = p->srv;
+		p->uc->want = HTTPD_EVENT_WRITE;
+		p->uc->ev = httpd_worker_event_fd(fd, HTTPD_EVENT_WRITE, uc_event, p->uc);
+		if (p->uc->ev == NULL) {
+			uc_destroy(p->uc);
+			p->uc = NULL;
+			p->srv->active--;
+			fail(p, 500);
+			return;
+		}
 	}
+	p->uc->owner = p;
+	p->fd = p->uc->fd;
 	p->progress_ms = now;
 	if (p->reused) {
 		/* A pooled connection is writable: send now, and wait only for what is left (no EPOLLOUT round). */
@@ -752,21 +851,10 @@ static void attempt(struct proxy_req *p)
 
 		if (p->attempts != attempt_no || p->state == PS_DONE)
 			return;   /* it failed: upstream_error has moved on */
-		p->io_want = !sent ? HTTPD_EVENT_WRITE : more_body ? 0 : HTTPD_EVENT_READ;
-		p->io = httpd_event_fd(p->req, p->fd, p->io_want, on_io, p);
-		if (p->io == NULL) {
-			upstream_error(p, 502, "event registration", errno);
-			return;
-		}
+		io_want(p, !sent ? HTTPD_EVENT_WRITE : more_body ? 0 : HTTPD_EVENT_READ);
 		if (sent && !more_body)
 			p->state = PS_HEAD;
 		timer_arm(p, p->state == PS_HEAD ? p->pl->read_ms : p->pl->send_ms);
-		return;
-	}
-	p->io_want = HTTPD_EVENT_WRITE;
-	p->io = httpd_event_fd(p->req, p->fd, HTTPD_EVENT_WRITE, on_io, p);
-	if (p->io == NULL) {
-		upstream_error(p, 502, "event registration", errno);
 		return;
 	}
 	timer_arm(p, p->state == PS_CONNECTING ? p->pl->connect_ms : p->pl->send_ms);
@@ -880,12 +968,15 @@ static void tunnel_begin(struct proxy_req *p)
 		}
 	}
 	note_set(p, "upstream_status", "101");
-	httpd_event_del(p->io);
 	httpd_event_del(p->timer);
-	p->io = p->timer = NULL;
+	p->timer = NULL;
 	if (p->srv->active > 0)
 		p->srv->active--;
-	p->fd = -1;   /* the core's now */
+	/* The fd is the core's now: only our event and record of it go. */
+	httpd_event_del(p->uc->ev);
+	free(p->uc);
+	p->uc = NULL;
+	p->fd = -1;
 	p->state = PS_DONE;
 	upstream_succeeded(p->srv);
 	if (httpd_response_tunnel(p->res, fd, p->pl->read_ms, p->in + p->in_off, p->in_len - p->in_off) < 0) {
@@ -978,8 +1069,14 @@ static void on_io(struct httpd_request *req, void *arg, unsigned events)
 		response_start(p);
 		return;
 	}
-	if (p->state == PS_BODY && (events & (HTTPD_EVENT_READ | HTTPD_EVENT_ERROR)))
+	if (p->state == PS_BODY && (events & (HTTPD_EVENT_READ | HTTPD_EVENT_ERROR))) {
+		if ((events & HTTPD_EVENT_ERROR) && p->uc != NULL) {
+			/* A hang-up is reported for as long as the fd lives: once is enough, the reads say the rest. */
+			httpd_event_del(p->uc->ev);
+			p->uc->ev = NULL;
+		}
 		body_pump(p);
+	}
 }
 
 static void on_timer(struct httpd_request *req, void *arg, unsigned events)

@@ -113,9 +113,7 @@ void upstream_release(struct upstream *u)
 	for (size_t i = 0; i < u->count; i++) {
 		struct upstream_server *s = &u->servers[i];
 
-		for (size_t j = 0; j < s->idle_count; j++)
-			close(s->idle[j].fd);
-		free(s->idle);
+		free(s->idle);   /* empty in the master, where configurations are released */
 		free(s->name);
 	}
 	free(u->servers);
@@ -198,36 +196,4 @@ void upstream_failed(struct upstream *u, struct upstream_server *s, uint64_t now
 void upstream_succeeded(struct upstream_server *s)
 {
 	s->fails = 0;
-}
-
-int upstream_idle_take(struct upstream *u, struct upstream_server *s, uint64_t now_ms)
-{
-	while (s->idle_count > 0) {
-		struct upstream_idle idle = s->idle[--s->idle_count];
-		char probe;
-		ssize_t n;
-
-		if (now_ms - idle.since_ms >= u->keepalive_timeout_ms) {
-			close(idle.fd);
-			continue;
-		}
-		/* Closed by the server while idle (EOF), or saying something unasked: not reusable. */
-		n = recv(idle.fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return idle.fd;
-		close(idle.fd);
-	}
-	return -1;
-}
-
-void upstream_idle_put(struct upstream *u, struct upstream_server *s, int fd, uint64_t now_ms)
-{
-	if (s->idle == NULL && u->keepalive > 0)
-		s->idle = calloc(u->keepalive, sizeof(*s->idle));
-	if (s->idle == NULL || s->idle_count >= u->keepalive) {
-		close(fd);
-		return;
-	}
-	s->idle[s->idle_count].fd = fd;
-	s->idle[s->idle_count++].since_ms = now_ms;
 }

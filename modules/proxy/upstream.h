@@ -4,7 +4,8 @@
  * fail_timeout take a server out for fail_timeout), and each worker's pool
  * of idle keep-alive connections.  Built in the master from the
  * configuration; the run-time counters are each worker's own (copied at
- * fork), so no lock is ever taken.
+ * fork), so no lock is ever taken.  The pools of idle connections are
+ * the proxy module's (proxy.c), kept per server here.
  */
 #ifndef HTTPD_UPSTREAM_H
 #define HTTPD_UPSTREAM_H
@@ -17,10 +18,7 @@
 
 enum upstream_balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_CONN };
 
-struct upstream_idle {
-	int      fd;
-	uint64_t since_ms;
-};
+struct upstream_conn;   /* proxy.c: a connection and its event */
 
 struct upstream_server {
 	char                    *name;        /* as written: "127.0.0.1:8000", "unix:/run/app.sock" */
@@ -33,7 +31,7 @@ struct upstream_server {
 	unsigned                 fails;
 	uint64_t                 fail_window_ms;   /* when the first of fails happened */
 	uint64_t                 down_until_ms;
-	struct upstream_idle    *idle;        /* keepalive slots */
+	struct upstream_conn   **idle;        /* keepalive slots, oldest first */
 	size_t                   idle_count;
 };
 
@@ -71,10 +69,5 @@ struct upstream_server *upstream_pick(struct upstream *u, uint64_t now_ms, uint6
 /* The outcome of a request on s: failures count towards max_fails. */
 void upstream_failed(struct upstream *u, struct upstream_server *s, uint64_t now_ms);
 void upstream_succeeded(struct upstream_server *s);
-
-/* An idle connection to s that is still open, or -1. */
-int  upstream_idle_take(struct upstream *u, struct upstream_server *s, uint64_t now_ms);
-/* Keeps fd for the next request to s, or closes it when the pool is full. */
-void upstream_idle_put(struct upstream *u, struct upstream_server *s, int fd, uint64_t now_ms);
 
 #endif

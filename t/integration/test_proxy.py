@@ -135,9 +135,12 @@ def test_chunked_both_ways():
         body = b"".join(pieces)
         assert d["body_len"] == len(body) and d["body_sha256"] == hashlib.sha256(body).hexdigest(), d
         assert d["chunked"] == "chunked"
+        # a short chunked answer that came whole is sent with a length; a long one streams, chunked
         resp = fetch(srv, b"GET /stream?n=4 HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert resp.status == 200 and resp.body == b"chunk 0\nchunk 1\nchunk 2\nchunk 3\n", resp
+        resp = fetch(srv, b"GET /stream?n=30000 HTTP/1.1\r\nHost: t\r\n\r\n")
         assert resp.status == 200 and resp.header("Transfer-Encoding") == "chunked", resp
-        assert resp.body == b"chunk 0\nchunk 1\nchunk 2\nchunk 3\n"
+        assert resp.body == b"".join(b"chunk %d\n" % i for i in range(30000))
         # HTTP/1.0: close-delimited
         s = srv.connect()
         s.sendall(b"GET /stream?n=2 HTTP/1.0\r\n\r\n")
@@ -281,6 +284,10 @@ class RawBackend:
                 data += piece
             if self.behaviour == "garbage":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello")
+            elif self.behaviour == "answer-then-close":
+                # keep-alive in words, a close in deeds: what a server with a short idle timeout does
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                time.sleep(0.05)
             elif self.behaviour == "websocket":
                 self.websocket(conn, data)
             elif self.behaviour == "hold":
@@ -386,6 +393,21 @@ def test_502_and_504():
         srv.cleanup()
         garbage.close()
         hold.close()
+
+
+def test_pooled_connections_the_server_closed_are_not_used():
+    closer = RawBackend("answer-then-close")
+    srv = proxy_server("", 'location "/" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d"  retries = 0 }\n'
+                       % closer.port)
+    try:
+        for i in range(30):
+            method = b"POST" if i % 2 else b"GET"   # a POST is never retried: it must get a live connection
+            resp = fetch(srv, method + b" /x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+            assert resp.status == 200 and resp.body == b"ok", (i, resp)
+            time.sleep(0.1)   # the server's close arrives while the connection is idle in the pool
+    finally:
+        srv.cleanup()
+        closer.close()
 
 
 def test_client_leaving_closes_the_upstream_side():
