@@ -30,7 +30,8 @@ class App:
         env = dict(os.environ, APP_NAME=name, PYTHONPATH=HERE, APP_DOWN_FILE=self.down_file)
         # Debian's gunicorn runs on Debian's python3, whose flask is in dist-packages.
         self.proc = subprocess.Popen([GUNICORN, "-b", "127.0.0.1:%d" % self.port, "-k", "gthread", "--threads", "8",
-                                      "--keep-alive", "30", "--chdir", HERE, "proxy_app:app"], env=env,
+                                      "--keep-alive", "30", "--timeout", "300", "--chdir", HERE,
+                                      "proxy_app:app"], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         assert wait_for(self.listening, timeout=20), "gunicorn did not start"
 
@@ -568,7 +569,11 @@ def test_100_mib_each_way_with_flat_memory():
             time.sleep(1.0)   # let the app get far ahead if nothing held it back
             got, h = 0, hashlib.sha256()
             while True:
-                piece = resp.read(262144)
+                try:
+                    piece = resp.read(262144)
+                except http.client.HTTPException as e:
+                    raise AssertionError("%s cut after %d bytes (%r); the server said:\n%s"
+                                         % (path, got, e, srv.log())) from e
                 if not piece:
                     break
                 got += len(piece)
