@@ -180,6 +180,34 @@ static void echo_text(struct out *o, const struct httpd_request *req)
 		out_put(o, req->body, (size_t)req->body_len);
 }
 
+/* ,"key":{"field":"value",...} for the fields lookup knows; nothing when it knows none. */
+static void json_fields(struct out *o, const char *key, const char *const *fields, size_t count,
+                        const struct httpd_request *req,
+                        const char *(*lookup)(const struct httpd_request *, const char *))
+{
+	bool first = true;
+
+	for (size_t i = 0; i < count; i++) {
+		const char *v = lookup(req, fields[i]);
+
+		if (v == NULL)
+			continue;
+		if (first) {
+			out_str(o, ",");
+			json_string(o, key, strlen(key));
+			out_str(o, ":{");
+		} else {
+			out_str(o, ",");
+		}
+		first = false;
+		json_string(o, fields[i], strlen(fields[i]));
+		out_str(o, ":");
+		json_string(o, v, strlen(v));
+	}
+	if (!first)
+		out_str(o, "}");
+}
+
 /* What a PROXY protocol preamble said, so a balancer's set-up can be checked from the outside. */
 static void echo_proxy_json(struct out *o, const struct httpd_request *req)
 {
@@ -188,24 +216,8 @@ static void echo_proxy_json(struct out *o, const struct httpd_request *req)
 		"alpn", "authority", "unique_id", "netns", "crc32c", "ssl", "ssl_verify", "ssl_version",
 		"ssl_cn", "ssl_cipher", "ssl_sig_alg", "ssl_key_alg",
 	};
-	bool first = true;
 
-	if (httpd_request_proxy(req, "version") == NULL)
-		return;
-	out_str(o, ",\"proxy_protocol\":{");
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		const char *v = httpd_request_proxy(req, fields[i]);
-
-		if (v == NULL)
-			continue;
-		if (!first)
-			out_str(o, ",");
-		first = false;
-		json_string(o, fields[i], strlen(fields[i]));
-		out_str(o, ":");
-		json_string(o, v, strlen(v));
-	}
-	out_str(o, "}");
+	json_fields(o, "proxy_protocol", fields, sizeof(fields) / sizeof(fields[0]), req, httpd_request_proxy);
 }
 
 /* The server block and TLS session, for checking SNI, resumption and client certificates. */
@@ -216,7 +228,6 @@ static void echo_tls_json(struct out *o, const struct httpd_request *req)
 		"client_verify",
 	};
 	const char *server = httpd_request_tls(req, "server");
-	bool first = true;
 
 	out_str(o, ",\"scheme\":");
 	json_string(o, req->scheme, strlen(req->scheme));
@@ -224,22 +235,7 @@ static void echo_tls_json(struct out *o, const struct httpd_request *req)
 		out_str(o, ",\"server\":");
 		json_string(o, server, strlen(server));
 	}
-	if (httpd_request_tls(req, "protocol") == NULL)
-		return;
-	out_str(o, ",\"tls\":{");
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		const char *v = httpd_request_tls(req, fields[i]);
-
-		if (v == NULL)
-			continue;
-		if (!first)
-			out_str(o, ",");
-		first = false;
-		json_string(o, fields[i], strlen(fields[i]));
-		out_str(o, ":");
-		json_string(o, v, strlen(v));
-	}
-	out_str(o, "}");
+	json_fields(o, "tls", fields, sizeof(fields) / sizeof(fields[0]), req, httpd_request_tls);
 }
 
 static void echo_json(struct out *o, const struct httpd_request *req)

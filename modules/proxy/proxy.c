@@ -434,21 +434,12 @@ static bool hop_by_hop(const char *name, const char *connection)
 		"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection",
 		"Proxy-Authenticate", "Proxy-Authorization", "Content-Length", "Host", "Expect",
 	};
-	size_t n = strlen(name);
 
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (strcasecmp(name, fixed[i]) == 0)
 			return true;
 	/* And every field the Connection header names. */
-	for (const char *p = connection; p != NULL && *p != '\0'; ) {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (strncasecmp(p, name, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
-			return true;
-		while (*p != '\0' && *p != ',')
-			p++;
-	}
-	return false;
+	return connection != NULL && proxy_list_has(connection, name);
 }
 
 static bool forwarded_header(const char *name, enum forwarded_mode mode)
@@ -905,7 +896,7 @@ static void response_start(struct proxy_req *p);
 static void body_pump(struct proxy_req *p);
 static void body_break(struct proxy_req *p);
 
-/* Reads what the upstream sent into in; -1 on error (handled), 0 at EOF, 1 if bytes came or none are ready. */
+/* Reads the response head into in; -1 on error (handled), 0 at EOF, 1 if bytes came or none are ready. */
 static int receive(struct proxy_req *p)
 {
 	ssize_t n;
@@ -929,11 +920,7 @@ static int receive(struct proxy_req *p)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 1;
 	if (n < 0) {
-		if (p->state == PS_HEAD)
-			upstream_error(p, 502, "reading the response head", errno);
-		else
-			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: reading the response body: %s",
-			                  p->srv->name, strerror(errno));
+		upstream_error(p, 502, "reading the response head", errno);
 		return -1;
 	}
 	return 0;
@@ -1437,7 +1424,7 @@ static struct proxy_req *proxy_req_new(void *data, struct httpd_request *req, st
 		const char *connection = httpd_request_header(req, "Connection");
 
 		/* Connection must name upgrade (RFC 9110 §7.8); only GET can carry a WebSocket handshake. */
-		if (upgrade != NULL && connection != NULL && strcasestr(connection, "upgrade") != NULL &&
+		if (upgrade != NULL && connection != NULL && proxy_list_has(connection, "upgrade") &&
 		    strpbrk(upgrade, "\r\n") == NULL)
 			p->upgrade = upgrade;
 	}

@@ -9,8 +9,7 @@ static bool tchar(unsigned char ch)
 	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-/* Comma-separated tokens of a value (Connection, Transfer-Encoding): true if token is one. */
-static bool list_has(const char *value, const char *token)
+bool proxy_list_has(const char *value, const char *token)
 {
 	size_t n = strlen(token);
 
@@ -132,8 +131,8 @@ long proxy_head_parse(char *buf, size_t len, struct proxy_head *h, const char **
 			}
 			te_seen = true;
 		} else if (strcasecmp(name, "Connection") == 0) {
-			close = close || list_has(value, "close");
-			keep = keep || list_has(value, "keep-alive");
+			close = close || proxy_list_has(value, "close");
+			keep = keep || proxy_list_has(value, "keep-alive");
 		}
 	}
 	if (te_seen && h->content_length >= 0) {

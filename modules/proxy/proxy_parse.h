@@ -35,6 +35,9 @@ struct proxy_head {
  */
 long proxy_head_parse(char *buf, size_t len, struct proxy_head *h, const char **why);
 
+/* Whether token is one of the comma-separated tokens of value (Connection), case-insensitive. */
+bool proxy_list_has(const char *value, const char *token);
+
 /* Whether a response to method with status has a body (RFC 9112 §6.3). */
 bool proxy_head_has_body(const struct proxy_head *h, bool head_request);
 

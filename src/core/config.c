@@ -709,22 +709,18 @@ static void validators_set(cfg_t *cfg)
 		"drain_timeout", "proxy_protocol_timeout", "upgrade_timeout", "tls_session_timeout",
 	};
 
-	static const char *const tls_scopes[] = { "", "server|" };
+	/* Server options that may also stand at the top level: validated in both places. */
+	static const struct { const char *name; cfg_validate_callback_t fn; } server_checked[] = {
+		{ "tls_certificate_key", validate_tls_key }, { "tls_certificate", validate_tls_file },
+		{ "tls_client_ca", validate_tls_file }, { "tls_protocols", validate_tls_protocols },
+		{ "tls_verify_client", validate_tls_verify }, { "hsts", validate_hsts },
+	};
 	char name[64];
 
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(name, sizeof(name), "%stls_certificate_key", tls_scopes[i]);
-		cfg_set_validate_func(cfg, name, validate_tls_key);
-		snprintf(name, sizeof(name), "%stls_certificate", tls_scopes[i]);
-		cfg_set_validate_func(cfg, name, validate_tls_file);
-		snprintf(name, sizeof(name), "%stls_client_ca", tls_scopes[i]);
-		cfg_set_validate_func(cfg, name, validate_tls_file);
-		snprintf(name, sizeof(name), "%stls_protocols", tls_scopes[i]);
-		cfg_set_validate_func(cfg, name, validate_tls_protocols);
-		snprintf(name, sizeof(name), "%stls_verify_client", tls_scopes[i]);
-		cfg_set_validate_func(cfg, name, validate_tls_verify);
-		snprintf(name, sizeof(name), "%shsts", tls_scopes[i]);
-		cfg_set_validate_func(cfg, name, validate_hsts);
+	for (size_t i = 0; i < sizeof(server_checked) / sizeof(server_checked[0]); i++) {
+		cfg_set_validate_func(cfg, server_checked[i].name, server_checked[i].fn);
+		snprintf(name, sizeof(name), "server|%s", server_checked[i].name);
+		cfg_set_validate_func(cfg, name, server_checked[i].fn);
 	}
 	cfg_set_validate_func(cfg, "server|aliases", validate_aliases);
 	cfg_set_validate_func(cfg, "tls_ticket_key_file", validate_tls_file);

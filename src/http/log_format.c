@@ -43,12 +43,14 @@ static const struct {
 	{ "server_name", LOG_SERVER_NAME },
 };
 
-/* nginx's $ssl_ variable names, and the TLS field each reads. */
-static const struct { const char *name; const char *field; } ssl_variables[] = {
-	{ "ssl_protocol", "protocol" }, { "ssl_cipher", "cipher" }, { "ssl_server_name", "server_name" },
-	{ "ssl_session_reused", "session_reused" }, { "ssl_alpn_protocol", "alpn" },
-	{ "ssl_client_s_dn", "client_subject" }, { "ssl_client_i_dn", "client_issuer" },
-	{ "ssl_client_verify", "client_verify" },
+/* Variables read by a field name: nginx's $ssl_ names (a TLS field), and what the proxy module notes. */
+static const struct { const char *name; enum log_var var; const char *field; } field_variables[] = {
+	{ "ssl_protocol", LOG_SSL, "protocol" }, { "ssl_cipher", LOG_SSL, "cipher" },
+	{ "ssl_server_name", LOG_SSL, "server_name" }, { "ssl_session_reused", LOG_SSL, "session_reused" },
+	{ "ssl_alpn_protocol", LOG_SSL, "alpn" }, { "ssl_client_s_dn", LOG_SSL, "client_subject" },
+	{ "ssl_client_i_dn", LOG_SSL, "client_issuer" }, { "ssl_client_verify", LOG_SSL, "client_verify" },
+	{ "upstream_addr", LOG_NOTE, "upstream_addr" }, { "upstream_status", LOG_NOTE, "upstream_status" },
+	{ "upstream_response_time", LOG_NOTE, "upstream_response_time" },
 };
 
 const char *log_format_builtin(const char *name, enum log_escape *escape)
@@ -88,32 +90,13 @@ static bool variable_resolve(const char *name, size_t len, struct log_segment *s
 			return true;
 		}
 	}
-	for (size_t i = 0; i < sizeof(ssl_variables) / sizeof(ssl_variables[0]); i++) {
-		if (strlen(ssl_variables[i].name) == len && memcmp(ssl_variables[i].name, name, len) == 0) {
-			seg->var = LOG_SSL;
-			seg->text = ssl_variables[i].field;
+	for (size_t i = 0; i < sizeof(field_variables) / sizeof(field_variables[0]); i++) {
+		if (strlen(field_variables[i].name) == len && memcmp(field_variables[i].name, name, len) == 0) {
+			seg->var = field_variables[i].var;
+			seg->text = field_variables[i].field;
 			seg->len = strlen(seg->text);
 			return true;
 		}
-	}
-	/* What the proxy module notes about the upstream, under nginx's names. */
-	if (len == 13 && memcmp(name, "upstream_addr", 13) == 0) {
-		seg->var = LOG_NOTE;
-		seg->text = "upstream_addr";
-		seg->len = 13;
-		return true;
-	}
-	if (len == 15 && memcmp(name, "upstream_status", 15) == 0) {
-		seg->var = LOG_NOTE;
-		seg->text = "upstream_status";
-		seg->len = 15;
-		return true;
-	}
-	if (len == 22 && memcmp(name, "upstream_response_time", 22) == 0) {
-		seg->var = LOG_NOTE;
-		seg->text = "upstream_response_time";
-		seg->len = 22;
-		return true;
 	}
 	if (has_prefix(name, len, "http_", &skip)) {
 		seg->var = LOG_HTTP;

@@ -88,8 +88,8 @@ void tls_tickets_apply(const struct httpd_config *config)
 	const struct ticket_key *cur;
 	struct ticket_key key = { .created = (int64_t)time(NULL), .from_file = true };
 
-	if (table == NULL)
-		return;
+	if (table == NULL || (!config->tls && !config->tls_ticket_key_set))
+		return;   /* a reload that adds TLS makes the first key */
 	cur = &table->keys[table->current];
 	if (!config->tls_ticket_key_set) {
 		/* Back to random keys when a key file is dropped; otherwise the running key stays. */
