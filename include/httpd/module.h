@@ -359,6 +359,12 @@ void httpd_response_set_body_buffer(struct httpd_response *res, const void *data
 /* The body is len bytes of fd from offset; the core sends it with sendfile and closes fd. */
 void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offset, off_t len);
 /*
+ * For a HEAD request whose body lives elsewhere (an upstream): the
+ * Content-Length the GET would have had, or len < 0 for none.  No body is
+ * sent; on any other method the response is an empty body.
+ */
+void httpd_response_set_head_length(struct httpd_response *res, off_t len);
+/*
  * A streamed body: called whenever the client can take more.  Return the
  * number of bytes written to buf, 0 at the end of the body, -1 on error
  * (the connection is closed).  Must not block for long.

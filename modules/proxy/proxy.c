@@ -49,6 +49,7 @@ struct proxy_loc {
 	unsigned            retries;
 	bool                websocket;
 	bool                buffering;
+	bool                via;
 };
 
 struct proxy_server {
@@ -119,7 +120,17 @@ struct proxy_req {
 	struct proxy_chunked    chunked;
 };
 
+/* For timeouts and health windows: a tick's precision is plenty, and the coarse clock costs no TSC read. */
 static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* For $upstream_response_time. */
+static uint64_t precise_ms(void)
 {
 	struct timespec ts;
 
@@ -158,6 +169,7 @@ static const struct httpd_option location_options[] = {
 	HTTPD_OPTION_INT("retries", "1"),
 	HTTPD_OPTION_BOOL("websocket", "true"),
 	HTTPD_OPTION_BOOL("buffering", "true"),
+	HTTPD_OPTION_BOOL("via", "false"),
 	HTTPD_OPTION_END
 };
 
@@ -385,6 +397,7 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 	pl->retries = (unsigned)retries;
 	pl->websocket = httpd_conf_bool(opts, "websocket");
 	pl->buffering = httpd_conf_bool(opts, "buffering");
+	pl->via = httpd_conf_bool(opts, "via");
 	return 0;
 }
 
@@ -435,8 +448,15 @@ static bool hop_by_hop(const char *name, const char *connection)
 		"Proxy-Authenticate", "Proxy-Authorization", "Content-Length", "Host", "Expect",
 	};
 
+	static unsigned char lengths[sizeof(fixed) / sizeof(fixed[0])];
+	size_t len = strlen(name);
+
+	if (lengths[0] == 0)
+		for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+			lengths[i] = (unsigned char)strlen(fixed[i]);
+	/* Most names are none of these: only those of a matching length are compared. */
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (strcasecmp(name, fixed[i]) == 0)
+		if (lengths[i] == len && strcasecmp(name, fixed[i]) == 0)
 			return true;
 	/* And every field the Connection header names. */
 	return connection != NULL && proxy_list_has(connection, name);
@@ -544,6 +564,8 @@ static char *head_build(struct proxy_req *p)
 		}
 		buf_str(&b, "\r\n");
 	}
+	if (pl->via)   /* RFC 9110 §7.6.3: after any the client sent, the protocol it spoke */
+		buf_str(&b, req->version == 10 ? "Via: 1.0 prefork-httpd\r\n" : "Via: 1.1 prefork-httpd\r\n");
 	if (p->upgrade != NULL) {
 		buf_str(&b, "Connection: upgrade\r\nUpgrade: ");
 		buf_str(&b, p->upgrade);
@@ -577,6 +599,43 @@ static void note_set(struct proxy_req *p, const char *key, const char *value)
 
 	if (copy != NULL)
 		(void)httpd_request_note_set(p->req, key, copy);
+}
+
+/* $upstream_status: three digits, formatted without stdio (every proxied request pays for it). */
+static void note_status(struct proxy_req *p, int status)
+{
+	char *s = httpd_pool_alloc(p->req->pool, 4);
+
+	if (s == NULL || status < 100 || status > 999)
+		return;
+	s[0] = (char)('0' + status / 100);
+	s[1] = (char)('0' + status / 10 % 10);
+	s[2] = (char)('0' + status % 10);
+	s[3] = '\0';
+	(void)httpd_request_note_set(p->req, "upstream_status", s);
+}
+
+/* $upstream_response_time: seconds with milliseconds, "0.004". */
+static void note_response_time(struct proxy_req *p, uint64_t ms)
+{
+	char digits[24], *s = httpd_pool_alloc(p->req->pool, sizeof(digits) + 4);
+	size_t n = 0, len = 0;
+	uint64_t secs = ms / 1000;
+
+	if (s == NULL)
+		return;
+	do {
+		digits[n++] = (char)('0' + secs % 10);
+		secs /= 10;
+	} while (secs > 0);
+	while (n > 0)
+		s[len++] = digits[--n];
+	s[len++] = '.';
+	s[len++] = (char)('0' + ms % 1000 / 100);
+	s[len++] = (char)('0' + ms % 100 / 10);
+	s[len++] = (char)('0' + ms % 10);
+	s[len] = '\0';
+	(void)httpd_request_note_set(p->req, "upstream_response_time", s);
 }
 
 static void uc_want(struct upstream_conn *uc, unsigned want)
@@ -672,9 +731,36 @@ static void upstream_let_go(struct proxy_req *p, bool reusable)
 }
 
 /* Cleanup when the request ends, whichever way. */
+/*
+ * Raw-response buffers outlive requests in a small per-worker stack: a
+ * buffer this size from the request pool would be a malloc and a free per
+ * request.
+ */
+#define SPARE_IN_MAX 16
+static char  *spare_in[SPARE_IN_MAX];
+static size_t spare_in_count;
+
+static char *in_buffer_take(void)
+{
+	return spare_in_count > 0 ? spare_in[--spare_in_count] : malloc(IN_MAX);
+}
+
+static void in_buffer_give_back(char *in)
+{
+	if (in == NULL)
+		return;
+	if (spare_in_count < SPARE_IN_MAX)
+		spare_in[spare_in_count++] = in;
+	else
+		free(in);
+}
+
 static void proxy_req_cleanup(void *arg)
 {
 	struct proxy_req *p = arg;
+
+	in_buffer_give_back(p->in);
+	p->in = NULL;
 
 	if (p->spill_fd >= 0)
 		close(p->spill_fd);
@@ -685,14 +771,11 @@ static void proxy_req_cleanup(void *arg)
 /* Answers the client with status (502, 504) if it has not been answered yet. */
 static void fail(struct proxy_req *p, int status)
 {
-	char num[8];
-
 	httpd_event_del(p->timer);
 	p->timer = NULL;
 	upstream_let_go(p, false);
 	p->state = PS_DONE;
-	snprintf(num, sizeof(num), "%d", status);
-	note_set(p, "upstream_status", num);
+	note_status(p, status);
 	if (p->finished)
 		return;
 	if (p->pending) {
@@ -793,7 +876,7 @@ static void attempt(struct proxy_req *p)
 	}
 	p->tried |= (size_t)(p->srv - p->up->servers) < 64 ? 1ull << (p->srv - p->up->servers) : 0;
 	p->srv->active++;
-	note_set(p, "upstream_addr", p->srv->name);
+	(void)httpd_request_note_set(p->req, "upstream_addr", p->srv->name);   /* lives as long as the config */
 	/* Built per attempt: Host may name this server (proxy_host = "upstream"). */
 	p->head = head_build(p);
 	if (p->head == NULL) {
@@ -1320,8 +1403,7 @@ static void response_start(struct proxy_req *p)
 {
 	const struct proxy_head *h = &p->ph;
 	const char *connection = NULL;
-	char num[8], ms[32];
-	uint64_t took = now_ms() - p->started_ms;
+	uint64_t took = precise_ms() - p->started_ms;
 
 	for (size_t i = 0; i < h->count; i++)
 		if (strcasecmp(h->headers[i].name, "Connection") == 0)
@@ -1337,10 +1419,13 @@ static void response_start(struct proxy_req *p)
 			return;
 		}
 	}
-	snprintf(num, sizeof(num), "%d", h->status);
-	note_set(p, "upstream_status", num);
-	snprintf(ms, sizeof(ms), "%llu.%03llu", (unsigned long long)(took / 1000), (unsigned long long)(took % 1000));
-	note_set(p, "upstream_response_time", ms);
+	if (p->pl->via &&
+	    httpd_response_add_header(p->res, "Via", h->version == 10 ? "1.0 prefork-httpd" : "1.1 prefork-httpd") < 0) {
+		fail(p, 500);
+		return;
+	}
+	note_status(p, h->status);
+	note_response_time(p, took);
 	p->upstream_keep = h->keep_alive;
 	if (!proxy_head_has_body(h, p->head_request)) {
 		bool clean = p->in_off == p->in_len && h->keep_alive && (h->content_length <= 0 || p->head_request);
@@ -1350,13 +1435,26 @@ static void response_start(struct proxy_req *p)
 		upstream_succeeded(p->srv);
 		upstream_let_go(p, clean && !h->chunked);
 		p->state = PS_DONE;
-		httpd_response_set_body_buffer(p->res, "", 0);
+		if (p->head_request && h->status >= 200 && h->status != 204 && h->status != 304)
+			httpd_response_set_head_length(p->res, h->chunked ? -1 : h->content_length);
+		else
+			httpd_response_set_body_buffer(p->res, "", 0);
 	} else {
 		p->resp_chunked = h->chunked;
 		p->until_eof = !h->chunked && h->content_length < 0;
 		p->left = h->content_length;
 		if (p->until_eof)
 			p->upstream_keep = false;
+		if (!p->resp_chunked && p->left >= 0 && (uint64_t)(p->in_len - p->in_off) >= (uint64_t)p->left) {
+			/* The whole body came with the head: it goes out from where it is, with a Content-Length. */
+			const char *whole = p->in + p->in_off;
+
+			body_complete(p, p->in_len - p->in_off == (size_t)p->left);
+			httpd_response_set_body_buffer(p->res, whole, (size_t)p->left);
+			p->finished = true;
+			httpd_request_finish(p->req, HTTPD_OK);
+			return;
+		}
 		p->ready = httpd_pool_alloc(p->req->pool, READY_MAX);
 		if (p->ready == NULL) {
 			fail(p, 500);
@@ -1415,7 +1513,7 @@ static struct proxy_req *proxy_req_new(void *data, struct httpd_request *req, st
 	p->up = p->pl->up;
 	p->fd = -1;
 	p->spill_fd = -1;
-	p->started_ms = now_ms();
+	p->started_ms = precise_ms();
 	p->head_request = req->method == HTTPD_METHOD_HEAD;
 	p->has_body = req->chunked || req->content_length > 0;
 	p->body_chunked = req->chunked;
@@ -1428,8 +1526,7 @@ static struct proxy_req *proxy_req_new(void *data, struct httpd_request *req, st
 		    strpbrk(upgrade, "\r\n") == NULL)
 			p->upgrade = upgrade;
 	}
-	p->in = httpd_pool_alloc(req->pool, IN_MAX);
-	if (p->in == NULL || httpd_pool_cleanup(req->pool, proxy_req_cleanup, p) < 0 ||
+	if (httpd_pool_cleanup(req->pool, proxy_req_cleanup, p) < 0 || (p->in = in_buffer_take()) == NULL ||
 	    httpd_request_note_set(req, "proxy", p) < 0 || httpd_request_on_cancel(req, on_cancel, p) < 0)
 		return NULL;
 	return p;

@@ -29,6 +29,10 @@ struct httpd_event {
 };
 
 static struct httpd_event *graveyard;
+/* Reaped events kept for reuse: a proxied request arms a few timers, each would be a calloc and a free. */
+#define SPARE_EVENTS_MAX 256
+static struct httpd_event *spare_events;
+static size_t spare_event_count;
 
 struct blocking_job {
 	struct job        job;
@@ -45,9 +49,14 @@ static struct httpd_event *event_new(struct httpd_request *req, httpd_event_fn f
 	/* req NULL: a worker's own event (httpd_worker_timer), tied to no request. */
 	if ((r != NULL && r->conn == NULL) || worker_current() == NULL)
 		return NULL;
-	e = calloc(1, sizeof(*e));
-	if (e == NULL)
+	if (spare_events != NULL) {
+		e = spare_events;
+		spare_events = e->next;
+		spare_event_count--;
+		memset(e, 0, sizeof(*e));
+	} else if ((e = calloc(1, sizeof(*e))) == NULL) {
 		return NULL;
+	}
 	e->ev.kind = EVENT_MODULE;
 	e->r = r;
 	e->fd = -1;
@@ -202,7 +211,13 @@ void async_events_reap(void)
 		struct httpd_event *e = graveyard;
 
 		graveyard = e->next;
-		free(e);
+		if (spare_event_count < SPARE_EVENTS_MAX) {
+			e->next = spare_events;
+			spare_events = e;
+			spare_event_count++;
+		} else {
+			free(e);
+		}
 	}
 }
 

@@ -23,7 +23,7 @@
 
 #define IN_BUF_INITIAL   4096
 #define LINGER_MAX_BYTES (1 << 20)
-#define POOL_CHUNK       4096
+#define POOL_CHUNK       8192    /* a proxied request (its state and the upstream head) fits in one */
 #define SPARE_MAX        64      /* per worker: enough for a burst, bounded when load drops */
 
 void conn_addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned *port)
@@ -222,8 +222,10 @@ void conn_event(struct conn *c, uint32_t events)
 {
 	if (c->closed)
 		return;   /* closed earlier in this batch */
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		c->readable = true;
+		c->drained = false;
+	}
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		c->writable = true;
 	/* TLS reads and writes can each wait on the other direction. */
@@ -363,6 +365,7 @@ int conn_fill(struct conn *c)
 		return 0;
 	n = c->transport->read(c, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n > 0) {
+		c->drained = c->transport->short_read_drains && (size_t)n < c->in_cap - c->in_len;
 		c->in_len += (size_t)n;
 		return 1;
 	}

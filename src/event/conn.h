@@ -39,6 +39,8 @@ struct conn {
 	void                        *transport_data;
 	enum conn_state              state;
 	bool                         readable;     /* edge-triggered readiness we have not used up */
+	bool                         drained;      /* a short read emptied the socket, no event since */
+	bool                         answered_later; /* the response came from a later event (a handler's) */
 	bool                         writable;
 	bool                         peer_closed;  /* EPOLLRDHUP, HUP or ERR seen */
 	bool                         out_watched;  /* EPOLLOUT asked for (after a full socket) */

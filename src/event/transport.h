@@ -27,6 +27,8 @@ struct transport {
 	int     (*shutdown)(struct conn *c);
 	/* Closes the socket and frees what the transport holds. */
 	void    (*close)(struct conn *c);
+	/* A read shorter than asked for emptied the socket (TCP; not TLS, which may hold a record). */
+	bool    short_read_drains;
 };
 
 extern const struct transport transport_tcp;

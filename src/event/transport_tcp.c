@@ -42,4 +42,5 @@ const struct transport transport_tcp = {
 	.sendfile = tcp_sendfile,
 	.shutdown = tcp_shutdown,
 	.close = tcp_close,
+	.short_read_drains = true,
 };

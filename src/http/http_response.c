@@ -48,6 +48,7 @@ void response_init(struct httpd_response *res, struct httpd_pool *pool)
 	res->status = 200;
 	res->fd = -1;
 	res->tunnel_fd = -1;
+	res->head_length = -1;
 	res->pool = pool;
 }
 
@@ -57,6 +58,7 @@ void response_discard_body(struct httpd_response *res)
 		close(res->fd);
 	res->fd = -1;
 	res->body = BODY_NONE;
+	res->head_length = -1;
 }
 
 void httpd_response_set_status(struct httpd_response *res, int status)
@@ -173,6 +175,12 @@ void response_set_body_file_ref(struct httpd_response *res, int fd, off_t offset
 {
 	httpd_response_set_body_file(res, fd, offset, len);
 	res->fd_owned = false;
+}
+
+void httpd_response_set_head_length(struct httpd_response *res, off_t len)
+{
+	response_discard_body(res);
+	res->head_length = len < 0 ? -2 : len;
 }
 
 void httpd_response_set_body_stream(struct httpd_response *res, httpd_stream_fn fn, void *ctx)
@@ -296,6 +304,10 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 		} else {
 			opts->keep_alive = false;   /* the end of the body is the end of the connection */
 		}
+	} else if (res->head_length != -1 && opts->head_only) {
+		/* A HEAD answer for a body someone else has (the proxy's upstream): its length, when known. */
+		if (res->head_length >= 0)
+			head_field(&b, "Content-Length", decimal((unsigned long long)res->head_length, num + sizeof(num)));
 	} else {
 		unsigned long long length = res->body == BODY_BUFFER ? res->buf_len
 		                          : res->body == BODY_FILE ? (unsigned long long)res->file_len : 0;

@@ -113,8 +113,16 @@ def test_methods_and_bodies_pass_through():
             assert d["method"] == method and d["path"] == "/things/1?q=a%20b", d
             assert d["body_len"] == len(body) and d["body_sha256"] == hashlib.sha256(body).hexdigest(), d
             assert header(d, "Host") == "shop.test"
-        resp = fetch(srv, b"HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert resp.status == 200 and resp.body == b""
+        # HEAD: the upstream's Content-Length reaches the client, no body follows, the connection goes on
+        s = srv.connect(timeout=30)
+        r = Reader(s)
+        s.sendall(b"HEAD /bulk?size=12345 HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp = r.response(head_request=True)
+        assert resp.status == 200 and resp.header("Content-Length") == "12345", resp.headers
+        assert resp.header("Transfer-Encoding") is None
+        resp = r.response()
+        assert resp.status == 200 and seen(resp)["method"] == "GET", resp
+        s.close()
         resp = fetch(srv, b"GET /status?code=404 HTTP/1.1\r\nHost: t\r\n\r\n")
         assert resp.status == 404 and resp.body == b"status 404\n", resp
         resp = fetch(srv, b"GET /status?code=204 HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -177,13 +185,40 @@ def test_hop_by_hop_and_forwarded_fields():
         srv.cleanup()
     a = app("a")
     srv = proxy_server("", 'location "/api/" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d"  '
-                           'proxy_path = "/v2/"  proxy_host = "upstream"  forwarded = "forwarded" }\n' % a.port)
+                           'proxy_path = "/v2/"  proxy_host = "upstream"  forwarded = "forwarded"  via = true }\n'
+                        % a.port)
     try:
-        d = seen(fetch(srv, b"GET /api/items?x=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n"))
+        resp = fetch(srv, b"GET /api/items?x=1 HTTP/1.1\r\nHost: shop.test\r\nVia: 1.1 edge\r\n\r\n")
+        assert resp.header("Via") == "1.1 prefork-httpd", resp.headers
+        d = seen(resp)
+        vias = [p.strip() for k, v in d["headers"] if k.lower() == "via" for p in v.split(",")]
+        assert vias == ["1.1 edge", "1.1 prefork-httpd"], d["headers"]
         assert d["path"] == "/v2/items?x=1", d
         assert header(d, "Host") == "127.0.0.1:%d" % a.port, d["headers"]
         assert header(d, "Forwarded") == 'for=127.0.0.1;proto=http;host="shop.test"', d["headers"]
         assert header(d, "X-Forwarded-For") is None
+    finally:
+        srv.cleanup()
+
+
+def test_next_request_arriving_while_the_upstream_answers():
+    # The second request arrives while the first waits for the app: the read that found the
+    # socket empty must not hide it (the worker skips a read after a proxied answer only when
+    # no event came since).
+    srv = one_backend()
+    try:
+        s = srv.connect(timeout=30)
+        r = Reader(s)
+        s.sendall(b"GET /slow?s=0.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.2)
+        s.sendall(b"GET /second HTTP/1.1\r\nHost: t\r\n\r\n")
+        first, second = r.response(), r.response()
+        assert first.status == 200 and seen(first)["path"] == "/slow?s=0.5", first
+        assert second.status == 200 and seen(second)["path"] == "/second", second
+        # and a third, sent only after both answers, on the same connection
+        s.sendall(b"GET /third HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert seen(r.response())["path"] == "/third"
+        s.close()
     finally:
         srv.cleanup()
 
