@@ -80,11 +80,11 @@ void conn_local_resolve(struct conn *c)
 	conn_addr_split((const struct sockaddr *)&ss, c->local, sizeof(c->local), &c->local_port);
 }
 
+static void conn_register(struct conn *c);
+
 void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const struct listener *l)
 {
 	struct conn *c = w->free_conns;
-	struct epoll_event ev;
-	int one = 1;
 
 	if (l->flags & LISTEN_PROXY_PROTOCOL) {
 		char text[80];
@@ -117,33 +117,42 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	timer_init(&c->timer);
 	conn_addr_split(peer, c->peer, sizeof(c->peer), &c->peer_port);
 	/* Responses leave in one write, or with MSG_MORE before a file: Nagle only delays. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-	/* No EPOLLOUT until a write finds the socket full: most responses fit at once. */
-	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-	ev.data.ptr = c;
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		httpd_log(HTTPD_LOG_ERR, "epoll_ctl add %s: %s", c->peer, strerror(errno));
-		close(fd);
-		c->next_free = w->free_conns;
-		w->free_conns = c;
-		return;
-	}
 	w->conn_count++;
 	if (score_self != NULL)
 		score_add(&score_self->c.handled, 1);
 	if (c->state == CONN_PROXY) {
 		timer_arm(w->timers, TIMER_PROXY, &c->timer, w->now_ms);
 		conn_proxy_read(c);
-		return;
-	}
-	if ((l->flags & LISTEN_TLS) && tls_conn_start(c) < 0) {
+	} else if ((l->flags & LISTEN_TLS) && tls_conn_start(c) < 0) {
 		httpd_log(HTTPD_LOG_ERR, "%s: cannot start TLS: out of memory", c->peer);
 		conn_close(c);
 		return;
+	} else {
+		timer_arm(w->timers, TIMER_HEADER, &c->timer, w->now_ms);
+		http1_run(c);
 	}
-	timer_arm(w->timers, TIMER_HEADER, &c->timer, w->now_ms);
-	http1_run(c);
+	/*
+	 * Into the epoll set only now, when the connection has to wait: one
+	 * answered and closed at once (Connection: close; TCP_DEFER_ACCEPT had
+	 * the request there) never costs an epoll_ctl.  Adding checks readiness,
+	 * so bytes that came after the last EAGAIN still raise an event.
+	 */
+	if (!c->closed)
+		conn_register(c);
+}
+
+static void conn_register(struct conn *c)
+{
+	/* No EPOLLOUT until a write finds the socket full: most responses fit at once. */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET | (c->out_watched ? EPOLLOUT : 0),
+	                          .data.ptr = c };
+
+	if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+		httpd_log(HTTPD_LOG_ERR, "epoll_ctl add %s: %s", c->peer, strerror(errno));
+		conn_close(c);
+		return;
+	}
+	c->registered = true;
 }
 
 static void deferred_remove(struct conn *c)
@@ -254,6 +263,10 @@ void conn_wait_writable(struct conn *c)
 	c->writable = false;
 	if (c->out_watched)
 		return;
+	if (!c->registered) {
+		c->out_watched = true;   /* conn_open registers it with EPOLLOUT */
+		return;
+	}
 	/* MOD re-checks readiness: space that freed meanwhile still raises the event. */
 	if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
 		httpd_log(HTTPD_LOG_ERR, "epoll_ctl mod %s: %s", c->peer, strerror(errno));

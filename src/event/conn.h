@@ -44,6 +44,7 @@ struct conn {
 	bool                         writable;
 	bool                         peer_closed;  /* EPOLLRDHUP, HUP or ERR seen */
 	bool                         out_watched;  /* EPOLLOUT asked for (after a full socket) */
+	bool                         registered;   /* in the worker's epoll set (added once it has to wait) */
 	struct worker               *w;
 	struct timer                 timer;
 	char                         peer[80];

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -67,6 +69,20 @@ static int privileges_drop(const struct worker_setup *setup)
 	/* Allow core dumps again after the uid change, for post-mortems. */
 	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	return 0;
+}
+
+/*
+ * Accepted sockets inherit TCP_NODELAY from their listener: set once here
+ * (on inherited and socket-activated listeners too), not per connection.
+ * Responses leave in one write, or with MSG_MORE before a file: Nagle only
+ * delays.  Unix sockets refuse it, harmlessly.
+ */
+static void listeners_nodelay(struct worker *w)
+{
+	int one = 1;
+
+	for (size_t i = 0; i < w->listener_count; i++)
+		(void)setsockopt(w->listeners[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static int listeners_watch(struct worker *w, bool on)
@@ -558,6 +574,7 @@ int worker_run(const struct worker_setup *setup)
 		httpd_log(HTTPD_LOG_WARN, "no memory for the access log buffer: one write per line");
 	if (modules_worker_init(setup->config, &inited) < 0)
 		goto out;
+	listeners_nodelay(&w);
 	if (listeners_watch(&w, true) < 0)
 		goto out;
 	if (setup->score_slot >= 0 && scoreboard != NULL) {

@@ -3,8 +3,9 @@ import os
 import re
 import socket
 import sys
+import time
 
-from harness import Server, curl, exchange, get, recv_all, run, wait_for, IS_ROOT
+from harness import Reader, Server, curl, exchange, get, recv_all, run, wait_for, IS_ROOT
 
 SERVER = None
 
@@ -166,6 +167,31 @@ def test_large_file_via_curl_sendfile():
     assert rc == 0, err
     with open(out, "rb") as a, open(os.path.join(server().root, "big.bin"), "rb") as b:
         assert a.read() == b.read()
+
+
+def test_first_answer_filling_the_socket_and_waiting_for_the_next_request():
+    # A connection enters the worker's epoll set only when it has to wait. Here it has to wait
+    # twice from its very first request: for a full socket (a 5 MiB answer to a client that has
+    # not read yet, with a small receive buffer), then for a request sent half a second later.
+    srv = server()
+    with open(os.path.join(srv.root, "big.bin"), "rb") as f:
+        big = f.read()
+    host, port = srv.address(0)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect((host, port))
+    s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(0.5)
+    reader = Reader(s)
+    r = reader.response()
+    assert r.status == 200 and r.body == big
+    time.sleep(0.5)
+    s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    r = reader.response()
+    assert r.status == 200 and r.body == b"Hello, world!\n"
+    assert s.recv(1) == b""
+    s.close()
 
 
 def test_curl_head_and_keepalive_reuse():
