@@ -211,6 +211,8 @@ void conn_close(struct conn *c)
 		request_abort(c->req);
 	if (c->deferred)
 		deferred_remove(c);
+	if (c->yielded)
+		worker_yield_cancel(w, c);
 	timer_disarm(&c->timer);
 	c->transport->close(c);
 	conn_idle(c);

@@ -84,6 +84,8 @@ struct conn {
 	bool                         closed;       /* waiting for the end of the epoll batch to be reused */
 	bool                         deferred;     /* on the worker's deferred list */
 	struct conn                 *next_deferred;
+	bool                         yielded;      /* on the worker's yielded list */
+	struct conn                 *next_yielded;
 	struct conn                 *next_free;
 };
 

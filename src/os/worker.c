@@ -169,6 +169,46 @@ void worker_defer(struct worker *w, struct conn *c)
 	w->deferred = c;
 }
 
+void worker_yield(struct worker *w, struct conn *c)
+{
+	if (c->yielded)
+		return;
+	c->yielded = true;
+	c->next_yielded = w->yielded;
+	w->yielded = c;
+}
+
+void worker_yield_cancel(struct worker *w, struct conn *c)
+{
+	struct conn **link = &w->yielded;
+
+	while (*link != NULL && *link != c)
+		link = &(*link)->next_yielded;
+	if (*link == c)
+		*link = c->next_yielded;
+	c->yielded = false;
+	c->next_yielded = NULL;
+}
+
+static void deferred_run(struct worker *w);
+
+/* The connections that yielded in the previous round take their next turn. */
+static void yielded_run(struct worker *w)
+{
+	struct conn *c = w->yielded;
+
+	w->yielded = NULL;   /* those yielding again go to the next round */
+	while (c != NULL) {
+		struct conn *next = c->next_yielded;
+
+		c->yielded = false;
+		c->next_yielded = NULL;
+		conn_resume(c);
+		deferred_run(w);
+		c = next;
+	}
+}
+
 /* The connections closed during this batch can be reused now that no event names them. */
 static void conns_recycle(struct worker *w)
 {
@@ -591,7 +631,8 @@ int worker_run(const struct worker_setup *setup)
 			idle_close_quiet(&w);
 		if (w.quitting && (w.conn_count == 0 || w.now_ms >= w.quit_deadline))
 			break;
-		n = epoll_wait(w.epfd, events, EVENTS_MAX, wait_timeout(&w, w.quitting ? w.quit_deadline : UINT64_MAX));
+		n = epoll_wait(w.epfd, events, EVENTS_MAX,
+		               w.yielded != NULL ? 0 : wait_timeout(&w, w.quitting ? w.quit_deadline : UINT64_MAX));
 		if (n < 0 && errno != EINTR) {
 			httpd_log(HTTPD_LOG_ERR, "epoll_wait: %s", strerror(errno));
 			goto out;
@@ -626,6 +667,7 @@ int worker_run(const struct worker_setup *setup)
 			}
 			deferred_run(&w);
 		}
+		yielded_run(&w);
 		if (!w.accepting && !w.quitting && w.conn_count < w.config->worker_connections)
 			(void)listeners_watch(&w, true);
 		timers_expire(&w);

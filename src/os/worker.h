@@ -63,6 +63,7 @@ struct worker {
 	struct conn                *free_conns;
 	struct conn                *closed_conns;  /* closed in this epoll batch: free_conns after it */
 	struct conn                *deferred;   /* to run again once the current event is handled */
+	struct conn                *yielded;    /* to run again after the next epoll_wait (a large body's turn) */
 	struct threadpool          *pool;       /* blocking work, started on first use */
 	struct event_source         pool_source;
 	uint64_t                    log_flush_at;  /* when buffered access log lines go out, 0: none */
@@ -109,6 +110,12 @@ void worker_conn_closed(struct worker *w);
 
 /* Runs c's state machine again after the event being handled (a module finished a response). */
 void worker_defer(struct worker *w, struct conn *c);
+/*
+ * c has written its share for now: it goes on after the next epoll_wait
+ * (which then does not sleep), once the other ready connections had theirs.
+ */
+void worker_yield(struct worker *w, struct conn *c);
+void worker_yield_cancel(struct worker *w, struct conn *c);
 
 void deadline_arm(struct worker *w, struct deadline *d, uint64_t ms);
 void deadline_disarm(struct deadline *d);

@@ -194,6 +194,48 @@ def test_first_answer_filling_the_socket_and_waiting_for_the_next_request():
     s.close()
 
 
+def test_large_downloads_taking_turns_and_clients_resetting_midway():
+    # Large bodies go out in turns (a share per connection per round). Clients that reset their
+    # connection in the middle, while it waits for its next turn, leave the worker sound, and
+    # the downloads beside them arrive whole.
+    import struct
+    import threading
+    srv = Server()
+    try:
+        big = os.urandom(3 * 1024 * 1024 + 7)
+        srv.file("big.bin", big)
+        srv.start()
+        pids = srv.worker_pids()
+        results = []
+
+        def whole():
+            s = srv.connect(timeout=20)
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            r = Reader(s).response()
+            results.append(r.status == 200 and r.body == big)
+            s.close()
+
+        def reset():
+            s = srv.connect(timeout=20)
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            s.recv(65536)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()   # RST while the server still has most of the file to send
+
+        threads = [threading.Thread(target=whole) for _ in range(4)]
+        threads += [threading.Thread(target=reset) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results == [True] * 4, results
+        r = get(srv, "/big.bin")
+        assert r.status == 200 and r.body == big
+        assert srv.worker_pids() == pids
+    finally:
+        srv.cleanup()
+
+
 def test_curl_head_and_keepalive_reuse():
     rc, out, err = curl("-v", server().url("/hello.txt"), server().url("/style.css"))
     assert rc == 0, err
