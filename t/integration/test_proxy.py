@@ -257,6 +257,61 @@ def test_round_robin_and_a_dead_backend():
         b.stop()
 
 
+def test_weights_and_least_connections():
+    a, b = app("a"), app("b")
+    srv = proxy_server('upstream "weighted" { server = { "127.0.0.1:%d weight=3", "127.0.0.1:%d" } }\n'
+                       'upstream "least" { server = { "127.0.0.1:%d", "127.0.0.1:%d" }  balance = "least-conn" }\n'
+                       % (a.port, b.port, a.port, b.port),
+                       'location "/w/" { handler = "proxy"  upstream = "weighted" }\n'
+                       'location "/l/" { handler = "proxy"  upstream = "least"  proxy_path = "/" }\n')
+    try:
+        names = [fetch(srv, b"GET /w/x HTTP/1.1\r\nHost: t\r\n\r\n").header("X-App") for _ in range(16)]
+        assert names.count("a") == 12 and names.count("b") == 4, names
+        # least-conn: while a slow request holds one server, the others go to the idle one
+        slow = srv.connect(timeout=30)
+        slow.sendall(b"GET /l/slow?s=1.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)
+        quick = [fetch(srv, b"GET /l/q HTTP/1.1\r\nHost: t\r\n\r\n").header("X-App") for _ in range(4)]
+        held = Reader(slow).response().header("X-App")
+        slow.close()
+        assert held in ("a", "b") and quick == [("b" if held == "a" else "a")] * 4, (held, quick)
+    finally:
+        srv.cleanup()
+
+
+def test_expect_continue_304_and_body_limit():
+    srv = one_backend(location_extra="")
+    a = app("a")
+    limited = proxy_server('upstream "app" { server = { "127.0.0.1:%d" } }\n' % a.port,
+                           'location "/" { handler = "proxy"  upstream = "app"  max_body_size = "1k" }\n')
+    try:
+        # Expect: 100-continue is answered here (the upstream gets the body without it)
+        s = srv.connect(timeout=30)
+        r = Reader(s)
+        body = os.urandom(5000)
+        s.sendall(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+        interim = r.response()
+        assert interim.status == 100, interim
+        s.sendall(body)
+        d = seen(r.response())
+        assert d["body_sha256"] == hashlib.sha256(body).hexdigest() and header(d, "Expect") is None, d
+        # 304 from the upstream: no body, and the connection goes on
+        s.sendall(b"GET /status?code=304 HTTP/1.1\r\nHost: t\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp = r.response()
+        assert resp.status == 304 and resp.body == b"", resp
+        assert seen(r.response())["path"] == "/after"
+        s.close()
+        # max_body_size applies to proxied bodies: 413, and the app never sees the request
+        resp = fetch(limited, b"POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000)
+        assert resp.status == 413, resp
+        with open(limited.access_log) as f:
+            log = f.read()
+        assert "POST /big HTTP/1.1 413 up=- ust=-" in log, log
+    finally:
+        srv.cleanup()
+        limited.cleanup()
+
+
 def test_active_health_checks_from_one_worker():
     a, b = app("a"), app("b")
     srv = proxy_server('upstream "hc" {\n  server = { "127.0.0.1:%d", "127.0.0.1:%d" }\n'
