@@ -16,8 +16,11 @@
 
 const char *httpd_request_header(const struct httpd_request *req, const char *name)
 {
+	size_t len = strlen(name);
+
+	/* Lengths first: most lookups are for headers the request does not have. */
 	for (size_t i = 0; i < req->header_count; i++)
-		if (strcasecmp(req->headers[i].name, name) == 0)
+		if (req->headers[i].name_len == len && strcasecmp(req->headers[i].name, name) == 0)
 			return req->headers[i].value;
 	return NULL;
 }

@@ -88,7 +88,7 @@ static int etag_weaken(struct httpd_response *res)
 
 			if (weak == NULL)
 				return -1;
-			h->value = weak;
+			response_header_set_value(h, weak);
 		}
 	}
 	return 0;

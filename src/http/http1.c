@@ -105,8 +105,9 @@ static enum step head_complete(struct conn *c, size_t head_start, size_t head_le
 	r->head_bytes = head_start + head_len;
 	c->in_off += head_start + head_len;
 	c->scan = 0;
-	for (size_t i = 0; head != NULL && i < head_len - 2; i++)
-		lines += head[i] == '\n';
+	for (const char *p = head, *end = head + head_len - 2;
+	     head != NULL && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		lines++;
 	if (lines > cfg->limits.max_headers)
 		lines = cfg->limits.max_headers;
 	headers = pool_alloc(r->pool, (lines + 1) * sizeof(*headers));

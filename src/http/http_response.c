@@ -99,14 +99,37 @@ void response_header_remove(struct httpd_response *res, const char *name)
 	}
 }
 
-static bool header_text_ok(const char *s)
+/* The length of a header name or value, or -1 for NULL or one with CR or LF. */
+static ssize_t header_text_len(const char *s)
 {
+	const char *p;
+
 	if (s == NULL)
-		return false;
-	for (; *s != '\0'; s++)
-		if (*s == '\r' || *s == '\n')
-			return false;
-	return true;
+		return -1;
+	for (p = s; *p != '\0'; p++)
+		if (*p == '\r' || *p == '\n')
+			return -1;
+	return p - s;
+}
+
+static int header_push_len(struct httpd_response *res, const char *name, size_t name_len, const char *value,
+                           size_t value_len)
+{
+	struct response_header *h = pool_alloc(res->pool, sizeof(*h));
+
+	if (h == NULL)
+		return -1;
+	h->name = name;
+	h->value = value;
+	h->name_len = name_len;
+	h->value_len = value_len;
+	h->next = NULL;
+	if (res->headers_tail != NULL)
+		res->headers_tail->next = h;
+	else
+		res->headers = h;
+	res->headers_tail = h;
+	return 0;
 }
 
 static bool header_is_framing(const char *name)
@@ -124,33 +147,29 @@ static bool header_is_framing(const char *name)
 
 int httpd_response_add_header(struct httpd_response *res, const char *name, const char *value)
 {
-	char *name_copy, *value_copy;
+	ssize_t name_len = header_text_len(name), value_len = header_text_len(value);
+	char *copy;
 
-	if (!header_text_ok(name) || !header_text_ok(value) || name[0] == '\0' ||
-	    strchr(name, ':') != NULL || header_is_framing(name))
+	if (name_len <= 0 || value_len < 0 || memchr(name, ':', (size_t)name_len) != NULL || header_is_framing(name))
 		return -1;
-	name_copy = httpd_pool_strdup(res->pool, name);
-	value_copy = httpd_pool_strdup(res->pool, value);
-	if (name_copy == NULL || value_copy == NULL)
+	/* Name and value in one allocation. */
+	copy = pool_alloc(res->pool, (size_t)name_len + (size_t)value_len + 2);
+	if (copy == NULL)
 		return -1;
-	return response_header_push(res, name_copy, value_copy);
+	memcpy(copy, name, (size_t)name_len + 1);
+	memcpy(copy + name_len + 1, value, (size_t)value_len + 1);
+	return header_push_len(res, copy, (size_t)name_len, copy + name_len + 1, (size_t)value_len);
 }
 
 int response_header_push(struct httpd_response *res, const char *name, const char *value)
 {
-	struct response_header *h = pool_alloc(res->pool, sizeof(*h));
+	return header_push_len(res, name, strlen(name), value, strlen(value));
+}
 
-	if (h == NULL)
-		return -1;
-	h->name = name;
+void response_header_set_value(struct response_header *h, const char *value)
+{
 	h->value = value;
-	h->next = NULL;
-	if (res->headers_tail != NULL)
-		res->headers_tail->next = h;
-	else
-		res->headers = h;
-	res->headers_tail = h;
-	return 0;
+	h->value_len = strlen(value);
 }
 
 void httpd_response_set_body_buffer(struct httpd_response *res, const void *data, size_t len)
@@ -258,12 +277,20 @@ static void head_field(struct head_buf *b, const char *name, const char *value)
 	head_put(b, "\r\n", 2);
 }
 
+static void head_header(struct head_buf *b, const struct response_header *h)
+{
+	head_put(b, h->name, h->name_len);
+	head_put(b, ": ", 2);
+	head_put(b, h->value, h->value_len);
+	head_put(b, "\r\n", 2);
+}
+
 static size_t head_estimate(const struct httpd_response *res)
 {
 	size_t n = 512;   /* status line, Server, Date, Allow, framing */
 
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
-		n += strlen(h->name) + strlen(h->value) + 4;
+		n += h->name_len + h->value_len + 4;
 	return n;
 }
 
@@ -291,7 +318,7 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 	head_field(&b, "Server", opts->server_tokens ? "prefork-httpd/" PACKAGE_VERSION : "prefork-httpd");
 	head_field(&b, "Date", http_date_now(opts->now));
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
-		head_field(&b, h->name, h->value);
+		head_header(&b, h);
 	if (opts->allow != NULL)
 		head_field(&b, "Allow", opts->allow);
 

@@ -19,6 +19,7 @@ enum body_kind { BODY_NONE, BODY_BUFFER, BODY_FILE, BODY_STREAM };
 struct response_header {
 	const char             *name;
 	const char             *value;
+	size_t                  name_len, value_len;   /* measured once, when added */
 	struct response_header *next;
 };
 
@@ -62,6 +63,8 @@ void response_error(struct httpd_response *res, int status, const char *body, si
  * the open-file cache's strings, the mime table).  -1 out of memory.
  */
 int response_header_push(struct httpd_response *res, const char *name, const char *value);
+/* Replaces a header's value (filters); value must live as long as the response. */
+void response_header_set_value(struct response_header *h, const char *value);
 /* Removes every header called name. */
 void response_header_remove(struct httpd_response *res, const char *name);
 const char *http_status_reason(int status);

@@ -250,8 +250,9 @@ def test_round_robin_and_a_dead_backend():
             statuses.append(resp.status)
             names.append(resp.header("X-App"))
         assert statuses == [200] * 20 and names == ["a"] * 20, (statuses, names)
-        # tried once, failed, taken out for fail_timeout: not tried again
-        assert srv.log().count("127.0.0.1:%d (two): connect" % b.port) == 1, srv.log()
+        # tried once, failed, taken out for fail_timeout: not tried again.  The failure is the
+        # connect, or, when a pooled connection is picked before its hang-up is seen, the read.
+        assert srv.log().count("127.0.0.1:%d (two): " % b.port) == 1, srv.log()
     finally:
         srv.cleanup()
         b.stop()
