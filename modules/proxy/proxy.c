@@ -50,6 +50,7 @@ struct proxy_loc {
 	bool                websocket;
 	bool                buffering;
 	bool                via;
+	bool                retry_non_idempotent;
 };
 
 struct proxy_server {
@@ -170,6 +171,7 @@ static const struct httpd_option location_options[] = {
 	HTTPD_OPTION_BOOL("websocket", "true"),
 	HTTPD_OPTION_BOOL("buffering", "true"),
 	HTTPD_OPTION_BOOL("via", "false"),
+	HTTPD_OPTION_BOOL("retry_non_idempotent", "false"),
 	HTTPD_OPTION_END
 };
 
@@ -398,6 +400,7 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 	pl->websocket = httpd_conf_bool(opts, "websocket");
 	pl->buffering = httpd_conf_bool(opts, "buffering");
 	pl->via = httpd_conf_bool(opts, "via");
+	pl->retry_non_idempotent = httpd_conf_bool(opts, "retry_non_idempotent");
 	return 0;
 }
 
@@ -800,12 +803,13 @@ static bool idempotent(unsigned method)
 /*
  * The upstream failed before answering.  Another server gets the request
  * if nothing of it can have been acted on: no body byte sent, and an
- * idempotent method (or a reused keep-alive connection that the server
- * closed before reading anything).
+ * idempotent method (or one retry_non_idempotent allows, or a request of
+ * which no byte left).  A streamed body already sent cannot be sent again.
  */
 static void upstream_error(struct proxy_req *p, int status, const char *phase, int err)
 {
-	bool safe = !p->got_bytes && !p->body_sent && (idempotent(p->req->method) || p->head_off == 0);
+	bool safe = !p->got_bytes && !p->body_sent &&
+	            (idempotent(p->req->method) || p->pl->retry_non_idempotent || p->head_off == 0);
 	bool stale = safe && p->reused && status == 502 && p->stale < 8;
 	bool retry = safe && !stale && p->attempts <= p->pl->retries;
 	size_t index = p->srv != NULL ? (size_t)(p->srv - p->up->servers) : 0;

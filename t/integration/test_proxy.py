@@ -382,6 +382,8 @@ class RawBackend:
                 time.sleep(0.05)
             elif self.behaviour == "websocket":
                 self.websocket(conn, data)
+            elif self.behaviour == "drop":
+                pass   # read the request, close without a word: did it act on it? the proxy cannot know
             elif self.behaviour == "hold":
                 # wait for the proxy to close its end
                 if conn.recv(1) == b"":
@@ -485,6 +487,26 @@ def test_502_and_504():
         srv.cleanup()
         garbage.close()
         hold.close()
+
+
+def test_post_retried_only_when_configured():
+    drop, a = RawBackend("drop"), app("a")
+    ups = "".join('upstream "%s" { server = { "127.0.0.1:%d", "127.0.0.1:%d" } }\n' % (n, drop.port, a.port)
+                  for n in ("strict", "lenient"))
+    srv = proxy_server(ups, 'location "/s/" { handler = "proxy"  upstream = "strict"  proxy_path = "/" }\n'
+                            'location "/l/" { handler = "proxy"  upstream = "lenient"  proxy_path = "/"  '
+                            'retry_non_idempotent = true }\n')
+    try:
+        post = b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+        # the first pick is the server that drops the request; GET goes on to the app either way
+        assert fetch(srv, post % b"/s/p").status == 502
+        assert "(strict): the connection closed before a response\n" in srv.log(), srv.log()   # not retried
+        resp = fetch(srv, post % b"/l/p")
+        assert resp.status == 200 and seen(resp)["method"] == "POST", resp
+        assert "(lenient): the connection closed before a response; trying another" in srv.log()
+    finally:
+        srv.cleanup()
+        drop.close()
 
 
 def test_pooled_connections_the_server_closed_are_not_used():
