@@ -55,6 +55,11 @@ SCENARIOS = {
 TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
                "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384")
+# CPU placement (--pin): with one worker each, every server runs on SERVER_CPUS and the load
+# (wrk, the proxy's backend) on CLIENT_CPUS.  Left to the scheduler, a server's CPU per request
+# moved by 20% with the CPU it happened to land on (measured: a worker on CPU 0 with wrk on CPU 1
+# cost 7.4 us per ka-1k request, the other way round 6.0 us), so a round measured placement.
+CLIENT_CPUS, SERVER_CPUS = None, None
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o"}
 
 
@@ -118,15 +123,21 @@ def wait_port(port, timeout=10):
     return False
 
 
+def pinned(cpus):
+    """A preexec_fn confining a child (and what it forks) to cpus, or None."""
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 class Peer:
     def __init__(self, name, port, argv, floor=False):
         self.name, self.port, self.argv, self.floor = name, port, argv, floor
         self.proc = None
+        self.cpus = None
 
     def start(self):
         self.out = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(self.argv, stdout=self.out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=pinned(self.cpus))
         if not wait_port(self.port):
             self.stop()
             self.out.seek(0)
@@ -260,12 +271,12 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
     return peers
 
 
-def wrk(port, path, conns, duration, close, tls=False):
+def wrk(port, path, conns, duration, close, tls=False, cpus=None):
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "10s"]
     if close:
         argv += ["-H", "Connection: close"]
     out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls is True else "http", port, path)],
-                         stdout=subprocess.PIPE,
+                         stdout=subprocess.PIPE, preexec_fn=pinned(cpus),
                          stderr=subprocess.STDOUT, timeout=duration + 60)
     text = out.stdout.decode()
     requests = re.search(r"(\d+) requests in", text)
@@ -282,7 +293,7 @@ def wrk(port, path, conns, duration, close, tls=False):
 def measure(peer, scenario, args):
     path, conns, _, close, _, tls = SCENARIOS[scenario]
     cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
-    n = wrk(peer.port, path, conns, args.duration, close, tls)
+    n = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None)
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
     return n / elapsed, cpu * 1e6 / n
 
@@ -373,6 +384,7 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
         peers = make_peers(args, work, docroot, workers, log, close, tls)
         try:
             for p in peers:
+                p.cpus = SERVER_CPUS if workers == 1 else None   # more workers than CPUs to give: the scheduler's
                 p.start()
                 wrk(p.port, "1k.bin", 10, 1, close, tls)   # warm-up
             for scenario in group:
@@ -516,7 +528,14 @@ def main():
                     help="comma-separated subset of: " + ", ".join(SCENARIOS))
     ap.add_argument("--no-install", action="store_true")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="let the scheduler place servers and wrk (default: one-worker servers on the last CPU, "
+                         "wrk on CPU 0)")
     args = ap.parse_args()
+    global CLIENT_CPUS, SERVER_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2:
+        CLIENT_CPUS, SERVER_CPUS = set(cpus[:-1]), {cpus[-1]}
     scenarios = [s for s in args.scenarios.split(",") if s]
     for s in scenarios:
         if s not in SCENARIOS:
@@ -549,6 +568,7 @@ def main():
                 args.backend_port = free_port()
                 backend = Peer("backend", args.backend_port, [os.path.join(work, "floor"), str(args.backend_port)],
                                floor=True)
+                backend.cpus = CLIENT_CPUS   # the application's cost is on the load's side, not the proxy's
                 backend.start()
             try:
                 results.update(run_group(args, work, docroot, group, workers, log, tls))
@@ -568,6 +588,11 @@ def main():
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = "Run %s: %d interleaved rounds of %d s each, `wrk -t1`, median round.\n\n" % (
         stamp, args.rounds, args.duration)
+    if SERVER_CPUS:
+        header += ("One-worker servers pinned to CPU %s, wrk (and the proxy scenario's backend) to CPU %s: "
+                   "left to the scheduler, the CPU a server landed on moved its CPU per request by 20%%. "
+                   "`workers-2` is not pinned. `--no-pin` turns this off.\n\n"
+                   % (",".join(map(str, sorted(SERVER_CPUS))), ",".join(map(str, sorted(CLIENT_CPUS)))))
     header += "".join("- %s: %s\n" % kv for kv in versions()) + "\n"
     with open(os.path.join(results_dir, "latest.md"), "w") as f:
         f.write(header + table)
