@@ -446,20 +446,18 @@ static void buf_str(struct buf *b, const char *s)
 /* Hop-by-hop fields (RFC 9110 §7.6.1) and the ones the proxy writes itself. */
 static bool hop_by_hop(const char *name, const char *connection)
 {
-	static const char *const fixed[] = {
-		"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection",
-		"Proxy-Authenticate", "Proxy-Authorization", "Content-Length", "Host", "Expect",
+#define FIELD(s) { s, sizeof(s) - 1 }
+	static const struct { const char *name; size_t len; } fixed[] = {
+		FIELD("Connection"), FIELD("Keep-Alive"), FIELD("TE"), FIELD("Trailer"), FIELD("Transfer-Encoding"),
+		FIELD("Upgrade"), FIELD("Proxy-Connection"), FIELD("Proxy-Authenticate"), FIELD("Proxy-Authorization"),
+		FIELD("Content-Length"), FIELD("Host"), FIELD("Expect"),
 	};
-
-	static unsigned char lengths[sizeof(fixed) / sizeof(fixed[0])];
+#undef FIELD
 	size_t len = strlen(name);
 
-	if (lengths[0] == 0)
-		for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-			lengths[i] = (unsigned char)strlen(fixed[i]);
 	/* Most names are none of these: only those of a matching length are compared. */
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (lengths[i] == len && strcasecmp(name, fixed[i]) == 0)
+		if (fixed[i].len == len && strcasecmp(name, fixed[i].name) == 0)
 			return true;
 	/* And every field the Connection header names. */
 	return connection != NULL && proxy_list_has(connection, name);
@@ -596,14 +594,6 @@ static void on_timer(struct httpd_request *req, void *arg, unsigned events);
 static void attempt(struct proxy_req *p);
 static bool send_pending(struct proxy_req *p);
 
-static void note_set(struct proxy_req *p, const char *key, const char *value)
-{
-	char *copy = httpd_pool_strdup(p->req->pool, value);
-
-	if (copy != NULL)
-		(void)httpd_request_note_set(p->req, key, copy);
-}
-
 /* $upstream_status: three digits, formatted without stdio (every proxied request pays for it). */
 static void note_status(struct proxy_req *p, int status)
 {
@@ -733,7 +723,6 @@ static void upstream_let_go(struct proxy_req *p, bool reusable)
 	uc_destroy(uc);
 }
 
-/* Cleanup when the request ends, whichever way. */
 /*
  * Raw-response buffers outlive requests in a small per-worker stack: a
  * buffer this size from the request pool would be a malloc and a free per
@@ -758,6 +747,7 @@ static void in_buffer_give_back(char *in)
 		free(in);
 }
 
+/* Cleanup when the request ends, whichever way. */
 static void proxy_req_cleanup(void *arg)
 {
 	struct proxy_req *p = arg;
@@ -1041,7 +1031,7 @@ static void tunnel_begin(struct proxy_req *p)
 			return;
 		}
 	}
-	note_set(p, "upstream_status", "101");
+	note_status(p, 101);
 	httpd_event_del(p->timer);
 	p->timer = NULL;
 	if (p->srv->active > 0)

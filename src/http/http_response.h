@@ -42,7 +42,7 @@ struct httpd_response {
 	unsigned                tunnel_idle_ms;
 	const char             *tunnel_pending; /* bytes already read from tunnel_fd, for the client first */
 	size_t                  tunnel_pending_len;
-	off_t                   head_length;    /* a HEAD answer's Content-Length (set_head_length), or -1 */
+	off_t                   head_length;    /* set_head_length: a HEAD answer's Content-Length, -2 none, -1 unset */
 };
 
 void response_init(struct httpd_response *res, struct httpd_pool *pool);

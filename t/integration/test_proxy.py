@@ -498,7 +498,7 @@ def test_post_retried_only_when_configured():
                             'retry_non_idempotent = true }\n')
     try:
         post = b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
-        # the first pick is the server that drops the request; GET goes on to the app either way
+        # the first pick in each upstream is the server that drops the request
         assert fetch(srv, post % b"/s/p").status == 502
         assert "(strict): the connection closed before a response\n" in srv.log(), srv.log()   # not retried
         resp = fetch(srv, post % b"/l/p")
