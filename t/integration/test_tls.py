@@ -183,8 +183,10 @@ def test_resumption_across_workers_reloads_and_reopen():
                            stdin=b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
         assert rc == 0 and "New, TLSv1.3" in out, out
         assert resume_round(srv, sess) == 20
-        pids = {line.split()[0] for line in access_lines(srv) if " r sni=a.test " in line}
-        assert len(pids) == 2, ("resumed on one worker only", pids)
+        def resumed_on():
+            return {line.split()[0] for line in access_lines(srv) if " r sni=a.test " in line}
+        # the last line is written after its answer is sent
+        assert wait_for(lambda: len(resumed_on()) == 2), ("resumed on one worker only", resumed_on())
         before = set(srv.worker_pids())
         srv.signal(signal.SIGHUP)
         assert wait_for(lambda: not (set(srv.worker_pids()) & before) and len(srv.worker_pids()) == 2, timeout=20)
