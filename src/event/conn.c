@@ -52,32 +52,28 @@ void conn_addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned
 	}
 }
 
-static bool addr_is_wildcard(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-	if (ss->ss_family == AF_INET6)
-		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-	return true;
-}
-
 void conn_local_resolve(struct conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
+	char text[128];
 
-	if (c->local[0] != '\0')
+	if (c->local != NULL)
 		return;
 	/* A listener bound to one address already says it; only wildcards cost a syscall. */
-	if (c->listen_addr != NULL && !addr_is_wildcard(c->listen_addr)) {
-		conn_addr_split((const struct sockaddr *)c->listen_addr, c->local, sizeof(c->local), &c->local_port);
+	if (!c->listener->wildcard) {
+		c->local = c->listener->local;
+		c->local_port = c->listener->local_port;
 		return;
 	}
-	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) < 0) {
-		snprintf(c->local, sizeof(c->local), "-");
+	c->local = "-";
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) < 0)
 		return;
-	}
-	conn_addr_split((const struct sockaddr *)&ss, c->local, sizeof(c->local), &c->local_port);
+	conn_addr_split((const struct sockaddr *)&ss, text, sizeof(text), &c->local_port);
+	/* Held apart from the struct: most connections never ask, and idle ones should stay small. */
+	c->local_owned = strdup(text);
+	if (c->local_owned != NULL)
+		c->local = c->local_owned;
 }
 
 static void conn_register(struct conn *c);
@@ -109,7 +105,7 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	c->fd = fd;
 	c->transport = &transport_tcp;
 	c->w = w;
-	c->listen_addr = l->addr;
+	c->listener = l;
 	c->tls_listener = (l->flags & LISTEN_TLS) != 0;
 	c->state = (l->flags & LISTEN_PROXY_PROTOCOL) ? CONN_PROXY : CONN_READ_HEAD;
 	c->readable = true;        /* TCP_DEFER_ACCEPT: the request is usually there already */
@@ -217,6 +213,8 @@ void conn_close(struct conn *c)
 	c->transport->close(c);
 	conn_idle(c);
 	conn_proxy_free(c);
+	free(c->local_owned);
+	c->local_owned = NULL;
 	/*
 	 * Not reusable before the current epoll batch is over: it may still
 	 * hold an event for this connection (a module event or a deferred

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -38,6 +39,7 @@ struct conn {
 	const struct transport      *transport;
 	void                        *transport_data;
 	enum conn_state              state;
+	/* The flags sit together: an idle connection costs its struct, so padding counts. */
 	bool                         readable;     /* edge-triggered readiness we have not used up */
 	bool                         drained;      /* a short read emptied the socket, no event since */
 	bool                         answered_later; /* the response came from a later event (a handler's) */
@@ -45,46 +47,47 @@ struct conn {
 	bool                         peer_closed;  /* EPOLLRDHUP, HUP or ERR seen */
 	bool                         out_watched;  /* EPOLLOUT asked for (after a full socket) */
 	bool                         registered;   /* in the worker's epoll set (added once it has to wait) */
-	struct worker               *w;
-	struct timer                 timer;
-	char                         peer[80];
-	unsigned                     peer_port;
-	const struct sockaddr_storage *listen_addr;
-	char                         local[80];    /* resolved on the first request */
-	unsigned                     local_port;
-	struct conn_proxy           *proxy;        /* what a PROXY preamble said, or NULL */
-	const struct httpd_server   *sni_server;   /* TLS: the server the SNI named (or the default), or NULL */
 	bool                         tls_listener; /* TLS starts after the PROXY preamble */
 	bool                         tls_read_wants_write;  /* a TLS read waits for the socket to drain */
 	bool                         tls_write_wants_read;
+	bool                         got_bytes;    /* part of a request has arrived */
+	bool                         keep_alive;
+	bool                         linger;       /* unread input may follow: drain before close */
+	bool                         chunked_out;
+	bool                         stream_active;
+	bool                         stream_waiting;   /* the module's stream said HTTPD_STREAM_AGAIN */
+	bool                         closed;       /* waiting for the end of the epoll batch to be reused */
+	bool                         deferred;     /* on the worker's deferred list */
+	bool                         yielded;      /* on the worker's yielded list */
+	struct worker               *w;
+	struct timer                 timer;
+	const struct listener       *listener;
+	unsigned                     peer_port;
+	unsigned                     local_port;
+	char                         peer[INET6_ADDRSTRLEN];   /* a PROXY preamble's source replaces it */
+	const char                  *local;        /* resolved on the first request; NULL before */
+	char                        *local_owned;  /* what local points to when a wildcard listener made us ask */
+	struct conn_proxy           *proxy;        /* what a PROXY preamble said, or NULL */
+	const struct httpd_server   *sni_server;   /* TLS: the server the SNI named (or the default), or NULL */
 
 	/* input: bytes [in_off, in_len) of in are unconsumed */
 	char                        *in;
 	size_t                       in_off, in_len, in_cap;
 	size_t                       scan;         /* http_head_find resume point */
-	bool                         got_bytes;    /* part of a request has arrived */
 
 	struct request              *req;          /* the request being served, or NULL */
 	struct httpd_pool           *spare_pool;   /* reused by the next request */
-	bool                         keep_alive;
-	bool                         linger;       /* unread input may follow: drain before close */
 	unsigned                     requests;
 
 	/* output of the HTTP/1 codec */
-	struct iovec                 iov[3];
 	int                          iov_idx, iov_cnt;
+	struct iovec                 iov[3];
 	off_t                        file_off, file_left;
-	bool                         chunked_out;
-	bool                         stream_active;
-	bool                         stream_waiting;   /* the module's stream said HTTPD_STREAM_AGAIN */
 	char                        *stream_buf;
 	char                         chunk_head[24];
 
 	struct tunnel               *tunnel;       /* CONN_TUNNEL */
-	bool                         closed;       /* waiting for the end of the epoll batch to be reused */
-	bool                         deferred;     /* on the worker's deferred list */
 	struct conn                 *next_deferred;
-	bool                         yielded;      /* on the worker's yielded list */
 	struct conn                 *next_yielded;
 	struct conn                 *next_free;
 };

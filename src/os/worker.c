@@ -77,6 +77,23 @@ static int privileges_drop(const struct worker_setup *setup)
  * Responses leave in one write, or with MSG_MORE before a file: Nagle only
  * delays.  Unix sockets refuse it, harmlessly.
  */
+/* The address connections on l reach us at, when the listener is bound to one (a wildcard's differs by connection). */
+static void listener_local_set(struct listener *l)
+{
+	const struct sockaddr_storage *ss = l->addr;
+
+	if (ss == NULL)
+		l->wildcard = true;
+	else if (ss->ss_family == AF_INET)
+		l->wildcard = ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	else if (ss->ss_family == AF_INET6)
+		l->wildcard = IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	else
+		l->wildcard = ss->ss_family != AF_UNIX;
+	if (!l->wildcard)
+		conn_addr_split((const struct sockaddr *)ss, l->local, sizeof(l->local), &l->local_port);
+}
+
 static void listeners_nodelay(struct worker *w)
 {
 	int one = 1;
@@ -595,6 +612,7 @@ int worker_run(const struct worker_setup *setup)
 		w.listeners[i].fd = setup->listen_fds[i];
 		w.listeners[i].addr = setup->listen_addrs[i];
 		w.listeners[i].flags = setup->listen_flags[i];
+		listener_local_set(&w.listeners[i]);
 	}
 	if (getrandom(&w.request_id_base, sizeof(w.request_id_base), 0) != sizeof(w.request_id_base))
 		w.request_id_base = (uint64_t)getpid() << 32;

@@ -36,6 +36,9 @@ struct listener {
 	int                            fd;
 	const struct sockaddr_storage *addr;   /* as bound: the local address unless a wildcard */
 	unsigned                       flags;  /* LISTEN_* */
+	bool                           wildcard;    /* each connection asks getsockname for its address */
+	unsigned                       local_port;
+	char                           local[128];  /* the address as text when not a wildcard ("unix:PATH" fits) */
 };
 
 struct conn;

@@ -7,7 +7,7 @@ import subprocess
 import threading
 import time
 
-from harness import HTTPD, Reader, Server, exchange, get, module_dir_with_tests, run, wait_for
+from harness import HTTPD, Reader, Server, exchange, free_port, get, module_dir_with_tests, run, wait_for
 
 SERVER = None
 
@@ -356,6 +356,28 @@ def test_request_fields_local_address_scheme_and_id():
     ida = [l for l in a.splitlines() if l.startswith("id ")][0]
     idb = [l for l in b.splitlines() if l.startswith("id ")][0]
     assert ida != idb and len(ida) == 3 + 16, (ida, idb)
+
+
+def test_local_address_of_a_wildcard_listener_is_the_one_connected_to():
+    # A wildcard listener learns each connection's own address (getsockname), a bound one says its own.
+    wildcard = free_port(host="0.0.0.0")
+    srv = Server(workers=1, listen=["127.0.0.1:%d" % free_port(), "0.0.0.0:%d" % wildcard])
+    srv.module_dir = module_dir_with_tests(srv.dir)
+    srv.locations = 'location "/t/" { handler = "testmod" }\n'
+    srv.write_config()
+    srv.start()
+    try:
+        for addr in ("127.0.0.2", "127.0.0.3"):
+            s = socket.create_connection((addr, wildcard), timeout=10)
+            for _ in range(2):   # the second request on the connection reuses what the first resolved
+                s.sendall(b"GET /t/info HTTP/1.1\r\nHost: t\r\n\r\n")
+                body = Reader(s).response().body.decode()
+                assert "local %s %d\n" % (addr, wildcard) in body, body
+            s.close()
+        body = get(srv, "/t/info").body.decode()
+        assert "local 127.0.0.1 %d\n" % srv.address()[1] in body, body
+    finally:
+        srv.cleanup()
 
 
 def test_extension_method_reaches_module_or_405():
