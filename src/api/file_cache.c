@@ -24,6 +24,11 @@ struct httpd_file {
 	char              *content;     /* whole file, for small regular files */
 	char               etag[64];
 	char               last_modified[HTTPD_DATE_LEN];
+	/* A 200's representation fields, formatted on first use for the type it was served as. */
+	char              *fields;      /* the text, then the type, each value NUL-terminated in names */
+	size_t             fields_len;
+	char              *fields_type;
+	struct response_header field_list[4];
 	uint64_t           validated_ms;
 	unsigned           refs;        /* requests using it, plus one while in the table */
 	bool               cached;
@@ -68,6 +73,7 @@ static void file_free(struct httpd_file *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f->content);
+	free(f->fields);
 	free(f->rel);
 	free(f);
 }
@@ -311,4 +317,57 @@ const char *file_cache_etag(const struct httpd_file *f)
 const char *file_cache_last_modified(const struct httpd_file *f)
 {
 	return f->last_modified;
+}
+
+/*
+ * The fields as text and as headers: one allocation holding the text, the
+ * type it was made for, and NUL-terminated copies of the values.  Made for
+ * the first type asked; 1 for any other.
+ */
+int file_cache_fields(const struct httpd_file *file, const char *type, const char **text, size_t *len,
+                      const struct response_header **fields, size_t *count)
+{
+	struct httpd_file *f = (struct httpd_file *)file;   /* ours: the caller holds a reference */
+
+	/* Never remade: a response in flight may point at them.  Another type takes the slow path. */
+	if (f->fields != NULL && strcmp(f->fields_type, type) != 0)
+		return 1;
+	if (f->fields == NULL) {
+		const char *names[4] = { "ETag", "Last-Modified", "Accept-Ranges", "Content-Type" };
+		const char *values[4] = { f->etag, f->last_modified, "bytes", type };
+		size_t text_len = 0, total;
+		char *p;
+
+		for (int i = 0; i < 4; i++)
+			text_len += strlen(names[i]) + 2 + strlen(values[i]) + 2;
+		total = text_len + strlen(type) + 1;
+		for (int i = 0; i < 4; i++)
+			total += strlen(values[i]) + 1;
+		p = malloc(total);
+		if (p == NULL)
+			return -1;
+		f->fields = p;
+		f->fields_len = text_len;
+		for (int i = 0; i < 4; i++) {
+			size_t n = strlen(names[i]), v = strlen(values[i]);
+
+			memcpy(p, names[i], n);
+			memcpy(p + n, ": ", 2);
+			memcpy(p + n + 2, values[i], v);
+			memcpy(p + n + 2 + v, "\r\n", 2);
+			p += n + 2 + v + 2;
+		}
+		f->fields_type = p;
+		p = stpcpy(p, type) + 1;
+		for (int i = 0; i < 4; i++) {
+			f->field_list[i] = (struct response_header){ .name = names[i], .name_len = strlen(names[i]),
+			                                             .value = p, .value_len = strlen(values[i]) };
+			p = stpcpy(p, values[i]) + 1;
+		}
+	}
+	*text = f->fields;
+	*len = f->fields_len;
+	*fields = f->field_list;
+	*count = 4;
+	return 0;
 }

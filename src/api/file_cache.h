@@ -25,5 +25,12 @@ struct httpd_file;
 const char *file_cache_content(const struct httpd_file *f);   /* NULL unless small */
 const char *file_cache_etag(const struct httpd_file *f);
 const char *file_cache_last_modified(const struct httpd_file *f);
+/*
+ * ETag, Last-Modified, Accept-Ranges and Content-Type of a 200, prebuilt as
+ * text and as headers (response_fields_prebuilt), made once per file for
+ * the first type asked: 1 for another type, -1 out of memory, else 0.
+ */
+int file_cache_fields(const struct httpd_file *f, const char *type, const char **text, size_t *len,
+                      const struct response_header **fields, size_t *count);
 
 #endif

@@ -17,6 +17,7 @@
 #include "http_response.h"
 #include "pool.h"
 #include "range.h"
+#include "request.h"
 
 static void fd_close(void *arg)
 {
@@ -237,6 +238,27 @@ static int respond_ranges(const struct httpd_request *req, struct httpd_response
 	return HTTPD_OK;
 }
 
+/*
+ * A cached small file asked for without conditions or ranges: its fields
+ * were formatted once (file_cache_fields), so the answer costs a copy.
+ * false when that path does not apply.
+ */
+static bool respond_prebuilt(const struct httpd_request *req, struct httpd_response *res,
+                             const struct httpd_file *file, const char *content_type)
+{
+	const struct response_header *fields;
+	const char *text;
+	size_t len, count;
+	const char *content = file_cache_content(file);
+
+	if (content == NULL || request_of(req)->head.conditional ||
+	    file_cache_fields(file, content_type, &text, &len, &fields, &count) != 0)
+		return false;
+	response_fields_prebuilt(res, text, len, fields, count);
+	httpd_response_set_body_buffer(res, content, (size_t)httpd_file_stat(file)->st_size);
+	return true;
+}
+
 /* Validators, preconditions, ranges and the body, whichever way the file was opened. */
 static int respond(const struct httpd_request *req, struct httpd_response *res, struct file_source *src,
                    const struct stat *st, const char *etag, const char *last_modified,
@@ -311,8 +333,11 @@ int httpd_respond_cached_file(const struct httpd_request *req, struct httpd_resp
 {
 	const struct stat *st = httpd_file_stat(file);
 	struct file_source src = { .fd = httpd_file_fd(file), .content = file_cache_content(file) };
-	const char *etag = etag_suffix ? etag_make(req->pool, st, etag_suffix) : file_cache_etag(file);
+	const char *etag;
 
+	if (etag_suffix == NULL && respond_prebuilt(req, res, file, content_type))
+		return HTTPD_OK;
+	etag = etag_suffix ? etag_make(req->pool, st, etag_suffix) : file_cache_etag(file);
 	if (etag == NULL)
 		return 500;
 	return respond(req, res, &src, st, etag, file_cache_last_modified(file), content_type);

@@ -1,6 +1,5 @@
 #include "mime.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,8 +11,9 @@
 
 /* Open-addressing hash of lower-case extensions; built once in the master. */
 struct mime_entry {
-	char *ext;
-	char *type;
+	char    *ext;
+	char    *type;
+	uint32_t hash;    /* of ext: most probes end on a mismatch without a string compare */
 };
 
 struct mime_table {
@@ -27,20 +27,24 @@ static const struct mime_table *current;
 
 static const char default_type[] = "application/octet-stream";
 
+/* Extensions are ASCII; the locale's tolower would only cost a call per byte. */
 static uint32_t ext_hash(const char *s)
 {
 	uint32_t h = 2166136261u;
 
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint32_t)tolower((unsigned char)*s)) * 16777619u;
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		h = (h ^ (uint32_t)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c)) * 16777619u;
+	}
 	return h;
 }
 
-static struct mime_entry *slot_find(struct mime_entry *t, size_t size, const char *ext)
+static struct mime_entry *slot_find(struct mime_entry *t, size_t size, const char *ext, uint32_t hash)
 {
-	size_t i = ext_hash(ext) & (size - 1);
+	size_t i = hash & (size - 1);
 
-	while (t[i].ext != NULL && strcasecmp(t[i].ext, ext) != 0)
+	while (t[i].ext != NULL && (t[i].hash != hash || strcasecmp(t[i].ext, ext) != 0))
 		i = (i + 1) & (size - 1);
 	return &t[i];
 }
@@ -54,7 +58,7 @@ static int table_grow(struct mime_table *t)
 		return -1;
 	for (size_t i = 0; i < t->size; i++)
 		if (t->entries[i].ext != NULL)
-			*slot_find(fresh, new_size, t->entries[i].ext) = t->entries[i];
+			*slot_find(fresh, new_size, t->entries[i].ext, t->entries[i].hash) = t->entries[i];
 	free(t->entries);
 	t->entries = fresh;
 	t->size = new_size;
@@ -68,9 +72,10 @@ static int table_add(struct mime_table *t, const char *ext, const char *type)
 
 	if ((t->used + 1) * 2 > t->size && table_grow(t) < 0)
 		return -1;
-	slot = slot_find(t->entries, t->size, ext);
+	slot = slot_find(t->entries, t->size, ext, ext_hash(ext));
 	if (slot->ext != NULL)
 		return 0;
+	slot->hash = ext_hash(ext);
 	slot->ext = strdup(ext);
 	slot->type = strdup(type);
 	if (slot->ext == NULL || slot->type == NULL) {
@@ -152,6 +157,6 @@ const char *httpd_mime_type(const char *filename)
 
 	if (dot == NULL || dot[1] == '\0' || current == NULL || current->size == 0)
 		return default_type;
-	slot = slot_find(current->entries, current->size, dot + 1);
+	slot = slot_find(current->entries, current->size, dot + 1, ext_hash(dot + 1));
 	return slot->ext != NULL ? slot->type : default_type;
 }

@@ -82,6 +82,8 @@ static ssize_t gzip_read(void *ctx, char *out, size_t len)
 /* Marks the entity tag weak: the compressed bytes depend on zlib, not only the file. */
 static int etag_weaken(struct httpd_response *res)
 {
+	if (response_fields_expand(res) < 0)
+		return -1;
 	for (struct response_header *h = res->headers; h != NULL; h = h->next) {
 		if (strcasecmp(h->name, "ETag") == 0 && h->value[0] == '"') {
 			char *weak = httpd_pool_printf(res->pool, "W/%s", h->value);
@@ -100,9 +102,8 @@ int httpd_response_gzip(struct httpd_response *res, int level)
 
 	if (res->status != 200 || (res->body != BODY_FILE && res->body != BODY_BUFFER))
 		return 0;
-	for (struct response_header *h = res->headers; h != NULL; h = h->next)
-		if (strcasecmp(h->name, "Content-Encoding") == 0)
-			return 0;
+	if (httpd_response_header(res, "Content-Encoding") != NULL)
+		return 0;
 	gz = pool_alloc(res->pool, sizeof(*gz));
 	if (gz == NULL)
 		return -1;

@@ -446,6 +446,9 @@ int http_head_parse(char *head, size_t len, const struct http_limits *lim,
 			return 400;
 		out->header_count++;
 		p = eol + 2;
+		if ((h->name_len == 5 && strcasecmp(h->name, "range") == 0) ||
+		    (h->name_len > 3 && (h->name[0] | 0x20) == 'i' && (h->name[1] | 0x20) == 'f' && h->name[2] == '-'))
+			out->conditional = true;
 
 		switch (h->name_len) {
 		case 4:

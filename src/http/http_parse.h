@@ -48,6 +48,7 @@ struct http_head {
 	bool                   chunked;
 	bool                   keep_alive;   /* after Connection and version defaults */
 	bool                   expect_continue;
+	bool                   conditional;  /* an If-* or Range field came: validators need a look */
 };
 
 /*

@@ -78,16 +78,52 @@ uint64_t httpd_response_bytes_sent(const struct httpd_response *res)
 
 const char *httpd_response_header(const struct httpd_response *res, const char *name)
 {
+	for (size_t i = 0; i < res->prebuilt_count; i++)
+		if (strcasecmp(res->prebuilt_fields[i].name, name) == 0)
+			return res->prebuilt_fields[i].value;
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
 		if (strcasecmp(h->name, name) == 0)
 			return h->value;
 	return NULL;
 }
 
+void response_fields_prebuilt(struct httpd_response *res, const char *text, size_t len,
+                              const struct response_header *fields, size_t count)
+{
+	res->prebuilt = text;
+	res->prebuilt_len = len;
+	res->prebuilt_fields = fields;
+	res->prebuilt_count = count;
+}
+
+int response_fields_expand(struct httpd_response *res)
+{
+	const struct response_header *fields = res->prebuilt_fields;
+	size_t count = res->prebuilt_count;
+
+	response_fields_prebuilt(res, NULL, 0, NULL, 0);
+	/* Head order stays: the prebuilt ones went out first. */
+	for (size_t i = count; i-- > 0; ) {
+		struct response_header *h = pool_alloc(res->pool, sizeof(*h));
+
+		if (h == NULL)
+			return -1;
+		*h = fields[i];
+		h->next = res->headers;
+		res->headers = h;
+		if (res->headers_tail == NULL)
+			res->headers_tail = h;
+	}
+	return 0;
+}
+
 void response_header_remove(struct httpd_response *res, const char *name)
 {
 	struct response_header **link = &res->headers;
 
+	/* Out of memory, the prebuilt fields go as a whole: a response without them is still a response. */
+	if (res->prebuilt_count > 0 && response_fields_expand(res) < 0)
+		response_fields_prebuilt(res, NULL, 0, NULL, 0);
 	res->headers_tail = NULL;
 	while (*link != NULL) {
 		if (strcasecmp((*link)->name, name) == 0) {
@@ -287,7 +323,7 @@ static void head_header(struct head_buf *b, const struct response_header *h)
 
 static size_t head_estimate(const struct httpd_response *res)
 {
-	size_t n = 512;   /* status line, Server, Date, Allow, framing */
+	size_t n = 512 + res->prebuilt_len;   /* status line, Server, Date, Allow, framing */
 
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
 		n += h->name_len + h->value_len + 4;
@@ -315,8 +351,15 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 	head_put(&b, num, 13);
 	head_puts(&b, http_status_reason(res->status));
 	head_put(&b, "\r\n", 2);
-	head_field(&b, "Server", opts->server_tokens ? "prefork-httpd/" PACKAGE_VERSION : "prefork-httpd");
-	head_field(&b, "Date", http_date_now(opts->now));
+	if (opts->server_tokens)
+		head_put(&b, "Server: prefork-httpd/" PACKAGE_VERSION "\r\nDate: ",
+		         sizeof("Server: prefork-httpd/" PACKAGE_VERSION "\r\nDate: ") - 1);
+	else
+		head_put(&b, "Server: prefork-httpd\r\nDate: ", sizeof("Server: prefork-httpd\r\nDate: ") - 1);
+	head_put(&b, http_date_now(opts->now), HTTPD_DATE_LEN - 1);
+	head_put(&b, "\r\n", 2);
+	if (res->prebuilt_len > 0)
+		head_put(&b, res->prebuilt, res->prebuilt_len);
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
 		head_header(&b, h);
 	if (opts->allow != NULL)
@@ -338,8 +381,11 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 	} else {
 		unsigned long long length = res->body == BODY_BUFFER ? res->buf_len
 		                          : res->body == BODY_FILE ? (unsigned long long)res->file_len : 0;
+		const char *digits = decimal(length, num + sizeof(num));
 
-		head_field(&b, "Content-Length", decimal(length, num + sizeof(num)));
+		head_put(&b, "Content-Length: ", 16);
+		head_put(&b, digits, (size_t)(num + sizeof(num) - 1 - digits));
+		head_put(&b, "\r\n", 2);
 	}
 	if (res->status == 101 && res->tunnel_fd >= 0)
 		head_field(&b, "Connection", "upgrade");

@@ -43,6 +43,15 @@ struct httpd_response {
 	const char             *tunnel_pending; /* bytes already read from tunnel_fd, for the client first */
 	size_t                  tunnel_pending_len;
 	off_t                   head_length;    /* set_head_length: a HEAD answer's Content-Length, -2 none, -1 unset */
+	/*
+	 * Fields formatted once and kept by their owner (a cached file's
+	 * validators and type): copied into the head as they are, before the
+	 * list.  The same fields as headers, for lookups.
+	 */
+	const char             *prebuilt;
+	size_t                  prebuilt_len;
+	const struct response_header *prebuilt_fields;
+	size_t                  prebuilt_count;
 };
 
 void response_init(struct httpd_response *res, struct httpd_pool *pool);
@@ -67,6 +76,14 @@ int response_header_push(struct httpd_response *res, const char *name, const cha
 void response_header_set_value(struct response_header *h, const char *value);
 /* Removes every header called name. */
 void response_header_remove(struct httpd_response *res, const char *name);
+/*
+ * Fields prebuilt as text ("Name: value\r\n" each) and as headers; both
+ * must live as long as the response.  Replaces any prebuilt before.
+ */
+void response_fields_prebuilt(struct httpd_response *res, const char *text, size_t len,
+                              const struct response_header *fields, size_t count);
+/* Moves prebuilt fields onto the list, for a filter that edits headers in place; -1 out of memory. */
+int response_fields_expand(struct httpd_response *res);
 const char *http_status_reason(int status);
 
 struct response_head_opts {

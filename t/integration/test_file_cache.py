@@ -1,11 +1,12 @@
 """The open-file cache over real sockets: staleness window, deletion, replacement by
 rename, conditional and range requests from the cache, eviction under small limits."""
+import gzip
 import hashlib
 import os
 import socket
 import time
 
-from harness import Reader, Server, exchange, get, run, wait_for
+from harness import Reader, Server, exchange, get, module_dir_with_tests, run, wait_for
 
 VALID = 3   # file_cache_valid for these tests, seconds
 
@@ -108,6 +109,61 @@ def test_conditional_and_range_requests_from_the_cache():
                 r = get(srv, "/" + name, headers="If-Modified-Since: %s\r\n" % first.header("Last-Modified"))
                 assert r.status == 304
                 assert get(srv, "/" + name).body == data
+    finally:
+        srv.cleanup()
+
+
+def fields(resp):
+    return [name.lower() for name, _ in resp.headers]
+
+
+def test_prebuilt_fields_of_a_small_file_are_the_fields_of_the_slow_path():
+    # A cached small file's ETag, Last-Modified, Accept-Ranges and Content-Type are formatted once;
+    # filters and errors still see and change them, and a 304 carries the validators only.
+    srv = Server(workers=1, globals_text="file_cache_valid = 60\n")
+    srv.module_dir = module_dir_with_tests(srv.dir)
+    srv.locations = ('location "/gz/" { handler = "static" root = "%s" gzip = true gzip_min_length = 100 }\n'
+                     'location "/tagged/" { handler = "static" root = "%s" expires = 60 }\n'
+                     'location "/t/" { handler = "testmod" files_root = "%s" filter_tag = "f" }\n'
+                     'location "/" { handler = "static" root = "%s" }\n' % ((srv.root,) * 4))
+    srv.write_config()
+    text = b"all work and no play makes a dull server\n" * 40     # compressible, kept in memory
+    srv.file("page.txt", text)
+    for d in ("gz", "tagged"):
+        srv.file(d + "/page.txt", text)
+    srv.start()
+    try:
+        plain = get(srv, "/page.txt")
+        again = get(srv, "/page.txt")
+        assert plain.status == 200 and again.body == text, plain
+        for r in (plain, again):
+            names = fields(r)
+            for name in ("etag", "last-modified", "accept-ranges", "content-type", "content-length", "date"):
+                assert names.count(name) == 1, (name, r.headers)
+            assert r.header("Content-Type") == "text/plain" and r.header("Accept-Ranges") == "bytes"
+            assert r.header("Content-Length") == str(len(text))
+        assert again.header("ETag") == plain.header("ETag")
+        # A 304 from the same entry: validators yes, Content-Type no (RFC 9110 15.4.5).
+        r = get(srv, "/page.txt", headers="If-None-Match: %s\r\n" % plain.header("ETag"))
+        assert r.status == 304 and r.header("ETag") == plain.header("ETag") and r.header("Content-Type") is None, r
+        # HEAD: the same fields, no body.
+        r, reader = exchange(srv, b"HEAD /page.txt HTTP/1.1\r\nHost: t\r\n\r\n", head_request=True)
+        reader.sock.close()
+        assert r.header("ETag") == plain.header("ETag") and r.header("Content-Length") == str(len(text)), r
+        # The gzip filter weakens the prebuilt ETag, once.
+        for _ in range(2):
+            r = get(srv, "/gz/page.txt", headers="Accept-Encoding: gzip\r\n")
+            assert r.header("Content-Encoding") == "gzip" and gzip.decompress(r.body) == text, r
+            assert r.header("ETag").startswith('W/"') and fields(r).count("etag") == 1, r.headers
+        # Fields the location adds come beside the prebuilt ones.
+        r = get(srv, "/tagged/page.txt")
+        assert r.header("Cache-Control") == "max-age=60" and r.header("ETag") is not None, r.headers
+        # A module serving the same entry as another type gets its own type (the slow path).
+        for _ in range(2):
+            r = get(srv, "/t/file/page.txt?text/x-other")
+            assert r.status == 200 and r.body == text and r.header("Content-Type") == "text/x-other", r
+            assert fields(r).count("content-type") == 1 and r.header("X-Filter") == "f", r.headers
+            assert get(srv, "/t/file/page.txt?text/plain").header("Content-Type") == "text/plain"
     finally:
         srv.cleanup()
 

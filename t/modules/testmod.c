@@ -8,6 +8,7 @@
  *   deny_body = "evil"      the body-check refuses a body containing it (403)
  *   log_file = "/path"      the log hook appends "STATUS PATH BYTES"
  *   cancel_log = "/path"    a cancelled asynchronous request appends "cancelled"
+ *   files_root = "/dir"     /file/NAME?TYPE answers the file through the open-file cache as TYPE
  *   key "ID" { secret = "..." }            a titled, repeatable section
  *   testmod_store { entries = N }          a server-wide section (server_init)
  * and answers, whatever the options:
@@ -46,6 +47,7 @@ struct testmod_conf {
 	char  cancel_log[256];
 	char  keys[1024];
 	long *store_entries;   /* from server_init */
+	int   files_fd;        /* files_root, or -1 */
 };
 
 static const struct httpd_option key_options[] = {
@@ -61,6 +63,7 @@ static const struct httpd_option testmod_options[] = {
 	HTTPD_OPTION_STR("exit_log", ""),
 	HTTPD_OPTION_STR("log_file", ""),
 	HTTPD_OPTION_STR("cancel_log", ""),
+	HTTPD_OPTION_STR("files_root", ""),
 	HTTPD_OPTION_SECTION("key", HTTPD_OPT_MULTI | HTTPD_OPT_TITLED, key_options),
 	HTTPD_OPTION_END
 };
@@ -156,13 +159,24 @@ static int testmod_configure(const struct httpd_location *loc, const struct http
 			used += (size_t)n;
 	}
 	conf->store_entries = httpd_location_server_data(loc, "testmod");
+	conf->files_fd = -1;
+	if (httpd_conf_str(opts, "files_root")[0] != '\0' &&
+	    (conf->files_fd = open(httpd_conf_str(opts, "files_root"), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "files_root: %s", strerror(errno));
+		free(conf);
+		return -1;
+	}
 	*data = conf;
 	return 0;
 }
 
 static void testmod_release(void *data)
 {
-	free(data);
+	struct testmod_conf *conf = data;
+
+	if (conf->files_fd >= 0)
+		close(conf->files_fd);
+	free(conf);
 }
 
 static int testmod_worker_init(void *data)
@@ -347,6 +361,13 @@ static int testmod_handle(void *data, struct httpd_request *req, struct httpd_re
 		                                   conf->store_entries ? *conf->store_entries : -2));
 	if (strncmp(req->path_rest, "/async/", 7) == 0 || strcmp(req->path_rest, "/blocking") == 0)
 		return async_start(conf, req, res);
+	if (strncmp(req->path_rest, "/file/", 6) == 0 && conf->files_fd >= 0) {
+		const struct httpd_file *file = httpd_file_open(req, conf->files_fd, req->path_rest + 6);
+
+		if (file == NULL)
+			return httpd_status_from_errno(errno);
+		return httpd_respond_cached_file(req, res, file, req->query ? req->query : "text/plain", NULL);
+	}
 	return text(res, "testmod\n");
 }
 

@@ -262,6 +262,30 @@ START_TEST(test_connection_and_expect)
 }
 END_TEST
 
+START_TEST(test_conditional_fields_noticed)
+{
+	static const char *const conditional[] = {
+		"If-None-Match: \"x\"", "if-modified-since: Sun, 06 Nov 1994 08:49:37 GMT", "IF-MATCH: *",
+		"If-Unmodified-Since: x", "If-Range: \"x\"", "Range: bytes=0-1", "range: bytes=1-",
+	};
+	static const char *const plain[] = { "Accept: */*", "Ifx: 1", "If: 1", "Ranges: 1", "X-If-Match: 1" };
+	char text[256];
+
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert(!head.conditional);
+	for (size_t i = 0; i < sizeof(conditional) / sizeof(conditional[0]); i++) {
+		snprintf(text, sizeof(text), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n\r\n", conditional[i]);
+		ck_assert_int_eq(parse(text), 0);
+		ck_assert_msg(head.conditional, "%s", conditional[i]);
+	}
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		snprintf(text, sizeof(text), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n\r\n", plain[i]);
+		ck_assert_int_eq(parse(text), 0);
+		ck_assert_msg(!head.conditional, "%s", plain[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_limits)
 {
 	static char big[40000];
@@ -421,6 +445,7 @@ int main(void)
 	TCase *tch = tcase_create("chunked");
 
 	tcase_add_test(tc, test_simple_get);
+	tcase_add_test(tc, test_conditional_fields_noticed);
 	tcase_add_test(tc, test_head_incomplete_needs_more);
 	tcase_add_test(tc, test_head_found_across_calls);
 	tcase_add_test(tc, test_leading_empty_lines_ignored);

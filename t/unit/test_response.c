@@ -65,6 +65,64 @@ START_TEST(test_header_remove_keeps_order_and_tail)
 }
 END_TEST
 
+static const char prebuilt_text[] = "ETag: \"e1\"\r\nContent-Type: text/plain\r\n";
+static const struct response_header prebuilt_fields[] = {
+	{ .name = "ETag", .name_len = 4, .value = "\"e1\"", .value_len = 4 },
+	{ .name = "Content-Type", .name_len = 12, .value = "text/plain", .value_len = 10 },
+};
+
+static char *head_of(struct httpd_response *r)
+{
+	struct response_head_opts opts = { .version = 11, .keep_alive = true, .now = 784111777 };
+	size_t len;
+	bool chunked;
+	char *head = response_head_build(r, &opts, &len, &chunked);
+
+	ck_assert_ptr_nonnull(head);
+	head[len - 1] = '\0';   /* the last LF: a string to search */
+	return head;
+}
+
+/* Prebuilt fields go out as they are, answer lookups, and become ordinary headers when edited. */
+START_TEST(test_prebuilt_fields_seen_and_edited)
+{
+	char *head;
+
+	response_fields_prebuilt(&res, prebuilt_text, sizeof(prebuilt_text) - 1, prebuilt_fields, 2);
+	ck_assert_int_eq(httpd_response_add_header(&res, "X-Module", "kept"), 0);
+	httpd_response_set_body_buffer(&res, "hello", 5);
+	ck_assert_str_eq(httpd_response_header(&res, "content-type"), "text/plain");
+	ck_assert_str_eq(httpd_response_header(&res, "X-Module"), "kept");
+	head = head_of(&res);
+	ck_assert_ptr_nonnull(strstr(head, "\r\nETag: \"e1\"\r\nContent-Type: text/plain\r\nX-Module: kept\r\n"));
+	ck_assert_ptr_nonnull(strstr(head, "\r\nContent-Length: 5\r\n"));
+
+	/* An error drops the representation fields, prebuilt or not, and keeps the rest. */
+	response_error(&res, 404, NULL, 0, NULL);
+	ck_assert_int_eq(res.prebuilt_count, 0);
+	ck_assert_ptr_null(httpd_response_header(&res, "ETag"));
+	ck_assert_str_eq(httpd_response_header(&res, "X-Module"), "kept");
+	head = head_of(&res);
+	ck_assert_ptr_null(strstr(head, "ETag"));
+	ck_assert_ptr_null(strstr(head, "text/plain"));
+	ck_assert_ptr_nonnull(strstr(head, "Content-Type: text/html; charset=utf-8\r\n"));
+}
+END_TEST
+
+START_TEST(test_prebuilt_fields_expand_in_order)
+{
+	ck_assert_int_eq(httpd_response_add_header(&res, "X-Module", "1"), 0);
+	response_fields_prebuilt(&res, prebuilt_text, sizeof(prebuilt_text) - 1, prebuilt_fields, 2);
+	ck_assert_int_eq(response_fields_expand(&res), 0);
+	ck_assert_int_eq(res.prebuilt_len, 0);
+	ck_assert_str_eq(res.headers->name, "ETag");
+	ck_assert_str_eq(res.headers->next->name, "Content-Type");
+	ck_assert_str_eq(res.headers->next->next->name, "X-Module");
+	ck_assert_int_eq(httpd_response_add_header(&res, "Z", "2"), 0);
+	ck_assert_str_eq(res.headers_tail->name, "Z");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("response");
@@ -74,6 +132,8 @@ int main(void)
 	tcase_add_test(tc, test_add_header_refuses_null_and_framing);
 	tcase_add_test(tc, test_error_keeps_module_headers_drops_representation);
 	tcase_add_test(tc, test_header_remove_keeps_order_and_tail);
+	tcase_add_test(tc, test_prebuilt_fields_seen_and_edited);
+	tcase_add_test(tc, test_prebuilt_fields_expand_in_order);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
