@@ -372,7 +372,9 @@ def latency_text(ms):
 
 
 def median_table(samples):
-    return {name: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v))
+    """Per server: median req/s, median CPU per request, and the CPU range over the rounds (the noise)."""
+    return {name: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v),
+                   min(c for _, c in v), max(c for _, c in v))
             for name, v in samples.items()}
 
 
@@ -427,15 +429,15 @@ def ratios(table):
 
 
 def markdown(results, args):
-    lines = ["| scenario | server | req/s | CPU µs/req | note |", "|---|---|---:|---:|---|"]
+    lines = ["| scenario | server | req/s | CPU µs/req | CPU over rounds | note |", "|---|---|---:|---:|---:|---|"]
     for scenario, table in results.items():
         if scenario == "idle-10k":
             for name, (per_conn, ms) in table.items():
-                lines.append("| %s | %s | – | – | %.0f B per idle connection, fresh request: %s |"
+                lines.append("| %s | %s | – | – | – | %.0f B per idle connection, fresh request: %s |"
                              % (scenario, name, per_conn, latency_text(ms)))
             continue
         r = ratios(table)
-        for name, (rps, cpu) in table.items():
+        for name, (rps, cpu, cpu_min, cpu_max) in table.items():
             note = ""
             if name == "prefork-httpd":
                 parts = []
@@ -446,7 +448,7 @@ def markdown(results, args):
                 if "base_cpu" in r:
                     parts.append("%.2f× baseline req/s, %.2f× baseline CPU" % (r["base_rps"], r["base_cpu"]))
                 note = "; ".join(parts)
-            lines.append("| %s | %s | %.0f | %.2f | %s |" % (scenario, name, rps, cpu, note))
+            lines.append("| %s | %s | %.0f | %.2f | %.2f–%.2f | %s |" % (scenario, name, rps, cpu, cpu_min, cpu_max, note))
     if "ka-1k" in results and "ka-1k-log" in results:
         lines.append("")
         lines.append("ka-1k-log / ka-1k CPU per request, prefork-httpd: %.2f×" %

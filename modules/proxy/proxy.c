@@ -1351,12 +1351,17 @@ static void body_pump(struct proxy_req *p)
 		stream_wake(p);
 }
 
-/* The body as the client should get it, up to len bytes: 0 at the end, -1 on a cut, AGAIN to wait. */
+/*
+ * The body as the client should get it, up to len bytes: 0 at the end, -1
+ * on a cut, AGAIN to wait.  What is stored is looked at again after the
+ * one read it may make: bytes that arrived only for that read would
+ * otherwise wait for a wake-up that already came and went.
+ */
 static ssize_t body_read(void *ctx, char *out, size_t len)
 {
 	struct proxy_req *p = ctx;
 
-	for (int round = 0; round < 2; round++) {
+	for (bool pumped = false; ; pumped = true) {
 		if (p->ready_off < p->ready_len) {
 			size_t n = p->ready_len - p->ready_off < len ? p->ready_len - p->ready_off : len;
 
@@ -1387,6 +1392,8 @@ static ssize_t body_read(void *ctx, char *out, size_t len)
 			return 0;
 		if (p->body_broken || p->fd < 0)
 			return -1;
+		if (pumped)
+			break;
 		body_pump(p);
 	}
 	p->waiting = true;
