@@ -43,6 +43,8 @@ SCENARIOS = {
     "ka-1m":         ("1m.bin", 50, 1, False, False, False),
     "ka-1k-c1000":   ("1k.bin", 1000, 1, False, False, False),
     "idle-10k":      ("1k.bin", 10000, 1, False, False, False),
+    # Not timed: strace -c counts the syscalls of 10,000 cached keep-alive requests over 50 connections.
+    "syscalls-ka-1k": ("1k.bin", 50, 1, False, False, False),
     "workers-2":     ("1k.bin", 50, 2, False, False, False),
     "ka-1k-log":     ("1k.bin", 50, 1, False, True, False),
     # TLS against nginx only (same certificate, protocols and ciphers): keep-alive, and a full
@@ -60,7 +62,8 @@ TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-
 # moved by 20% with the CPU it happened to land on (measured: a worker on CPU 0 with wrk on CPU 1
 # cost 7.4 us per ka-1k request, the other way round 6.0 us), so a round measured placement.
 CLIENT_CPUS, SERVER_CPUS = None, None
-DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o"}
+DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o", "strace": "strace"}
+COUNTED = ("idle-10k", "syscalls-ka-1k")   # measured once per server, not in timed rounds
 
 
 def free_port():
@@ -367,6 +370,87 @@ def idle_10k(peer, count=10000):
         sel.close()
 
 
+def keepalive_requests(port, path, total, conns):
+    """total GETs of path over conns keep-alive connections, one at a time on each; returns when all are answered."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    request = ("GET /%s HTTP/1.1\r\nHost: b\r\n\r\n" % path).encode()
+    left, socks = {}, []
+    try:
+        for i in range(conns):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.setblocking(False)
+            socks.append(s)
+            left[s] = total // conns + (1 if i < total % conns else 0)
+            s.send(request)
+            sel.register(s, selectors.EVENT_READ, bytearray())
+        deadline = time.monotonic() + 120
+        while left and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                s, got = key.fileobj, key.data
+                data = s.recv(65536)
+                if not data:
+                    raise SystemExit("the server closed a keep-alive connection")
+                got += data
+                head, sep, _ = got.partition(b"\r\n\r\n")
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                if not sep or length is None or len(got) < len(head) + 4 + int(length.group(1)):
+                    continue
+                del got[:len(head) + 4 + int(length.group(1))]
+                left[s] -= 1
+                if left[s] == 0:
+                    sel.unregister(s)
+                    del left[s]
+                else:
+                    s.send(request)
+        if left:
+            raise SystemExit("%d connections were not answered in time" % len(left))
+    finally:
+        for s in socks:
+            s.close()
+        sel.close()
+
+
+def syscalls_per_request(peer, total=10000, conns=50):
+    """strace -c over every thread of the server while it answers total cached keep-alive requests."""
+    tids = []
+    for pid in tree_pids(peer.proc.pid):
+        try:
+            tids += [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+        except OSError:
+            pass
+    out = os.path.join(tempfile.gettempdir(), "bench-strace-%d.txt" % os.getpid())
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out] + [a for t in tids for a in ("-p", str(t))],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        def traced(tid):
+            try:
+                with open("/proc/%d/status" % tid) as f:
+                    return next(int(l.split()[1]) for l in f if l.startswith("TracerPid:")) != 0
+            except (OSError, StopIteration):
+                return True   # gone: nothing to wait for
+        while not all(traced(t) for t in tids):
+            if time.monotonic() > deadline or tracer.poll() is not None:
+                raise SystemExit("strace could not attach to %s" % peer.name)
+            time.sleep(0.05)
+        keepalive_requests(peer.port, SCENARIOS["syscalls-ka-1k"][0], total, conns)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+    calls = {}
+    with open(out) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 5 and fields[0][0].isdigit() and fields[3].isdigit():
+                calls[fields[-1]] = int(fields[3])
+    os.unlink(out)
+    if "total" not in calls:
+        raise SystemExit("strace printed no summary for %s" % peer.name)
+    busiest = sorted((n for n in calls if n != "total"), key=lambda n: -calls[n])[:4]
+    return calls["total"] / total, ", ".join("%s %.2f" % (n, calls[n] / total) for n in busiest)
+
+
 def latency_text(ms):
     return "%.2f ms" % ms if ms is not None else "no answer within 10 s"
 
@@ -395,6 +479,11 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                     for name, (per_conn, ms) in results[scenario].items():
                         print("%-12s %-14s %8.0f B/idle conn  %s fresh request" % (scenario, name, per_conn, latency_text(ms)),
                               flush=True)
+                    continue
+                if scenario == "syscalls-ka-1k":
+                    results[scenario] = {p.name: syscalls_per_request(p) for p in peers}
+                    for name, (per_req, which) in results[scenario].items():
+                        print("%-12s %-14s %6.2f syscalls/req (%s)" % (scenario, name, per_req, which), flush=True)
                     continue
                 samples = {p.name: [] for p in peers if not (p.floor and scenario == "ka-1m")}
                 for r in range(args.rounds):
@@ -436,6 +525,10 @@ def markdown(results, args):
                 lines.append("| %s | %s | – | – | – | %.0f B per idle connection, fresh request: %s |"
                              % (scenario, name, per_conn, latency_text(ms)))
             continue
+        if scenario == "syscalls-ka-1k":
+            for name, (per_req, which) in table.items():
+                lines.append("| %s | %s | – | – | – | %.2f syscalls per request (%s) |" % (scenario, name, per_req, which))
+            continue
         r = ratios(table)
         for name, (rps, cpu, cpu_min, cpu_max) in table.items():
             note = ""
@@ -464,7 +557,7 @@ def svg(results):
             if name not in names:
                 names.append(name)
     colours = ["#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b"]
-    scen = [s for s in results if s != "idle-10k"]
+    scen = [s for s in results if s not in COUNTED]
     width, height, left, bottom = 160 * max(len(scen), 1) + 120, 360, 60, 300
     top = max((v[1] for s in scen for v in results[s].values()), default=1) * 1.1
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">'

@@ -71,12 +71,6 @@ static int privileges_drop(const struct worker_setup *setup)
 	return 0;
 }
 
-/*
- * Accepted sockets inherit TCP_NODELAY from their listener: set once here
- * (on inherited and socket-activated listeners too), not per connection.
- * Responses leave in one write, or with MSG_MORE before a file: Nagle only
- * delays.  Unix sockets refuse it, harmlessly.
- */
 /* The address connections on l reach us at, when the listener is bound to one (a wildcard's differs by connection). */
 static void listener_local_set(struct listener *l)
 {
@@ -94,6 +88,12 @@ static void listener_local_set(struct listener *l)
 		conn_addr_split((const struct sockaddr *)ss, l->local, sizeof(l->local), &l->local_port);
 }
 
+/*
+ * Accepted sockets inherit TCP_NODELAY from their listener: set once here
+ * (on inherited and socket-activated listeners too), not per connection.
+ * Responses leave in one write, or with MSG_MORE before a file: Nagle only
+ * delays.  Unix sockets refuse it, harmlessly.
+ */
 static void listeners_nodelay(struct worker *w)
 {
 	int one = 1;
