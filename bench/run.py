@@ -411,6 +411,15 @@ def keepalive_requests(port, path, total, conns):
         sel.close()
 
 
+def is_traced(tid):
+    """Whether a tracer is attached to thread tid (one that is gone counts as traced: nothing to wait for)."""
+    try:
+        with open("/proc/%d/status" % tid) as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("TracerPid:")) != 0
+    except (OSError, StopIteration):
+        return True
+
+
 def syscalls_per_request(peer, total=10000, conns=50):
     """strace -c over every thread of the server while it answers total cached keep-alive requests."""
     tids = []
@@ -424,13 +433,7 @@ def syscalls_per_request(peer, total=10000, conns=50):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        def traced(tid):
-            try:
-                with open("/proc/%d/status" % tid) as f:
-                    return next(int(l.split()[1]) for l in f if l.startswith("TracerPid:")) != 0
-            except (OSError, StopIteration):
-                return True   # gone: nothing to wait for
-        while not all(traced(t) for t in tids):
+        while not all(is_traced(t) for t in tids):
             if time.monotonic() > deadline or tracer.poll() is not None:
                 raise SystemExit("strace could not attach to %s" % peer.name)
             time.sleep(0.05)

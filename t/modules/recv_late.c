@@ -42,6 +42,10 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 
 	if (real_recv == NULL)
 		real_recv = (ssize_t (*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
+	if (real_recv == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
 	n = real_recv(fd, buf, len, flags);
 	if (fd < 0 || fd >= FDS_TRACKED)
 		return n;
