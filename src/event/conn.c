@@ -374,6 +374,18 @@ int conn_fill(struct conn *c)
 
 	if (!c->readable)
 		return 0;
+	/*
+	 * A short read emptied the socket and no event came since: reading now
+	 * would mostly find nothing (after an answer, the client's next request
+	 * is rarely there yet: one wasted syscall per keep-alive request).
+	 * Edge-triggered epoll raises an event for whatever arrives after that
+	 * read; wait for it.  Unless the peer closed: that event is spent, and
+	 * only a read sees the end of the stream.
+	 */
+	if (c->drained && !c->peer_closed) {
+		c->readable = false;
+		return 0;
+	}
 	if (!in_make_room(c))
 		return 0;
 	n = c->transport->read(c, c->in + c->in_len, c->in_cap - c->in_len);

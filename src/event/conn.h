@@ -42,7 +42,6 @@ struct conn {
 	/* The flags sit together: an idle connection costs its struct, so padding counts. */
 	bool                         readable;     /* edge-triggered readiness we have not used up */
 	bool                         drained;      /* a short read emptied the socket, no event since */
-	bool                         answered_later; /* the response came from a later event (a handler's) */
 	bool                         writable;
 	bool                         peer_closed;  /* EPOLLRDHUP, HUP or ERR seen */
 	bool                         out_watched;  /* EPOLLOUT asked for (after a full socket) */

@@ -54,7 +54,6 @@ void http1_error(struct conn *c, int status, bool close)
 void http1_wait_handler(struct conn *c)
 {
 	c->state = CONN_HANDLER;
-	c->answered_later = true;
 	timer_arm(c->w->timers, TIMER_HANDLER, &c->timer, c->w->now_ms);
 }
 
@@ -431,15 +430,6 @@ static enum step response_done(struct conn *c)
 	}
 	c->linger = false;
 	c->state = CONN_READ_HEAD;
-	/*
-	 * After an answer that waited for an event (a proxied one), the client's
-	 * next request is rarely there yet: a read would mostly be EAGAIN.  The
-	 * socket was emptied by a short read and no event came since, so wait
-	 * for the one new bytes will raise.
-	 */
-	if (c->answered_later && c->drained && !c->peer_closed)
-		c->readable = false;
-	c->answered_later = false;
 	if (c->in_len == c->in_off) {
 		conn_idle(c);
 		timer_arm(c->w->timers, TIMER_KEEPALIVE, &c->timer, c->w->now_ms);

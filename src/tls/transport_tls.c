@@ -354,6 +354,8 @@ int tls_conn_start(struct conn *c)
 	}
 	SSL_set_app_data(ssl, c);
 	SSL_set_accept_state(ssl);
+	/* A plain read's "socket emptied" (a PROXY header's) says nothing of what TLS holds. */
+	c->drained = false;
 	c->transport = &transport_tls;
 	c->transport_data = ssl;
 	return 0;

@@ -1,4 +1,5 @@
 """Starts the built httpd on loopback with a generated config; raw-socket helpers; a TAP runner."""
+import contextlib
 import os
 import pwd
 import shutil
@@ -338,6 +339,26 @@ def module_dir_with_tests(directory):
             if name.endswith(".so") and not os.path.exists(os.path.join(target, name)):
                 os.symlink(os.path.join(os.path.abspath(source), name), os.path.join(target, name))
     return target
+
+
+@contextlib.contextmanager
+def preloaded(shim, **env):
+    """Servers started inside run with the test-only LD_PRELOAD shim (t/modules/SHIM.so) and env set."""
+    path = os.path.join(os.path.abspath(TEST_MODULE_DIR), shim + ".so")
+    assert os.path.exists(path), path
+    env = dict(env, LD_PRELOAD=path,
+               # under AddressSanitizer the shim comes before its runtime, which is fine for a recv wrapper
+               ASAN_OPTIONS=":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"])))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def keepalive_load(port, path, expected, stop, results, bound):

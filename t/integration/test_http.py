@@ -1,9 +1,10 @@
 """Core HTTP/1.1 behaviour over raw sockets: keep-alive, pipelining, framing, errors, limits."""
+import os
 import socket
 import sys
 import time
 
-from harness import Reader, Server, exchange, get, run
+from harness import Reader, Server, exchange, get, preloaded, run, wait_for
 
 SERVER = None
 
@@ -44,6 +45,45 @@ def test_pipelined_requests_answered_in_order():
     got = [reader.response() for _ in range(4)]
     assert [r.status for r in got] == [200, 200, 404, 200]
     assert got[0].body == b"AAAA" and got[1].body == b"BBBBBBBB" and got[3].body == b"AAAA"
+
+
+def test_keepalive_request_is_read_once():
+    # A short read empties the socket; after the answer, the next request is rarely there yet, so
+    # reading again finds nothing: one wasted syscall per keep-alive request (measured: 2 recv per
+    # request on ka-1k).  The server waits for epoll's next edge instead.  A shim logs what each of
+    # the server's reads found: 'r' data, 'e' nothing (EAGAIN), '0' end of stream.
+    srv = Server()
+    srv.file("a.txt", b"AAAA")
+    log = os.path.join(srv.dir, "reads")
+    with open(log, "w"):
+        os.chmod(log, 0o666)   # the worker writes it as the unprivileged user
+    try:
+        with preloaded("recv_shim", HTTPD_TEST_RECV_COUNT_PORT=srv.port, HTTPD_TEST_RECV_COUNT_FILE=log):
+            srv.start()
+        s = srv.connect()
+        reader = Reader(s)
+        for _ in range(5):
+            s.sendall(request("/a.txt"))
+            assert reader.response().body == b"AAAA"
+            time.sleep(0.05)
+        # pipelined requests in one read are still all answered from the buffer
+        s.sendall(request("/a.txt") + request("/a.txt"))
+        assert [reader.response().body for _ in range(2)] == [b"AAAA", b"AAAA"]
+        # and a request split over two packets is read when its second half comes
+        s.sendall(request("/a.txt")[:10])
+        time.sleep(0.1)
+        s.sendall(request("/a.txt")[10:])
+        assert reader.response().body == b"AAAA"
+        s.close()
+        assert wait_for(lambda: open(log).read().endswith("0")), open(log).read()
+        reads = open(log).read()
+        # (the harness's start-up probe connects and closes: a "0" first)  At most the first read of
+        # the fresh connection may come before its request does; before, every answer was followed
+        # by an empty read: "0rerererererrere0".
+        assert reads.count("e") <= 1, reads
+        assert reads.count("r") >= 8, reads
+    finally:
+        srv.cleanup()
 
 
 def test_connection_close_ends_pipeline():

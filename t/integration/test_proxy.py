@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from harness import Reader, Server, curl, free_port, run, wait_for
+from harness import Reader, Server, curl, free_port, preloaded, run, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUNICORN = "/usr/bin/gunicorn"
@@ -550,22 +550,9 @@ def test_body_arriving_between_two_empty_reads_is_sent():
     # had already come, and the client got the head and nothing else.  An LD_PRELOAD shim makes the
     # timing certain: the second empty read in a row waits for the bytes before it says EAGAIN.
     late = RawBackend("body-later")
-    shim = os.path.join(os.environ.get("HTTPD_TEST_MODULE_DIR", ""), "recv_late.so")
-    assert os.path.exists(shim), shim
-    saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "HTTPD_TEST_RECV_LATE_PORT", "ASAN_OPTIONS")}
-    os.environ["LD_PRELOAD"] = shim
-    os.environ["HTTPD_TEST_RECV_LATE_PORT"] = str(late.port)
-    # under AddressSanitizer the shim comes before its runtime, which is fine for a recv wrapper
-    os.environ["ASAN_OPTIONS"] = ":".join(filter(None, [saved["ASAN_OPTIONS"], "verify_asan_link_order=0"]))
-    try:
+    with preloaded("recv_shim", HTTPD_TEST_RECV_LATE_PORT=late.port):
         srv = proxy_server('upstream "late" { server = { "127.0.0.1:%d" } }\n' % late.port,
                            'location "/" { handler = "proxy"  upstream = "late" }\n')
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     try:
         for _ in range(3):
             s = srv.connect(timeout=8)
