@@ -457,8 +457,8 @@ def syscalls_per_request(peer, total=10000, conns=50):
     os.unlink(out)
     if "total" not in calls:
         raise SystemExit("strace printed no summary for %s" % peer.name)
-    busiest = sorted((n for n in calls if n != "total"), key=lambda n: -calls[n])[:4]
-    return calls["total"] / total, ", ".join("%s %.2f" % (n, calls[n] / total) for n in busiest)
+    total_calls = calls.pop("total")
+    return total_calls / total, busiest_text(calls, total)
 
 
 def syscalls_under_load(peer, seconds=3, conns=50):
@@ -483,10 +483,22 @@ def syscalls_under_load(peer, seconds=3, conns=50):
         if len(fields) > 2 and fields[0].isdigit() and fields[2].startswith("syscalls:sys_enter_"):
             calls[fields[2][len("syscalls:sys_enter_"):]] = int(fields[0])
     if out.returncode != 0 or requests is None or not calls:
-        return None, "perf could not count: %s" % out.stderr.decode().strip().splitlines()[-1:]
+        return None, "perf could not count: %s" % " ".join(out.stderr.decode().strip().splitlines()[-1:])
     total = int(requests.group(1))
+    return sum(calls.values()) / total, busiest_text(calls, total)
+
+
+def busiest_text(calls, total):
+    """The four most frequent syscalls, each per request: "recvfrom 1.00, sendmsg 1.00, ..."."""
     busiest = sorted((n for n in calls if calls[n]), key=lambda n: -calls[n])[:4]
-    return sum(calls.values()) / total, ", ".join("%s %.2f" % (n, calls[n] / total) for n in busiest)
+    return ", ".join("%s %.2f" % (n, calls[n] / total) for n in busiest)
+
+
+def syscalls_text(counts):
+    """A syscalls-ka-1k result (strace's count and what, perf's count and what) as one line."""
+    per_req, which, loaded, loaded_which = counts
+    return "%.2f syscalls per request under strace (%s); %s under wrk, counted by perf (%s)" % (
+        per_req, which, "%.2f" % loaded if loaded else "–", loaded_which)
 
 
 def latency_text(ms):
@@ -520,10 +532,8 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                     continue
                 if scenario == "syscalls-ka-1k":
                     results[scenario] = {p.name: syscalls_per_request(p) + syscalls_under_load(p) for p in peers}
-                    for name, (per_req, which, loaded, loaded_which) in results[scenario].items():
-                        print("%-12s %-14s %6.2f syscalls/req under strace (%s); %s under wrk (%s)"
-                              % (scenario, name, per_req, which, "%.2f" % loaded if loaded else "-", loaded_which),
-                              flush=True)
+                    for name, counts in results[scenario].items():
+                        print("%-12s %-14s %s" % (scenario, name, syscalls_text(counts)), flush=True)
                     continue
                 samples = {p.name: [] for p in peers if not (p.floor and scenario == "ka-1m")}
                 for r in range(args.rounds):
@@ -566,10 +576,8 @@ def markdown(results, args):
                              % (scenario, name, per_conn, latency_text(ms)))
             continue
         if scenario == "syscalls-ka-1k":
-            for name, (per_req, which, loaded, loaded_which) in table.items():
-                lines.append("| %s | %s | – | – | – | %.2f syscalls per request under strace (%s); %s under wrk, "
-                             "counted by perf (%s) |" % (scenario, name, per_req, which,
-                                                          "%.2f" % loaded if loaded else "–", loaded_which))
+            for name, counts in table.items():
+                lines.append("| %s | %s | – | – | – | %s |" % (scenario, name, syscalls_text(counts)))
             continue
         r = ratios(table)
         for name, (rps, cpu, cpu_min, cpu_max) in table.items():

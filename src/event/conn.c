@@ -112,7 +112,6 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	c->writable = true;
 	timer_init(&c->timer);
 	conn_addr_split(peer, c->peer, sizeof(c->peer), &c->peer_port);
-	/* Responses leave in one write, or with MSG_MORE before a file: Nagle only delays. */
 	w->conn_count++;
 	if (score_self != NULL)
 		score_add(&score_self->c.handled, 1);

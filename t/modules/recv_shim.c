@@ -82,9 +82,12 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 	saved = errno;
 	if (port_is_watched(fd, "HTTPD_TEST_RECV_COUNT_PORT", &count_port, 1))
 		count_note(n > 0 ? 'r' : n == 0 ? '0' : saved == EAGAIN ? 'e' : 'x');
-	if (fd < 0 || fd >= FDS_TRACKED || n >= 0 || saved != EAGAIN) {
-		if (fd >= 0 && fd < FDS_TRACKED)
-			empty_in_a_row[fd] = 0;
+	if (fd < 0 || fd >= FDS_TRACKED) {
+		errno = saved;
+		return n;
+	}
+	if (n >= 0 || saved != EAGAIN) {
+		empty_in_a_row[fd] = 0;
 		errno = saved;
 		return n;
 	}
