@@ -67,7 +67,8 @@ def test_sigkill_worker_replaced_while_other_connection_served():
             assert reader.response().body == b"AAAA"
         assert wait_for(lambda: len(srv.worker_pids()) == 2 and victim not in srv.worker_pids()), \
             srv.worker_pids()
-        assert "killed by signal 9" in srv.log()
+        # read until it is there: once under ASan the line was not yet in the file when the new worker was
+        assert wait_for(lambda: "killed by signal 9" in srv.log()), srv.log()
         for _ in range(10):
             assert get(srv, "/a.txt").body == b"AAAA"
     finally:
