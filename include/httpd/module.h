@@ -499,7 +499,9 @@ int httpd_respond_cached_file(const struct httpd_request *req, struct httpd_resp
 /*
  * Opens path (relative, no leading '/') beneath the directory dirfd.  The
  * kernel refuses any step, symlinks included, that leaves dirfd: -1 with
- * errno EXDEV.  Other failures return -1 with errno from openat2(2).
+ * errno EXDEV.  Other failures return -1 with errno from openat2(2).  Without
+ * openat2 (before Linux 5.6, or refused by seccomp) the server walks the path
+ * itself with the same answers.
  */
 int httpd_open_beneath(int dirfd, const char *path, int flags);
 

@@ -25,6 +25,33 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
     return port
 
 
+def seccomp_refuse_openat2(errno_value=38):
+    """For Server.preexec: a seccomp filter that fails openat2(2) with ENOSYS (or errno_value),
+    as a kernel before 5.6 or a container's seccomp profile that does not know it does.
+    Syscall 437 is openat2 on every architecture's table since Linux 5.6."""
+    import ctypes
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    bpf_ld_w_abs, bpf_jeq_k, bpf_ret_k = 0x20, 0x15, 0x06
+    seccomp_ret_errno, seccomp_ret_allow = 0x00050000, 0x7fff0000
+    program = (SockFilter * 4)(
+        SockFilter(bpf_ld_w_abs, 0, 0, 0),                          # the syscall number
+        SockFilter(bpf_jeq_k, 0, 1, 437),                           # openat2?
+        SockFilter(bpf_ret_k, 0, 0, seccomp_ret_errno | errno_value),
+        SockFilter(bpf_ret_k, 0, 0, seccomp_ret_allow))
+    prog = SockFprog(len(program), program)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0 or \
+            libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(prog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp filter")
+
+
 def wait_for(pred, timeout=10.0, step=0.02):
     """Polls pred until it is true or timeout passes; returns the last value."""
     deadline = time.monotonic() + timeout
@@ -56,6 +83,7 @@ class Server:
         self.error_log = os.path.join(self.dir, "error.log")
         self.access_log = os.path.join(self.dir, "access.log")
         self.proc = None
+        self.preexec = None   # run in the daemon's process before exec (seccomp_refuse_openat2, say)
         self.write_config()
 
     def config_text(self):
@@ -88,7 +116,7 @@ class Server:
         self.stderr_path = os.path.join(self.dir, "stderr")
         self.stderr_file = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.stderr_file,
-                                     stderr=self.stderr_file, start_new_session=True)
+                                     stderr=self.stderr_file, start_new_session=True, preexec_fn=self.preexec)
         if not foreground:
             self.proc.wait(timeout=10)
         if expect_ok and not wait_for(self.answering, timeout=10):
