@@ -88,7 +88,7 @@ def test_worker_crash_on_request_is_respawned():
         assert Reader(s).closed(), "the crashed worker's connection closes"
         assert wait_for(lambda: len(srv.worker_pids()) == 1 and srv.worker_pids() != before)
         assert get(srv, "/fine").body == b"testmod\n"
-        assert "killed by signal 6" in srv.log()
+        assert wait_for(lambda: "killed by signal 6" in srv.log()), srv.log()
     finally:
         srv.cleanup()
 
