@@ -3,9 +3,13 @@
  * 1 KiB HTTP/1.1 response and parses nothing.  What the kernel alone costs
  * per request; no real server can be cheaper.
  *
- *   cc -O2 -o floor bench/floor.c && ./floor PORT [close]
+ *   cc -O2 -o floor bench/floor.c && ./floor PORT [close] [spin]
  *
  * With "close" it closes the connection after each answer (close-1k).
+ * With "spin" it never sleeps (epoll_wait with a zero timeout, in a loop): a
+ * client that writes to a sleeping server pays for waking it, so this is
+ * the most requests per second the client can make on this machine, the
+ * ceiling for req/s (its CPU per request is meaningless: a whole core).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,11 +29,19 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct epoll_event ev, events[512];
-	int one = 1, lfd, epfd, close_after = argc > 2 && strcmp(argv[2], "close") == 0;
+	int one = 1, lfd, epfd, close_after = 0, spin = 0;
 	char body[1024];
 
 	if (argc < 2)
 		return 2;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "close") == 0)
+			close_after = 1;
+		else if (strcmp(argv[i], "spin") == 0)
+			spin = 1;
+		else
+			return 2;
+	}
 	memset(body, 'x', sizeof(body));
 	response_len = (size_t)snprintf(response, sizeof(response),
 	                                "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n%s\r\n",
@@ -49,7 +61,7 @@ int main(int argc, char **argv)
 	if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev) < 0)
 		return 1;
 	for (;;) {
-		int n = epoll_wait(epfd, events, 512, -1);
+		int n = epoll_wait(epfd, events, 512, spin ? 0 : -1);
 
 		for (int i = 0; i < n; i++) {
 			int fd = events[i].data.fd;

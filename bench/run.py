@@ -6,8 +6,11 @@ Same document root, same worker count, access logs off (but in ka-1k-log),
 sendfile on, unlimited keep-alive requests.  Every server runs the same
 scenario in interleaved rounds (A B C D A B C D ...), and the median round
 is reported: requests/s from wrk, and CPU time per request (utime+stime of
-the server's whole process tree, from /proc).  On a 2-core machine wrk itself
-caps throughput, so CPU per request is the figure that separates servers.
+the server's whole process tree, from /proc).  Ratios are taken within each
+round and their median reported.  On a 2-core machine wrk itself caps
+throughput, so CPU per request is the figure that separates servers; wrk's
+own CPU per request is shown beside it, and "ceiling", the floor that never
+sleeps, shows the most req/s wrk makes here.
 
     bench/run.py                       # everything, installs wrk/nginx/lighttpd/h2o
     bench/run.py --scenarios ka-1k --rounds 5
@@ -22,6 +25,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -68,6 +72,11 @@ DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h
 COUNTED = ("idle-10k", "syscalls-ka-1k")   # measured once per server, not in timed rounds
 OURS_LOG_OFF = "prefork-httpd-log-off"   # beside ka-1k-log's prefork-httpd, in the same rounds
 OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF)
+# The floor that never sleeps: a client writing to a sleeping server pays for waking it, so this is the
+# most req/s wrk reaches here, whatever the server.  Up only for its own turn (it keeps a core busy) and
+# only where req/s is a target of one-worker scenarios that the floor answers.
+CEILING = "ceiling"
+CEILING_SCENARIOS = ("ka-1k", "close-1k")
 
 
 def free_port():
@@ -136,8 +145,8 @@ def pinned(cpus):
 
 
 class Peer:
-    def __init__(self, name, port, argv, floor=False):
-        self.name, self.port, self.argv, self.floor = name, port, argv, floor
+    def __init__(self, name, port, argv, floor=False, ceiling=False):
+        self.name, self.port, self.argv, self.floor, self.ceiling = name, port, argv, floor, ceiling
         self.proc = None
         self.cpus = None
 
@@ -278,16 +287,23 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
         floor = os.path.join(work, "floor")
         port = free_port()
         peers.append(Peer("floor", port, [floor, str(port)] + (["close"] if close else []), floor=True))
+        port = free_port()
+        peers.append(Peer(CEILING, port, [floor, str(port), "spin"] + (["close"] if close else []),
+                          floor=True, ceiling=True))
     return peers
 
 
 def wrk(port, path, conns, duration, close, tls=False, cpus=None):
+    """Requests wrk made, and the CPU seconds wrk itself spent (from its rusage when reaped)."""
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "10s"]
     if close:
         argv += ["-H", "Connection: close"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls is True else "http", port, path)],
                          stdout=subprocess.PIPE, preexec_fn=pinned(cpus),
                          stderr=subprocess.STDOUT, timeout=duration + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     text = out.stdout.decode()
     requests = re.search(r"(\d+) requests in", text)
     if out.returncode != 0 or requests is None or "Non-2xx" in text:
@@ -297,15 +313,17 @@ def wrk(port, path, conns, duration, close, tls=False, cpus=None):
     if errors and (int(errors.group(1)) or int(errors.group(3)) or int(errors.group(4)) or
                    (int(errors.group(2)) and not close)):
         raise SystemExit("wrk saw socket errors:\n" + text)
-    return int(requests.group(1))
+    return int(requests.group(1)), client_cpu
 
 
 def measure(peer, scenario, args):
+    """req/s, the server's CPU µs per request, and wrk's: on two cores wrk's own cost per
+    request is what caps req/s, and this shows how much of it each server makes wrk pay."""
     path, conns, _, close, _, tls = SCENARIOS[scenario]
     cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
-    n = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None)
+    n, client = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None)
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
-    return n / elapsed, cpu * 1e6 / n
+    return n / elapsed, cpu * 1e6 / n, client * 1e6 / n, client / elapsed
 
 
 def fresh_request_ms(port):
@@ -506,9 +524,11 @@ def latency_text(ms):
 
 
 def median_table(samples):
-    """Per server: median req/s, median CPU per request, and the CPU range over the rounds (the noise)."""
-    return {name: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v),
-                   min(c for _, c in v), max(c for _, c in v))
+    """Per server: median req/s, median CPU per request, the CPU range over the rounds (the noise),
+    wrk's median CPU per request and share of its core, and the rounds themselves (for the ratios)."""
+    return {name: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v),
+                   min(s[1] for s in v), max(s[1] for s in v),
+                   statistics.median(s[2] for s in v), statistics.median(s[3] for s in v), v)
             for name, v in samples.items()}
 
 
@@ -521,6 +541,8 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
         try:
             for p in peers:
                 p.cpus = SERVER_CPUS if workers == 1 else None   # more workers than CPUs to give: the scheduler's
+                if p.ceiling:
+                    continue
                 p.start()
                 wrk(p.port, "1k.bin", 10, 1, close, tls)   # warm-up
             for scenario in group:
@@ -531,19 +553,28 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                               flush=True)
                     continue
                 if scenario == "syscalls-ka-1k":
-                    results[scenario] = {p.name: syscalls_per_request(p) + syscalls_under_load(p) for p in peers}
+                    results[scenario] = {p.name: syscalls_per_request(p) + syscalls_under_load(p)
+                                         for p in peers if not p.ceiling}
                     for name, counts in results[scenario].items():
                         print("%-12s %-14s %s" % (scenario, name, syscalls_text(counts)), flush=True)
                     continue
-                samples = {p.name: [] for p in peers if not (p.floor and scenario == "ka-1m")}
+                samples = {p.name: [] for p in peers if not (p.floor and scenario == "ka-1m") and
+                           not (p.ceiling and scenario not in CEILING_SCENARIOS)}
                 for r in range(args.rounds):
                     for p in peers:
                         if p.name not in samples:
                             continue
-                        rps, cpu = measure(p, scenario, args)
-                        samples[p.name].append((rps, cpu))
-                        print("%-12s round %d  %-14s %9.0f req/s  %7.2f us CPU/req" % (scenario, r + 1, p.name, rps, cpu),
-                              flush=True)
+                        if p.ceiling:
+                            p.start()
+                            try:
+                                sample = measure(p, scenario, args)
+                            finally:
+                                p.stop()
+                        else:
+                            sample = measure(p, scenario, args)
+                        samples[p.name].append(sample)
+                        print("%-12s round %d  %-14s %9.0f req/s  %7.2f us CPU/req  wrk %6.2f us/req, %3.0f%% busy"
+                              % ((scenario, r + 1, p.name) + sample[:3] + (sample[3] * 100,)), flush=True)
                 results[scenario] = median_table(samples)
         finally:
             for p in peers:
@@ -551,52 +582,68 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
     return results
 
 
+def round_ratio(table, server, others, index, best):
+    """The median over rounds of server's figure (index 0 req/s, 1 CPU) to the best of others' in the
+    same round.  A round runs every server back to back, so the machine's drift between rounds (up to
+    40% here) stays out of the ratio; a ratio of two medians can pair a fast round with a slow one."""
+    rounds = table[server][6]
+    return statistics.median(rounds[i][index] / best(table[k][6][i][index] for k in others)
+                             for i in range(len(rounds)))
+
+
 def ratios(table):
-    peers = [k for k in table if k not in OURS + ("floor",)]
-    us = table["prefork-httpd"]
+    peers = [k for k in table if k not in OURS + ("floor", CEILING)]
     out = {}
     if peers:
-        out["best_rps"] = us[0] / max(table[k][0] for k in peers)
-        out["best_cpu"] = us[1] / min(table[k][1] for k in peers)
+        out["best_rps"] = round_ratio(table, "prefork-httpd", peers, 0, max)
+        out["best_cpu"] = round_ratio(table, "prefork-httpd", peers, 1, min)
     if "floor" in table:
-        out["floor_rps"] = us[0] / table["floor"][0]
-        out["floor_cpu"] = us[1] / table["floor"][1]
+        out["floor_rps"] = round_ratio(table, "prefork-httpd", ["floor"], 0, max)
+        out["floor_cpu"] = round_ratio(table, "prefork-httpd", ["floor"], 1, min)
+    if CEILING in table and peers:
+        out["ceiling_rps"] = round_ratio(table, CEILING, peers, 0, max)
     if "baseline" in table:
-        out["base_rps"] = us[0] / table["baseline"][0]
-        out["base_cpu"] = us[1] / table["baseline"][1]
+        out["base_rps"] = round_ratio(table, "prefork-httpd", ["baseline"], 0, max)
+        out["base_cpu"] = round_ratio(table, "prefork-httpd", ["baseline"], 1, min)
     return out
 
 
 def markdown(results, args):
-    lines = ["| scenario | server | req/s | CPU µs/req | CPU over rounds | note |", "|---|---|---:|---:|---:|---|"]
+    lines = ["| scenario | server | req/s | CPU µs/req | CPU over rounds | wrk CPU µs/req (busy) | note |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for scenario, table in results.items():
         if scenario == "idle-10k":
             for name, (per_conn, ms) in table.items():
-                lines.append("| %s | %s | – | – | – | %.0f B per idle connection, fresh request: %s |"
+                lines.append("| %s | %s | – | – | – | – | %.0f B per idle connection, fresh request: %s |"
                              % (scenario, name, per_conn, latency_text(ms)))
             continue
         if scenario == "syscalls-ka-1k":
             for name, counts in table.items():
-                lines.append("| %s | %s | – | – | – | %s |" % (scenario, name, syscalls_text(counts)))
+                lines.append("| %s | %s | – | – | – | – | %s |" % (scenario, name, syscalls_text(counts)))
             continue
         r = ratios(table)
-        for name, (rps, cpu, cpu_min, cpu_max) in table.items():
+        for name, (rps, cpu, cpu_min, cpu_max, client, busy, _) in table.items():
             note = ""
+            if name == CEILING:
+                note = "the floor never sleeping: the most req/s wrk reaches here; its CPU is a whole core"
             if name == "prefork-httpd":
                 parts = []
                 if "best_rps" in r:
                     parts.append("%.2f× best peer req/s, %.2f× best peer CPU" % (r["best_rps"], r["best_cpu"]))
                 if "floor_cpu" in r:
                     parts.append("%.2f× floor CPU" % r["floor_cpu"])
+                if "ceiling_rps" in r:
+                    parts.append("wrk's ceiling %.2f× best peer req/s" % r["ceiling_rps"])
                 if "base_cpu" in r:
                     parts.append("%.2f× baseline req/s, %.2f× baseline CPU" % (r["base_rps"], r["base_cpu"]))
                 note = "; ".join(parts)
-            lines.append("| %s | %s | %.0f | %.2f | %.2f–%.2f | %s |" % (scenario, name, rps, cpu, cpu_min, cpu_max, note))
+            lines.append("| %s | %s | %.0f | %.2f | %.2f–%.2f | %.2f (%.0f%%) | %s |"
+                         % (scenario, name, rps, cpu, cpu_min, cpu_max, client, busy * 100, note))
     if "ka-1k-log" in results:
         log = results["ka-1k-log"]
         lines.append("")
         lines.append("ka-1k-log, prefork-httpd: CPU per request with the access log on / off, in the same rounds: %.2f×"
-                     % (log["prefork-httpd"][1] / log[OURS_LOG_OFF][1]))
+                     % round_ratio(log, "prefork-httpd", [OURS_LOG_OFF], 1, min))
     return "\n".join(lines) + "\n"
 
 
@@ -605,7 +652,7 @@ def svg(results):
     names = []
     for table in results.values():
         for name in table:
-            if name not in names:
+            if name not in names and name != CEILING:   # its CPU per request is a busy core's
                 names.append(name)
     colours = ["#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
     scen = [s for s in results if s not in COUNTED]
@@ -727,13 +774,17 @@ def main():
 
     table = markdown(results, args)
     print()
-    print("%d interleaved rounds of %d s, wrk -t1, median round" % (args.rounds, args.duration))
+    print("%d interleaved rounds of %d s, wrk -t1, median round; ratios: median of the rounds' own"
+          % (args.rounds, args.duration))
     print(table)
     results_dir = os.path.join(HERE, "results")
     os.makedirs(results_dir, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = "Run %s: %d interleaved rounds of %d s each, `wrk -t1`, median round.\n\n" % (
-        stamp, args.rounds, args.duration)
+    header = ("Run %s: %d interleaved rounds of %d s each, `wrk -t1`, median round. Each ratio is the median "
+              "over rounds of the ratio within a round, where the servers ran back to back: the machine's "
+              "speed drifts between rounds. The wrk column is the client's own CPU per request and its share "
+              "of its core: at 99%% busy, req/s is what wrk can do, and `ceiling` (the floor that never "
+              "sleeps) is the most it does here.\n\n" % (stamp, args.rounds, args.duration))
     if SERVER_CPUS:
         header += ("One-worker servers pinned to CPU %s, wrk (and the proxy scenario's backend) to CPU %s: "
                    "left to the scheduler, the CPU a server landed on moved its CPU per request by 20%%. "
