@@ -45,7 +45,7 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 		char name[NAME_MAX + 1];
 		size_t len;
 		const char *next;
-		bool last;
+		bool last, trailing_slash;
 		struct stat st;
 		int cur;
 		ssize_t n;
@@ -60,6 +60,7 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 		len = strcspn(p, "/");
 		next = p + len;
 		last = next[strspn(next, "/")] == '\0';
+		trailing_slash = *next == '/';
 		if (len > NAME_MAX) {
 			err = ENAMETOOLONG;
 			break;
@@ -103,7 +104,8 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 				err = EXDEV;
 				break;
 			}
-			n = snprintf(spliced, sizeof(spliced), "%s/%s", target, p);
+			/* The target takes the link's place: "link/rest" becomes "target/rest", "link" just "target". */
+			n = snprintf(spliced, sizeof(spliced), "%s%s%s", target, *p != '\0' ? "/" : "", p);
 			if (n < 0 || (size_t)n >= sizeof(spliced)) {
 				err = ENAMETOOLONG;
 				break;
@@ -115,7 +117,7 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 		if (last && (flags & O_PATH)) {
 			/* Already open as asked, and known not to be a symlink. */
 			fd = cur;
-			if ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode)) {
+			if ((flags & O_DIRECTORY || trailing_slash) && !S_ISDIR(st.st_mode)) {
 				close(cur);
 				fd = -1;
 				err = ENOTDIR;
@@ -125,7 +127,7 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 		if (last) {
 			/* Opened again as asked; O_NOFOLLOW refuses a symlink swapped in meanwhile. */
 			close(cur);
-			fd = openat(dirs[depth], name, flags | O_NOFOLLOW | O_CLOEXEC);
+			fd = openat(dirs[depth], name, flags | (trailing_slash ? O_DIRECTORY : 0) | O_NOFOLLOW | O_CLOEXEC);
 			err = errno;
 			break;
 		}

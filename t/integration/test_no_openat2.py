@@ -28,6 +28,8 @@ EXPECTED = {
     "/loop-a": 404,                            # -> loop-b -> loop-a
     "/missing": 404,
     "/hello.txt/x": 404,                       # a file used as a directory
+    "/hello.txt/": 404,                        # the same, by a trailing slash
+    "/inside-link/": 404,                      # and through a link to a file
 }
 
 
