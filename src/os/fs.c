@@ -19,6 +19,32 @@
 static bool openat2_missing;
 
 /*
+ * Puts the target of the symlink open as linkfd in the link's place at the
+ * head of what is left to resolve, *rest ("link/rest" becomes "target/rest",
+ * "link" just "target"): 0, or an errno (EXDEV for an absolute target).
+ */
+static int link_splice(int linkfd, char *buf, size_t size, const char **rest)
+{
+	char target[PATH_MAX], spliced[PATH_MAX];
+	ssize_t n = readlinkat(linkfd, "", target, sizeof(target));
+	int len;
+
+	if (n < 0)
+		return errno;
+	if ((size_t)n >= sizeof(target))
+		return ENAMETOOLONG;
+	target[n] = '\0';
+	if (target[0] == '/')
+		return EXDEV;
+	len = snprintf(spliced, sizeof(spliced), "%s%s%s", target, **rest != '\0' ? "/" : "", *rest);
+	if (len < 0 || (size_t)len >= sizeof(spliced) || (size_t)len >= size)
+		return ENAMETOOLONG;
+	memcpy(buf, spliced, (size_t)len + 1);
+	*rest = buf;
+	return 0;
+}
+
+/*
  * The walk: what RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS does, for kernels
  * (before 5.6) and seccomp filters without openat2.  Each directory is held
  * open while the next component is looked up beneath it with O_NOFOLLOW, so
@@ -30,7 +56,7 @@ static bool openat2_missing;
 static int open_beneath_walk(int dirfd, const char *path, int flags)
 {
 	int dirs[WALK_DEPTH_MAX + 1];
-	char rest[PATH_MAX], spliced[PATH_MAX], target[PATH_MAX];
+	char rest[PATH_MAX];
 	const char *p = rest;
 	size_t path_len = strlen(path);
 	int depth = 0, links = 0, fd = -1, err = 0;
@@ -44,11 +70,9 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 	for (;;) {
 		char name[NAME_MAX + 1];
 		size_t len;
-		const char *next;
 		bool last, trailing_slash;
 		struct stat st;
 		int cur;
-		ssize_t n;
 
 		p += strspn(p, "/");
 		if (*p == '\0') {
@@ -58,16 +82,15 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 			break;
 		}
 		len = strcspn(p, "/");
-		next = p + len;
-		last = next[strspn(next, "/")] == '\0';
-		trailing_slash = *next == '/';
 		if (len > NAME_MAX) {
 			err = ENAMETOOLONG;
 			break;
 		}
 		memcpy(name, p, len);
 		name[len] = '\0';
-		p = next;
+		p += len;
+		trailing_slash = *p == '/';
+		last = p[strspn(p, "/")] == '\0';
 		if (strcmp(name, ".") == 0)
 			continue;
 		if (strcmp(name, "..") == 0) {
@@ -79,6 +102,12 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 			continue;
 		}
 		cur = openat(dirs[depth], name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (cur < 0 && errno == ENOENT && last && (flags & O_CREAT)) {
+			/* Created as openat2 would (its open_how carries no mode: 0). */
+			fd = openat(dirs[depth], name, flags | O_NOFOLLOW | O_CLOEXEC, 0);
+			err = errno;
+			break;
+		}
 		if (cur < 0 || fstat(cur, &st) < 0) {
 			err = errno;
 			if (cur >= 0)
@@ -86,32 +115,10 @@ static int open_beneath_walk(int dirfd, const char *path, int flags)
 			break;
 		}
 		if (S_ISLNK(st.st_mode)) {
-			if (++links > WALK_LINKS_MAX) {
-				close(cur);
-				err = ELOOP;
-				break;
-			}
-			n = readlinkat(cur, "", target, sizeof(target));
-			if (n < 0)
-				err = errno;
+			err = ++links > WALK_LINKS_MAX ? ELOOP : link_splice(cur, rest, sizeof(rest), &p);
 			close(cur);
-			if (n < 0 || (size_t)n >= sizeof(target)) {
-				err = n < 0 ? err : ENAMETOOLONG;
+			if (err != 0)
 				break;
-			}
-			target[n] = '\0';
-			if (target[0] == '/') {
-				err = EXDEV;
-				break;
-			}
-			/* The target takes the link's place: "link/rest" becomes "target/rest", "link" just "target". */
-			n = snprintf(spliced, sizeof(spliced), "%s%s%s", target, *p != '\0' ? "/" : "", p);
-			if (n < 0 || (size_t)n >= sizeof(spliced)) {
-				err = ENAMETOOLONG;
-				break;
-			}
-			memcpy(rest, spliced, (size_t)n + 1);
-			p = rest;
 			continue;
 		}
 		if (last && (flags & O_PATH)) {
