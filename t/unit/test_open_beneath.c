@@ -4,7 +4,6 @@
  * openat2 as an old kernel or a container would, and asks again: the walk
  * must give the same answer, the same file or the same errno.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
