@@ -121,7 +121,17 @@ class Server:
             self.proc.wait(timeout=10)
         if expect_ok and not wait_for(self.answering, timeout=10):
             raise AssertionError("httpd did not start:\n" + self.stderr() + self.log())
+        if expect_ok and isinstance(self.workers, int):
+            # The port answers once the master listens, before its workers are forked (under
+            # ASan a test read no worker at all): a test that looks at the workers needs them.
+            wait_for(lambda: len(self.worker_pids_or_none() or []) >= self.workers, timeout=10)
         return self
+
+    def worker_pids_or_none(self):
+        try:
+            return self.worker_pids()
+        except (OSError, ValueError):
+            return None
 
     def answering(self):
         try:

@@ -231,7 +231,7 @@ def test_large_downloads_taking_turns_and_clients_resetting_midway():
         assert results == [True] * 4, results
         r = get(srv, "/big.bin")
         assert r.status == 200 and r.body == big
-        assert srv.worker_pids() == pids
+        assert srv.worker_pids() == pids, (pids, srv.worker_pids(), srv.log(), srv.stderr())
     finally:
         srv.cleanup()
 
