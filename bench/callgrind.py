@@ -78,8 +78,7 @@ def main():
     args = ap.parse_args()
     if args.requests <= 0:
         raise SystemExit("--requests must be positive")
-    if shutil.which("valgrind") is None:
-        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    bench.tools_install({"valgrind": "valgrind", "callgrind_annotate": "valgrind"})
     work = tempfile.mkdtemp(prefix="httpd-callgrind-")
     try:
         os.chmod(work, 0o755)

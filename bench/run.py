@@ -21,6 +21,7 @@ same rounds, so a change on the request path is judged against it in one run.
 Results: bench/results/latest.md and latest.svg, and docs/benchmarks.md.
 """
 import argparse
+import collections
 import datetime
 import os
 import platform
@@ -67,6 +68,9 @@ TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-
 # moved by 20% with the CPU it happened to land on (measured: a worker on CPU 0 with wrk on CPU 1
 # cost 7.4 us per ka-1k request, the other way round 6.0 us), so a round measured placement.
 CLIENT_CPUS, SERVER_CPUS = None, None
+# One timed run of wrk against one server, and a server's figures over the rounds of a scenario.
+Sample = collections.namedtuple("Sample", "rps cpu client busy")   # CPU figures in µs per request
+Row = collections.namedtuple("Row", "rps cpu cpu_min cpu_max client busy rounds")   # medians; rounds: Samples
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o", "strace": "strace",
                 "perf": "linux-perf"}
 COUNTED = ("idle-10k", "syscalls-ka-1k")   # measured once per server, not in timed rounds
@@ -323,7 +327,7 @@ def measure(peer, scenario, args):
     cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
     n, client = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None)
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
-    return n / elapsed, cpu * 1e6 / n, client * 1e6 / n, client / elapsed
+    return Sample(n / elapsed, cpu * 1e6 / n, client * 1e6 / n, client / elapsed)
 
 
 def fresh_request_ms(port):
@@ -524,11 +528,11 @@ def latency_text(ms):
 
 
 def median_table(samples):
-    """Per server: median req/s, median CPU per request, the CPU range over the rounds (the noise),
+    """Per server: median req/s and CPU per request, the CPU range over the rounds (the noise),
     wrk's median CPU per request and share of its core, and the rounds themselves (for the ratios)."""
-    return {name: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v),
-                   min(s[1] for s in v), max(s[1] for s in v),
-                   statistics.median(s[2] for s in v), statistics.median(s[3] for s in v), v)
+    return {name: Row(statistics.median(s.rps for s in v), statistics.median(s.cpu for s in v),
+                      min(s.cpu for s in v), max(s.cpu for s in v),
+                      statistics.median(s.client for s in v), statistics.median(s.busy for s in v), v)
             for name, v in samples.items()}
 
 
@@ -574,7 +578,8 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                             sample = measure(p, scenario, args)
                         samples[p.name].append(sample)
                         print("%-12s round %d  %-14s %9.0f req/s  %7.2f us CPU/req  wrk %6.2f us/req, %3.0f%% busy"
-                              % ((scenario, r + 1, p.name) + sample[:3] + (sample[3] * 100,)), flush=True)
+                              % (scenario, r + 1, p.name, sample.rps, sample.cpu, sample.client, sample.busy * 100),
+                              flush=True)
                 results[scenario] = median_table(samples)
         finally:
             for p in peers:
@@ -582,12 +587,12 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
     return results
 
 
-def round_ratio(table, server, others, index, best):
-    """The median over rounds of server's figure (index 0 req/s, 1 CPU) to the best of others' in the
+def round_ratio(table, server, others, field, best):
+    """The median over rounds of server's figure (field "rps" or "cpu") to the best of others' in the
     same round.  A round runs every server back to back, so the machine's drift between rounds (up to
     40% here) stays out of the ratio; a ratio of two medians can pair a fast round with a slow one."""
-    rounds = table[server][6]
-    return statistics.median(rounds[i][index] / best(table[k][6][i][index] for k in others)
+    rounds = table[server].rounds
+    return statistics.median(getattr(rounds[i], field) / best(getattr(table[k].rounds[i], field) for k in others)
                              for i in range(len(rounds)))
 
 
@@ -595,16 +600,16 @@ def ratios(table):
     peers = [k for k in table if k not in OURS + ("floor", CEILING)]
     out = {}
     if peers:
-        out["best_rps"] = round_ratio(table, "prefork-httpd", peers, 0, max)
-        out["best_cpu"] = round_ratio(table, "prefork-httpd", peers, 1, min)
+        out["best_rps"] = round_ratio(table, "prefork-httpd", peers, "rps", max)
+        out["best_cpu"] = round_ratio(table, "prefork-httpd", peers, "cpu", min)
     if "floor" in table:
-        out["floor_rps"] = round_ratio(table, "prefork-httpd", ["floor"], 0, max)
-        out["floor_cpu"] = round_ratio(table, "prefork-httpd", ["floor"], 1, min)
+        out["floor_rps"] = round_ratio(table, "prefork-httpd", ["floor"], "rps", max)
+        out["floor_cpu"] = round_ratio(table, "prefork-httpd", ["floor"], "cpu", min)
     if CEILING in table and peers:
-        out["ceiling_rps"] = round_ratio(table, CEILING, peers, 0, max)
+        out["ceiling_rps"] = round_ratio(table, CEILING, peers, "rps", max)
     if "baseline" in table:
-        out["base_rps"] = round_ratio(table, "prefork-httpd", ["baseline"], 0, max)
-        out["base_cpu"] = round_ratio(table, "prefork-httpd", ["baseline"], 1, min)
+        out["base_rps"] = round_ratio(table, "prefork-httpd", ["baseline"], "rps", max)
+        out["base_cpu"] = round_ratio(table, "prefork-httpd", ["baseline"], "cpu", min)
     return out
 
 
@@ -622,7 +627,7 @@ def markdown(results, args):
                 lines.append("| %s | %s | – | – | – | – | %s |" % (scenario, name, syscalls_text(counts)))
             continue
         r = ratios(table)
-        for name, (rps, cpu, cpu_min, cpu_max, client, busy, _) in table.items():
+        for name, row in table.items():
             note = ""
             if name == CEILING:
                 note = "the floor never sleeping: the most req/s wrk reaches here; its CPU is a whole core"
@@ -638,12 +643,12 @@ def markdown(results, args):
                     parts.append("%.2f× baseline req/s, %.2f× baseline CPU" % (r["base_rps"], r["base_cpu"]))
                 note = "; ".join(parts)
             lines.append("| %s | %s | %.0f | %.2f | %.2f–%.2f | %.2f (%.0f%%) | %s |"
-                         % (scenario, name, rps, cpu, cpu_min, cpu_max, client, busy * 100, note))
+                         % (scenario, name, row.rps, row.cpu, row.cpu_min, row.cpu_max, row.client, row.busy * 100, note))
     if "ka-1k-log" in results:
         log = results["ka-1k-log"]
         lines.append("")
         lines.append("ka-1k-log, prefork-httpd: CPU per request with the access log on / off, in the same rounds: %.2f×"
-                     % round_ratio(log, "prefork-httpd", [OURS_LOG_OFF], 1, min))
+                     % round_ratio(log, "prefork-httpd", [OURS_LOG_OFF], "cpu", min))
     return "\n".join(lines) + "\n"
 
 
@@ -657,7 +662,7 @@ def svg(results):
     colours = ["#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
     scen = [s for s in results if s not in COUNTED]
     width, height, left, bottom = 160 * max(len(scen), 1) + 120, 360, 60, 300
-    top = max((v[1] for s in scen for v in results[s].values()), default=1) * 1.1
+    top = max((row.cpu for s in scen for row in results[s].values()), default=1) * 1.1
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">'
            % (width, height),
            '<text x="%d" y="16" font-size="13">CPU µs per request (lower is better)</text>' % left]
@@ -665,7 +670,7 @@ def svg(results):
         x0 = left + i * 160
         bars = [n for n in names if n in results[s]]
         for j, n in enumerate(bars):
-            v = results[s][n][1]
+            v = results[s][n].cpu
             h = (bottom - 30) * v / top
             out.append('<rect x="%d" y="%.1f" width="18" height="%.1f" fill="%s"><title>%s %s: %.2f</title></rect>'
                        % (x0 + j * 22, bottom - h, h, colours[names.index(n) % len(colours)], s, n, v))
@@ -695,8 +700,9 @@ def versions():
             ("h2o", first_line(["h2o", "--version"])), ("wrk", first_line(["wrk", "-v"]))]
 
 
-def tools_install():
-    missing = [pkg for tool, pkg in DEBIAN_TOOLS.items() if not shutil.which(tool)]
+def tools_install(tools=None):
+    """Installs from Debian the packages of the tools (command: package) not on PATH."""
+    missing = sorted({pkg for tool, pkg in (tools or DEBIAN_TOOLS).items() if not shutil.which(tool)})
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]

@@ -50,44 +50,10 @@ static void out_str(struct out *o, const char *s)
 	out_put(o, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	size_t n;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n > left)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
-}
-
 static bool utf8_valid(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; ) {
-		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+		size_t n = httpd_utf8_seq((const unsigned char *)s + i, len - i);
 
 		if (n == 0)
 			return false;
@@ -104,7 +70,7 @@ static void json_string(struct out *o, const char *s, size_t len)
 	out_put(o, "\"", 1);
 	for (size_t i = 0; i < len; ) {
 		unsigned char c = (unsigned char)s[i];
-		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+		size_t n = httpd_utf8_seq((const unsigned char *)s + i, len - i);
 		char esc[6] = { '\\', (char)c, 0, 0, 0, 0 };
 
 		if (c == '"' || c == '\\') {

@@ -121,13 +121,6 @@ fail:
 	return -1;
 }
 
-static bool type_compressible(const char *type)
-{
-	return strncmp(type, "text/", 5) == 0 || strstr(type, "javascript") != NULL ||
-	       strstr(type, "json") != NULL || strstr(type, "xml") != NULL ||
-	       strcmp(type, "image/svg+xml") == 0 || strcmp(type, "application/wasm") == 0;
-}
-
 /*
  * A precompressed sibling (name.br, name.gz) the client accepts, newer than
  * or as new as the file itself; NULL if none.  Through the open-file cache,
@@ -531,7 +524,7 @@ static int static_handle(void *data, struct httpd_request *req, struct httpd_res
 	if (!S_ISREG(st->st_mode))
 		return refused(conf, req, 403, rel, 0, "not a regular file");
 	type = httpd_mime_type(name);
-	if ((type_compressible(type) && conf->precompressed &&
+	if ((conf->precompressed && httpd_mime_compressible(type) &&
 	     httpd_response_add_header(res, "Vary", "Accept-Encoding") < 0) ||
 	    cache_headers(conf, res, req->pool) < 0)
 		return 500;

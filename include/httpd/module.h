@@ -510,6 +510,13 @@ int httpd_status_from_errno(int err);
 
 /* Media type for a file name from the mime_types file, or application/octet-stream. */
 const char *httpd_mime_type(const char *filename);
+/* Non-zero if a media type is worth compressing: text, JSON, XML, JavaScript, WebAssembly. */
+int httpd_mime_compressible(const char *type);
+/*
+ * Length of the valid UTF-8 sequence at s, of the left bytes there (RFC 3629:
+ * no overlong forms, no surrogates, nothing past U+10FFFF), 0 if invalid.
+ */
+size_t httpd_utf8_seq(const unsigned char *s, size_t left);
 
 /* IMF-fixdate (RFC 9110 §5.6.7) of t into buf; returns buf. */
 #define HTTPD_DATE_LEN 30

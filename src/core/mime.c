@@ -160,3 +160,27 @@ const char *httpd_mime_type(const char *filename)
 	slot = slot_find(current->entries, current->size, dot + 1, ext_hash(dot + 1));
 	return slot->ext != NULL ? slot->type : default_type;
 }
+
+/*
+ * Worth compressing: text, and JSON, XML and JavaScript in any guise
+ * (application/ld+json, image/svg+xml, text/javascript), and WebAssembly.
+ * Media types are case-insensitive; parameters (";charset=...") do not count.
+ */
+int httpd_mime_compressible(const char *type)
+{
+	static const char ends[] = "; \t";
+	const char *p = type + strcspn(type, "/; \t");
+
+	if (*p != '/')
+		return 0;
+	if ((p - type == 4 && strncasecmp(type, "text", 4) == 0) ||
+	    (strncasecmp(type, "application/wasm", 16) == 0 &&
+	     (type[16] == '\0' || strchr(ends, type[16]) != NULL)))
+		return 1;
+	/* Only a 'j' or an 'x' can start a name that counts: skip to the next. */
+	for (p++; *(p += strcspn(p, "jJxX; \t")) != '\0' && strchr(ends, *p) == NULL; p++)
+		if (strncasecmp(p, "json", 4) == 0 || strncasecmp(p, "javascript", 10) == 0 ||
+		    strncasecmp(p, "xml", 3) == 0)
+			return 1;
+	return 0;
+}

@@ -134,13 +134,6 @@ int httpd_response_gzip(struct httpd_response *res, int level)
 	return etag_weaken(res);
 }
 
-static bool type_compressible(const char *type)
-{
-	return strncmp(type, "text/", 5) == 0 || strstr(type, "javascript") != NULL ||
-	       strstr(type, "json") != NULL || strstr(type, "xml") != NULL ||
-	       strcmp(type, "application/wasm") == 0;
-}
-
 /* Vary: Accept-Encoding, once: caches must key on it whether or not this response was compressed. */
 static int vary_add(struct httpd_response *res)
 {
@@ -169,7 +162,7 @@ int gzip_filter(const struct httpd_location *loc, const struct httpd_request *re
 	if (!loc->gzip)
 		return 0;
 	type = httpd_response_header(res, "Content-Type");
-	if (type == NULL || !type_compressible(type))
+	if (type == NULL || !httpd_mime_compressible(type))
 		return 0;
 	if (res->status != 200 && res->status != 206 && res->status != 304)
 		return 0;

@@ -30,6 +30,36 @@ static bool is_hex(unsigned char c)
 	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
+/*
+ * How many bytes at s are none of CR, LF and NUL, eight at a time: most of
+ * a head is plain text, and looking at each byte cost a tenth of a cached
+ * request's instructions.  The lowest flagged byte of a word is exact
+ * (borrows only run upwards), so it is where the caller resumes.
+ */
+static size_t plain_prefix(const char *s, size_t len)
+{
+	size_t i = 0;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+
+	for (; len - i >= 8; i += 8) {
+		uint64_t w, cr, lf, special;
+
+		memcpy(&w, s + i, 8);
+		cr = w ^ (ones * '\r');
+		lf = w ^ (ones * '\n');
+		special = ((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf);
+		special &= highs;
+		if (special != 0)
+			return i + (size_t)__builtin_ctzll(special) / 8;
+	}
+#endif
+	while (i < len && s[i] != '\r' && s[i] != '\n' && s[i] != '\0')
+		i++;
+	return i;
+}
+
 int http_head_find(const char *buf, size_t len, size_t *scan, const struct http_limits *lim,
                    size_t *head_start, size_t *head_len)
 {
@@ -41,20 +71,26 @@ int http_head_find(const char *buf, size_t len, size_t *scan, const struct http_
 		start += 2;
 	if (start > lim->max_head)
 		return 400;
-	for (i = *scan > start ? *scan : start; i < len; i++) {
-		unsigned char c = (unsigned char)buf[i];
-
-		if (c == '\n') {
-			/* A bare LF is refused everywhere (RFC 9112 §2.2 permits either choice). */
-			if (i == start || buf[i - 1] != '\r')
-				return 400;
-			if (i - start >= 3 && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+	i = *scan > start ? *scan : start;
+	while ((i += plain_prefix(buf + i, len - i)) < len) {
+		if (buf[i] == '\r') {
+			if (i + 1 == len) {
+				i = len;
 				break;
-		} else if (c == '\0') {
+			}
+			if (buf[i + 1] != '\n')
+				return 400;
+			i++;
+		} else if (buf[i] == '\0') {
 			return 400;
-		} else if (c == '\r' && i + 1 < len && buf[i + 1] != '\n') {
+		} else if (i == start || buf[i - 1] != '\r') {
+			/* A bare LF is refused everywhere (RFC 9112 §2.2 permits either choice). */
 			return 400;
 		}
+		/* buf[i] is a LF after a CR: the head ends at the second in a row. */
+		if (i - start >= 3 && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+			break;
+		i++;
 	}
 	first_lf = memchr(buf + start, '\n', (i < len ? i + 1 : len) - start);
 	if (first_lf == NULL ? len - start > lim->max_request_line + 1

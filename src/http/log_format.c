@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpd/module.h"
 #include "proxy_protocol.h"
 
 static const struct {
@@ -201,35 +202,6 @@ void log_format_free(struct log_format *f)
 	memset(f, 0, sizeof(*f));
 }
 
-/* Length of the UTF-8 sequence at s (left bytes available), or 0 if it is not a valid one. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	unsigned cp;
-	size_t n;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0)
-		n = 2, cp = s[0] & 0x1fu;
-	else if ((s[0] & 0xf0) == 0xe0)
-		n = 3, cp = s[0] & 0x0fu;
-	else if ((s[0] & 0xf8) == 0xf0)
-		n = 4, cp = s[0] & 0x07u;
-	else
-		return 0;
-	if (n > left)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
-}
-
 static const char hex[] = "0123456789abcdef";
 
 size_t log_escape_json(char *out, const char *s, size_t limit)
@@ -238,7 +210,7 @@ size_t log_escape_json(char *out, const char *s, size_t limit)
 	size_t o = 0, left = strlen(s);
 
 	while (left > 0) {
-		size_t n = utf8_seq(p, left);
+		size_t n = httpd_utf8_seq(p, left);
 		char esc[8];
 		size_t elen;
 

@@ -124,14 +124,15 @@ class Server:
         if expect_ok and isinstance(self.workers, int):
             # The port answers once the master listens, before its workers are forked (under
             # ASan a test read no worker at all): a test that looks at the workers needs them.
-            wait_for(lambda: len(self.worker_pids_or_none() or []) >= self.workers, timeout=10)
+            wait_for(lambda: self.workers_running() >= self.workers, timeout=10)
         return self
 
-    def worker_pids_or_none(self):
+    def workers_running(self):
+        """How many workers the master has now; 0 before its pid file is there."""
         try:
-            return self.worker_pids()
+            return len(self.worker_pids())
         except (OSError, ValueError):
-            return None
+            return 0
 
     def answering(self):
         try:

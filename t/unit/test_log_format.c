@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpd/module.h"
 #include "log_format.h"
 #include "tap.h"
 
@@ -129,6 +130,31 @@ START_TEST(test_long_values_are_cut_at_an_escape_boundary)
 }
 END_TEST
 
+START_TEST(test_utf8_sequences)
+{
+	static const struct {
+		const char *bytes;
+		size_t      len, want;
+	} cases[] = {
+		{ "a", 1, 1 },                     { "\xc3\xa9", 2, 2 },           /* é */
+		{ "\xe2\x82\xac", 3, 3 },          { "\xf0\x9f\x98\x80", 4, 4 },   /* €, U+1F600 */
+		{ "\xc3", 1, 0 },                  /* cut short */
+		{ "\xe2\x82", 2, 0 },              { "\xc3\x28", 2, 0 },           /* not a continuation */
+		{ "\xc0\xaf", 2, 0 },              { "\xe0\x80\xaf", 3, 0 },       /* overlong '/' */
+		{ "\xf0\x80\x80\xaf", 4, 0 },      { "\xed\xa0\x80", 3, 0 },       /* surrogate D800 */
+		{ "\xf4\x90\x80\x80", 4, 0 },      /* past U+10FFFF */
+		{ "\xf4\x8f\xbf\xbf", 4, 4 },      /* U+10FFFF itself */
+		{ "\x80", 1, 0 },                  { "\xff", 1, 0 },               /* lone continuation, never a lead */
+		{ "\xf8\x88\x80\x80\x80", 5, 0 },  /* five-byte forms are gone */
+		{ "a", 0, 0 },                     /* nothing left */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(httpd_utf8_seq((const unsigned char *)cases[i].bytes, cases[i].len) == cases[i].want,
+		              "case %zu: want %zu", i, cases[i].want);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log_format");
@@ -139,6 +165,7 @@ int main(void)
 	tcase_add_test(tc, test_builtins_compile);
 	tcase_add_test(tc, test_default_escaping_keeps_one_line);
 	tcase_add_test(tc, test_json_escaping_is_valid_utf8);
+	tcase_add_test(tc, test_utf8_sequences);
 	tcase_add_test(tc, test_long_values_are_cut_at_an_escape_boundary);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
