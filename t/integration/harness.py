@@ -2,6 +2,7 @@
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -17,12 +18,36 @@ TEST_MODULE_DIR = os.environ.get("HTTPD_TEST_MODULE_DIR", "t/modules/.libs")
 IS_ROOT = os.geteuid() == 0
 
 
+def ephemeral_ports():
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port nothing uses now, for a server to listen on, chosen at random outside the ephemeral
+    range.  A port from bind(port 0) lies inside that range, where any connection made meanwhile
+    (tests run two at a time, beside other CI steps) may take it as its local port before the
+    server binds it: CI once failed with 'cannot bind 0.0.0.0:59687: Address already in use'.
+    The wildcard is tried too, since a server on it conflicts with a socket on any address."""
+    low, high = ephemeral_ports()
+    pool = [p for p in range(10000, 65536) if not low <= p <= high]
+    wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    for _ in range(1000):
+        port = random.choice(pool) if pool else 0
+        try:
+            for address in dict.fromkeys((host, wildcard)):
+                with socket.socket(family, socket.SOCK_STREAM) as s:
+                    s.bind((address, port))
+                    port = s.getsockname()[1]
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port outside the ephemeral range %d-%d" % (low, high))
 
 
 def seccomp_refuse_openat2(errno_value=38):
@@ -470,3 +495,11 @@ def curl(*args):
     proc = subprocess.run(["curl", "-sS", "--max-time", "20"] + list(args),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")
+
+
+if __name__ == "__main__":
+    # For shell scripts (.ci/): `python3 t/integration/harness.py free-port`
+    if sys.argv[1:] == ["free-port"]:
+        print(free_port())
+    else:
+        sys.exit("usage: harness.py free-port")

@@ -7,7 +7,8 @@ import subprocess
 import threading
 import time
 
-from harness import HTTPD, Reader, Server, exchange, free_port, get, module_dir_with_tests, run, wait_for
+from harness import (HTTPD, Reader, Server, ephemeral_ports, exchange, free_port, get, module_dir_with_tests, run,
+                     wait_for)
 
 SERVER = None
 
@@ -378,6 +379,15 @@ def test_local_address_of_a_wildcard_listener_is_the_one_connected_to():
         assert "local 127.0.0.1 %d\n" % srv.address()[1] in body, body
     finally:
         srv.cleanup()
+
+
+def test_ports_servers_listen_on_are_outside_the_ephemeral_range():
+    # A connection made anywhere meanwhile may take an ephemeral port as its local port before the
+    # server binds it: the test above once failed in CI with "cannot bind 0.0.0.0:59687".
+    low, high = ephemeral_ports()
+    ports = [free_port() for _ in range(200)] + [free_port(host="0.0.0.0") for _ in range(50)]
+    assert not [p for p in ports if low <= p <= high], (low, high, sorted(ports))
+    assert len(set(ports)) > 200, sorted(ports)   # chosen at random, not one after another
 
 
 def test_extension_method_reaches_module_or_405():
