@@ -135,10 +135,12 @@ static void url_parse(const char *url, struct request *r)
 	if (*slash == '/') {
 		r->target = strdup(slash);
 	} else {
-		r->target = malloc(strlen(slash) + 2);
+		size_t len = strlen(slash);
+
+		r->target = malloc(len + 2);
 		if (r->target != NULL) {
 			r->target[0] = '/';
-			strcpy(r->target + 1, slash);
+			memcpy(r->target + 1, slash, len + 1);
 		}
 	}
 	if (r->target == NULL)

@@ -465,8 +465,15 @@ static enum step write_response(struct conn *c)
 
 	for (;;) {
 		if (c->iov_cnt > 0) {
-			/* Not for streams: one that waits would leave the last piece corked. */
-			bool more = c->file_left > 0;
+			/*
+			 * Corked while a file follows, and when these are the last bytes
+			 * before a close: the FIN that close() or shutdown() sends then
+			 * leaves in the same segment, one packet for the client instead
+			 * of two.  Not for streams: one that waits would leave the last
+			 * piece corked.
+			 */
+			bool more = c->file_left > 0 ||
+			            (!c->keep_alive && !c->stream_active && r->res.status != 101);
 			ssize_t n;
 
 			if (!c->writable)

@@ -1,6 +1,7 @@
 """RFC 9110/9112 rules over a socket, one test per rule: status, and whether the connection stays open."""
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -348,6 +349,34 @@ def test_keepalive_requests_limit_closes():
     assert statuses[-1].header("Connection") == "close"
     assert all(r.header("Connection") is None for r in statuses[:-1])
     assert reader.closed()
+
+
+def segments_received(sock):
+    """tcpi_segs_in of a TCP socket (struct tcp_info, Linux 4.2 and later)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return struct.unpack_from("I", info, 140)[0]
+
+
+def test_last_response_and_fin_leave_in_one_segment():
+    # RFC 9112 §9.6: the server closes after its last response.  The FIN rides with the response's
+    # last bytes, so the client handles one segment, not two (close-1k: 3% more req/s, 3% less
+    # CPU for both sides).  Compared with a keep-alive exchange on the same server, as the
+    # kernel's acknowledgements of the request are the same in both.
+    srv = server()
+    counts = {}
+    for name, extra in (("keep-alive", b""), ("close", b"Connection: close\r\n")):
+        for path in (b"/a.txt", b"/t/info", b"/missing"):   # a cached file, a module's buffer, an error page
+            sock = socket.create_connection(srv.address(), timeout=10)
+            sock.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n")
+            reader = Reader(sock)
+            r = reader.response()
+            assert r.status in (200, 404) and len(r.body) > 0, r
+            if name == "close":
+                assert reader.closed(), path
+            counts[name, path] = segments_received(sock)
+            sock.close()
+    for path in (b"/a.txt", b"/t/info", b"/missing"):
+        assert counts["close", path] == counts["keep-alive", path], counts
 
 
 def test_slow_body_408():
