@@ -58,6 +58,7 @@ struct conn {
 	bool                         closed;       /* waiting for the end of the epoll batch to be reused */
 	bool                         deferred;     /* on the worker's deferred list */
 	bool                         yielded;      /* on the worker's yielded list */
+	bool                         corked;       /* TCP_CORK set: the connection closes after its last bytes */
 	struct worker               *w;
 	struct timer                 timer;
 	const struct listener       *listener;

@@ -21,8 +21,8 @@ struct transport {
 	ssize_t (*read)(struct conn *c, void *buf, size_t len);
 	/* more: further bytes follow at once (MSG_MORE, a TLS record to fill) */
 	ssize_t (*writev)(struct conn *c, const struct iovec *iov, int iovcnt, bool more);
-	/* len bytes of fd from *offset, advancing it */
-	ssize_t (*sendfile)(struct conn *c, int fd, off_t *offset, size_t len);
+	/* len bytes of fd from *offset, advancing it; last: nothing follows but the close (its FIN may wait for them) */
+	ssize_t (*sendfile)(struct conn *c, int fd, off_t *offset, size_t len, bool last);
 	/* No more bytes will be written (lingering close). */
 	int     (*shutdown)(struct conn *c);
 	/* Closes the socket and frees what the transport holds. */

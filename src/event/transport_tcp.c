@@ -1,4 +1,6 @@
 /* Plain TCP: the transport is the socket itself. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,8 +20,19 @@ static ssize_t tcp_writev(struct conn *c, const struct iovec *iov, int iovcnt, b
 	return sendmsg(c->fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
 }
 
-static ssize_t tcp_sendfile(struct conn *c, int fd, off_t *offset, size_t len)
+static ssize_t tcp_sendfile(struct conn *c, int fd, off_t *offset, size_t len, bool last)
 {
+	/*
+	 * sendfile takes no MSG_MORE, so the socket is corked instead, for good:
+	 * the close() or shutdown() that follows sends what waits, and the FIN
+	 * leaves in the same segment as the last bytes, as after a writev with
+	 * more.  If corking fails the body still goes out, with its FIN apart.
+	 */
+	if (last && !c->corked) {
+		int one = 1;
+
+		c->corked = setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &one, sizeof(one)) == 0;
+	}
 	return sendfile(c->fd, fd, offset, len);
 }
 

@@ -496,7 +496,8 @@ static enum step write_response(struct conn *c)
 
 			if (!c->writable)
 				return STEP_AGAIN;
-			n = c->transport->sendfile(c, r->res.fd, &c->file_off, want);
+			n = c->transport->sendfile(c, r->res.fd, &c->file_off, want,
+			                           !c->keep_alive && (off_t)want == c->file_left);
 			if (n < 0) {
 				enum step s = write_error(c, "sendfile");
 

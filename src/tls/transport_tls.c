@@ -161,13 +161,13 @@ static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt, b
 	return tls_write(c, stage, len);
 }
 
-static ssize_t tls_sendfile(struct conn *c, int fd, off_t *offset, size_t len)
+static ssize_t tls_sendfile(struct conn *c, int fd, off_t *offset, size_t len, bool last)
 {
 	SSL *ssl = ssl_of(c);
 	ssize_t n;
 
 	if (ssl == NULL)
-		return transport_tcp.sendfile(c, fd, offset, len);
+		return transport_tcp.sendfile(c, fd, offset, len, last);
 	if (c->w->config->tls_ktls) {
 		if (BIO_get_ktls_send(SSL_get_wbio(ssl))) {
 			ERR_clear_error();
