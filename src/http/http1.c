@@ -14,7 +14,15 @@
 #include "tunnel.h"
 
 #define STREAM_BUF_SIZE  16384
-#define SENDFILE_MAX     (1 << 18)   /* per call: connections take turns, the reader drains (ka-1m) */
+/*
+ * Per sendfile call: then the connection yields, the others take their turn
+ * and the client reads meanwhile.  The size decides on which CPU the kernel
+ * transmits: what does not leave during our call leaves from the client's
+ * acknowledgements and, under BBR, from pacing timers on the client's CPU.
+ * Measured on ka-1m (two runs of 5 interleaved rounds): 1 MiB against 256 KiB,
+ * 1.05-1.06x req/s and 0.87-0.88x our CPU; 2 MiB, and 64 KiB, worse on one axis.
+ */
+#define SENDFILE_MAX     (1 << 20)
 
 enum step { STEP_AGAIN, STEP_CONTINUE, STEP_CLOSED };
 
