@@ -131,6 +131,9 @@ static const struct httpd_file *precompressed_open(int dirfd, const char *rel, c
 {
 	static const char *const codings[][2] = { { "br", ".br" }, { "gzip", ".gz" } };
 
+	/* Most clients of a busy file send no Accept-Encoding: one look, not one per coding. */
+	if (httpd_request_header(req, "Accept-Encoding") == NULL)
+		return NULL;
 	for (size_t i = 0; i < 2; i++) {
 		const struct httpd_file *z;
 		char *name;

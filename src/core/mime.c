@@ -1,6 +1,7 @@
 #include "mime.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,10 @@
 
 /* Open-addressing hash of lower-case extensions; built once in the master. */
 struct mime_entry {
-	char    *ext;
+	char    *ext;     /* lower case */
 	char    *type;
 	uint32_t hash;    /* of ext: most probes end on a mismatch without a string compare */
+	bool     compressible;
 };
 
 struct mime_table {
@@ -27,6 +29,20 @@ static const struct mime_table *current;
 
 static const char default_type[] = "application/octet-stream";
 
+/*
+ * The entry httpd_mime_type last answered with, in this thread: the static
+ * module asks whether that very type is compressible on every request, and
+ * the answer was worked out once, when the table was loaded.
+ */
+static _Thread_local const struct mime_entry *last_entry;
+
+static int type_compressible(const char *type);
+
+static char ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
 /* Extensions are ASCII; the locale's tolower would only cost a call per byte. */
 static uint32_t ext_hash(const char *s)
 {
@@ -35,16 +51,26 @@ static uint32_t ext_hash(const char *s)
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		h = (h ^ (uint32_t)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c)) * 16777619u;
+		h = (h ^ (uint32_t)(unsigned char)ascii_lower((char)c)) * 16777619u;
 	}
 	return h;
+}
+
+/* ext, in any case, is the lower-case entry's */
+static bool ext_equal(const char *entry, const char *ext)
+{
+	while (*entry != '\0' && *entry == ascii_lower(*ext)) {
+		entry++;
+		ext++;
+	}
+	return *entry == '\0' && *ext == '\0';
 }
 
 static struct mime_entry *slot_find(struct mime_entry *t, size_t size, const char *ext, uint32_t hash)
 {
 	size_t i = hash & (size - 1);
 
-	while (t[i].ext != NULL && (t[i].hash != hash || strcasecmp(t[i].ext, ext) != 0))
+	while (t[i].ext != NULL && (t[i].hash != hash || !ext_equal(t[i].ext, ext)))
 		i = (i + 1) & (size - 1);
 	return &t[i];
 }
@@ -84,6 +110,9 @@ static int table_add(struct mime_table *t, const char *ext, const char *type)
 		slot->ext = slot->type = NULL;
 		return -1;
 	}
+	for (char *p = slot->ext; *p != '\0'; p++)
+		*p = ascii_lower(*p);
+	slot->compressible = type_compressible(slot->type) != 0;
 	t->used++;
 	return 0;
 }
@@ -92,8 +121,10 @@ void mime_table_free(struct mime_table *t)
 {
 	if (t == NULL)
 		return;
-	if (current == t)
+	if (current == t) {
 		current = NULL;
+		last_entry = NULL;
+	}
 	for (size_t i = 0; i < t->size; i++) {
 		free(t->entries[i].ext);
 		free(t->entries[i].type);
@@ -147,6 +178,7 @@ struct mime_table *mime_table_load(const char *path, char *err, size_t errlen)
 void mime_table_use(const struct mime_table *t)
 {
 	current = t;
+	last_entry = NULL;
 }
 
 const char *httpd_mime_type(const char *filename)
@@ -158,7 +190,10 @@ const char *httpd_mime_type(const char *filename)
 	if (dot == NULL || dot[1] == '\0' || current == NULL || current->size == 0)
 		return default_type;
 	slot = slot_find(current->entries, current->size, dot + 1, ext_hash(dot + 1));
-	return slot->ext != NULL ? slot->type : default_type;
+	if (slot->ext == NULL)
+		return default_type;
+	last_entry = slot;
+	return slot->type;
 }
 
 /*
@@ -167,6 +202,17 @@ const char *httpd_mime_type(const char *filename)
  * Media types are case-insensitive; parameters (";charset=...") do not count.
  */
 int httpd_mime_compressible(const char *type)
+{
+	const struct mime_entry *e = last_entry;
+
+	if (type == default_type)
+		return 0;
+	if (e != NULL && e->type == type)
+		return e->compressible;
+	return type_compressible(type);
+}
+
+static int type_compressible(const char *type)
 {
 	static const char ends[] = "; \t";
 	const char *p = type + strcspn(type, "/; \t");

@@ -34,7 +34,9 @@ enum http_target_form { TARGET_ORIGIN, TARGET_ABSOLUTE, TARGET_ASTERISK, TARGET_
 struct http_head {
 	unsigned               method;       /* enum httpd_method bit, 0 if unknown */
 	const char            *method_name;
+	size_t                 method_len;
 	const char            *target;
+	size_t                 target_len;
 	enum http_target_form  form;
 	const char            *path;         /* raw path: path_len bytes, not terminated */
 	size_t                 path_len;

@@ -344,18 +344,30 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 		return NULL;
 	*chunked = false;
 
-	memcpy(num, "HTTP/1.1 000 ", 13);
-	num[9] = (char)('0' + res->status / 100 % 10);
-	num[10] = (char)('0' + res->status / 10 % 10);
-	num[11] = (char)('0' + res->status % 10);
-	head_put(&b, num, 13);
-	head_puts(&b, http_status_reason(res->status));
-	head_put(&b, "\r\n", 2);
-	if (opts->server_tokens)
-		head_put(&b, "Server: prefork-httpd/" PACKAGE_VERSION "\r\nDate: ",
-		         sizeof("Server: prefork-httpd/" PACKAGE_VERSION "\r\nDate: ") - 1);
-	else
-		head_put(&b, "Server: prefork-httpd\r\nDate: ", sizeof("Server: prefork-httpd\r\nDate: ") - 1);
+#define HEAD_200_TOKENS "HTTP/1.1 200 OK\r\nServer: prefork-httpd/" PACKAGE_VERSION "\r\nDate: "
+#define HEAD_200          "HTTP/1.1 200 OK\r\nServer: prefork-httpd\r\nDate: "
+	if (res->status == 200) {
+		/* Nearly every answer: its first lines are one constant. */
+		if (opts->server_tokens)
+			head_put(&b, HEAD_200_TOKENS, sizeof(HEAD_200_TOKENS) - 1);
+		else
+			head_put(&b, HEAD_200, sizeof(HEAD_200) - 1);
+	} else {
+		memcpy(num, "HTTP/1.1 000 ", 13);
+		num[9] = (char)('0' + res->status / 100 % 10);
+		num[10] = (char)('0' + res->status / 10 % 10);
+		num[11] = (char)('0' + res->status % 10);
+		head_put(&b, num, 13);
+		head_puts(&b, http_status_reason(res->status));
+		head_put(&b, "\r\n", 2);
+		if (opts->server_tokens)
+			head_put(&b, "Server: prefork-httpd/" PACKAGE_VERSION "\r\nDate: ",
+			         sizeof("Server: prefork-httpd/" PACKAGE_VERSION "\r\nDate: ") - 1);
+		else
+			head_put(&b, "Server: prefork-httpd\r\nDate: ", sizeof("Server: prefork-httpd\r\nDate: ") - 1);
+	}
+#undef HEAD_200_TOKENS
+#undef HEAD_200
 	head_put(&b, http_date_now(opts->now), HTTPD_DATE_LEN - 1);
 	head_put(&b, "\r\n", 2);
 	if (res->prebuilt_len > 0)

@@ -98,17 +98,33 @@ static void body_unread(struct request *r)
 	}
 }
 
+/* Eight bytes' worth of 32 bits, in lower-case hex, most significant first. */
+static uint64_t hex8(uint32_t half)
+{
+	uint64_t v = half, letters;
+
+	/* Spread the nibbles one to a byte, the lowest in byte 0... */
+	v = (v | v << 16) & 0x0000ffff0000ffffu;
+	v = (v | v << 8) & 0x00ff00ff00ff00ffu;
+	v = (v | v << 4) & 0x0f0f0f0f0f0f0f0fu;
+	/* ...make them digits, 'a'-'f' where a nibble is above 9... */
+	letters = ((v + 0x0606060606060606u) >> 4) & 0x0101010101010101u;
+	v += 0x3030303030303030u + letters * ('a' - '0' - 10);
+	/* ...and put the highest first in memory. */
+	return __builtin_bswap64(v);
+}
+
 /* 16 hex digits: a per-worker random base plus a counter, unique without coordination. */
 static int request_id_make(struct request *r)
 {
-	static const char hex[] = "0123456789abcdef";
 	uint64_t id = r->w->request_id_base + ++r->w->request_seq;
+	uint64_t high = hex8((uint32_t)(id >> 32)), low = hex8((uint32_t)id);
 	char *out = pool_alloc(r->pool, 17);
 
 	if (out == NULL)
 		return 500;
-	for (int i = 15; i >= 0; i--, id >>= 4)
-		out[i] = hex[id & 15];
+	memcpy(out, &high, 8);
+	memcpy(out + 8, &low, 8);
 	out[16] = '\0';
 	r->req.request_id = out;
 	return 0;
@@ -153,7 +169,10 @@ static int request_fill(struct request *r)
 	req->content_length = h->content_length;
 	req->chunked = h->chunked;
 	req->scheme = c->transport != &transport_tcp ? "https" : "http";
-	if (h->host != NULL && (req->host = pool_strndup(r->pool, h->host, h->host_len)) == NULL)
+	/* A Host field's value ends where it is terminated: no copy needed. */
+	if (h->host != NULL && h->host[h->host_len] == '\0')
+		req->host = h->host;
+	else if (h->host != NULL && (req->host = pool_strndup(r->pool, h->host, h->host_len)) == NULL)
 		return 500;
 	conn_local_resolve(c);
 	req->local_addr = c->local;
@@ -246,7 +265,7 @@ int request_begin(struct request *r)
 	req->path = path;
 	if (score_self != NULL) {
 		/* What this worker is serving, for the crash report should it die on it. */
-		size_t m = strlen(h->method_name), t = strlen(req->target);
+		size_t m = h->method_len, t = h->target_len;
 
 		if (m + 1 < SCORE_REQUEST) {
 			memcpy(score_self->request, h->method_name, m);

@@ -357,6 +357,12 @@ def test_request_fields_local_address_scheme_and_id():
     ida = [l for l in a.splitlines() if l.startswith("id ")][0]
     idb = [l for l in b.splitlines() if l.startswith("id ")][0]
     assert ida != idb and len(ida) == 3 + 16, (ida, idb)
+    # Lower-case hex of the worker's base plus its counter: two requests on one connection are neighbours.
+    (ra, rb), reader = exchange(server(), b"GET /t/info HTTP/1.1\r\nHost: test\r\n\r\n" * 2, count=2)
+    reader.sock.close()
+    ids = [[l[3:] for l in r.body.decode().splitlines() if l.startswith("id ")][0] for r in (ra, rb)]
+    assert all(len(i) == 16 and all(c in "0123456789abcdef" for c in i) for i in ids), ids
+    assert int(ids[1], 16) == (int(ids[0], 16) + 1) % (1 << 64), ids
 
 
 def test_local_address_of_a_wildcard_listener_is_the_one_connected_to():

@@ -214,6 +214,71 @@ START_TEST(test_field_syntax_strict)
 }
 END_TEST
 
+/*
+ * Field values are checked eight bytes at a time: a CTL, DEL or HTAB at
+ * every offset, and bytes above 0x7f beside them, must be judged as one
+ * byte at a time would judge them.
+ */
+START_TEST(test_field_value_bytes_at_every_offset)
+{
+	static const struct { unsigned char c; int rc; } cases[] = {
+		{ '\t', 0 }, { 0x7f, 400 }, { 0x01, 400 }, { 0x1f, 400 }, { 0x0b, 400 },
+		{ 0x80, 0 }, { 0xff, 0 }, { ' ', 0 }, { '~', 0 },
+	};
+	char req[128], value[40];
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		for (size_t at = 0; at < 24; at++) {
+			memset(value, 'v', 24);
+			value[at] = (char)cases[k].c;
+			value[24] = '\0';
+			snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nX: %s\r\n\r\n", value);
+			ck_assert_msg(parse(req) == cases[k].rc, "byte 0x%02x at %zu: %d", cases[k].c, at, parse(req));
+		}
+	}
+	/* A word of obs-text with a DEL in the tail. */
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nX: \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x\x7f\r\n\r\n"), 400);
+}
+END_TEST
+
+/* Framing fields are found in any case, and only by their exact names. */
+START_TEST(test_field_names_any_case)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHOST: a\r\n\r\n"), 0);
+	ck_assert(span_is(head.host, head.host_len, "a"));
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nhost: a\r\nContent-LENGTH: 5\r\n\r\n"), 0);
+	ck_assert_int_eq(head.content_length, 5);
+	ck_assert_int_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-encoding: chunked\r\n\r\n"), 0);
+	ck_assert(head.chunked);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nCONNECTION: Close\r\n\r\n"), 0);
+	ck_assert(!head.keep_alive);
+	/* Same length, other names: not framing. */
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\n\r\n"), 0);
+	ck_assert_int_eq(head.content_length, -1);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nHos7: b\r\n\r\n"), 0);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHosT: a\r\nhOST: b\r\n\r\n"), 400);
+	ck_assert_int_eq(head.method_len, 3);
+	ck_assert_int_eq(parse("OPTIONS /a?b HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	ck_assert_int_eq(head.method_len, 7);
+	ck_assert_int_eq(head.target_len, 4);
+}
+END_TEST
+
+/* Percent-escapes in a host are allowed (RFC 3986 reg-name) but must be whole. */
+START_TEST(test_host_escapes)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: ex%41mple:80\r\n\r\n"), 0);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: ex%4mple\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: ex%\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a!$&'()*+,;=-._~\r\n\r\n"), 0);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a@b\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\x80\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: :80\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	ck_assert_int_eq(parse("GET /%2F HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+}
+END_TEST
+
 START_TEST(test_content_length_rules)
 {
 	/* RFC 9112 §6.3, RFC 9110 §8.6 */
@@ -532,6 +597,9 @@ int main(void)
 	TCase *tch = tcase_create("chunked");
 
 	tcase_add_test(tc, test_simple_get);
+	tcase_add_test(tc, test_field_value_bytes_at_every_offset);
+	tcase_add_test(tc, test_field_names_any_case);
+	tcase_add_test(tc, test_host_escapes);
 	tcase_add_test(tc, test_head_find_matches_bytewise_scan);
 	tcase_add_test(tc, test_conditional_fields_noticed);
 	tcase_add_test(tc, test_head_incomplete_needs_more);
