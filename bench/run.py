@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,6 +60,9 @@ SCENARIOS = {
     "tls-handshake": ("1k.bin", 50, 1, True, False, True),
     # A reverse proxy in front of the floor responder, against nginx's proxy_pass with keepalive.
     "proxy-ka-1k":   ("1k.bin", 50, 1, False, False, "proxy"),
+    # Not timed: one 1 GiB PUT over one connection, against nginx's dav_methods PUT (lighttpd's
+    # mod_webdav is another package, h2o writes no files): the server's peak memory while it streams.
+    "upload-1g":     ("up/upload-1g.bin", 1, 1, False, False, "upload"),
 }
 TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
@@ -73,7 +77,8 @@ Sample = collections.namedtuple("Sample", "rps cpu client busy")   # CPU figures
 Row = collections.namedtuple("Row", "rps cpu cpu_min cpu_max client busy rounds")   # medians; rounds: Samples
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o", "strace": "strace",
                 "perf": "linux-perf"}
-COUNTED = ("idle-10k", "syscalls-ka-1k")   # measured once per server, not in timed rounds
+UPLOAD_ROUNDS = 3
+COUNTED = ("idle-10k", "syscalls-ka-1k", "upload-1g")   # measured once per server, not in timed rounds
 OURS_LOG_OFF = "prefork-httpd-log-off"   # beside ka-1k-log's prefork-httpd, in the same rounds
 OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF)
 # The floor that never sleeps: a client writing to a sleeping server pays for waking it, so this is the
@@ -179,7 +184,7 @@ class Peer:
         self.proc = None
 
 
-def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, backend=None):
+def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, backend=None, upload=False):
     port = free_port()
     if backend is not None:
         conf = os.path.join(work, "%s-proxy.conf" % name)
@@ -191,18 +196,21 @@ def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, ba
                     'location "/" { handler = "proxy"  upstream = "floor" }\n'
                     % (port, workers, work, name, work, name, os.path.abspath(modules), backend))
         return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
-    conf = os.path.join(work, "%s-%d%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else ""))
+    conf = os.path.join(work, "%s-%d%s%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else "",
+                                                    "-upload" if upload else ""))
     with open(conf, "w") as f:
         f.write('listen = {"127.0.0.1:%d%s"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
                 'error_log = "%s/%s-error.log"\naccess_log = "%s"\nmodule_dir = "%s"\n'
                 'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
-                '%s'
+                '%s%s'
                 'location "/" { handler = "static" root = "%s" }\n'
                 % (port, " tls" if tls else "", workers, work, name, work, name,
                    os.path.join(work, name + "-access.log") if log else "off",
                    os.path.abspath(modules),
                    'tls_certificate = "%s/tls.pem"\ntls_certificate_key = "%s/tls.key"\n'
                    'tls_ciphers = "%s"\n' % (work, work, TLS_CIPHERS) if tls else "",
+                   'location "/up/" { handler = "static" root = "%s/up" writable = true max_body_size = "2g" }\n' % docroot
+                   if upload else "",
                    docroot))
     return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
 
@@ -243,18 +251,25 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
     user = "www-data" if os.geteuid() == 0 else None
     if tls == "proxy":
         return proxy_peers(args, work, workers, user, args.backend_port)
+    upload = tls == "upload"
+    if upload:
+        tls = False
+        os.makedirs(os.path.join(docroot, "up"), exist_ok=True)
+        os.chmod(os.path.join(docroot, "up"), 0o777)   # the servers write as their unprivileged user
     if tls:
         tls_material(work)
-    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, log, work, docroot, tls is True)]
+    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, log, work, docroot, tls is True,
+                        upload=upload)]
     if args.baseline:
         peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, workers, log, work, docroot,
-                                tls is True))
+                                tls is True, upload=upload))
     if log:
         # Logging's cost is judged in the same rounds: across groups, the machine's drift would be in it.
         peers.append(httpd_peer(OURS_LOG_OFF, args.httpd, args.modules, workers, False, work, docroot))
     if shutil.which("nginx"):
         port = free_port()
-        conf = os.path.join(work, "nginx-%d-%d%s.conf" % (workers, log, "-tls" if tls else ""))
+        conf = os.path.join(work, "nginx-%d-%d%s%s.conf" % (workers, log, "-tls" if tls else "",
+                                                         "-upload" if upload else ""))
         tls_text = (" ssl_protocols TLSv1.2 TLSv1.3;\n ssl_ciphers %s;\n ssl_session_tickets on;\n"
                     " ssl_certificate %s/tls.pem;\n ssl_certificate_key %s/tls.key;\n" % (TLS_CIPHERS, work, work))
         with open(conf, "w") as f:
@@ -262,12 +277,13 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
                     "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
                     "http {\n %s\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
                     " keepalive_timeout 60;\n default_type application/octet-stream;\n%s"
-                    " server { listen 127.0.0.1:%d%s; root %s; }\n}\n"
+                    " server { listen 127.0.0.1:%d%s; root %s;%s }\n}\n"
                     % ("user %s;\n" % user if user else "", workers, work, work,
                        "access_log %s/nginx-access.log combined buffer=64k flush=1s;" % work if log
-                       else "access_log off;", tls_text if tls else "", port, " ssl" if tls else "", docroot))
+                       else "access_log off;", tls_text if tls else "", port, " ssl" if tls else "", docroot,
+                       "\n  location /up/ { dav_methods PUT; client_max_body_size 0; }" if upload else ""))
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
-    if tls:
+    if tls or upload:
         return peers   # TLS is measured against nginx alone
     if shutil.which("lighttpd") and not log:
         port = free_port()
@@ -397,6 +413,56 @@ def idle_10k(peer, count=10000):
         for s in socks:
             s.close()
         sel.close()
+
+
+def upload_1g(peer, docroot, size=1 << 30):
+    """One PUT of size bytes over one connection: the growth of the server's summed RSS at its peak
+    (sampled every 20 ms while the body streams), seconds, and the server's CPU seconds."""
+    path = SCENARIOS["upload-1g"][0]
+    target = os.path.join(docroot, path)
+    os.sync()   # the last upload's dirty pages are written back before this one is timed
+    before = rss_bytes(peer.proc.pid)
+    peak, done = [before], threading.Event()
+
+    def sample():
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], rss_bytes(peer.proc.pid))
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    piece = os.urandom(1 << 20)
+    cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
+    try:
+        s = socket.create_connection(("127.0.0.1", peer.port), timeout=120)
+        s.sendall(b"PUT /%s HTTP/1.1\r\nHost: b\r\nContent-Length: %d\r\n\r\n" % (path.encode(), size))
+        got = b""
+        try:
+            for _ in range(size // len(piece)):
+                s.sendall(piece)
+        except OSError:
+            pass   # answered early (413, say): the status below says so
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+    finally:
+        done.set()
+        sampler.join()
+    elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
+    status = got.split(b" ", 2)[1] if got.startswith(b"HTTP/1.1 ") else b"none"
+    stored = os.path.getsize(target) if os.path.exists(target) else -1
+    if os.path.exists(target):
+        os.unlink(target)
+    if status not in (b"201", b"204") or stored != size:
+        raise SystemExit("%s: PUT of %d bytes answered %s, stored %d" % (peer.name, size, status.decode(), stored))
+    return max(peak[0] - before, 0), elapsed, cpu
+
+
+def upload_text(result):
+    grown, elapsed, cpu = result
+    return ("1 GiB PUT, %d rounds: peak RSS +%d KiB at most (summed over the server's processes, sampled "
+            "every 20 ms); median %.1f s, %.2f s of server CPU" % (UPLOAD_ROUNDS, grown // 1024, elapsed, cpu))
 
 
 def keepalive_requests(port, path, total, conns):
@@ -556,6 +622,18 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                         print("%-12s %-14s %8.0f B/idle conn  %s fresh request" % (scenario, name, per_conn, latency_text(ms)),
                               flush=True)
                     continue
+                if scenario == "upload-1g":
+                    # Interleaved like the timed rounds: the page cache's state moves a writer's cost.
+                    rounds = {p.name: [] for p in peers}
+                    for _ in range(UPLOAD_ROUNDS):
+                        for p in peers:
+                            rounds[p.name].append(upload_1g(p, docroot))
+                    results[scenario] = {name: (max(r[0] for r in v), statistics.median(r[1] for r in v),
+                                                statistics.median(r[2] for r in v))
+                                         for name, v in rounds.items()}
+                    for name, result in results[scenario].items():
+                        print("%-12s %-14s %s" % (scenario, name, upload_text(result)), flush=True)
+                    continue
                 if scenario == "syscalls-ka-1k":
                     results[scenario] = {p.name: syscalls_per_request(p) + syscalls_under_load(p)
                                          for p in peers if not p.ceiling}
@@ -625,6 +703,10 @@ def markdown(results, args):
         if scenario == "syscalls-ka-1k":
             for name, counts in table.items():
                 lines.append("| %s | %s | – | – | – | – | %s |" % (scenario, name, syscalls_text(counts)))
+            continue
+        if scenario == "upload-1g":
+            for name, result in table.items():
+                lines.append("| %s | %s | – | – | – | – | %s |" % (scenario, name, upload_text(result)))
             continue
         r = ratios(table)
         for name, row in table.items():

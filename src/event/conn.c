@@ -353,16 +353,8 @@ static bool in_make_room(struct conn *c)
 	}
 	if (c->in_cap < max) {
 		size_t cap = c->in_cap ? c->in_cap * 2 : IN_BUF_INITIAL;
-		char *in;
 
-		if (cap > max)
-			cap = max;
-		in = realloc(c->in, cap);
-		if (in == NULL)
-			return false;
-		c->in = in;
-		c->in_cap = cap;
-		return true;
+		return conn_in_reserve(c, cap > max ? max : cap);
 	}
 	return c->in_cap > c->in_len;
 }
@@ -405,6 +397,20 @@ int conn_fill(struct conn *c)
 	/* EOF or a reset: the client went away; nothing to answer. */
 	conn_close(c);
 	return -1;
+}
+
+bool conn_in_reserve(struct conn *c, size_t cap)
+{
+	char *in;
+
+	if (c->in_cap >= cap)
+		return true;
+	in = realloc(c->in, cap);
+	if (in == NULL)
+		return false;
+	c->in = in;
+	c->in_cap = cap;
+	return true;
 }
 
 int conn_linger(struct conn *c)

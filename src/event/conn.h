@@ -113,6 +113,11 @@ struct httpd_pool *conn_pool_take(struct conn *c);
  * (or the buffer is full), -1 if the connection was closed.
  */
 int conn_fill(struct conn *c);
+/*
+ * Grows the input buffer to at least cap bytes, keeping what it holds, so a
+ * long body is read in large turns; false (the buffer unchanged) out of memory.
+ */
+bool conn_in_reserve(struct conn *c, size_t cap);
 /* The socket took no more: wait for EPOLLOUT (asked for only now, so a response costs no extra event). */
 void conn_wait_writable(struct conn *c);
 /* Sends a short fixed message right now if the socket takes it (100 Continue, a final 408). */

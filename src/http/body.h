@@ -31,6 +31,8 @@ struct request_body {
 };
 
 #define BODY_SCRATCH_SIZE 16384
+/* The input buffer's size while a long body streams through it (nginx reads 8 or 16 KiB). */
+#define BODY_READ_TURN    65536
 
 /* Before the first byte: START events; picks where the body goes.  0 or an error status. */
 int body_start(struct request *r);

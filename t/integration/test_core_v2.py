@@ -202,17 +202,23 @@ def test_echo_reads_a_spilled_body():
     reader.sock.close()
 
 
-def test_put_1gib_streams_with_flat_worker_memory():
-    srv = server()
-    pid = worker_pid(srv)
-    size = 1 << 30
+def put_in_pieces(srv, name, size):
+    """PUTs size random bytes to /up/name, sent 1 MiB at a time: the response, and the repeated MiB."""
     piece = os.urandom(1 << 20)
     s = srv.connect(timeout=120)
-    s.sendall(b"PUT /up/huge.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
+    s.sendall(b"PUT /up/%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (name.encode(), size))
     for _ in range(size // len(piece)):
         s.sendall(piece)
     r = Reader(s).response()
     s.close()
+    return r, piece
+
+
+def test_put_1gib_streams_with_flat_worker_memory():
+    srv = server()
+    pid = worker_pid(srv)
+    size = 1 << 30
+    r, piece = put_in_pieces(srv, "huge.bin", size)
     assert r.status == 201, r
     assert os.path.getsize(os.path.join(srv.up, "huge.bin")) == size
     with open(os.path.join(srv.up, "huge.bin"), "rb") as f:
@@ -223,6 +229,26 @@ def test_put_1gib_streams_with_flat_worker_memory():
     os.unlink(os.path.join(srv.up, "huge.bin"))
     assert hwm < 64 * 1024, "worker peak RSS %d KiB for a 1 GiB upload" % hwm
     assert not [n for n in os.listdir(srv.up) if n.startswith(".upload-")]
+
+
+def write_syscalls(pid):
+    """The write(2)-family calls process pid has made (/proc/PID/io syscw; socket sends are not in it)."""
+    with open("/proc/%d/io" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("syscw:"))
+
+
+def test_long_upload_is_written_in_large_turns():
+    # Read through the 4 KiB head buffer, 16 MiB took 4,096 reads and 4,096 file writes.
+    srv = server()
+    pid = worker_pid(srv)
+    size = 16 << 20
+    before = write_syscalls(pid)
+    r, _ = put_in_pieces(srv, "turns.bin", size)
+    writes = write_syscalls(pid) - before
+    assert r.status == 201, r
+    assert os.path.getsize(os.path.join(srv.up, "turns.bin")) == size
+    os.unlink(os.path.join(srv.up, "turns.bin"))
+    assert writes < size // 8192, "%d writes for a %d-byte upload" % (writes, size)
 
 
 # --- asynchronous handlers --------------------------------------------------------------
