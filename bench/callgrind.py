@@ -11,6 +11,7 @@ not in it: read it beside bench/run.py's syscall counts.
     bench/callgrind.py                     # 20,000 requests
     bench/callgrind.py --requests 5000 --top 25
     bench/callgrind.py --httpd OLD/build/src/httpd --modules OLD/build/modules/.libs
+    bench/callgrind.py --access-log        # what a logged request costs beside
 
 Valgrind has no openat2(2): under it the server walks paths itself (see
 httpd.conf(5), root), which the file cache makes rare on this path.
@@ -38,9 +39,11 @@ def profile(args, work, requests):
     conf = os.path.join(work, "httpd-%d.conf" % requests)
     with open(conf, "w") as f:
         f.write('listen = {"127.0.0.1:%d"}\nworkers = 1\npid_file = "%s/httpd-%d.pid"\n'
-                'error_log = "%s/error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
+                'error_log = "%s/error.log"\naccess_log = "%s"\nmodule_dir = "%s"\n'
                 'keepalive_requests = 1000000\nlocation "/" { handler = "static" root = "%s/www" }\n'
-                % (port, work, requests, work, os.path.abspath(args.modules), work))
+                % (port, work, requests, work,
+                   os.path.join(work, "access-%d.log" % requests) if args.access_log else "off",
+                   os.path.abspath(args.modules), work))
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--trace-children=yes",
                              "--callgrind-out-file=%s/callgrind.out.%%p" % out_dir,
                              os.path.abspath(args.httpd), "-F", "-f", conf],
@@ -75,6 +78,7 @@ def main():
     ap.add_argument("--modules", default=os.path.join(os.path.dirname(HERE), "build/modules/.libs"))
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--access-log", action="store_true", help="with the access log on (combined, buffered)")
     args = ap.parse_args()
     if args.requests <= 0:
         raise SystemExit("--requests must be positive")
@@ -90,8 +94,8 @@ def main():
         idle = profile(args, work, 0)
         busy = profile(args, work, args.requests)
         per_request = (total(busy) - total(idle)) / args.requests
-        print("%d cached keep-alive 1 KiB requests: %.0f instructions per request in the worker's user space"
-              % (args.requests, per_request))
+        print("%d cached keep-alive 1 KiB requests%s: %.0f instructions per request in the worker's user space"
+              % (args.requests, ", access log on" if args.access_log else "", per_request))
         annotate = subprocess.run(["callgrind_annotate", busy], stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, check=False).stdout.decode(errors="replace")
         rows = [l for l in annotate.splitlines() if "%)" in l and "PROGRAM TOTALS" not in l][:args.top]

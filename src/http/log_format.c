@@ -113,6 +113,20 @@ static bool variable_resolve(const char *name, size_t len, struct log_segment *s
 	return false;
 }
 
+/* Variables whose values the server itself prints in digits, hex or fixed text: no client byte is in them. */
+static bool variable_plain(enum log_var var)
+{
+	switch (var) {
+	case LOG_REMOTE_PORT: case LOG_TIME_LOCAL: case LOG_TIME_ISO8601: case LOG_MSEC: case LOG_SERVER_PROTOCOL:
+	case LOG_STATUS: case LOG_BODY_BYTES_SENT: case LOG_REQUEST_LENGTH: case LOG_REQUEST_TIME:
+	case LOG_REQUEST_TIME_US: case LOG_REQUEST_ID: case LOG_PID: case LOG_WORKER: case LOG_SERVER_PORT:
+	case LOG_CONNECTION_REQUESTS: case LOG_GENERATION:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int log_format_compile(const char *text, enum log_escape escape, struct log_format *out,
                        char *err, size_t errlen)
 {
@@ -181,6 +195,7 @@ int log_format_compile(const char *text, enum log_escape escape, struct log_form
 		}
 		if (seg->var == LOG_REQUEST_TIME || seg->var == LOG_REQUEST_TIME_US)
 			out->needs_time = true;
+		seg->plain = variable_plain(seg->var);
 		count++;
 	}
 	out->escape = escape;
@@ -203,6 +218,8 @@ void log_format_free(struct log_format *f)
 }
 
 static const char hex[] = "0123456789abcdef";
+/* Bytes both escapings pass as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char passes[256] = { [0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1 };
 
 size_t log_escape_json(char *out, const char *s, size_t limit)
 {
@@ -210,10 +227,20 @@ size_t log_escape_json(char *out, const char *s, size_t limit)
 	size_t o = 0, left = strlen(s);
 
 	while (left > 0) {
-		size_t n = httpd_utf8_seq(p, left);
+		size_t n, elen, run = 0;
 		char esc[8];
-		size_t elen;
 
+		/* Printable ASCII but '"' and '\\' is copied a run at a time, as in default escaping. */
+		while (run < left && run < limit - o && passes[p[run]])
+			run++;
+		if (run > 0) {
+			memcpy(out + o, p, run);
+			o += run;
+			p += run;
+			left -= run;
+			continue;
+		}
+		n = httpd_utf8_seq(p, left);
 		if (n > 1) {
 			if (o + n > limit)
 				break;
@@ -249,23 +276,25 @@ size_t log_escape_json(char *out, const char *s, size_t limit)
 
 static size_t escape_default(char *out, const char *s, size_t limit)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	size_t o = 0;
 
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
+	for (;;) {
+		size_t run = 0;
 
-		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
-			if (o + 4 > limit)
-				break;
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[ch >> 4];
-			out[o++] = hex[ch & 15];
-		} else {
-			if (o + 1 > limit)
-				break;
-			out[o++] = (char)ch;
-		}
+		/* A run that needs no escape is copied whole; NUL ends it, as it does not pass. */
+		while (run < limit - o && passes[p[run]])
+			run++;
+		memcpy(out + o, p, run);
+		o += run;
+		p += run;
+		if (*p == '\0' || o + 4 > limit)
+			break;
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[*p >> 4];
+		out[o++] = hex[*p & 15];
+		p++;
 	}
 	return o;
 }
@@ -285,7 +314,12 @@ size_t log_format_render(const struct log_format *f, log_lookup_fn lookup, void 
 			continue;
 		}
 		v = lookup(ctx, seg, scratch, sizeof(scratch));
-		if (f->escape == LOG_ESCAPE_JSON)
+		if (seg->plain && v != NULL && *v != '\0') {
+			size_t n = strnlen(v, LOG_VALUE_MAX);
+
+			memcpy(out + o, v, n);
+			o += n;
+		} else if (f->escape == LOG_ESCAPE_JSON)
 			o += log_escape_json(out + o, v != NULL ? v : "", LOG_VALUE_MAX);
 		else
 			o += escape_default(out + o, v != NULL && *v != '\0' ? v : "-", LOG_VALUE_MAX);

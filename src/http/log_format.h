@@ -44,6 +44,7 @@ struct log_segment {
 	const char  *text;   /* the literal, or the argument of $http_ / $proxy_protocol_ */
 	size_t       len;
 	int          index;  /* LOG_PROXY: the proxy_field */
+	bool         plain;  /* a value the server makes (a time, a number, a hex id): nothing to escape */
 };
 
 struct log_format {

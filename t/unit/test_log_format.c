@@ -18,6 +18,8 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 	case LOG_REMOTE_ADDR: return "192.0.2.1";
 	case LOG_REALIP_REMOTE_ADDR: return "10.0.0.1";
 	case LOG_STATUS: return "200";
+	case LOG_TIME_LOCAL: return "05/Dec/2026:08:00:00 +0000";
+	case LOG_REQUEST_ID: return scratch[0] = '\0', scratch;   /* empty: logged as having none */
 	case LOG_REQUEST_URI: return uri;
 	case LOG_HTTP:
 		snprintf(scratch, size, "%.*s", (int)seg->len, seg->text);
@@ -110,21 +112,58 @@ START_TEST(test_json_escaping_is_valid_utf8)
 }
 END_TEST
 
-START_TEST(test_long_values_are_cut_at_an_escape_boundary)
+/* A User-Agent of twice the value limit, all fill bytes; the caller frees it. */
+static char *long_agent(char fill)
 {
 	char *big = malloc(LOG_VALUE_MAX * 2);
-	const char *line;
 
 	ck_assert_ptr_nonnull(big);
-	memset(big, '"', LOG_VALUE_MAX * 2 - 1);
+	memset(big, fill, LOG_VALUE_MAX * 2 - 1);
 	big[LOG_VALUE_MAX * 2 - 1] = '\0';
 	agent = big;
+	return big;
+}
+
+START_TEST(test_long_values_are_cut_at_an_escape_boundary)
+{
+	char *big = long_agent('"');
+	const char *line;
+
 	line = render("[$http_user_agent]", LOG_ESCAPE_JSON);
 	/* 1024 escaped quotes (2 bytes each) fill the limit exactly; never half an escape. */
 	ck_assert_uint_eq(strlen(line), 1 + LOG_VALUE_MAX + 2);
 	ck_assert(line[LOG_VALUE_MAX] == '"' && line[LOG_VALUE_MAX - 1] == '\\');
 	line = render("[$http_user_agent]", LOG_ESCAPE_DEFAULT);
 	ck_assert_uint_eq(strlen(line), 1 + LOG_VALUE_MAX + 2);
+	agent = "curl/8.0";
+	free(big);
+}
+END_TEST
+
+START_TEST(test_plain_variables_are_copied)
+{
+	/* The server's own values skip escaping; an empty or missing one is still "-" (or "" in JSON). */
+	ck_assert_str_eq(render("[$time_local] $status $request_id $pid", LOG_ESCAPE_DEFAULT),
+	                 "[05/Dec/2026:08:00:00 +0000] 200 - -\n");
+	ck_assert_str_eq(render("{\"t\":\"$time_local\",\"id\":\"$request_id\",\"s\":$status}", LOG_ESCAPE_JSON),
+	                 "{\"t\":\"05/Dec/2026:08:00:00 +0000\",\"id\":\"\",\"s\":200}\n");
+}
+END_TEST
+
+START_TEST(test_long_plain_runs_are_cut_at_the_limit)
+{
+	char *big = long_agent('a');
+	const char *line;
+
+	big[LOG_VALUE_MAX - 1] = '"';   /* the escape that would straddle the limit is left out whole */
+	line = render("[$http_user_agent]", LOG_ESCAPE_DEFAULT);
+	ck_assert_uint_eq(strlen(line), 1 + (LOG_VALUE_MAX - 1) + 2);
+	line = render("[$http_user_agent]", LOG_ESCAPE_JSON);
+	ck_assert_uint_eq(strlen(line), 1 + LOG_VALUE_MAX - 1 + 2);
+	big[LOG_VALUE_MAX - 1] = 'a';
+	line = render("[$http_user_agent]", LOG_ESCAPE_DEFAULT);
+	ck_assert_uint_eq(strlen(line), 1 + LOG_VALUE_MAX + 2);
+	ck_assert(line[LOG_VALUE_MAX] == 'a' && line[LOG_VALUE_MAX + 1] == ']');
 	agent = "curl/8.0";
 	free(big);
 }
@@ -167,6 +206,8 @@ int main(void)
 	tcase_add_test(tc, test_json_escaping_is_valid_utf8);
 	tcase_add_test(tc, test_utf8_sequences);
 	tcase_add_test(tc, test_long_values_are_cut_at_an_escape_boundary);
+	tcase_add_test(tc, test_plain_variables_are_copied);
+	tcase_add_test(tc, test_long_plain_runs_are_cut_at_the_limit);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
