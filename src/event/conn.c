@@ -162,21 +162,38 @@ static void deferred_remove(struct conn *c)
 	c->next_deferred = NULL;
 }
 
+/* Hands c's input buffer (whatever it holds) to the worker's spares, or back to malloc. */
+static void in_give_back(struct conn *c)
+{
+	struct worker *w = c->w;
+	char *drop = c->in;
+	size_t drop_cap = c->in_cap;
+
+	if (c->in_cap == IN_BUF_INITIAL && w->spare_buf_count < SPARE_MAX) {
+		w->spare_bufs[w->spare_buf_count++] = c->in;
+		drop = NULL;
+	} else if (c->in_cap > w->spare_big_cap) {
+		/* The larger one stays: an upload's turns come round again, and it serves any smaller need. */
+		drop = w->spare_big;
+		drop_cap = w->spare_big_cap;
+		w->spare_big = c->in;
+		w->spare_big_cap = c->in_cap;
+	}
+	if (drop != NULL) {
+		free(drop);
+		w->freed_bytes += drop_cap;
+	}
+	c->in = NULL;
+	c->in_cap = c->in_len = c->in_off = 0;
+	c->scan = 0;
+}
+
 void conn_idle(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	if (c->in != NULL) {
-		if (c->in_cap == IN_BUF_INITIAL && w->spare_buf_count < SPARE_MAX) {
-			w->spare_bufs[w->spare_buf_count++] = c->in;
-		} else {
-			free(c->in);
-			w->freed_bytes += c->in_cap;
-		}
-		c->in = NULL;
-		c->in_cap = c->in_len = c->in_off = 0;
-		c->scan = 0;
-	}
+	if (c->in != NULL)
+		in_give_back(c);
 	if (c->spare_pool != NULL) {
 		if (w->spare_pool_count < SPARE_MAX) {
 			w->spare_pools[w->spare_pool_count++] = c->spare_pool;
@@ -401,16 +418,39 @@ int conn_fill(struct conn *c)
 
 bool conn_in_reserve(struct conn *c, size_t cap)
 {
+	struct worker *w = c->w;
 	char *in;
 
 	if (c->in_cap >= cap)
 		return true;
-	in = realloc(c->in, cap);
-	if (in == NULL)
-		return false;
+	if (w->spare_big != NULL && w->spare_big_cap >= cap) {
+		in = w->spare_big;
+		cap = w->spare_big_cap;
+		w->spare_big = NULL;
+		w->spare_big_cap = 0;
+		if (c->in != NULL) {
+			size_t len = c->in_len, off = c->in_off, scan = c->scan;
+
+			memcpy(in, c->in, len);
+			in_give_back(c);
+			c->in_len = len;
+			c->in_off = off;
+			c->scan = scan;
+		}
+	} else {
+		in = realloc(c->in, cap);
+		if (in == NULL)
+			return false;
+	}
 	c->in = in;
 	c->in_cap = cap;
 	return true;
+}
+
+void conn_in_release(struct conn *c)
+{
+	if (c->in != NULL && c->in_off == c->in_len)
+		in_give_back(c);
 }
 
 int conn_linger(struct conn *c)

@@ -114,10 +114,13 @@ struct httpd_pool *conn_pool_take(struct conn *c);
  */
 int conn_fill(struct conn *c);
 /*
- * Grows the input buffer to at least cap bytes, keeping what it holds, so a
- * long body is read in large turns; false (the buffer unchanged) out of memory.
+ * Grows the input buffer to at least cap bytes, keeping what it holds (the
+ * worker's spare large buffer first), so a long body is read in large turns;
+ * false (the buffer unchanged) out of memory.
  */
 bool conn_in_reserve(struct conn *c, size_t cap);
+/* Gives the input buffer back if it holds nothing unread: a stalled upload keeps none. */
+void conn_in_release(struct conn *c);
 /* The socket took no more: wait for EPOLLOUT (asked for only now, so a response costs no extra event). */
 void conn_wait_writable(struct conn *c);
 /* Sends a short fixed message right now if the socket takes it (100 Continue, a final 408). */

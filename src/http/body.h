@@ -24,6 +24,7 @@ struct request_body {
 	char               *scratch;      /* chunked decoding output */
 	bool                to_module;    /* the handler's body hook takes it */
 	bool                paused;       /* httpd_request_body_pause: deliver nothing for now */
+	bool                turns;        /* read in BODY_READ_TURN turns (it came faster than 4 KiB) */
 	uint32_t            checks_off;   /* body-check modules that declined at START */
 	char               *mem;
 	size_t              mem_len, mem_cap;

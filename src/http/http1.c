@@ -241,18 +241,20 @@ static enum step body_consume(struct conn *c, struct request *r)
 }
 
 /*
- * A body longer than the input buffer's room is read in BODY_READ_TURN
- * turns: through the 4 KiB buffer that heads need, a 1 GiB upload cost
- * 262,144 reads and as many module writes.  The buffer goes back when the
- * connection next waits idle.  Out of memory, the small buffer still works.
+ * A body streams through the input buffer.  Once a read fills it (more is
+ * waiting), the rest is read in BODY_READ_TURN turns: through the 4 KiB
+ * buffer heads need, a 1 GiB upload cost 262,144 reads and as many module
+ * writes.  Whenever the socket runs dry with everything delivered, the
+ * buffer goes back to the worker: a client that sends a burst and then
+ * stalls holds none.  Out of memory, the small buffer still works.
  */
-static void body_buffer_grow(struct conn *c, const struct request *r)
+static void body_turns_check(struct conn *c, struct request *r)
 {
-	const struct request_body *b = &r->body;
+	struct request_body *b = &r->body;
 	uint64_t left = b->chunked ? UINT64_MAX : b->expected - b->received;
 
-	if (c->in_cap < BODY_READ_TURN && left > c->in_cap - c->in_len)
-		(void)conn_in_reserve(c, BODY_READ_TURN);
+	if (!b->turns && c->in_len == c->in_cap && left > c->in_len - c->in_off)
+		b->turns = conn_in_reserve(c, BODY_READ_TURN);
 }
 
 static enum step read_body(struct conn *c)
@@ -266,12 +268,15 @@ static enum step read_body(struct conn *c)
 			return s;
 		if (r->body.paused)
 			return STEP_AGAIN;   /* httpd_request_body_resume runs us again */
-		body_buffer_grow(c, r);
+		if (r->body.turns && c->in == NULL)
+			(void)conn_in_reserve(c, BODY_READ_TURN);
 		switch (conn_fill(c)) {
 		case 1:
 			timer_arm(c->w->timers, TIMER_BODY, &c->timer, c->w->now_ms);
+			body_turns_check(c, r);
 			continue;
 		case 0:
+			conn_in_release(c);
 			return STEP_AGAIN;
 		default:
 			return STEP_CLOSED;

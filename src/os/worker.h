@@ -77,6 +77,8 @@ struct worker {
 	size_t                      spare_buf_count;
 	struct httpd_pool          *spare_pools[64];
 	size_t                      spare_pool_count;
+	char                       *spare_big;      /* one larger input buffer (a body's turns, a long head) */
+	size_t                      spare_big_cap;
 	/* PROXY protocol connections closed unanswered, by reason (for logs and status) */
 	uint64_t                    proxy_refused_from;     /* peer outside proxy_protocol_from */
 	uint64_t                    proxy_refused_invalid;  /* malformed, oversized or cut short */

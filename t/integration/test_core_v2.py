@@ -251,6 +251,38 @@ def test_long_upload_is_written_in_large_turns():
     assert writes < size // 8192, "%d writes for a %d-byte upload" % (writes, size)
 
 
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+def test_stalled_uploads_hold_no_large_buffer():
+    # Each upload sends 32 KiB at once (enough to be read in 64 KiB turns), then stalls: the worker
+    # must not keep a 64 KiB buffer per stalled connection (6.4 MiB for these 100).
+    srv = server()
+    pid = worker_pid(srv)
+    count, burst = 100, 32 << 10
+    before = vm_rss_kib(pid)
+    socks = []
+    try:
+        for i in range(count):
+            s = srv.connect(timeout=10)
+            s.sendall(b"PUT /up/stall%d.bin HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (i, 1 << 20)
+                      + b"s" * burst)
+            socks.append(s)
+
+        def written():
+            return sum(os.path.getsize(os.path.join(srv.up, n)) for n in os.listdir(srv.up)
+                       if n.startswith(".upload-"))
+        assert wait_for(lambda: written() == count * burst), (written(), count * burst)
+        grown = vm_rss_kib(pid) - before
+    finally:
+        for s in socks:
+            s.close()
+    assert grown < count * 16, "worker RSS grew %d KiB for %d stalled uploads" % (grown, count)
+    assert wait_for(lambda: not [n for n in os.listdir(srv.up) if n.startswith(".upload-")])
+
+
 # --- asynchronous handlers --------------------------------------------------------------
 
 def test_async_fd_handler_while_same_worker_serves_others():
