@@ -77,12 +77,13 @@ def holds(pid, path):
     return False
 
 
-def vm_hwm_kib(pid):
+def vm_kib(pid, field):
+    """A memory figure of process pid from /proc/PID/status, in KiB: "VmHWM" (peak RSS), "VmRSS"."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError("no VmHWM")
+    raise AssertionError("no %s" % field)
 
 
 def fifo(name):
@@ -225,7 +226,7 @@ def test_put_1gib_streams_with_flat_worker_memory():
         assert f.read(len(piece)) == piece
         f.seek(size - len(piece))
         assert f.read() == piece
-    hwm = vm_hwm_kib(pid)
+    hwm = vm_kib(pid, "VmHWM")
     os.unlink(os.path.join(srv.up, "huge.bin"))
     assert hwm < 64 * 1024, "worker peak RSS %d KiB for a 1 GiB upload" % hwm
     assert not [n for n in os.listdir(srv.up) if n.startswith(".upload-")]
@@ -251,18 +252,13 @@ def test_long_upload_is_written_in_large_turns():
     assert writes < size // 8192, "%d writes for a %d-byte upload" % (writes, size)
 
 
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-
-
 def test_stalled_uploads_hold_no_large_buffer():
     # Each upload sends 32 KiB at once (enough to be read in 64 KiB turns), then stalls: the worker
     # must not keep a 64 KiB buffer per stalled connection (6.4 MiB for these 100).
     srv = server()
     pid = worker_pid(srv)
     count, burst = 100, 32 << 10
-    before = vm_rss_kib(pid)
+    before = vm_kib(pid, "VmRSS")
     socks = []
     try:
         for i in range(count):
@@ -275,7 +271,7 @@ def test_stalled_uploads_hold_no_large_buffer():
             return sum(os.path.getsize(os.path.join(srv.up, n)) for n in os.listdir(srv.up)
                        if n.startswith(".upload-"))
         assert wait_for(lambda: written() == count * burst), (written(), count * burst)
-        grown = vm_rss_kib(pid) - before
+        grown = vm_kib(pid, "VmRSS") - before
     finally:
         for s in socks:
             s.close()
