@@ -777,7 +777,15 @@ def versions():
             cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return [("machine", "%s, %d cores, Linux %s" % (cpu, os.cpu_count() or 0, platform.release())),
+    # Page-table isolation (Meltdown's mitigation) makes every syscall dearer, and these figures are mostly
+    # syscalls: wrk took 7.7 us per ka-1k request on a machine without it, 12.8 us on one with it.
+    try:
+        with open("/sys/devices/system/cpu/vulnerabilities/meltdown") as f:
+            meltdown = f.read().strip()
+    except OSError:
+        meltdown = "unknown"
+    return [("machine", "%s, %d cores, Linux %s, Meltdown: %s"
+             % (cpu, os.cpu_count() or 0, platform.release(), meltdown)),
             ("nginx", first_line(["nginx", "-v"])), ("lighttpd", first_line(["lighttpd", "-v"])),
             ("h2o", first_line(["h2o", "--version"])), ("wrk", first_line(["wrk", "-v"]))]
 
