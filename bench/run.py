@@ -73,8 +73,8 @@ TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-
 # cost 7.4 us per ka-1k request, the other way round 6.0 us), so a round measured placement.
 CLIENT_CPUS, SERVER_CPUS = None, None
 # One timed run of wrk against one server, and a server's figures over the rounds of a scenario.
-Sample = collections.namedtuple("Sample", "rps cpu client busy")   # CPU figures in µs per request
-Row = collections.namedtuple("Row", "rps cpu cpu_min cpu_max client busy rounds")   # medians; rounds: Samples
+Sample = collections.namedtuple("Sample", "rps cpu client busy softirq")   # CPU figures in µs per request
+Row = collections.namedtuple("Row", "rps cpu cpu_min cpu_max client busy softirq rounds")   # medians; rounds: Samples
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o", "strace": "strace",
                 "perf": "linux-perf"}
 UPLOAD_ROUNDS = 3
@@ -123,6 +123,18 @@ def cpu_seconds(root):
             total += int(fields[11]) + int(fields[12])   # utime, stime (all threads)
         except (OSError, ValueError, IndexError):
             pass
+    return total / TICKS
+
+
+def softirq_seconds(cpus):
+    """Softirq time of these CPUs so far (/proc/stat).  The kernel accounts it apart from every task, so a
+    server's utime+stime leave out the loopback delivery its own sends run on its CPU."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0].startswith("cpu") and fields[0][3:].isdigit() and int(fields[0][3:]) in cpus:
+                total += int(fields[7])
     return total / TICKS
 
 
@@ -340,10 +352,12 @@ def measure(peer, scenario, args):
     """req/s, the server's CPU µs per request, and wrk's: on two cores wrk's own cost per
     request is what caps req/s, and this shows how much of it each server makes wrk pay."""
     path, conns, _, close, _, tls = SCENARIOS[scenario]
+    irq0 = softirq_seconds(peer.cpus) if peer.cpus else None
     cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
     n, client = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None)
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
-    return Sample(n / elapsed, cpu * 1e6 / n, client * 1e6 / n, client / elapsed)
+    irq = (softirq_seconds(peer.cpus) - irq0) * 1e6 / n if peer.cpus else None
+    return Sample(n / elapsed, cpu * 1e6 / n, client * 1e6 / n, client / elapsed, irq)
 
 
 def fresh_request_ms(port):
@@ -598,7 +612,8 @@ def median_table(samples):
     wrk's median CPU per request and share of its core, and the rounds themselves (for the ratios)."""
     return {name: Row(statistics.median(s.rps for s in v), statistics.median(s.cpu for s in v),
                       min(s.cpu for s in v), max(s.cpu for s in v),
-                      statistics.median(s.client for s in v), statistics.median(s.busy for s in v), v)
+                      statistics.median(s.client for s in v), statistics.median(s.busy for s in v),
+                      statistics.median(s.softirq for s in v) if v[0].softirq is not None else None, v)
             for name, v in samples.items()}
 
 
@@ -655,8 +670,9 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                         else:
                             sample = measure(p, scenario, args)
                         samples[p.name].append(sample)
-                        print("%-12s round %d  %-14s %9.0f req/s  %7.2f us CPU/req  wrk %6.2f us/req, %3.0f%% busy"
-                              % (scenario, r + 1, p.name, sample.rps, sample.cpu, sample.client, sample.busy * 100),
+                        print("%-12s round %d  %-14s %9.0f req/s  %7.2f us CPU/req  wrk %6.2f us/req, %3.0f%% busy%s"
+                              % (scenario, r + 1, p.name, sample.rps, sample.cpu, sample.client, sample.busy * 100,
+                                 "" if sample.softirq is None else ", softirq %.2f us/req" % sample.softirq),
                               flush=True)
                 results[scenario] = median_table(samples)
         finally:
@@ -665,12 +681,18 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
     return results
 
 
+def cpu_and_softirq(sample):
+    return sample.cpu + sample.softirq
+
+
 def round_ratio(table, server, others, field, best):
-    """The median over rounds of server's figure (field "rps" or "cpu") to the best of others' in the
-    same round.  A round runs every server back to back, so the machine's drift between rounds (up to
-    40% here) stays out of the ratio; a ratio of two medians can pair a fast round with a slow one."""
+    """The median over rounds of server's figure (field "rps", "cpu", or a function of a Sample) to the
+    best of others' in the same round.  A round runs every server back to back, so the machine's drift
+    between rounds (up to 40% here) stays out of the ratio; a ratio of two medians can pair a fast round
+    with a slow one."""
+    figure = field if callable(field) else lambda sample: getattr(sample, field)
     rounds = table[server].rounds
-    return statistics.median(getattr(rounds[i], field) / best(getattr(table[k].rounds[i], field) for k in others)
+    return statistics.median(figure(rounds[i]) / best(figure(table[k].rounds[i]) for k in others)
                              for i in range(len(rounds)))
 
 
@@ -680,6 +702,8 @@ def ratios(table):
     if peers:
         out["best_rps"] = round_ratio(table, "prefork-httpd", peers, "rps", max)
         out["best_cpu"] = round_ratio(table, "prefork-httpd", peers, "cpu", min)
+        if table["prefork-httpd"].softirq is not None:
+            out["best_cpu_softirq"] = round_ratio(table, "prefork-httpd", peers, cpu_and_softirq, min)
     if "floor" in table:
         out["floor_rps"] = round_ratio(table, "prefork-httpd", ["floor"], "rps", max)
         out["floor_cpu"] = round_ratio(table, "prefork-httpd", ["floor"], "cpu", min)
@@ -692,21 +716,21 @@ def ratios(table):
 
 
 def markdown(results, args):
-    lines = ["| scenario | server | req/s | CPU µs/req | CPU over rounds | wrk CPU µs/req (busy) | note |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| scenario | server | req/s | CPU µs/req | CPU over rounds | softirq µs/req | wrk CPU µs/req (busy) | note |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for scenario, table in results.items():
         if scenario == "idle-10k":
             for name, (per_conn, ms) in table.items():
-                lines.append("| %s | %s | – | – | – | – | %.0f B per idle connection, fresh request: %s |"
+                lines.append("| %s | %s | – | – | – | – | – | %.0f B per idle connection, fresh request: %s |"
                              % (scenario, name, per_conn, latency_text(ms)))
             continue
         if scenario == "syscalls-ka-1k":
             for name, counts in table.items():
-                lines.append("| %s | %s | – | – | – | – | %s |" % (scenario, name, syscalls_text(counts)))
+                lines.append("| %s | %s | – | – | – | – | – | %s |" % (scenario, name, syscalls_text(counts)))
             continue
         if scenario == "upload-1g":
             for name, result in table.items():
-                lines.append("| %s | %s | – | – | – | – | %s |" % (scenario, name, upload_text(result)))
+                lines.append("| %s | %s | – | – | – | – | – | %s |" % (scenario, name, upload_text(result)))
             continue
         r = ratios(table)
         for name, row in table.items():
@@ -717,6 +741,8 @@ def markdown(results, args):
                 parts = []
                 if "best_rps" in r:
                     parts.append("%.2f× best peer req/s, %.2f× best peer CPU" % (r["best_rps"], r["best_cpu"]))
+                if "best_cpu_softirq" in r:
+                    parts.append("%.2f× best peer CPU with softirq" % r["best_cpu_softirq"])
                 if "floor_cpu" in r:
                     parts.append("%.2f× floor CPU" % r["floor_cpu"])
                 if "ceiling_rps" in r:
@@ -724,8 +750,9 @@ def markdown(results, args):
                 if "base_cpu" in r:
                     parts.append("%.2f× baseline req/s, %.2f× baseline CPU" % (r["base_rps"], r["base_cpu"]))
                 note = "; ".join(parts)
-            lines.append("| %s | %s | %.0f | %.2f | %.2f–%.2f | %.2f (%.0f%%) | %s |"
-                         % (scenario, name, row.rps, row.cpu, row.cpu_min, row.cpu_max, row.client, row.busy * 100, note))
+            lines.append("| %s | %s | %.0f | %.2f | %.2f–%.2f | %s | %.2f (%.0f%%) | %s |"
+                         % (scenario, name, row.rps, row.cpu, row.cpu_min, row.cpu_max,
+                            "–" if row.softirq is None else "%.2f" % row.softirq, row.client, row.busy * 100, note))
     if "ka-1k-log" in results:
         log = results["ka-1k-log"]
         lines.append("")
@@ -882,7 +909,10 @@ def main():
               "over rounds of the ratio within a round, where the servers ran back to back: the machine's "
               "speed drifts between rounds. The wrk column is the client's own CPU per request and its share "
               "of its core: at 99%% busy, req/s is what wrk can do, and `ceiling` (the floor that never "
-              "sleeps) is the most it does here.\n\n" % (stamp, args.rounds, args.duration))
+              "sleeps) is the most it does here. CPU is the server's utime+stime; softirq is the softirq time "
+              "of the pinned server's CPU over the round, per request (mostly the loopback delivery of the "
+              "server's own sends, which the kernel accounts to no task), shown apart so CPU keeps the "
+              "issue's meaning.\n\n" % (stamp, args.rounds, args.duration))
     if SERVER_CPUS:
         header += ("One-worker servers pinned to CPU %s, wrk (and the proxy scenario's backend) to CPU %s: "
                    "left to the scheduler, the CPU a server landed on moved its CPU per request by 20%%. "
