@@ -715,22 +715,24 @@ def ratios(table):
     return out
 
 
+def idle_text(result):
+    per_conn, ms = result
+    return "%.0f B per idle connection, fresh request: %s" % (per_conn, latency_text(ms))
+
+
+# Scenarios counted once per server rather than timed: their rows carry only a note.
+COUNTED_TEXT = {"idle-10k": idle_text, "syscalls-ka-1k": syscalls_text, "upload-1g": upload_text}
+TABLE_HEAD = ("scenario", "server", "req/s", "CPU µs/req", "CPU over rounds", "softirq µs/req",
+              "wrk CPU µs/req (busy)", "note")
+
+
 def markdown(results, args):
-    lines = ["| scenario | server | req/s | CPU µs/req | CPU over rounds | softirq µs/req | wrk CPU µs/req (busy) | note |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| %s |" % " | ".join(TABLE_HEAD), "|---|---|" + "---:|" * (len(TABLE_HEAD) - 3) + "---|"]
     for scenario, table in results.items():
-        if scenario == "idle-10k":
-            for name, (per_conn, ms) in table.items():
-                lines.append("| %s | %s | – | – | – | – | – | %.0f B per idle connection, fresh request: %s |"
-                             % (scenario, name, per_conn, latency_text(ms)))
-            continue
-        if scenario == "syscalls-ka-1k":
-            for name, counts in table.items():
-                lines.append("| %s | %s | – | – | – | – | – | %s |" % (scenario, name, syscalls_text(counts)))
-            continue
-        if scenario == "upload-1g":
+        if scenario in COUNTED_TEXT:
+            dashes = " | ".join(["–"] * (len(TABLE_HEAD) - 3))
             for name, result in table.items():
-                lines.append("| %s | %s | – | – | – | – | – | %s |" % (scenario, name, upload_text(result)))
+                lines.append("| %s | %s | %s | %s |" % (scenario, name, dashes, COUNTED_TEXT[scenario](result)))
             continue
         r = ratios(table)
         for name, row in table.items():
