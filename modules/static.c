@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -288,6 +289,7 @@ struct put_state {
 	bool                        committed;
 	bool                        removed;
 	int                         err;       /* errno of a failed write or commit, or 0 */
+	int                         refused;   /* 412: a precondition failed at the commit */
 	const char                 *failed;    /* which step failed */
 };
 
@@ -347,6 +349,12 @@ static struct put_state *put_open(struct static_conf *conf, const struct httpd_r
 		}
 		put->existed = true;
 	}
+	/* Refused before a byte of the body is read; checked again at the commit. */
+	*status = httpd_request_preconditions(req, put->existed ? &st : NULL, NULL);
+	if (*status != 0) {
+		close(dirfd);
+		return NULL;
+	}
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)req;
 	/* A dot name: hidden from listings and refused to clients while it exists. */
@@ -393,6 +401,32 @@ static int static_body(void *data, struct httpd_request *req, struct httpd_respo
 	return HTTPD_OK;
 }
 
+/*
+ * Writers of one directory take turns between checking a target's
+ * preconditions and replacing or removing it, across workers: two
+ * conditional PUTs of one file cannot both succeed.  Readers never wait.
+ */
+static int target_lock(int dirfd, const struct httpd_request *req)
+{
+	while (flock(dirfd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			httpd_log_request(HTTPD_LOG_ERR, req, "cannot lock the directory of %s: %s", req->path_rest,
+			                  strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* 0, or the status of a failed precondition against name as it is now (under target_lock). */
+static int target_preconditions(const struct httpd_request *req, int dirfd, const char *name, bool *exists)
+{
+	struct stat st;
+
+	*exists = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return httpd_request_preconditions(req, *exists ? &st : NULL, NULL);
+}
+
 /* On a pool thread: make the bytes durable, then the name. */
 static void put_commit(void *arg)
 {
@@ -410,11 +444,20 @@ static void put_commit(void *arg)
 		return;
 	}
 	put->fd = -1;
-	if (renameat(put->dirfd, put->tmp, put->dirfd, put->name) < 0) {
+	if (target_lock(put->dirfd, put->req) < 0) {
 		put->err = errno;
-		put->failed = "rename";
+		put->failed = "flock";
 		return;
 	}
+	/* The preconditions hold for the file as it is at the rename, whoever wrote it meanwhile. */
+	put->refused = target_preconditions(put->req, put->dirfd, put->name, &put->existed);
+	if (put->refused == 0 && renameat(put->dirfd, put->tmp, put->dirfd, put->name) < 0) {
+		put->err = errno;
+		put->failed = "rename";
+	}
+	flock(put->dirfd, LOCK_UN);
+	if (put->err != 0 || put->refused != 0)
+		return;
 	put->committed = true;
 	if (fsync(put->dirfd) < 0)
 		httpd_log_request(HTTPD_LOG_WARN, put->req, "fsync of the directory failed: %s", strerror(errno));
@@ -422,6 +465,10 @@ static void put_commit(void *arg)
 
 static int put_answer(struct put_state *put)
 {
+	if (put->refused != 0) {
+		put_abandon(put);
+		return put->refused;
+	}
 	if (put->err != 0) {
 		put_abandon(put);
 		httpd_log_request(HTTPD_LOG_ERR, put->req, "%s: %s", put->failed, strerror(put->err));
@@ -462,18 +509,28 @@ static int static_delete(struct static_conf *conf, const struct httpd_request *r
 {
 	const char *rel = req->path_rest, *name;
 	int dirfd, status = 500;
+	bool exists;
 
 	if (rel[strlen(rel) - 1] == '/')
 		return 409;
 	dirfd = parent_open(conf, req, rel, &name, &status);
-	if (dirfd < 0)
+	if (dirfd < 0) {
+		/* No parent, no file: only If-Match can fail on what does not exist. */
+		if (status == 409 && httpd_request_preconditions(req, NULL, NULL) != 0)
+			return 412;
 		return status == 409 ? 404 : status;
-	if (unlinkat(dirfd, name, 0) < 0) {
-		status = errno == ENOENT ? 404 : errno == EISDIR ? 409 : write_status(errno);
-		close(dirfd);
-		return status;
 	}
+	if (target_lock(dirfd, req) < 0) {
+		close(dirfd);
+		return 500;
+	}
+	status = target_preconditions(req, dirfd, name, &exists);
+	if (status == 0 && unlinkat(dirfd, name, 0) < 0)
+		status = errno == ENOENT ? 404 : errno == EISDIR ? 409 : write_status(errno);
+	flock(dirfd, LOCK_UN);
 	close(dirfd);
+	if (status != 0)
+		return status;
 	httpd_file_forget(conf->root_fd, rel);
 	httpd_response_set_status(res, 204);
 	return HTTPD_OK;

@@ -148,6 +148,8 @@ int         httpd_conf_is_set(const struct httpd_conf *conf, const char *name);
 /* Items of a list option, or instances of a section. */
 size_t      httpd_conf_count(const struct httpd_conf *conf, const char *name);
 const char *httpd_conf_list_str(const struct httpd_conf *conf, const char *name, size_t i);
+/* A string option read as a size ("64k", "512m", "1g", bytes): 0, or -1 if it is not one. */
+int httpd_conf_size(const struct httpd_conf *conf, const char *name, uint64_t *out);
 const struct httpd_conf *httpd_conf_section(const struct httpd_conf *conf, const char *name, size_t i);
 /* The title of a titled section, or NULL. */
 const char *httpd_conf_title(const struct httpd_conf *conf);
@@ -448,6 +450,13 @@ void *httpd_location_server_data(const struct httpd_location *loc, const char *m
  */
 int httpd_server_draining(void);
 
+/*
+ * True while the configuration is only being checked (httpd -t, -T, -M):
+ * server_init and configure hooks must then create and change nothing
+ * outside the process (no files, no shared state a running server uses).
+ */
+int httpd_config_checking(void);
+
 /* --- Memory: freed in one step when the request ends -------------------- */
 
 void *httpd_pool_alloc(struct httpd_pool *pool, size_t size);
@@ -473,6 +482,18 @@ struct stat;
  */
 int httpd_respond_file(const struct httpd_request *req, struct httpd_response *res, int fd,
                        const struct stat *st, const char *content_type, const char *etag_suffix);
+
+/*
+ * RFC 9110 §13.2.2 preconditions (If-Match, If-Unmodified-Since,
+ * If-None-Match, If-Modified-Since, in that order) for any method, against
+ * the resource as it is now: st its stat, or NULL when it does not exist;
+ * etag its entity tag, or NULL for the core's own (as httpd_respond_file
+ * sends it).  Returns 0 to go on with the method, 304 (GET and HEAD only)
+ * or 412.  A handler that changes a resource (PUT, DELETE, POST) evaluates
+ * them just before the change, where no other writer can interleave.
+ * Safe to call from a blocking job (httpd_run_blocking).
+ */
+int httpd_request_preconditions(const struct httpd_request *req, const struct stat *st, const char *etag);
 
 /*
  * The worker's open-file cache.  httpd_file_open opens path beneath dirfd

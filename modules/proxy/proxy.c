@@ -49,6 +49,7 @@ struct proxy_loc {
 	unsigned            retries;
 	bool                websocket;
 	bool                buffering;
+	uint64_t            max_temp_file;   /* proxy_max_temp_file_size: spill no more per response */
 	bool                via;
 	bool                retry_non_idempotent;
 };
@@ -111,6 +112,7 @@ struct proxy_req {
 	char                   *ready;          /* decoded body for the client: [ready_off, ready_len) */
 	size_t                  ready_off, ready_len;
 	int                     spill_fd;       /* buffering: then [file_rd, file_wr) of this file */
+	bool                    pump_waits;     /* the upstream is not read until the client takes some */
 	off_t                   file_rd, file_wr;
 	bool                    body_stored;    /* the whole body is in ready/the file: upstream let go */
 	bool                    body_broken;    /* the upstream failed mid-body: the client gets a cut */
@@ -170,6 +172,7 @@ static const struct httpd_option location_options[] = {
 	HTTPD_OPTION_INT("retries", "1"),
 	HTTPD_OPTION_BOOL("websocket", "true"),
 	HTTPD_OPTION_BOOL("buffering", "true"),
+	HTTPD_OPTION_STR("proxy_max_temp_file_size", "1g"),
 	HTTPD_OPTION_BOOL("via", "false"),
 	HTTPD_OPTION_BOOL("retry_non_idempotent", "false"),
 	HTTPD_OPTION_END
@@ -399,6 +402,11 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 	pl->retries = (unsigned)retries;
 	pl->websocket = httpd_conf_bool(opts, "websocket");
 	pl->buffering = httpd_conf_bool(opts, "buffering");
+	if (httpd_conf_size(opts, "proxy_max_temp_file_size", &pl->max_temp_file) < 0) {
+		snprintf(err, errlen, "proxy_max_temp_file_size \"%s\" is not a size (\"512m\", \"1g\", 0 for none)",
+		         httpd_conf_str(opts, "proxy_max_temp_file_size"));
+		return -1;
+	}
 	pl->via = httpd_conf_bool(opts, "via");
 	pl->retry_non_idempotent = httpd_conf_bool(opts, "retry_non_idempotent");
 	return 0;
@@ -443,8 +451,25 @@ static void buf_str(struct buf *b, const char *s)
 	buf_add(b, s, strlen(s));
 }
 
+/* Every Connection line of a message: each one names hop-by-hop fields (RFC 9110 §7.6.1). */
+struct conn_lines {
+	const char *value[PROXY_HEADERS_MAX];
+	size_t      count;
+	bool        overflow;   /* more lines than we keep: forward no field that is not ours for sure */
+};
+
+static void conn_lines_add(struct conn_lines *c, const char *name, const char *value)
+{
+	if (strcasecmp(name, "Connection") != 0)
+		return;
+	if (c->count < PROXY_HEADERS_MAX)
+		c->value[c->count++] = value;
+	else
+		c->overflow = true;
+}
+
 /* Hop-by-hop fields (RFC 9110 §7.6.1) and the ones the proxy writes itself. */
-static bool hop_by_hop(const char *name, const char *connection)
+static bool hop_by_hop(const char *name, const struct conn_lines *connection)
 {
 #define FIELD(s) { s, sizeof(s) - 1 }
 	static const struct { const char *name; size_t len; } fixed[] = {
@@ -459,8 +484,11 @@ static bool hop_by_hop(const char *name, const char *connection)
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (fixed[i].len == len && strcasecmp(name, fixed[i].name) == 0)
 			return true;
-	/* And every field the Connection header names. */
-	return connection != NULL && proxy_list_has(connection, name);
+	/* And every field any Connection line names. */
+	for (size_t i = 0; i < connection->count; i++)
+		if (proxy_list_has(connection->value[i], name))
+			return true;
+	return false;
 }
 
 static bool forwarded_header(const char *name, enum forwarded_mode mode)
@@ -471,38 +499,62 @@ static bool forwarded_header(const char *name, enum forwarded_mode mode)
 	return strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0;
 }
 
-/* The request target for the upstream: the prefix replaced by proxy_path, the query kept. */
+/* A decoded path back to its percent-encoded form: only RFC 3986 pchars and '/' stay as they are. */
+static void path_encode_add(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	while (len > 0) {
+		size_t run = 0;
+
+		while (run < len && ((s[run] >= 'a' && s[run] <= 'z') || (s[run] >= 'A' && s[run] <= 'Z') ||
+		                     (s[run] >= '0' && s[run] <= '9') || strchr("-._~!$&'()*+,;=:@/", s[run]) != NULL) &&
+		       s[run] != '\0')
+			run++;
+		if (run > 0)
+			buf_add(b, s, run);
+		if (run < len) {
+			char esc[3] = { '%', hex[(unsigned char)s[run] >> 4], hex[(unsigned char)s[run] & 15] };
+
+			buf_add(b, esc, 3);
+			run++;
+		}
+		s += run;
+		len -= run;
+	}
+}
+
+/*
+ * The request target for the upstream, always from the normalised path
+ * the location matched (re-encoded), the prefix replaced by proxy_path, and
+ * the raw query: a raw target such as "/x/../files/a" must not reach the
+ * upstream in a form that names another location than the one that chose it.
+ */
 static void target_add(struct buf *b, const struct proxy_loc *pl, const struct httpd_request *req)
 {
-	const char *target = req->target, *path_end;
+	const char *path = req->path;
 
-	/* The raw target's path is what the client sent (origin or absolute form). */
-	if (target[0] != '/') {
-		const char *p = strstr(target, "://");
-
-		target = p != NULL ? strchr(p + 3, '/') : NULL;
-		if (target == NULL)
-			target = "/";
-	}
-	if (pl->path == NULL) {
-		buf_str(b, target);
+	if (strcmp(req->target, "*") == 0) {
+		buf_str(b, "*");
 		return;
 	}
-	/* Replace the prefix on the normalised path, re-encoded only where the raw one matches. */
-	path_end = target + strcspn(target, "?");
-	if ((size_t)(path_end - target) >= pl->prefix_len && strncmp(target, pl->prefix, pl->prefix_len) == 0) {
-		const char *rest = target + pl->prefix_len;
+	if (pl->path != NULL && strncmp(path, pl->prefix, pl->prefix_len) == 0) {
+		const char *rest = path + pl->prefix_len;
 		size_t plen = strlen(pl->path);
 
 		buf_str(b, pl->path);
 		if (plen > 0 && pl->path[plen - 1] == '/' && rest[0] == '/')
 			rest++;
-		else if (rest[0] != '/' && rest[0] != '?' && rest[0] != '\0' && (plen == 0 || pl->path[plen - 1] != '/'))
+		else if (rest[0] != '/' && rest[0] != '\0' && (plen == 0 || pl->path[plen - 1] != '/'))
 			buf_str(b, "/");
-		buf_str(b, rest);
-		return;
+		path_encode_add(b, rest, strlen(rest));
+	} else {
+		path_encode_add(b, path, strlen(path));
 	}
-	buf_str(b, target);
+	if (req->query != NULL) {
+		buf_str(b, "?");
+		buf_str(b, req->query);
+	}
 }
 
 static char *head_build(struct proxy_req *p)
@@ -510,9 +562,14 @@ static char *head_build(struct proxy_req *p)
 	const struct httpd_request *req = p->req;
 	const struct proxy_loc *pl = p->pl;
 	struct buf b = { .pool = req->pool };
-	const char *connection = httpd_request_header(req, "Connection");
-	const char *xff = NULL;
+	struct conn_lines connection = { .count = 0 };
+	struct buf xff = { .pool = req->pool };
 	bool ipv6 = strchr(req->client_addr, ':') != NULL;
+
+	for (size_t i = 0; i < req->header_count; i++)
+		conn_lines_add(&connection, req->headers[i].name, req->headers[i].value);
+	if (connection.overflow)
+		return NULL;
 
 	buf_str(&b, req->method_name);
 	buf_str(&b, " ");
@@ -523,10 +580,12 @@ static char *head_build(struct proxy_req *p)
 	for (size_t i = 0; i < req->header_count; i++) {
 		const struct httpd_header *h = &req->headers[i];
 
-		if (hop_by_hop(h->name, connection) || forwarded_header(h->name, pl->forwarded))
+		if (hop_by_hop(h->name, &connection) || forwarded_header(h->name, pl->forwarded))
 			continue;
 		if (strcasecmp(h->name, "X-Forwarded-For") == 0 && (pl->forwarded == FWD_X || pl->forwarded == FWD_BOTH)) {
-			xff = h->value;   /* extended below, as nginx's $proxy_add_x_forwarded_for does */
+			/* Every line, in order, extended below as nginx's $proxy_add_x_forwarded_for does. */
+			buf_str(&xff, h->value);
+			buf_str(&xff, ", ");
 			continue;
 		}
 		buf_str(&b, h->name);
@@ -536,10 +595,8 @@ static char *head_build(struct proxy_req *p)
 	}
 	if (pl->forwarded == FWD_X || pl->forwarded == FWD_BOTH) {
 		buf_str(&b, "X-Forwarded-For: ");
-		if (xff != NULL) {
-			buf_str(&b, xff);
-			buf_str(&b, ", ");
-		}
+		if (xff.len > 0)
+			buf_add(&b, xff.data, xff.len);
 		buf_str(&b, req->client_addr);
 		buf_str(&b, "\r\nX-Forwarded-Proto: ");
 		buf_str(&b, req->scheme);
@@ -1014,16 +1071,15 @@ static void continue_head(struct proxy_req *p)
 static void tunnel_begin(struct proxy_req *p)
 {
 	const struct proxy_head *h = &p->ph;
-	const char *connection = NULL;
+	struct conn_lines connection = { .count = 0 };
 	int fd = p->fd;
 
 	for (size_t i = 0; i < h->count; i++)
-		if (strcasecmp(h->headers[i].name, "Connection") == 0)
-			connection = h->headers[i].value;
+		conn_lines_add(&connection, h->headers[i].name, h->headers[i].value);
 	for (size_t i = 0; i < h->count; i++) {
 		bool upgrade = strcasecmp(h->headers[i].name, "Upgrade") == 0;
 
-		if ((!upgrade && hop_by_hop(h->headers[i].name, connection)) ||
+		if ((!upgrade && hop_by_hop(h->headers[i].name, &connection)) ||
 		    strcasecmp(h->headers[i].name, "Date") == 0 || strcasecmp(h->headers[i].name, "Server") == 0)
 			continue;
 		if (httpd_response_add_header(p->res, h->headers[i].name, h->headers[i].value) < 0) {
@@ -1172,7 +1228,7 @@ static void on_timer(struct httpd_request *req, void *arg, unsigned events)
 
 /* --- the response -------------------------------------------------------- */
 
-static bool response_hop_by_hop(const char *name, const char *connection)
+static bool response_hop_by_hop(const char *name, const struct conn_lines *connection)
 {
 	static const char *const own[] = { "Date", "Server" };   /* the core's */
 
@@ -1308,17 +1364,20 @@ static void body_pump(struct proxy_req *p)
 {
 	bool got = false;
 
+	p->pump_waits = false;
 	while (p->state == PS_BODY) {
 		size_t room = IN_MAX - p->in_len;
 		ssize_t n;
 
-		if (!p->pl->buffering) {
+		/* Past proxy_max_temp_file_size the spill file grows no more: the client sets the pace. */
+		if (!p->pl->buffering || (uint64_t)p->file_wr >= p->pl->max_temp_file) {
 			size_t free_ready = p->file_wr == 0 ? ready_room(p) : 0;
 
 			if (free_ready < room + 32)   /* decoding never grows: raw bytes bound the decoded ones */
 				room = free_ready > 32 ? free_ready - 32 : 0;
 			if (room == 0) {
 				io_want(p, 0);   /* the client has to take some first */
+				p->pump_waits = true;
 				break;
 			}
 		}
@@ -1368,7 +1427,7 @@ static ssize_t body_read(void *ctx, char *out, size_t len)
 			memcpy(out, p->ready + p->ready_off, n);
 			p->ready_off += n;
 			p->progress_ms = now_ms();   /* the client taking bytes is progress too */
-			if (p->state == PS_BODY && !p->pl->buffering)
+			if (p->state == PS_BODY && (!p->pl->buffering || p->pump_waits))
 				body_pump(p);   /* room again: read on */
 			return (ssize_t)n;
 		}
@@ -1383,8 +1442,11 @@ static ssize_t body_read(void *ctx, char *out, size_t len)
 				return -1;
 			}
 			p->file_rd += n;
-			if (p->file_rd == p->file_wr)
+			if (p->file_rd == p->file_wr) {
 				p->file_rd = p->file_wr = 0;   /* drained: memory first again, the file is reused */
+				if (p->state == PS_BODY && p->pump_waits)
+					body_pump(p);   /* it stopped at proxy_max_temp_file_size: read on */
+			}
 			p->progress_ms = now_ms();
 			return n;
 		}
@@ -1403,15 +1465,14 @@ static ssize_t body_read(void *ctx, char *out, size_t len)
 static void response_start(struct proxy_req *p)
 {
 	const struct proxy_head *h = &p->ph;
-	const char *connection = NULL;
+	struct conn_lines connection = { .count = 0 };
 	uint64_t took = precise_ms() - p->started_ms;
 
 	for (size_t i = 0; i < h->count; i++)
-		if (strcasecmp(h->headers[i].name, "Connection") == 0)
-			connection = h->headers[i].value;
+		conn_lines_add(&connection, h->headers[i].name, h->headers[i].value);
 	httpd_response_set_status(p->res, h->status);
 	for (size_t i = 0; i < h->count; i++) {
-		if (response_hop_by_hop(h->headers[i].name, connection))
+		if (response_hop_by_hop(h->headers[i].name, &connection))
 			continue;
 		if (httpd_response_add_header(p->res, h->headers[i].name, h->headers[i].value) < 0) {
 			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: cannot pass on header %s", p->srv->name,

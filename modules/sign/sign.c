@@ -113,6 +113,7 @@ static const struct httpd_option location_options[] = {
 
 static const struct httpd_option store_options[] = {
 	HTTPD_OPTION_INT("entries", "65536"),
+	HTTPD_OPTION_STR("path", NULL),
 	HTTPD_OPTION_END
 };
 
@@ -153,7 +154,7 @@ static int secret_read(const char *path, struct sign_key *k, char *err, size_t e
 		return -1;
 	}
 	if (st.st_mode & 077) {
-		snprintf(err, errlen, "secret_file %s: readable by group or others (mode %03o); chmod 600 it",
+		snprintf(err, errlen, "secret_file %s: readable or writable by group or others (mode %03o); chmod 600 it",
 		         path, (unsigned)(st.st_mode & 0777));
 		close(fd);
 		return -1;
@@ -334,30 +335,77 @@ fail:
 	return -1;
 }
 
+/* The pid file's path with ".nonces" for ".pid": each instance its own store. */
+static char *store_default_path(const struct httpd_conf *server)
+{
+	const char *pid = httpd_conf_str(server, "pid_file");
+	size_t len = pid != NULL ? strlen(pid) : 0;
+	char *path;
+
+	if (len == 0)
+		return NULL;
+	if (len > 4 && strcmp(pid + len - 4, ".pid") == 0)
+		len -= 4;
+	path = malloc(len + sizeof(".nonces"));
+	if (path != NULL) {
+		memcpy(path, pid, len);
+		memcpy(path + len, ".nonces", sizeof(".nonces"));
+	}
+	return path;
+}
+
 static int sign_server_init(const struct httpd_conf *server, void **server_data, char *err, size_t errlen)
 {
 	const struct httpd_conf *sc = httpd_conf_section(server, "sign_nonce_store", 0);
 	long entries = sc != NULL ? httpd_conf_int(sc, "entries") : 65536;
-	char where[300];
+	const char *set = sc != NULL ? httpd_conf_str(sc, "path") : NULL;
+	char where[300], *path;
 
 	if (entries < 16 || entries > (1L << 28)) {
 		snprintf(err, errlen, "%s: sign_nonce_store: entries must be 16 to 268435456",
 		         sc != NULL ? httpd_conf_origin(sc, where, sizeof(where)) : "?");
 		return -1;
 	}
-	/* A reload keeps the store (and so every nonce already seen) unless its size changed. */
-	if (store == NULL || nonce_store_entries(store) != (size_t)entries) {
-		struct nonce_store *s = nonce_store_create((size_t)entries);
+	path = set != NULL ? strdup(set) : store_default_path(server);
+	if (path == NULL || path[0] != '/') {
+		snprintf(err, errlen, "%s: sign_nonce_store: path must be absolute (the pid file's, with .nonces, "
+		         "by default)", sc != NULL ? httpd_conf_origin(sc, where, sizeof(where)) : "?");
+		free(path);
+		return -1;
+	}
+	if (httpd_config_checking()) {
+		/* httpd -t: the running server's store stays as it is; only say where it would go. */
+		char *slash = strrchr(path, '/');
 
-		if (s == NULL) {
-			snprintf(err, errlen, "sign_nonce_store: cannot map %ld entries: %s", entries, strerror(errno));
+		*slash = '\0';
+		if (path[0] != '\0' && access(path, W_OK | X_OK) < 0) {
+			snprintf(err, errlen, "%s: sign_nonce_store: cannot make the store in %s: %s",
+			         sc != NULL ? httpd_conf_origin(sc, where, sizeof(where)) : "?", path, strerror(errno));
+			free(path);
 			return -1;
 		}
+		free(path);
+		*server_data = NULL;
+		return 0;
+	}
+	/* A reload keeps the store (and so every nonce already seen) unless its size or file changed. */
+	if (store == NULL || nonce_store_entries(store) != (size_t)entries ||
+	    strcmp(nonce_store_path(store), path) != 0) {
+		struct nonce_store *s = nonce_store_open(path, (size_t)entries, store, err, errlen);
+
+		if (s == NULL) {
+			free(path);
+			return -1;
+		}
+		if (nonce_store_fresh(s))
+			httpd_log(HTTPD_LOG_NOTICE, "sign: new nonce store %s (%ld entries): signatures created before "
+			          "now are refused as \"restarted\"", path, entries);
 		if (store != NULL && store_users == 0)
 			nonce_store_destroy(store);
 		store = s;
 		store_users = 0;
 	}
+	free(path);
 	store_users++;
 	*server_data = store;
 	return 0;

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "request.h"
+#include "siphash.h"
 #include "worker.h"
 
 struct httpd_file {
@@ -43,7 +44,9 @@ static struct {
 	uint64_t            bytes, max_bytes;
 	uint64_t            valid_ms;
 	struct httpd_file   lru;            /* sentinel */
+	struct siphash_key  key;
 	bool                on;
+	bool                errors;         /* file_cache_errors: failures are cached too */
 } cache;
 
 void file_cache_init(const struct httpd_config *config)
@@ -52,6 +55,8 @@ void file_cache_init(const struct httpd_config *config)
 
 	memset(&cache, 0, sizeof(cache));
 	cache.lru.lru_prev = cache.lru.lru_next = &cache.lru;
+	siphash_key_random(&cache.key);
+	cache.errors = config->file_cache_errors;
 	if (config->file_cache_valid_ms == 0 || config->file_cache_entries == 0)
 		return;
 	while (n < config->file_cache_entries * 2)
@@ -124,13 +129,12 @@ void file_cache_destroy(void)
 	cache.on = false;
 }
 
+/* Keyed with a secret of this worker's start: clients cannot aim many paths at one bucket. */
 static uint32_t key_hash(int dirfd, const char *rel)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)dirfd;
+	struct siphash_key k = { cache.key.k0 ^ (uint64_t)(unsigned)dirfd, cache.key.k1 };
 
-	for (; *rel != '\0'; rel++)
-		h = (h ^ (uint8_t)*rel) * 16777619u;
-	return h;
+	return (uint32_t)siphash13(&k, rel, strlen(rel));
 }
 
 /* The same file as when it was opened: identity, size and both times to the nanosecond. */
@@ -261,7 +265,8 @@ const struct httpd_file *httpd_file_open(struct httpd_request *req, int dirfd, c
 		f = file_load(dirfd, rel, hash, now_ms);
 		if (f == NULL)
 			return NULL;
-		if (cache.on)
+		/* "Not found" is cached only when the operator asks: missing paths are the client's to choose. */
+		if (cache.on && (f->fd >= 0 || cache.errors))
 			cache_insert(f);
 	}
 	f->refs++;

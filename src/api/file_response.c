@@ -25,12 +25,21 @@ static void fd_close(void *arg)
 }
 
 /* Strong validator: changes whenever the file is replaced, resized or touched. */
+static void etag_format(char *buf, size_t size, const struct stat *st, const char *suffix)
+{
+	snprintf(buf, size, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s%s\"", (uint64_t)st->st_ino,
+	         (uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec,
+	         suffix ? "-" : "", suffix ? suffix : "");
+}
+
 static char *etag_make(struct httpd_pool *pool, const struct stat *st, const char *suffix)
 {
-	return httpd_pool_printf(pool, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s%s\"",
-	                         (uint64_t)st->st_ino, (uint64_t)st->st_size,
-	                         (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec,
-	                         suffix ? "-" : "", suffix ? suffix : "");
+	char buf[128];
+
+	if (suffix != NULL && strlen(suffix) > 32)
+		return NULL;
+	etag_format(buf, sizeof(buf), st, suffix);
+	return httpd_pool_strdup(pool, buf);
 }
 
 /*
@@ -72,7 +81,11 @@ static bool etag_list_matches(const char *list, const char *etag, bool weak)
 
 enum precondition { PRE_PASS, PRE_NOT_MODIFIED, PRE_FAILED };
 
-/* RFC 9110 §13.2.2, steps 1 to 4. */
+/*
+ * RFC 9110 §13.2.2, steps 1 to 4, for any method.  etag NULL: the resource
+ * does not exist, so no list (not even "*") matches and the dates are
+ * ignored (§13.1.4: no modification date to compare).
+ */
 static enum precondition preconditions_evaluate(const struct httpd_request *req, const char *etag,
                                                 time_t mtime)
 {
@@ -82,14 +95,16 @@ static enum precondition preconditions_evaluate(const struct httpd_request *req,
 	time_t date;
 
 	if (if_match != NULL) {
-		if (!etag_list_matches(if_match, etag, false))
+		if (etag == NULL || !etag_list_matches(if_match, etag, false))
 			return PRE_FAILED;
-	} else {
+	} else if (etag != NULL) {
 		const char *ius = httpd_request_header(req, "If-Unmodified-Since");
 
 		if (ius != NULL && http_date_parse(ius, &date) && mtime > date)
 			return PRE_FAILED;
 	}
+	if (etag == NULL)
+		return PRE_PASS;
 	if (if_none_match != NULL) {
 		if (etag_list_matches(if_none_match, etag, true))
 			return get_or_head ? PRE_NOT_MODIFIED : PRE_FAILED;
@@ -100,6 +115,22 @@ static enum precondition preconditions_evaluate(const struct httpd_request *req,
 			return PRE_NOT_MODIFIED;
 	}
 	return PRE_PASS;
+}
+
+int httpd_request_preconditions(const struct httpd_request *req, const struct stat *st, const char *etag)
+{
+	char buf[128];
+
+	if (st != NULL && etag == NULL) {
+		etag_format(buf, sizeof(buf), st, NULL);
+		etag = buf;
+	}
+	switch (preconditions_evaluate(req, st != NULL ? etag : NULL, st != NULL ? st->st_mtime : 0)) {
+	case PRE_NOT_MODIFIED: return 304;
+	case PRE_FAILED:       return 412;
+	case PRE_PASS:         break;
+	}
+	return 0;
 }
 
 /* If-Range (§13.1.5): an entity tag must match strongly, a date exactly. */

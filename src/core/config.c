@@ -182,7 +182,7 @@ static int directive_line(const cfg_t *sec, const char *name)
 	return 0;
 }
 
-/* A private key must be the server's alone: refused when group or others may read it. */
+/* A private key must be the server's alone: refused when group or others may read or replace it. */
 static int validate_tls_key(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *path = cfg_opt_getnstr(opt, 0);
@@ -197,10 +197,11 @@ static int validate_tls_key(cfg_t *cfg, cfg_opt_t *opt)
 		cfg_error(cfg, "tls_certificate_key: cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (st.st_mode & (S_IRGRP | S_IROTH)) {
-		cfg_error(cfg, "tls_certificate_key: %s is readable by %s (mode %04o); a private key must be "
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		cfg_error(cfg, "tls_certificate_key: %s is %s by %s (mode %04o); a private key must be "
 		          "readable by its owner only (chmod 600)", path,
-		          (st.st_mode & S_IROTH) ? "others" : "its group", (unsigned)(st.st_mode & 07777));
+		          (st.st_mode & (S_IRGRP | S_IROTH)) ? "readable" : "writable",
+		          (st.st_mode & S_IRWXO) ? "others" : "its group", (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -633,6 +634,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_INT("file_cache_valid", 1, CFGF_NONE),
 		CFG_INT("file_cache_entries", 1024, CFGF_NONE),
 		CFG_STR("file_cache_size", "32m", CFGF_NONE),
+		CFG_BOOL("file_cache_errors", cfg_false, CFGF_NONE),
 		CFG_BOOL("server_tokens", cfg_true, CFGF_NONE),
 		CFG_BOOL("reuseport", cfg_false, CFGF_NONE),
 		CFG_INT("max_request_line", 8192, CFGF_NONE),
@@ -1079,7 +1081,7 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec,
 	for (cfg_opt_t *o = sec->opts; o->name != NULL; o++) {
 		bool ok = false;
 
-		if (!(o->flags & CFGF_MODIFIED))
+		if (!option_is_set(o))
 			continue;
 		for (size_t i = 0; i < CORE_LOCATION_OPTS && !ok; i++)
 			ok = strcmp(core_location_opts[i].name, o->name) == 0;
@@ -1188,6 +1190,7 @@ static int globals_read(struct httpd_config *config)
 	config->access_log_flush_ms = (unsigned)cfg_getint(cfg, "access_log_flush") * 1000;
 	config->file_cache_valid_ms = (unsigned)cfg_getint(cfg, "file_cache_valid") * 1000;
 	config->file_cache_entries = (size_t)cfg_getint(cfg, "file_cache_entries");
+	config->file_cache_errors = cfg_getbool(cfg, "file_cache_errors");
 	config_size_parse(cfg_getstr(cfg, "file_cache_size"), &config->file_cache_size);
 	config->shutdown_timeout_ms = (unsigned)cfg_getint(cfg, "shutdown_timeout") * 1000;
 	config->shutdown_delay_ms = (unsigned)cfg_getint(cfg, "shutdown_delay") * 1000;
@@ -1517,6 +1520,18 @@ static int server_modules_init(struct httpd_config *config)
 		sm->inited = true;
 	}
 	return 0;
+}
+
+static bool checking;
+
+void config_checking_set(bool only_checking)
+{
+	checking = only_checking;
+}
+
+int httpd_config_checking(void)
+{
+	return checking;
 }
 
 struct httpd_config *config_load(const char *path, bool log_errors)

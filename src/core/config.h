@@ -142,6 +142,7 @@ struct httpd_config {
 	unsigned               access_log_flush_ms;
 	unsigned               file_cache_valid_ms;
 	size_t                 file_cache_entries;
+	bool                   file_cache_errors;   /* cache "not found" and other failures too */
 	uint64_t               file_cache_size;
 
 	struct cidr           *real_ip_from;    /* proxies trusted to name the client */
@@ -207,5 +208,8 @@ const struct httpd_location *config_server_location(const struct httpd_server *s
 
 /* "512", "16k", "1m", "2g" (case-insensitive); -1 if malformed or too large. */
 int config_size_parse(const char *text, uint64_t *out);
+
+/* httpd -t: modules are told (httpd_config_checking) to leave the system as it is. */
+void config_checking_set(bool only_checking);
 
 #endif

@@ -1,4 +1,5 @@
 #include "config_options.h"
+#include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,28 @@ int options_union(cfg_opt_t **opts, size_t *count, const cfg_opt_t *src, const c
 	return 0;
 }
 
+/*
+ * libconfuse gives every single (not MULTI) section a default instance and
+ * marks it modified in every block, written or not: such a section counts as
+ * set only when something inside it was written.
+ */
+bool option_is_set(const cfg_opt_t *o)
+{
+	const cfg_t *section;
+
+	if (o == NULL || !(o->flags & CFGF_MODIFIED))
+		return false;
+	if (o->type != CFGT_SEC || (o->flags & CFGF_MULTI))
+		return true;
+	section = o->nvalues > 0 && o->values[0] != NULL ? o->values[0]->section : NULL;
+	if (section == NULL)
+		return false;
+	for (const cfg_opt_t *sub = section->opts; sub != NULL && sub->name != NULL; sub++)
+		if (option_is_set(sub))
+			return true;
+	return false;
+}
+
 /* --- httpd_conf_*: a struct httpd_conf is a libconfuse section ----------- */
 
 static cfg_t *sec(const struct httpd_conf *conf)
@@ -151,9 +174,14 @@ int httpd_conf_bool(const struct httpd_conf *conf, const char *name)
 
 int httpd_conf_is_set(const struct httpd_conf *conf, const char *name)
 {
-	cfg_opt_t *o = cfg_getopt(sec(conf), name);
+	return option_is_set(cfg_getopt(sec(conf), name));
+}
 
-	return o != NULL && (o->flags & CFGF_MODIFIED) != 0;
+int httpd_conf_size(const struct httpd_conf *conf, const char *name, uint64_t *out)
+{
+	const char *text = cfg_getstr(sec(conf), name);
+
+	return text != NULL ? config_size_parse(text, out) : -1;
 }
 
 size_t httpd_conf_count(const struct httpd_conf *conf, const char *name)

@@ -7,6 +7,7 @@
 #define HTTPD_CONFIG_OPTIONS_H
 
 #include <confuse.h>
+#include <stdbool.h>
 
 #include "config_source.h"
 #include "httpd/module.h"
@@ -27,6 +28,9 @@ void option_arena_free(struct option_arena *arena);
  * -1 out of memory, or -2 with the clashing name in *clash.
  */
 int options_union(cfg_opt_t **opts, size_t *count, const cfg_opt_t *src, const char **clash);
+
+/* Whether the block's text wrote o (a single section: anything inside it). */
+bool option_is_set(const cfg_opt_t *o);
 
 /* Where httpd_conf_origin finds file and line while a configuration loads. */
 void options_source_set(const struct config_source *src);

@@ -69,6 +69,7 @@ struct conn {
 	char                        *local_owned;  /* what local points to when a wildcard listener made us ask */
 	struct conn_proxy           *proxy;        /* what a PROXY preamble said, or NULL */
 	const struct httpd_server   *sni_server;   /* TLS: the server the SNI named (or the default), or NULL */
+	bool                         tls_no_sni;   /* TLS without SNI: the default server's settings hold */
 
 	/* input: bytes [in_off, in_len) of in are unconsumed */
 	char                        *in;

@@ -35,6 +35,19 @@ static int checks_run(struct request *r, enum httpd_body_event ev, const void *b
 	return 0;
 }
 
+static int replay_begin(struct request *r);
+
+/* Does a body check still have to see the body before it can decide? */
+static bool checks_pending(const struct request *r)
+{
+	const struct httpd_location *loc = r->loc;
+
+	for (size_t i = 0; i < loc->check_count; i++)
+		if (loc->checks[i].mod->api.body_check != NULL && !(r->body.checks_off & (1u << i)))
+			return true;
+	return false;
+}
+
 static int to_module(struct request *r, enum httpd_body_event ev, const void *buf, size_t len)
 {
 	const struct location_module *lm = &r->loc->handler;
@@ -62,7 +75,8 @@ int body_start(struct request *r)
 	rc = checks_run(r, HTTPD_BODY_START, NULL, 0);
 	if (rc != 0)
 		return rc;
-	if (handler->mod->api.body != NULL) {
+	b->held = checks_pending(r);
+	if (handler->mod->api.body != NULL && !b->held) {
 		rc = handler->mod->api.body(handler->data, &r->req, &r->res, HTTPD_BODY_START, NULL, 0);
 		if (rc == HTTPD_OK) {
 			b->to_module = true;
@@ -165,14 +179,80 @@ int body_end(struct request *r)
 	if (b->to_module)
 		return to_module(r, HTTPD_BODY_END, NULL, 0);
 	r->req.body_len = b->received;
-	if (b->fd >= 0)
-		return 0;
-	if (b->mem == NULL) {
-		b->mem = pool_alloc(r->pool, 1);
-		if (b->mem == NULL)
+	if (b->fd < 0) {
+		if (b->mem == NULL) {
+			b->mem = pool_alloc(r->pool, 1);
+			if (b->mem == NULL)
+				return 500;
+		}
+		b->mem[b->mem_len] = '\0';
+		r->req.body = b->mem;
+	}
+	if (b->held && r->loc->handler.mod->api.body != NULL)
+		return replay_begin(r);
+	return 0;
+}
+
+/* Every check passed: the handler's body hook may now take the body it would have streamed. */
+static int replay_begin(struct request *r)
+{
+	const struct location_module *handler = &r->loc->handler;
+	struct request_body *b = &r->body;
+	int rc = handler->mod->api.body(handler->data, &r->req, &r->res, HTTPD_BODY_START, NULL, 0);
+
+	if (rc == HTTPD_DECLINED)
+		return 0;   /* the core keeps it, as req.body or the body fd */
+	if (rc != HTTPD_OK)
+		return rc >= 400 && rc <= 599 ? rc : 500;
+	b->to_module = true;
+	b->replaying = true;
+	b->replayed = 0;
+	r->req.body = NULL;
+	r->req.body_len = 0;
+	if (b->fd >= 0) {
+		b->replay_buf = pool_alloc(r->pool, BODY_READ_TURN);
+		if (b->replay_buf == NULL)
 			return 500;
 	}
-	b->mem[b->mem_len] = '\0';
-	r->req.body = b->mem;
 	return 0;
+}
+
+int body_replay(struct request *r)
+{
+	struct request_body *b = &r->body;
+	int rc;
+
+	while (b->replayed < b->received) {
+		uint64_t left = b->received - b->replayed;
+		size_t len;
+		const char *piece;
+
+		if (b->paused)
+			return BODY_AGAIN;
+		if (b->fd >= 0) {
+			ssize_t n = pread(b->fd, b->replay_buf, left < BODY_READ_TURN ? (size_t)left : BODY_READ_TURN,
+			                  (off_t)b->replayed);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				httpd_log_request(HTTPD_LOG_ERR, &r->req, "reading back the request body held in %s: %s",
+				                  r->w->config->temp_dir, n < 0 ? strerror(errno) : "it is shorter");
+				return 500;
+			}
+			piece = b->replay_buf;
+			len = (size_t)n;
+		} else {
+			piece = b->mem + b->replayed;
+			len = left < BODY_READ_TURN ? (size_t)left : BODY_READ_TURN;
+		}
+		b->replayed += len;
+		rc = to_module(r, HTTPD_BODY_DATA, piece, len);
+		if (rc != 0)
+			return rc;
+	}
+	if (b->paused)
+		return BODY_AGAIN;
+	b->replaying = false;
+	return to_module(r, HTTPD_BODY_END, NULL, 0);
 }

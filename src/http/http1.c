@@ -179,6 +179,22 @@ static enum step read_head(struct conn *c)
 	}
 }
 
+/* A held body goes to the handler's body hook, as fast as the hook takes it. */
+static enum step body_replay_step(struct conn *c, struct request *r)
+{
+	int rc = body_replay(r);
+
+	if (rc == BODY_AGAIN)
+		return STEP_AGAIN;   /* httpd_request_body_resume runs us again */
+	timer_disarm(&c->timer);
+	if (rc != 0) {
+		http1_error(c, rc, false);
+		return STEP_CONTINUE;
+	}
+	request_handle(r);
+	return STEP_CONTINUE;
+}
+
 static enum step body_finished(struct conn *c, struct request *r)
 {
 	int rc;
@@ -189,6 +205,8 @@ static enum step body_finished(struct conn *c, struct request *r)
 		http1_error(c, rc, false);
 		return STEP_CONTINUE;
 	}
+	if (r->body.replaying)
+		return body_replay_step(c, r);
 	request_handle(r);
 	return STEP_CONTINUE;
 }
@@ -261,6 +279,8 @@ static enum step read_body(struct conn *c)
 {
 	struct request *r = c->req;
 
+	if (r->body.replaying)
+		return body_replay_step(c, r);
 	for (;;) {
 		enum step s = body_consume(c, r);
 

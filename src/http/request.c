@@ -13,6 +13,7 @@
 #include "log.h"
 #include "path.h"
 #include "pool.h"
+#include "tls.h"
 #include "vhost.h"
 #include "worker.h"
 
@@ -135,14 +136,22 @@ static int client_from_proxy(struct request *r)
 {
 	const struct httpd_config *cfg = r->w->config;
 	const struct httpd_request *req = &r->req;
-	const char *values[16];
+	const char **values;
 	size_t count = 0;
 	char addr[64];
 
 	if (cfg->real_ip_from_count == 0 || cfg->real_ip_header == REAL_IP_PROXY_PROTOCOL ||
 	    !cidr_list_contains(cfg->real_ip_from, cfg->real_ip_from_count, req->peer_addr))
 		return 0;
-	for (size_t i = 0; i < req->header_count && count < sizeof(values) / sizeof(values[0]); i++)
+	/*
+	 * Every line, however many: the walk starts from the right, at the
+	 * trusted proxy's own line, so a client that sends many lines ahead of it
+	 * must not push that line out of reach (the parser bounds the count).
+	 */
+	values = pool_alloc(r->pool, (req->header_count + 1) * sizeof(*values));
+	if (values == NULL)
+		return 500;
+	for (size_t i = 0; i < req->header_count; i++)
 		if (strcasecmp(req->headers[i].name, cfg->real_ip_header_name) == 0)
 			values[count++] = req->headers[i].value;
 	if (!real_ip_find(cfg->real_ip_header, values, count, cfg->real_ip_from, cfg->real_ip_from_count,
@@ -200,6 +209,12 @@ static int server_choose(struct request *r)
 	}
 	r->server = vhost_find(cfg, h->host, h->host_len, &named);
 	if (c->sni_server != NULL && r->server != c->sni_server)
+		return 421;
+	if (c->tls_no_sni && !vhost_same_tls(cfg->default_server, r->server))
+		return 421;
+	/* Whatever the handshake was (resumed or not), a server that requires a certificate gets one. */
+	if (c->transport != &transport_tcp && r->server->tls_client_ca != NULL &&
+	    r->server->tls_verify_client == TLS_VERIFY_REQUIRED && !tls_conn_peer_verified((struct conn *)c))
 		return 421;
 	return 0;
 }

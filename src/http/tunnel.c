@@ -41,6 +41,7 @@ int tunnel_start(struct conn *c, struct request *r)
 {
 	struct httpd_response *res = &r->res;
 	struct tunnel *t = pool_alloc(r->pool, sizeof(*t));
+	size_t early_up;
 
 	if (t == NULL)
 		return -1;
@@ -49,27 +50,24 @@ int tunnel_start(struct conn *c, struct request *r)
 	t->fd = res->tunnel_fd;
 	res->tunnel_fd = -1;
 	t->idle_ms = res->tunnel_idle_ms;
-	t->up = pool_alloc(r->pool, TUNNEL_BUF);
-	t->down = pool_alloc(r->pool, TUNNEL_BUF);
+	/* Bytes either side sent right behind the handshake go first, all of them: room for each. */
+	early_up = c->in_len - c->in_off;
+	t->up = pool_alloc(r->pool, early_up > TUNNEL_BUF ? early_up : TUNNEL_BUF);
+	t->down = pool_alloc(r->pool, res->tunnel_pending_len > TUNNEL_BUF ? res->tunnel_pending_len : TUNNEL_BUF);
 	if (httpd_pool_cleanup(r->pool, fd_close, t) < 0) {
 		close(t->fd);
 		return -1;
 	}
 	if (t->up == NULL || t->down == NULL)
 		return -1;
-	/* Bytes either side sent right behind the handshake go first. */
-	if (c->in_len > c->in_off) {
-		size_t n = c->in_len - c->in_off < TUNNEL_BUF ? c->in_len - c->in_off : TUNNEL_BUF;
-
-		memcpy(t->up, c->in + c->in_off, n);
-		t->up_len = n;
-		c->in_off += n;
+	if (early_up > 0) {
+		memcpy(t->up, c->in + c->in_off, early_up);
+		t->up_len = early_up;
+		c->in_off += early_up;
 	}
 	if (res->tunnel_pending_len > 0) {
-		size_t n = res->tunnel_pending_len < TUNNEL_BUF ? res->tunnel_pending_len : TUNNEL_BUF;
-
-		memcpy(t->down, res->tunnel_pending, n);
-		t->down_len = n;
+		memcpy(t->down, res->tunnel_pending, res->tunnel_pending_len);
+		t->down_len = res->tunnel_pending_len;
 	}
 	t->io_want = HTTPD_EVENT_READ | HTTPD_EVENT_WRITE;
 	t->io = httpd_event_fd(&r->req, t->fd, t->io_want, fd_event, t);

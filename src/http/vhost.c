@@ -68,3 +68,16 @@ const struct httpd_server *vhost_find(const struct httpd_config *config, const c
 	}
 	return config->default_server;
 }
+
+static bool same_text(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool vhost_same_tls(const struct httpd_server *a, const struct httpd_server *b)
+{
+	if (a == b)
+		return true;
+	return same_text(a->tls_certificate, b->tls_certificate) && same_text(a->tls_client_ca, b->tls_client_ca) &&
+	       (a->tls_client_ca == NULL || a->tls_verify_client == b->tls_verify_client);
+}

@@ -20,4 +20,10 @@ bool vhost_name_match(const char *pattern, const char *name, size_t len);
 const struct httpd_server *vhost_find(const struct httpd_config *config, const char *host, size_t len,
                                       bool *named);
 
+/*
+ * Whether a connection made for a may serve b without SNI: the same
+ * certificate, and the same client certificate checks.
+ */
+bool vhost_same_tls(const struct httpd_server *a, const struct httpd_server *b);
+
 #endif

@@ -144,6 +144,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	config_checking_set(test_only);
 	config = config_load(path, false);
 	if (config == NULL)
 		return 1;

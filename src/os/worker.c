@@ -24,6 +24,7 @@
 #include "file_cache.h"
 #include "log.h"
 #include "threadpool.h"
+#include "tls.h"
 
 #define EVENTS_MAX  512
 #define ACCEPT_BURST 64
@@ -585,6 +586,7 @@ int worker_run(const struct worker_setup *setup)
 	}
 	if (privileges_drop(setup) < 0)
 		return 1;
+	tls_tickets_worker_seal();
 	w.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w.epfd < 0) {
 		httpd_log(HTTPD_LOG_ERR, "epoll_create1: %s", strerror(errno));

@@ -29,6 +29,8 @@ void *tls_default_ctx(const struct httpd_config *config);
 
 /* Maps the shared key table; the master calls it once, before the first fork. */
 int  tls_tickets_init(void);
+/* In a worker, once forked: the table becomes read-only there, and the master's copy is wiped. */
+void tls_tickets_worker_seal(void);
 /* After a configuration is loaded: its tls_ticket_key_file key becomes the current one. */
 void tls_tickets_apply(const struct httpd_config *config);
 /* Master, every so often: a new random key once the current one is older than an hour. */
@@ -43,6 +45,8 @@ void tls_tickets_attach(void *ctx);
 /* Puts a TLS transport on c (accepted on a tls listener); -1 out of memory. */
 int  tls_conn_start(struct conn *c);
 /* What modules and logs may ask of c's TLS session (httpd_request_tls); NULL if unknown. */
+/* Did the client show a certificate that verified (on this handshake or the one it resumed)? */
+bool tls_conn_peer_verified(struct conn *c);
 const char *tls_conn_field(struct conn *c, const char *field, char *buf, size_t size);
 
 #endif

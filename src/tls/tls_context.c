@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -90,8 +91,11 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
 	(void)arg;
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &ext_len) == 1)
 		name_len = tls_sni_parse(ext, ext_len, &name);
-	if (name_len == 0)
-		return SSL_CLIENT_HELLO_SUCCESS;   /* no SNI: the default server, no Host check */
+	if (name_len == 0) {
+		/* No SNI: the default server's certificate and client checks; Host must not escape them. */
+		c->tls_no_sni = true;
+		return SSL_CLIENT_HELLO_SUCCESS;
+	}
 	srv = vhost_find(config, (const char *)name, name_len, &named);
 	c->sni_server = srv;
 	t = srv->tls != NULL ? srv->tls : config->default_server->tls;
@@ -119,12 +123,39 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/*
+ * Every server its own session id context, from its name and how it checks
+ * clients: OpenSSL resumes a session (ticket or not) only where the context
+ * matches, so a session made where no certificate was asked for cannot be
+ * resumed on a server that requires one.
+ */
+static int session_context_set(SSL_CTX *ctx, const struct httpd_server *srv)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned md_len = 0;
+	char verify[16];
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+	const char *name = srv->name != NULL ? srv->name : "";
+	int ok;
+
+	snprintf(verify, sizeof(verify), "%d", srv->tls_client_ca != NULL ? (int)srv->tls_verify_client : -1);
+	ok = h != NULL && EVP_DigestInit_ex(h, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(h, "prefork-httpd", sizeof("prefork-httpd")) == 1 &&
+	     EVP_DigestUpdate(h, name, strlen(name) + 1) == 1 &&
+	     EVP_DigestUpdate(h, verify, strlen(verify) + 1) == 1 &&
+	     (srv->tls_client_ca == NULL ||
+	      EVP_DigestUpdate(h, srv->tls_client_ca, strlen(srv->tls_client_ca) + 1) == 1) &&
+	     EVP_DigestFinal_ex(h, md, &md_len) == 1 && md_len <= SSL_MAX_SID_CTX_LENGTH &&
+	     SSL_CTX_set_session_id_context(ctx, md, md_len) == 1;
+	EVP_MD_CTX_free(h);
+	return ok ? 0 : -1;
+}
+
 static int ctx_build(struct httpd_config *config, struct httpd_server *srv, tls_report_fn report)
 {
 	char err[256], label[300], msg[1024];
 	struct tls_server *t = calloc(1, sizeof(*t));
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	static const unsigned char sid_ctx[] = "prefork-httpd";
 	uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION;
 
 	server_label(srv, label, sizeof(label));
@@ -184,7 +215,11 @@ static int ctx_build(struct httpd_config *config, struct httpd_server *srv, tls_
 	}
 	/* Stateless tickets only: a per-worker session cache would not follow the client to another worker. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	if (session_context_set(ctx, srv) < 0) {
+		snprintf(msg, sizeof(msg), "%s: cannot set the session id context: %s", label,
+		         ssl_error_text(err, sizeof(err)));
+		goto fail;
+	}
 	SSL_CTX_set_timeout(ctx, (long)config->tls_session_timeout);
 	tls_tickets_attach(ctx);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
@@ -203,9 +238,10 @@ static int ticket_key_read(struct httpd_config *config, tls_report_fn report)
 	ssize_t n = -1;
 	int fd = open(config->tls_ticket_key_file, O_RDONLY | O_CLOEXEC);
 
-	if (fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH))) {
-		snprintf(msg, sizeof(msg), "tls_ticket_key_file: %s is readable by group or others (mode %04o); "
-		         "chmod 600 it", config->tls_ticket_key_file, (unsigned)(st.st_mode & 07777));
+	if (fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		snprintf(msg, sizeof(msg), "tls_ticket_key_file: %s is %s by group or others (mode %04o); "
+		         "chmod 600 it", config->tls_ticket_key_file,
+		         (st.st_mode & (S_IRGRP | S_IROTH)) ? "readable" : "writable", (unsigned)(st.st_mode & 07777));
 		close(fd);
 		report(config->tls_ticket_key_origin, config->tls_ticket_key_line, msg);
 		return -1;

@@ -8,9 +8,15 @@
  * Four slots: the current key encrypts, the older ones still decrypt (and a
  * ticket they open is renewed under the current key), so a key lives four
  * rotation periods at most.
+ *
+ * The master never reads the shared page: its own private copy is the
+ * truth, and the page only publishes it, so a worker that writes there (a
+ * compromised one) cannot steer the root master.  Workers map the page
+ * read-only once forked, and bound every index they read from it.
  */
 #include "tls.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -41,7 +47,8 @@ struct ticket_table {
 	struct ticket_key keys[TICKET_SLOTS];
 };
 
-static struct ticket_table *table;
+static struct ticket_table *table;   /* shared: written by the master, read by workers */
+static struct ticket_table master;   /* the master's own copy, the only one it reads */
 
 int tls_tickets_init(void)
 {
@@ -56,12 +63,22 @@ int tls_tickets_init(void)
 	return 0;
 }
 
+void tls_tickets_worker_seal(void)
+{
+	/* A worker only reads the keys: a stray write faults here instead of reaching other workers. */
+	if (table != NULL && mprotect(table, sizeof(*table), PROT_READ) < 0)
+		httpd_log(HTTPD_LOG_WARN, "cannot make the ticket key table read-only: %s", strerror(errno));
+	OPENSSL_cleanse(&master, sizeof(master));
+}
+
 /* Master only: key becomes the current one, in the slot after the current one. */
 static void key_install(const struct ticket_key *key)
 {
-	unsigned next = table->keys[table->current].created == 0 ? table->current
-	              : (table->current + 1) % TICKET_SLOTS;
+	unsigned next = master.keys[master.current].created == 0 ? master.current
+	              : (master.current + 1) % TICKET_SLOTS;
 
+	master.keys[next] = *key;
+	master.current = next;
 	atomic_fetch_add_explicit(&table->seq, 1, memory_order_acq_rel);
 	atomic_thread_fence(memory_order_release);
 	table->keys[next] = *key;
@@ -90,7 +107,7 @@ void tls_tickets_apply(const struct httpd_config *config)
 
 	if (table == NULL || (!config->tls && !config->tls_ticket_key_set))
 		return;   /* a reload that adds TLS makes the first key */
-	cur = &table->keys[table->current];
+	cur = &master.keys[master.current];
 	if (!config->tls_ticket_key_set) {
 		/* Back to random keys when a key file is dropped; otherwise the running key stays. */
 		if (cur->created == 0 || cur->from_file)
@@ -112,7 +129,7 @@ void tls_tickets_rotate(time_t now)
 
 	if (table == NULL)
 		return;
-	cur = &table->keys[table->current];
+	cur = &master.keys[master.current];
 	/* A key from tls_ticket_key_file is shared with other hosts: only the operator replaces it. */
 	if (cur->created != 0 && !cur->from_file && now - cur->created >= TICKET_ROTATE_S)
 		key_random(now);
@@ -124,7 +141,7 @@ time_t tls_tickets_next_rotation(void)
 
 	if (table == NULL)
 		return 0;
-	cur = &table->keys[table->current];
+	cur = &master.keys[master.current];
 	return cur->created == 0 || cur->from_file ? 0 : (time_t)cur->created + TICKET_ROTATE_S;
 }
 
@@ -133,12 +150,13 @@ static bool key_lookup(const unsigned char *name, struct ticket_key *out, bool *
 {
 	for (int attempt = 0; attempt < 100; attempt++) {
 		unsigned seq = atomic_load_explicit(&table->seq, memory_order_acquire);
+		unsigned newest = table->current % TICKET_SLOTS;
 		bool found = false;
 
 		if (seq & 1)
 			continue;
 		for (unsigned i = 0; i < TICKET_SLOTS && !found; i++) {
-			unsigned slot = (table->current + TICKET_SLOTS - i) % TICKET_SLOTS;
+			unsigned slot = (newest + TICKET_SLOTS - i) % TICKET_SLOTS;
 			const struct ticket_key *k = &table->keys[slot];
 
 			if (k->created == 0 || (name != NULL && memcmp(k->name, name, 16) != 0) || (name == NULL && i > 0))

@@ -381,6 +381,13 @@ static const char *name_text(const X509_NAME *name, char *buf, size_t size)
 	return buf;
 }
 
+bool tls_conn_peer_verified(struct conn *c)
+{
+	SSL *ssl = c->transport == &transport_tls ? ssl_of(c) : NULL;
+
+	return ssl != NULL && SSL_get0_peer_certificate(ssl) != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
 const char *tls_conn_field(struct conn *c, const char *field, char *buf, size_t size)
 {
 	SSL *ssl = c->transport == &transport_tls ? ssl_of(c) : NULL;

@@ -10,12 +10,15 @@ from flask import Flask, Response, jsonify, request
 app = Flask(__name__)
 NAME = os.environ.get("APP_NAME", "app")
 HEALTH_PROBES = []   # one gunicorn process with threads: a list is enough
+SEEN = []            # every request that reached the app: [method, raw target, body sha256]
 
 
 @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
 @app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
 def echo(path):
     args = request.args
+    if path == "_seen":
+        return jsonify(seen=SEEN)
     if path == "slow":
         time.sleep(float(args.get("s", "3")))
     if path == "stream":
@@ -47,7 +50,9 @@ def echo(path):
             break
         digest.update(piece)
         total += len(piece)
+    SEEN.append([request.method, request.environ.get("RAW_URI", ""), digest.hexdigest()])
     resp = jsonify(app=NAME, method=request.method, path=request.full_path.rstrip("?"),
+                   raw_uri=request.environ.get("RAW_URI", ""),
                    headers=[[k, v] for k, v in request.headers.items()], body_len=total,
                    body_sha256=digest.hexdigest(), peer_port=request.environ.get("REMOTE_PORT"),
                    chunked=request.environ.get("HTTP_TRANSFER_ENCODING", ""))

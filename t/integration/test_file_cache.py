@@ -87,6 +87,35 @@ def test_missing_file_appears_after_window():
         srv.cleanup()
 
 
+def test_missing_paths_do_not_evict_hot_entries():
+    """Issue 32: "not found" is cached only with file_cache_errors = true, so a client asking for
+    many missing paths cannot push the hot files out of a small cache."""
+    srv = start("file_cache_valid = 60\nfile_cache_entries = 4\n")
+    try:
+        path = srv.file("hot.txt", b"one")
+        assert get(srv, "/hot.txt").body == b"one"
+        rewrite(path, b"two")   # the cached copy answers while it stays cached
+        for i in range(40):
+            assert get(srv, "/missing-%d.txt" % i).status == 404
+        assert get(srv, "/hot.txt").body == b"one", "missing paths evicted the hot entry"
+        # and a file made after its 404 is served at once: the 404 was not kept
+        assert get(srv, "/later.txt").status == 404
+        srv.file("later.txt", b"now")
+        assert get(srv, "/later.txt").status == 200
+    finally:
+        srv.cleanup()
+
+
+def test_file_cache_errors_caches_not_found_for_the_window():
+    srv = start("file_cache_valid = 60\nfile_cache_errors = true\n")
+    try:
+        assert get(srv, "/later.txt").status == 404
+        srv.file("later.txt", b"now")
+        assert get(srv, "/later.txt").status == 404   # the operator asked for it
+    finally:
+        srv.cleanup()
+
+
 def test_conditional_and_range_requests_from_the_cache():
     srv = start("file_cache_valid = 60\n")
     try:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from harness import Reader, Server, curl, free_port, preloaded, run, wait_for
+from harness import Reader, Server, curl, free_port, preloaded, recv_all, run, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUNICORN = "/usr/bin/gunicorn"
@@ -345,6 +345,9 @@ def test_active_health_checks_from_one_worker():
             os.unlink(b.down_file)
 
 
+BURST = bytes(range(256)) * 160   # 40 KiB: more than the tunnel's 16 KiB buffer
+
+
 class RawBackend:
     """A loopback server that reads a request head and then does what it is told."""
 
@@ -387,6 +390,20 @@ class RawBackend:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
                 time.sleep(0.3)
                 conn.sendall(b"hello")
+                time.sleep(0.05)
+            elif self.behaviour == "burst":
+                # 101 and, in the same segment, more than a tunnel buffer of its own bytes; then the
+                # digest of what the client sent, early bytes (behind its head) included
+                early = data.partition(b"\r\n\r\n")[2]
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n"
+                             + BURST)
+                got = early
+                while len(got) < len(BURST):
+                    piece = conn.recv(65536)
+                    if not piece:
+                        break
+                    got += piece
+                conn.sendall(hashlib.sha256(got).hexdigest().encode())
                 time.sleep(0.05)
             elif self.behaviour == "drop":
                 pass   # read the request, close without a word: did it act on it? the proxy cannot know
@@ -622,6 +639,81 @@ def test_websocket_echo_through_the_tunnel():
     finally:
         srv.cleanup()
         ws.close()
+
+
+def test_bytes_behind_the_101_are_all_relayed_both_ways():
+    """Issue 32: bytes either side sent right behind the handshake, beyond the tunnel's 16 KiB
+    buffer, were dropped when the tunnel started."""
+    be = RawBackend("burst")
+    srv = proxy_server("", 'location "/up" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d" }\n' % be.port)
+    try:
+        s = srv.connect(timeout=20)
+        s.sendall(b"GET /up HTTP/1.1\r\nHost: t\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n" + BURST[::-1])
+        data = recv_all(s)
+        s.close()
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert rest[:len(BURST)] == BURST, (len(rest), len(BURST))
+        assert rest[len(BURST):] == hashlib.sha256(BURST[::-1]).hexdigest().encode(), rest[len(BURST):]
+    finally:
+        srv.cleanup()
+        be.close()
+
+
+def spill_sizes(pids, directory):
+    """Sizes of the files under directory (unlinked ones too) that the processes hold open."""
+    sizes = []
+    for pid in pids:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(directory + "/"):
+                    sizes.append(os.stat("/proc/%d/fd/%s" % (pid, fd)).st_size)
+            except OSError:
+                pass
+    return sizes
+
+
+def test_spill_file_stops_at_proxy_max_temp_file_size():
+    """Issue 32: a slow client made the spill file grow to the whole response; past
+    proxy_max_temp_file_size the upstream is read only as fast as the client takes it."""
+    a = app("a")
+    srv = Server(workers=1)
+    tmp = os.path.join(srv.dir, "tmp")
+    os.mkdir(tmp)
+    os.chmod(tmp, 0o1777)
+    srv.globals_text = 'temp_dir = "%s"\nupstream "app" { server = { "127.0.0.1:%d" } }\n' % (tmp, a.port)
+    srv.locations = 'location "/" { handler = "proxy"  upstream = "app"  proxy_max_temp_file_size = "1m" }\n'
+    srv.write_config()
+    srv.start()
+    try:
+        size = 48 * 1024 * 1024
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /bulk?size=%d HTTP/1.1\r\nHost: t\r\n\r\n" % size)
+        first = s.recv(100)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        peak = []
+
+        def settled():
+            peak.append(max(spill_sizes(srv.worker_pids(), tmp) or [0]))
+            return len(peak) > 10 and peak[-1] == peak[-10] and peak[-1] > 0
+        assert wait_for(settled, timeout=30, step=0.1), peak
+        assert max(peak) <= 1024 * 1024 + 256 * 1024, max(peak)
+        reader = Reader(s)
+        reader.buf = first
+        body = reader.response().body
+        s.close()
+        block = b"0123456789abcdef" * 4096
+        expected = hashlib.sha256()
+        left = size
+        while left > 0:
+            expected.update(block[:min(left, len(block))])
+            left -= len(block)
+        assert len(body) == size and hashlib.sha256(body).hexdigest() == expected.hexdigest(), len(body)
+    finally:
+        srv.cleanup()
 
 
 def test_clients_vanishing_mid_response_leave_the_worker_sound():

@@ -343,7 +343,7 @@ def test_httpd_sign_piped_to_curl_both_modes():
 def test_secret_file_errors_name_the_line():
     srv = Server()
     try:
-        cases = (("mode", 0o644, base64.b64encode(SECRET), "readable by group or others"),
+        cases = (("mode", 0o644, base64.b64encode(SECRET), "readable or writable by group or others"),
                  ("short", 0o600, base64.b64encode(b"x" * 16), "at least 32 random bytes"),
                  ("notb64", 0o600, b"!!not base64!!", "not base64"),
                  ("missing", None, b"", "No such file"))

@@ -1,0 +1,410 @@
+"""The seam: every bundled module in one configuration (seam.conf.in), as sites deploy them, and
+the attacks of docs/security.md run against it beside ordinary requests.  Each attack test names
+the defect of issue 32 it guards; every one of them failed on the code before its fix."""
+import base64
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from harness import HTTPD, Reader, curl, module_dir_with_tests, run, wait_for
+from seam import Seam, stop_app
+from test_sign import classic_headers, raw_request, rfc_headers
+from tlsutil import https_get
+
+
+def teardown_module():
+    stop_app()
+
+
+def ask(srv, raw, port=None, source="127.0.0.1", timeout=30):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port or srv.plain_port))
+    s.sendall(raw)
+    r = Reader(s).response()
+    s.close()
+    return r
+
+
+def app_saw(srv, needle):
+    return [entry for entry in srv.seen() if needle in entry[1]]
+
+
+def s_client(srv, *args, stdin=b""):
+    proc = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % srv.tls_port, "-CAfile",
+                           srv.ca.cert, "-ign_eof"] + list(args), input=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=30)
+    return proc.stdout.decode(errors="replace")
+
+
+def test_the_seam_configuration_loads_and_serves_every_module():
+    # defect 2: an option section (sign) in some locations and not in others loads
+    srv = Seam(start=False)
+    try:
+        proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        assert not os.path.exists(os.path.join(srv.dir, "httpd.nonces")), "httpd -t made the nonce store"
+        srv.start()
+        r = ask(srv, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and b"seam site" in r.body, r
+        r = ask(srv, b"GET /healthz HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200, r
+        r = ask(srv, b"GET /status?format=json HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200, r
+        r = ask(srv, b"GET /downloads/report.csv HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and r.body == b"a,b\n1,2\n" and "attachment" in r.header("Content-Disposition"), r
+        r = ask(srv, b"GET /app/hello?x=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and json.loads(r.body)["raw_uri"] == "/hello?x=1", r
+        r = ask(srv, b"PROXY TCP4 198.51.100.4 127.0.0.1 5555 80\r\nGET /echo?format=json HTTP/1.1\r\n"
+                     b"Host: a.test\r\n\r\n", port=srv.pp_port)
+        assert r.status == 200 and json.loads(r.body)["client"] == "198.51.100.4", r
+        status, _, body = https_get(srv.tls_port, "a.test", "/", srv.ca)
+        assert status == 200 and b"seam site" in body
+        status, _, body = https_get(srv.tls_port, "b.test", "/?format=json", srv.ca, client_cert=srv.alice[:2])
+        assert status == 200 and b"CN=alice" in body, body
+        # the signed API answers a signed request, through the proxy
+        h = rfc_headers("GET", "/api/orders")
+        r = ask(srv, raw_request("GET", "/api/orders", h))
+        assert r.status == 200 and json.loads(r.body)["method"] == "GET", r
+    finally:
+        srv.cleanup()
+
+
+def test_no_body_byte_reaches_the_proxy_before_the_signature_is_known():
+    # defect 1: client and server, upstream and server
+    srv = Seam()
+    try:
+        # classic: a made-up X-Sign, the body a moment after the head
+        body = b'{"amount": 1000000, "x":1}'
+        h = classic_headers("POST", "/classic/forged", body)
+        h = [(k, "0" * 64 if k == "X-Sign" else v) for k, v in h]
+        raw = raw_request("POST", "/classic/forged", h, body)
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        s = srv.connect(timeout=20)
+        s.sendall(head + b"\r\n\r\n")
+        time.sleep(0.3)
+        s.sendall(rest)
+        r = Reader(s).response()
+        s.close()
+        assert r.status == 401 and r.header("Sign-Error") == "signature-mismatch", r
+        # RFC 9421: a good signature over body A, body B sent
+        h = rfc_headers("POST", "/api/transfer", b"body A")
+        r = ask(srv, raw_request("POST", "/api/transfer", h, b"body B"))
+        assert r.status == 401 and r.header("Sign-Error") == "digest-mismatch", r
+        assert app_saw(srv, "/classic/forged") == [] and app_saw(srv, "/api/transfer") == [], srv.seen()
+        # a good one goes through, once: a captured classic request is not replayed
+        h = classic_headers("POST", "/classic/pay", body)
+        assert ask(srv, raw_request("POST", "/classic/pay", h, body)).status == 200
+        r = ask(srv, raw_request("POST", "/classic/pay", h, body))
+        assert r.status == 401 and r.header("Sign-Error") == "replay", r
+        seen = app_saw(srv, "/classic/pay")
+        assert seen == [["POST", "/classic/pay", hashlib.sha256(body).hexdigest()]], seen
+    finally:
+        srv.cleanup()
+
+
+def test_a_large_signed_upload_is_held_on_disk_then_forwarded_whole():
+    # defect 1: the held body spills to temp_dir (64 KiB in memory) and reaches the app byte for
+    # byte; the workers' memory stays flat however large it is
+    srv = Seam()
+    try:
+        workers = srv.worker_pids()
+        base = rss_kb(workers)
+        peak = [base]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_kb(workers))
+                time.sleep(0.05)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        block = os.urandom(1 << 20)
+        count = 256
+        digest = hashlib.sha256()
+        for _ in range(count):
+            digest.update(block)
+        content_digest = "sha-256=:%s:" % base64.b64encode(digest.digest()).decode()
+        h = rfc_headers("PUT", "/api/big", headers=[("Content-Digest", content_digest)],
+                        components=('"@method"', '"@target-uri"', '"content-digest"'))
+        s = srv.connect(timeout=120)
+        s.sendall(raw_request("PUT", "/api/big", h).replace(b"\r\n\r\n", b"\r\nContent-Length: %d\r\n\r\n"
+                                                            % (count << 20)))
+        for _ in range(count):
+            s.sendall(block)
+        r = Reader(s).response()
+        s.close()
+        stop.set()
+        sampler.join(5)
+        assert r.status == 200, r
+        d = json.loads(r.body)
+        assert d["body_len"] == count << 20 and d["body_sha256"] == digest.hexdigest(), d
+        assert peak[0] - base < 16 * 1024, "a 256 MiB held body grew the workers by %d KiB" % (peak[0] - base)
+        assert os.listdir(os.path.join(srv.dir, "tmp")) == []   # O_TMPFILE: nothing left behind
+    finally:
+        srv.cleanup()
+
+
+def rss_kb(pids):
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/status" % pid) as f:
+            total += sum(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return total
+
+
+def test_signed_static_upload_is_written_only_after_the_digest_matched():
+    # defect 1 with the static handler's own body hook: a bad digest leaves no file, not even a temporary one
+    srv = Seam()
+    try:
+        h = rfc_headers("PUT", "/signed-uploads/a.txt", b"good")
+        r = ask(srv, raw_request("PUT", "/signed-uploads/a.txt", h, b"evil"))
+        assert r.status == 401 and r.header("Sign-Error") == "digest-mismatch", r
+        assert os.listdir(os.path.join(srv.root, "uploads")) == []
+        h = rfc_headers("PUT", "/signed-uploads/a.txt", b"good")
+        r = ask(srv, raw_request("PUT", "/signed-uploads/a.txt", h, b"good"))
+        assert r.status == 201, r
+        with open(os.path.join(srv.root, "uploads", "a.txt"), "rb") as f:
+            assert f.read() == b"good"
+    finally:
+        srv.cleanup()
+
+
+def test_resumed_session_cannot_skip_client_certificates():
+    # defect 3: one virtual host and another
+    srv = Seam()
+    try:
+        for version in ("-tls1_2", "-tls1_3"):
+            sess = os.path.join(srv.dir, "sess%s.pem" % version)
+            out = s_client(srv, version, "-servername", "a.test", "-sess_out", sess,
+                           stdin=b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            assert "HTTP/1.1 200" in out, out
+            out = s_client(srv, version, "-servername", "b.test", "-sess_in", sess,
+                           stdin=b"GET / HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n")
+            assert "HTTP/1.1 200" not in out and "Reused" not in out, out
+            # the session still resumes where it was made
+            out = s_client(srv, version, "-servername", "a.test", "-sess_in", sess,
+                           stdin=b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            assert "Reused" in out and "HTTP/1.1 200" in out, out
+    finally:
+        srv.cleanup()
+
+
+def test_no_sni_cannot_reach_a_host_with_other_tls_settings():
+    # defect 4: without SNI the connection is the default server's; b.test asks for certificates
+    srv = Seam()
+    try:
+        out = s_client(srv, "-noservername", stdin=b"GET /?format=json HTTP/1.1\r\nHost: b.test\r\n"
+                                                    b"Connection: close\r\n\r\n")
+        assert "HTTP/1.1 421" in out and "CN=" not in out.split("HTTP/1.1 421", 1)[1], out
+        out = s_client(srv, "-noservername", stdin=b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        assert "HTTP/1.1 200" in out, out
+    finally:
+        srv.cleanup()
+
+
+def test_master_survives_a_worker_that_scribbles_over_shared_memory():
+    # defect 5: worker and master
+    srv = Seam(start=False)
+    try:
+        modules = module_dir_with_tests(srv.dir)
+        marker = os.path.join(srv.dir, "scribbled")
+        srv.module_dir = modules
+        srv.extra_locations = '    location "/scribble" { handler = "scribble" scribble_marker = "%s" }' % marker
+        os.chmod(srv.dir, 0o777)
+        srv.write_config()
+        srv.start()
+        master = srv.master_pid()
+        assert wait_for(lambda: os.path.exists(marker) and open(marker).read().endswith("pages\n"), timeout=20)
+        with open(marker) as f:
+            assert int(f.read().split()[0]) > 0   # it found writable shared pages and wrote over them
+        time.sleep(2.5)   # the master's once-a-second work (ticket rotation, scoreboard) runs on what is left
+        assert srv.master_pid() == master and os.path.exists("/proc/%d" % master)
+        assert wait_for(lambda: srv.workers_running() == 2, timeout=20)
+        r = ask(srv, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200, r
+        r = ask(srv, b"GET /scribble HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and r.body == b"alive\n", r
+        # what the scribbler left is only data to the workers too: pages that read it still answer
+        for path in (b"/status", b"/status?format=json", b"/status?format=prometheus"):
+            r = ask(srv, b"GET " + path + b" HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            assert r.status == 200, (path, r)
+        # a signed request fails closed (or passes) on a scribbled nonce store, it never crashes a worker
+        r = ask(srv, raw_request("GET", "/api/after", rfc_headers("GET", "/api/after")))
+        assert r.status in (200, 401, 500, 502, 503), r
+        status, _, _ = https_get(srv.tls_port, "a.test", "/", srv.ca)
+        assert status == 200
+        assert "died by signal" not in srv.log(), srv.log()   # only the scribbler left, by its own _exit
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload" in srv.log(), timeout=20)
+        assert os.path.exists("/proc/%d" % master)
+        assert ask(srv, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").status == 200
+    finally:
+        srv.cleanup()
+
+
+def test_the_client_cannot_choose_its_address_with_many_forwarded_lines():
+    # defect 6: real_ip_from senders
+    srv = Seam()
+    try:
+        lines = "".join("X-Forwarded-For: 6.6.6.%d\r\n" % i for i in range(20))
+        raw = ("GET /echo?format=json HTTP/1.1\r\nHost: a.test\r\n%sX-Forwarded-For: 198.51.100.9\r\n\r\n" % lines)
+        r = ask(srv, raw.encode(), source="127.0.0.2")
+        assert json.loads(r.body)["client"] == "198.51.100.9", r.body
+        # behind two of our proxies, each line one hop
+        raw = ("GET /echo?format=json HTTP/1.1\r\nHost: a.test\r\n%sX-Forwarded-For: 198.51.100.9\r\n"
+               "X-Forwarded-For: 10.0.0.7\r\n\r\n" % lines)
+        r = ask(srv, raw.encode(), source="127.0.0.2")
+        assert json.loads(r.body)["client"] == "198.51.100.9", r.body
+    finally:
+        srv.cleanup()
+
+
+def test_proxy_path_is_built_from_the_path_the_location_matched():
+    # defect 7: upstream and server
+    srv = Seam()
+    try:
+        for target, expected in (("/x/../app/secret.txt?q=1", "/secret.txt?q=1"),
+                                 ("/app/./a/../b%20c", "/b%20c"),
+                                 ("/app//d", "/d")):
+            r = ask(srv, ("GET %s HTTP/1.1\r\nHost: a.test\r\n\r\n" % target).encode())
+            assert r.status == 200 and json.loads(r.body)["raw_uri"] == expected, (target, r)
+    finally:
+        srv.cleanup()
+
+
+def test_a_restart_reopens_no_replay_window():
+    # defect 8: the nonce store is a file that outlives the master
+    srv = Seam()
+    try:
+        h = rfc_headers("GET", "/api/once", created=int(time.time()) + 20)
+        assert ask(srv, raw_request("GET", "/api/once", h)).status == 200
+        store = os.path.join(srv.dir, "httpd.nonces")
+        assert os.stat(store).st_mode & 0o777 == 0o600
+        srv.stop()
+        srv.start()
+        r = ask(srv, raw_request("GET", "/api/once", h))
+        assert r.status == 401 and r.header("Sign-Error") == "replay", r
+        # a signature of this very second is good at once: the store was reopened, not made anew
+        h = rfc_headers("GET", "/api/fresh", created=int(time.time()))
+        assert ask(srv, raw_request("GET", "/api/fresh", h)).status == 200
+        # a store lost (deleted) is made anew, and then refuses what was created before it
+        srv.stop()
+        os.unlink(store)
+        before = int(time.time()) - 1
+        srv.start()
+        r = ask(srv, raw_request("GET", "/api/old", rfc_headers("GET", "/api/old", created=before)))
+        assert r.status == 401 and r.header("Sign-Error") == "restarted", r
+    finally:
+        srv.cleanup()
+
+
+def put(srv, path, body, headers=""):
+    raw = "PUT %s HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n%s\r\n" % (path, len(body), headers)
+    return ask(srv, raw.encode() + body)
+
+
+def test_conditional_uploads_lose_no_update():
+    # defect 9: client and server
+    srv = Seam()
+    try:
+        path = os.path.join(srv.root, "uploads", "doc.txt")
+
+        def content():
+            with open(path, "rb") as f:
+                return f.read()
+        assert put(srv, "/uploads/doc.txt", b"v1").status == 201
+        assert put(srv, "/uploads/doc.txt", b"v2", 'If-Match: "nope"\r\n').status == 412
+        assert put(srv, "/uploads/doc.txt", b"v2", "If-None-Match: *\r\n").status == 412
+        assert put(srv, "/uploads/doc.txt", b"v2", "If-Unmodified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n").status == 412
+        r = ask(srv, b'DELETE /uploads/doc.txt HTTP/1.1\r\nHost: a.test\r\nIf-Match: "nope"\r\n\r\n')
+        assert r.status == 412, r
+        assert content() == b"v1"
+        etag = ask(srv, b"GET /uploads/doc.txt HTTP/1.1\r\nHost: a.test\r\n\r\n").header("ETag")
+        # two editors with the same ETag: exactly one wins, whichever worker each lands on
+        results = []
+
+        def editor(i):
+            results.append(put(srv, "/uploads/doc.txt", b"edit %d" % i, "If-Match: %s\r\n" % etag).status)
+        threads = [threading.Thread(target=editor, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(results) == [204] + [412] * 7, results
+        assert content().startswith(b"edit ")
+        assert put(srv, "/uploads/new.txt", b"n", "If-None-Match: *\r\n").status == 201
+        r = ask(srv, b"DELETE /uploads/new.txt HTTP/1.1\r\nHost: a.test\r\nIf-Match: *\r\n\r\n")
+        assert r.status == 204, r
+        r = ask(srv, b"DELETE /uploads/none.txt HTTP/1.1\r\nHost: a.test\r\nIf-Match: *\r\n\r\n")
+        assert r.status == 412, r
+        assert sorted(os.listdir(os.path.join(srv.root, "uploads"))) == ["doc.txt"]   # no temporary file left
+    finally:
+        srv.cleanup()
+
+
+def test_every_connection_line_and_every_forwarded_line_counts():
+    # defect 10: hop-by-hop fields named on a second Connection line; X-Forwarded-For over several lines
+    srv = Seam()
+    try:
+        raw = (b"GET /app/hop HTTP/1.1\r\nHost: a.test\r\nConnection: X-One\r\nConnection: X-Two\r\n"
+               b"X-One: 1\r\nX-Two: 2\r\nX-Three: 3\r\nX-Forwarded-For: 192.0.2.1\r\n"
+               b"X-Forwarded-For: 192.0.2.2, 192.0.2.3\r\n\r\n")
+        r = ask(srv, raw)
+        assert r.status == 200, r
+        headers = {k.lower(): v for k, v in json.loads(r.body)["headers"]}
+        assert "x-one" not in headers and "x-two" not in headers and headers["x-three"] == "3", headers
+        assert headers["x-forwarded-for"] == "192.0.2.1, 192.0.2.2, 192.0.2.3, 127.0.0.1", headers
+    finally:
+        srv.cleanup()
+
+
+def test_secret_files_open_to_group_or_others_are_config_errors():
+    # defect 10: a private key, a ticket key and a signing secret anyone else may read or replace
+    srv = Seam(start=False)
+    try:
+        ticket = os.path.join(srv.dir, "ticket.key")
+        with open(ticket, "wb") as f:
+            f.write(os.urandom(80))
+        text = open(srv.conf).read().replace('sign_nonce_store', 'tls_ticket_key_file = "%s"\nsign_nonce_store' % ticket, 1)
+        srv.write_config(text)
+        lines = text.split("\n")
+
+        def line_of(needle):
+            return [i + 1 for i, l in enumerate(lines) if needle in l][0]
+        for path, mode, message, line in (
+                (srv.certs["a_key"], 0o620, "tls_certificate_key: %s is writable by its group" % srv.certs["a_key"],
+                 line_of("tls_certificate_key")),
+                (srv.certs["a_key"], 0o604, "tls_certificate_key: %s is readable by others" % srv.certs["a_key"],
+                 line_of("tls_certificate_key")),
+                (ticket, 0o602, "tls_ticket_key_file: %s is writable by group or others" % ticket,
+                 line_of("tls_ticket_key_file")),
+                (srv.sign_key, 0o620, "secret_file %s: readable or writable by group or others" % srv.sign_key,
+                 None)):
+            os.chmod(ticket, 0o600)
+            os.chmod(srv.certs["a_key"], 0o600)
+            os.chmod(srv.sign_key, 0o600)
+            os.chmod(path, mode)
+            proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=30)
+            err = proc.stderr.decode()
+            assert proc.returncode == 1 and message in err, (path, oct(mode), err)
+            if line is not None:
+                assert "%s:%d: " % (srv.conf, line) in err, err
+        os.chmod(srv.sign_key, 0o600)
+        proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=30)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(globals()))
