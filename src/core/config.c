@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "log.h"
 #include "tls.h"
 
@@ -130,6 +131,21 @@ static int validate_real_ip_from(cfg_t *cfg, cfg_opt_t *opt)
 	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
 		if (cidr_parse(cfg_opt_getnstr(opt, i), &c) < 0) {
 			cfg_error(cfg, "%s: \"%s\" is not an address or CIDR block", opt->name, cfg_opt_getnstr(opt, i));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* access = {"allow 10.0.0.0/8", "deny all"}: each rule checked at its own line. */
+static int validate_access(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct access_rule rule;
+
+	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+		if (access_rule_parse(cfg_opt_getnstr(opt, i), &rule) < 0) {
+			cfg_error(cfg, "access: \"%s\" is not a rule: \"allow\" or \"deny\", then an address, a CIDR "
+			          "block or \"all\"", cfg_opt_getnstr(opt, i));
 			return -1;
 		}
 	}
@@ -588,6 +604,7 @@ static const cfg_opt_t core_location_opts[] = {
 	CFG_STR("gzip_min_length", "1024", CFGF_NONE),
 	CFG_STR("access_log", "on", CFGF_NONE),
 	CFG_INT("access_log_min_status", 0, CFGF_NONE),
+	CFG_STR_LIST("access", "{}", CFGF_NONE),
 	CFG_END()
 };
 
@@ -653,6 +670,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_INT("proxy_protocol_timeout", 5, CFGF_NONE),
 		CFG_STR_LIST("real_ip_from", "{}", CFGF_NONE),
 		CFG_STR("real_ip_header", "X-Forwarded-For", CFGF_NONE),
+		CFG_STR_LIST("access", "{}", CFGF_NONE),
 		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
 		CFG_INT("worker_connections", 4096, CFGF_NONE),
 		CFG_FUNC("error_page", error_page_func),
@@ -668,6 +686,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_STR_LIST("aliases", "{}", CFGF_NONE),
 		CFG_BOOL("default_server", cfg_false, CFGF_NONE),
 		CFG_STR("access_log", NULL, CFGF_NODEFAULT),
+		CFG_STR_LIST("access", "{}", CFGF_NONE),
 		CFG_FUNC("error_page", error_page_func),
 		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		SERVER_TLS_OPTS,
@@ -731,6 +750,10 @@ static void validators_set(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "real_ip_from", validate_real_ip_from);
 	cfg_set_validate_func(cfg, "proxy_protocol_from", validate_real_ip_from);
 	cfg_set_validate_func(cfg, "real_ip_header", validate_real_ip_header);
+	cfg_set_validate_func(cfg, "access", validate_access);
+	cfg_set_validate_func(cfg, "location|access", validate_access);
+	cfg_set_validate_func(cfg, "server|access", validate_access);
+	cfg_set_validate_func(cfg, "server|location|access", validate_access);
 	cfg_set_validate_func(cfg, "max_header_size", validate_size);
 	cfg_set_validate_func(cfg, "max_body_size", validate_size);
 	cfg_set_validate_func(cfg, "body_buffer_size", validate_size);
@@ -996,6 +1019,26 @@ static int location_module_configure(struct httpd_location *loc, struct location
 	return 0;
 }
 
+/* The location's access rules, else its server's, else the top level's (the nearest block that sets them). */
+static int location_access_read(struct httpd_config *config, struct httpd_location *loc, cfg_t *sec)
+{
+	cfg_t *from = sec;
+	size_t n;
+
+	if (!option_is_set(cfg_getopt(from, "access")))
+		from = (cfg_t *)(uintptr_t)loc->server->owner;
+	if (from != config->cfg && !option_is_set(cfg_getopt(from, "access")))
+		from = config->cfg;
+	n = cfg_size(from, "access");
+	loc->access = calloc(n ? n : 1, sizeof(*loc->access));
+	if (loc->access == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (access_rule_parse(cfg_getnstr(from, "access", (unsigned)i), &loc->access[i]) < 0)
+			return -1;   /* validated as it was read: not reached */
+	loc->access_count = n;
+	return 0;
+}
 static int location_build(struct httpd_config *config, size_t index, cfg_t *sec,
                           const struct httpd_server *server)
 {
@@ -1030,6 +1073,8 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec,
 		rc = -1;
 	}
 	loc->access_log_off = strcmp(cfg_getstr(sec, "access_log"), "off") == 0;
+	if (location_access_read(config, loc, sec) < 0)
+		rc = -1;
 	loc->access_log_min_status = (int)cfg_getint(sec, "access_log_min_status");
 	if (loc->access_log_min_status < 0 || loc->access_log_min_status > 599) {
 		reportf(loc->file, loc->line, "location \"%s\": access_log_min_status must be from 0 to 599", loc->prefix);
@@ -1610,6 +1655,7 @@ void config_free(struct httpd_config *config)
 			if (loc->checks[j].mod->api.release != NULL && loc->checks[j].data)
 				loc->checks[j].mod->api.release(loc->checks[j].data);
 		free(loc->checks);
+		free(loc->access);
 	}
 	for (size_t i = config->module_count; i > 0; i--) {
 		struct server_module *sm = &config->modules[i - 1];

@@ -15,6 +15,7 @@
 #include "log_format.h"
 #include "mime.h"
 #include "module.h"
+#include "access.h"
 #include "real_ip.h"
 
 struct location_module {
@@ -41,6 +42,8 @@ struct httpd_location {
 	uint64_t                gzip_min_length;
 	bool                    access_log_off;          /* access_log = "off" */
 	int                     access_log_min_status;   /* log only responses with at least this status */
+	struct access_rule     *access;         /* access: ordered allow/deny rules, first match wins */
+	size_t                  access_count;
 	const struct httpd_config *config;
 	const struct httpd_server *server;
 	const char             *file;

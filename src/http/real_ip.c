@@ -39,7 +39,7 @@ int cidr_parse(const char *text, struct cidr *out)
 	return 0;
 }
 
-static bool cidr_match(const struct cidr *c, int family, const uint8_t *addr)
+bool cidr_match(const struct cidr *c, int family, const uint8_t *addr)
 {
 	int full = c->bits / 8, rest = c->bits % 8;
 

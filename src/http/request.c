@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access.h"
 #include "access_log.h"
 #include "scoreboard.h"
 #include "async.h"
@@ -306,6 +307,11 @@ int request_begin(struct request *r)
 		req->path_rest = rest[0] == '/' ? rest : httpd_pool_printf(r->pool, "/%s", rest);
 		if (req->path_rest == NULL)
 			return 500;
+	}
+	/* access: before any check and before the body, on the real client address. */
+	if (loc->access_count > 0 && !access_allowed(loc->access, loc->access_count, req->client_addr)) {
+		body_unread(r);
+		return 403;
 	}
 
 	if (h->method == HTTPD_METHOD_OPTIONS && !(loc->methods & HTTPD_METHOD_OPTIONS)) {

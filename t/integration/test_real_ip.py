@@ -61,6 +61,49 @@ def test_forwarded_rfc7239():
         srv.cleanup()
 
 
+def ask_from(srv, source, raw):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", srv.port))
+    s.sendall(raw)
+    reader = Reader(s)
+    r = reader.response()
+    r.closed = reader.closed(timeout=5)
+    s.close()
+    return r
+
+
+def test_access_rules_first_match_on_the_real_client_address():
+    srv = Server(workers=2, globals_text='real_ip_from = {"127.0.0.3"}\naccess = {"deny 127.0.0.4"}\n')
+    srv.locations = ('location "/open" { handler = "echo" }\n'
+                     'location "/lan" {\n  handler = "echo"\n'
+                     '  access = {"allow 127.0.0.2", "allow 198.51.100.0/24", "deny all"}\n}\n')
+    srv.write_config()
+    srv.start()
+    try:
+        def status(source, path, extra=""):
+            return ask_from(srv, source, ("GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n" % (path, extra)).encode()).status
+        assert status("127.0.0.2", "/lan") == 200
+        assert status("127.0.0.1", "/lan") == 403                       # deny all
+        assert status("127.0.0.3", "/lan", "X-Forwarded-For: 198.51.100.7\r\n") == 200   # the real client
+        assert status("127.0.0.3", "/lan", "X-Forwarded-For: 203.0.113.1\r\n") == 403
+        assert status("127.0.0.1", "/open") == 200                      # the top level's rules: not denied
+        assert status("127.0.0.4", "/open") == 403
+        # refused before the body: it stays unread and the connection closes after the 403
+        r = ask_from(srv, "127.0.0.1", b"POST /lan HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        assert r.status == 403 and r.closed, r
+        # a rule that is not one: its own line
+        conf = srv.config_text().replace('"allow 198.51.100.0/24"', '"permit 198.51.100.0/24"')
+        srv.write_config(conf)
+        proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        line = [i + 1 for i, l in enumerate(conf.split("\n")) if "permit" in l][0]
+        assert proc.returncode == 1 and ('%s:%d: access: "permit 198.51.100.0/24" is not a rule' % (srv.conf, line)).encode() \
+            in proc.stderr, proc.stderr
+    finally:
+        srv.cleanup()
+
+
 def test_bad_cidr_and_header_are_config_errors_with_line():
     srv = Server()
     try:

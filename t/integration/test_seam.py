@@ -306,6 +306,26 @@ def test_a_restart_reopens_no_replay_window():
         srv.cleanup()
 
 
+def test_access_rules_use_the_real_client_address():
+    # issue 34's access rules in the seam: /status is for 127.0.0.1 only, whoever connects
+    srv = Seam()
+    try:
+        assert ask(srv, b"GET /status HTTP/1.1\r\nHost: a.test\r\n\r\n").status == 200
+        r = ask(srv, b"GET /status HTTP/1.1\r\nHost: a.test\r\n\r\n", source="127.0.0.5")
+        assert r.status == 403, r
+        # a trusted proxy (127.0.0.2) forwarding someone else does not pass for 127.0.0.1
+        r = ask(srv, b"GET /status HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 198.51.100.3\r\n\r\n",
+                source="127.0.0.2")
+        assert r.status == 403, r
+        # nor does a client that writes 127.0.0.1 itself on the PROXY listener's other side
+        r = ask(srv, b"PROXY TCP4 198.51.100.4 127.0.0.1 5555 80\r\nGET /status HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                port=srv.pp_port)
+        assert r.status == 403, r
+        assert ask(srv, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", source="127.0.0.5").status == 200
+    finally:
+        srv.cleanup()
+
+
 def put(srv, path, body, headers=""):
     raw = "PUT %s HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n%s\r\n" % (path, len(body), headers)
     return ask(srv, raw.encode() + body)

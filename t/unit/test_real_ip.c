@@ -2,6 +2,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "access.h"
 #include "real_ip.h"
 #include "tap.h"
 
@@ -84,6 +85,29 @@ START_TEST(test_forwarded_rfc7239)
 }
 END_TEST
 
+START_TEST(test_access_rules_first_match_wins)
+{
+	struct access_rule r[4];
+	const char *bad[] = { "permit 10.0.0.0/8", "allow", "deny 10.0.0.0/33", "allow everyone", "Allow all", "" };
+
+	ck_assert_int_eq(access_rule_parse("allow 10.0.0.0/8", &r[0]), 0);
+	ck_assert_int_eq(access_rule_parse("deny 10.1.0.0/16", &r[1]), 0);
+	ck_assert_int_eq(access_rule_parse("allow 2001:db8::/32", &r[2]), 0);
+	ck_assert_int_eq(access_rule_parse("deny all", &r[3]), 0);
+	ck_assert(r[0].allow && !r[1].allow && r[3].all && !r[3].allow);
+	ck_assert(access_allowed(r, 4, "10.1.2.3"));           /* the first rule covers it: allowed */
+	ck_assert(!access_allowed(r + 1, 3, "10.1.2.3"));
+	ck_assert(access_allowed(r, 4, "2001:db8::7"));
+	ck_assert(!access_allowed(r, 4, "192.0.2.1"));         /* deny all */
+	ck_assert(access_allowed(r, 4, "::ffff:10.9.9.9"));   /* v4-mapped: matched as IPv4 */
+	ck_assert(!access_allowed(r, 4, "not an address"));    /* only "all" covers it */
+	ck_assert(access_allowed(r, 3, "192.0.2.1"));          /* no rule covers it: allowed, as nginx */
+	ck_assert(access_allowed(r, 0, "192.0.2.1"));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(access_rule_parse(bad[i], &r[0]) < 0, "%s", bad[i]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("real_ip");
@@ -92,6 +116,7 @@ int main(void)
 	tcase_add_test(tc, test_cidr_parse_and_match);
 	tcase_add_test(tc, test_xff_walks_from_the_right);
 	tcase_add_test(tc, test_forwarded_rfc7239);
+	tcase_add_test(tc, test_access_rules_first_match_wins);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
