@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "auth_basic.h"
 #include "log.h"
 #include "tls.h"
 
@@ -605,6 +606,8 @@ static const cfg_opt_t core_location_opts[] = {
 	CFG_STR("access_log", "on", CFGF_NONE),
 	CFG_INT("access_log_min_status", 0, CFGF_NONE),
 	CFG_STR_LIST("access", "{}", CFGF_NONE),
+	CFG_STR("auth_basic", NULL, CFGF_NODEFAULT),
+	CFG_STR("auth_basic_user_file", NULL, CFGF_NODEFAULT),
 	CFG_END()
 };
 
@@ -671,6 +674,8 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_STR_LIST("real_ip_from", "{}", CFGF_NONE),
 		CFG_STR("real_ip_header", "X-Forwarded-For", CFGF_NONE),
 		CFG_STR_LIST("access", "{}", CFGF_NONE),
+		CFG_STR("auth_basic", NULL, CFGF_NODEFAULT),
+		CFG_STR("auth_basic_user_file", NULL, CFGF_NODEFAULT),
 		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
 		CFG_INT("worker_connections", 4096, CFGF_NONE),
 		CFG_FUNC("error_page", error_page_func),
@@ -687,6 +692,8 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_BOOL("default_server", cfg_false, CFGF_NONE),
 		CFG_STR("access_log", NULL, CFGF_NODEFAULT),
 		CFG_STR_LIST("access", "{}", CFGF_NONE),
+		CFG_STR("auth_basic", NULL, CFGF_NODEFAULT),
+		CFG_STR("auth_basic_user_file", NULL, CFGF_NODEFAULT),
 		CFG_FUNC("error_page", error_page_func),
 		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		SERVER_TLS_OPTS,
@@ -1019,17 +1026,59 @@ static int location_module_configure(struct httpd_location *loc, struct location
 	return 0;
 }
 
+/* The nearest block that sets name: the location, its server block, or the top level. */
+static cfg_t *nearest_setting(struct httpd_config *config, const struct httpd_location *loc, cfg_t *sec,
+                              const char *name)
+{
+	cfg_t *server = (cfg_t *)(uintptr_t)loc->server->owner;
+
+	if (option_is_set(cfg_getopt(sec, name)))
+		return sec;
+	if (server != config->cfg && option_is_set(cfg_getopt(server, name)))
+		return server;
+	return config->cfg;
+}
+
+/* auth_basic: the realm and the user file of the nearest block that sets them, read now (as root). */
+static int location_auth_read(struct httpd_config *config, struct httpd_location *loc, cfg_t *sec)
+{
+	cfg_t *from = nearest_setting(config, loc, sec, "auth_basic");
+	const char *realm = cfg_getstr(from, "auth_basic"), *file;
+	char err[512];
+	int line;
+
+	if (realm == NULL || strcmp(realm, "off") == 0)
+		return 0;
+	file = cfg_getstr(nearest_setting(config, loc, sec, "auth_basic_user_file"), "auth_basic_user_file");
+	if (file == NULL) {
+		reportf(loc->file, loc->line, "location \"%s\": auth_basic needs auth_basic_user_file", loc->prefix);
+		return -1;
+	}
+	for (size_t i = 0; i < config->listen_count; i++) {
+		if (!(config->listens[i].flags & LISTEN_TLS)) {
+			httpd_log(HTTPD_LOG_WARN, "%s:%d: location \"%s\": auth_basic over the plain-HTTP listener %s "
+			          "sends passwords in clear text", loc->file, loc->line, loc->prefix, config->listens[i].text);
+			break;
+		}
+	}
+	loc->auth = auth_basic_load(realm, file, err, sizeof(err), &line);
+	if (loc->auth == NULL) {
+		if (line > 0)
+			reportf(loc->file, loc->line, "location \"%s\": auth_basic_user_file %s:%d: %s", loc->prefix, file,
+			        line, err);
+		else
+			reportf(loc->file, loc->line, "location \"%s\": %s", loc->prefix, err);
+		return -1;
+	}
+	return 0;
+}
+
 /* The location's access rules, else its server's, else the top level's (the nearest block that sets them). */
 static int location_access_read(struct httpd_config *config, struct httpd_location *loc, cfg_t *sec)
 {
-	cfg_t *from = sec;
-	size_t n;
+	cfg_t *from = nearest_setting(config, loc, sec, "access");
+	size_t n = cfg_size(from, "access");
 
-	if (!option_is_set(cfg_getopt(from, "access")))
-		from = (cfg_t *)(uintptr_t)loc->server->owner;
-	if (from != config->cfg && !option_is_set(cfg_getopt(from, "access")))
-		from = config->cfg;
-	n = cfg_size(from, "access");
 	loc->access = calloc(n ? n : 1, sizeof(*loc->access));
 	if (loc->access == NULL)
 		return -1;
@@ -1073,7 +1122,7 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec,
 		rc = -1;
 	}
 	loc->access_log_off = strcmp(cfg_getstr(sec, "access_log"), "off") == 0;
-	if (location_access_read(config, loc, sec) < 0)
+	if (location_access_read(config, loc, sec) < 0 || location_auth_read(config, loc, sec) < 0)
 		rc = -1;
 	loc->access_log_min_status = (int)cfg_getint(sec, "access_log_min_status");
 	if (loc->access_log_min_status < 0 || loc->access_log_min_status > 599) {
@@ -1656,6 +1705,7 @@ void config_free(struct httpd_config *config)
 				loc->checks[j].mod->api.release(loc->checks[j].data);
 		free(loc->checks);
 		free(loc->access);
+		auth_basic_free(loc->auth);
 	}
 	for (size_t i = config->module_count; i > 0; i--) {
 		struct server_module *sm = &config->modules[i - 1];

@@ -44,6 +44,7 @@ struct httpd_location {
 	int                     access_log_min_status;   /* log only responses with at least this status */
 	struct access_rule     *access;         /* access: ordered allow/deny rules, first match wins */
 	size_t                  access_count;
+	struct auth_basic      *auth;           /* auth_basic, or NULL */
 	const struct httpd_config *config;
 	const struct httpd_server *server;
 	const char             *file;

@@ -100,7 +100,7 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 	case LOG_REMOTE_ADDR:         return req->client_addr;
 	case LOG_REMOTE_PORT:         return req->client_port ? number(scratch, size, req->client_port) : NULL;
 	case LOG_REALIP_REMOTE_ADDR:  return req->peer_addr;
-	case LOG_REMOTE_USER:         return NULL;
+	case LOG_REMOTE_USER:         return r->remote_user;
 	case LOG_TIME_LOCAL:          return log_time(r->w->now, false);
 	case LOG_TIME_ISO8601:        return log_time(r->w->now, true);
 	case LOG_MSEC:

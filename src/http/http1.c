@@ -94,6 +94,23 @@ static enum step body_begin(struct conn *c, struct request *r)
 	return STEP_CONTINUE;
 }
 
+/* After the core's gates: the check modules, then the body phase or the handler. */
+static enum step gates_passed(struct conn *c, struct request *r, int rc)
+{
+	if (rc == 0)
+		rc = request_check(r);
+	if (rc == HTTPD_DECLINED)
+		return has_body(r) ? body_begin(c, r) : (request_handle(r), STEP_CONTINUE);
+	/* Answered or refused before the body: it stays unread, so the connection closes after. */
+	if (has_body(r))
+		c->keep_alive = false, c->linger = true;
+	if (rc == HTTPD_OK)
+		request_respond(r);
+	else
+		http1_error(c, rc, rc == 400);
+	return STEP_CONTINUE;
+}
+
 static enum step head_complete(struct conn *c, size_t head_start, size_t head_len)
 {
 	const struct httpd_config *cfg = c->w->config;
@@ -134,17 +151,21 @@ static enum step head_complete(struct conn *c, size_t head_start, size_t head_le
 	if (rc == REQUEST_ANSWERED)
 		return STEP_CONTINUE;
 	if (rc == 0)
-		rc = request_check(r);
-	if (rc == HTTPD_DECLINED)
-		return has_body(r) ? body_begin(c, r) : (request_handle(r), STEP_CONTINUE);
-	/* Answered or refused before the body: it stays unread, so the connection closes after. */
-	if (has_body(r))
-		c->keep_alive = false, c->linger = true;
-	if (rc == HTTPD_OK)
-		request_respond(r);
-	else
-		http1_error(c, rc, rc == 400);
-	return STEP_CONTINUE;
+		rc = request_gate(r);
+	if (rc == REQUEST_WAIT) {
+		http1_wait_handler(c);   /* nothing more is read until the gate decides */
+		return STEP_CONTINUE;
+	}
+	return gates_passed(c, r, rc);
+}
+
+void http1_gate_done(struct request *r, int rc)
+{
+	struct conn *c = r->conn;
+
+	timer_disarm(&c->timer);
+	if (gates_passed(c, r, rc) != STEP_CLOSED)
+		worker_defer(c->w, c);
 }
 
 static enum step read_head(struct conn *c)

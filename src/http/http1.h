@@ -20,5 +20,7 @@ void http1_respond(struct request *r);
 void http1_error(struct conn *c, int status, bool close);
 /* r's handler answers later: wait, with handler_timeout. */
 void http1_wait_handler(struct conn *c);
+/* A gate that waited (REQUEST_WAIT) has decided: 0 lets the request on to its checks, else a status. */
+void http1_gate_done(struct request *r, int rc);
 
 #endif

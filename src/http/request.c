@@ -6,6 +6,7 @@
 
 #include "access.h"
 #include "access_log.h"
+#include "auth_basic.h"
 #include "scoreboard.h"
 #include "async.h"
 #include "conn.h"
@@ -335,6 +336,85 @@ static int status_checked(const struct module *m, const char *phase, int rc, str
 		return rc;
 	httpd_log_request(HTTPD_LOG_ERR, &r->req, "module %s: %s returned %d, not a status", m->name, phase, rc);
 	return 500;
+}
+
+/* --- auth_basic ------------------------------------------------------------ */
+
+struct auth_job {
+	struct request *r;
+	char           *cred;        /* the decoded "user:password", wiped as soon as it is used */
+	size_t          cred_size;
+	const char     *user, *password, *hash;
+	bool            known, ok;
+};
+
+static void auth_wipe(void *arg)
+{
+	struct auth_job *j = arg;
+
+	explicit_bzero(j->cred, j->cred_size);
+}
+
+/* On a pool thread: the hash (milliseconds for bcrypt); an unknown user costs the same. */
+static void auth_work(void *arg)
+{
+	struct auth_job *j = arg;
+
+	j->ok = auth_basic_verify(j->password, j->hash) && j->known;
+}
+
+static int auth_refuse(struct request *r)
+{
+	return response_header_push(&r->res, "WWW-Authenticate", r->loc->auth->header) < 0 ? 500 : 401;
+}
+
+static int auth_verdict(struct request *r, struct auth_job *j)
+{
+	if (j->ok)
+		r->remote_user = httpd_pool_strdup(r->pool, j->user);
+	else
+		httpd_log_request(HTTPD_LOG_NOTICE, &r->req, "auth_basic: %s for a user of %s",
+		                  j->known ? "wrong password" : "unknown user", r->loc->auth->file);
+	auth_wipe(j);
+	if (j->ok)
+		return r->remote_user != NULL ? 0 : 500;
+	return auth_refuse(r);
+}
+
+static void auth_done(struct httpd_request *req, void *arg)
+{
+	struct request *r = request_of(req);
+
+	http1_gate_done(r, auth_verdict(r, arg));
+}
+
+int request_gate(struct request *r)
+{
+	const struct auth_basic *a = r->loc->auth;
+	const char *value;
+	struct auth_job *j;
+
+	if (a == NULL)
+		return 0;
+	value = httpd_request_header(&r->req, "Authorization");
+	if (value == NULL || a->dummy_hash == NULL)
+		return auth_refuse(r);
+	j = pool_alloc(r->pool, sizeof(*j));
+	if (j == NULL)
+		return 500;
+	memset(j, 0, sizeof(*j));
+	j->r = r;
+	j->cred_size = strlen(value) + 1;
+	j->cred = pool_alloc(r->pool, j->cred_size);
+	if (j->cred == NULL || httpd_pool_cleanup(r->pool, auth_wipe, j) < 0)
+		return 500;
+	if (!auth_basic_credentials(value, j->cred, j->cred_size, &j->user, &j->password))
+		return auth_refuse(r);
+	j->hash = auth_basic_hash_of(a, j->user, &j->known);
+	if (httpd_run_blocking(&r->req, auth_work, auth_done, j) == 0)
+		return REQUEST_WAIT;
+	auth_work(j);   /* no thread pool (worker_threads = 0): here, then */
+	return auth_verdict(r, j);
 }
 
 int request_check(struct request *r)

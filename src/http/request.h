@@ -50,6 +50,7 @@ struct request {
 	unsigned                     jobs;       /* blocking jobs not yet done */
 	bool                         pending;    /* the handler answers later */
 	bool                         aborted;    /* client gone while jobs ran */
+	const char                  *remote_user;   /* auth_basic: the user who passed */
 	uint64_t                     started_ms;
 	uint64_t                     started_us;  /* precise, only when the log format shows request time */
 	size_t                       head_bytes;  /* the head as received, blank lines before it included */
@@ -70,6 +71,14 @@ struct request *request_create(struct conn *c);
  */
 #define REQUEST_ANSWERED 1
 int request_begin(struct request *r);
+
+/*
+ * The core's gates after routing, before the check modules: auth_basic
+ * (its hash runs on the thread pool).  0 to go on, an error status, or
+ * REQUEST_WAIT: http1_gate_done is called with the verdict later.
+ */
+#define REQUEST_WAIT 2
+int request_gate(struct request *r);
 
 /* Check phase: HTTPD_DECLINED to go on, HTTPD_OK when a check answered, or an error status. */
 int request_check(struct request *r);

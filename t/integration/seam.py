@@ -6,6 +6,7 @@ import base64
 import os
 import pwd
 import shutil
+import subprocess
 
 from harness import IS_ROOT, Server, free_port
 from test_proxy import App
@@ -67,6 +68,12 @@ class Seam(Server):
             shutil.copy(cert, self.certs[name + "_cert"])
             shutil.copy(key, self.certs[name + "_key"])
             os.chmod(self.certs[name + "_key"], 0o600)
+        self.htpasswd = os.path.join(self.dir, "htpasswd")
+        hashed = subprocess.run(["htpasswd", "-nbB", "alice", "staff password"], stdout=subprocess.PIPE,
+                                check=True, timeout=60).stdout.decode().strip()
+        with open(self.htpasswd, "w") as f:
+            f.write(hashed + "\n")
+        os.chmod(self.htpasswd, 0o600)
         self.sign_key = os.path.join(self.dir, "app-1.key")
         with open(self.sign_key, "w") as f:
             f.write(base64.b64encode(SECRET).decode() + "\n")
@@ -85,7 +92,7 @@ class Seam(Server):
             "DIR": self.dir, "ROOT": self.root, "MODULES": self.module_dir, "APP_PORT": self.app.port,
             "A_CERT": self.certs["a_cert"], "A_KEY": self.certs["a_key"], "B_CERT": self.certs["b_cert"],
             "B_KEY": self.certs["b_key"], "CLIENT_CA": self.ca.cert, "SIGN_KEY": self.sign_key,
-            "EXTRA_LOCATIONS": self.extra_locations,
+            "EXTRA_LOCATIONS": self.extra_locations, "HTPASSWD": self.htpasswd,
         }
         for k, v in values.items():
             text = text.replace("@%s@" % k, str(v))

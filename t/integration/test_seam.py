@@ -326,6 +326,30 @@ def test_access_rules_use_the_real_client_address():
         srv.cleanup()
 
 
+def test_auth_basic_beside_signed_and_proxied_locations():
+    # issue 34's auth_basic in the seam: 401 before the body, the user logged, other locations untouched
+    srv = Seam()
+    try:
+        r = ask(srv, b"GET /staff/index.html HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 401 and r.header("WWW-Authenticate").startswith('Basic realm="Staff only"'), r
+        good = base64.b64encode(b"alice:staff password")
+        r = ask(srv, b"GET /staff/index.html HTTP/1.1\r\nHost: a.test\r\nAuthorization: Basic " + good + b"\r\n\r\n")
+        assert r.status == 200 and b"seam site" in r.body, r
+        # a refused upload never has its body read: the connection closes after the 401
+        bad = base64.b64encode(b"alice:guess")
+        s = srv.connect(timeout=20)
+        s.sendall(b"GET /staff/x HTTP/1.1\r\nHost: a.test\r\nAuthorization: Basic " + bad +
+                  b"\r\nContent-Length: 1000000\r\n\r\n")
+        reader = Reader(s)
+        r = reader.response()
+        assert r.status == 401 and reader.closed(), r
+        s.close()
+        assert wait_for(lambda: " alice " in open(srv.access_log).read()), open(srv.access_log).read()
+        assert ask(srv, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").status == 200
+    finally:
+        srv.cleanup()
+
+
 def put(srv, path, body, headers=""):
     raw = "PUT %s HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n%s\r\n" % (path, len(body), headers)
     return ask(srv, raw.encode() + body)
