@@ -12,6 +12,7 @@
 
 #include "access.h"
 #include "auth_basic.h"
+#include "limit.h"
 #include "log.h"
 #include "tls.h"
 
@@ -596,6 +597,42 @@ const struct error_page *config_error_page(const struct httpd_config *config,
 
 /* --- schema ------------------------------------------------------------- */
 
+static cfg_opt_t limit_req_zone_opts[] = {
+	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_STR("rate", NULL, CFGF_NODEFAULT),
+	CFG_STR("size", "10m", CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t limit_conn_zone_opts[] = {
+	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_STR("size", "10m", CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t limit_req_opts[] = {
+	CFG_INT("burst", 0, CFGF_NONE),
+	CFG_BOOL("nodelay", cfg_false, CFGF_NONE),
+	CFG_INT("delay", 0, CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t limit_conn_opts[] = {
+	CFG_INT("max", 0, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+/* Who may come in: the same in a location, a server block and the top level. */
+#define GATE_OPTS \
+	CFG_STR_LIST("access", "{}", CFGF_NONE), \
+	CFG_STR("auth_basic", NULL, CFGF_NODEFAULT), \
+	CFG_STR("auth_basic_user_file", NULL, CFGF_NODEFAULT), \
+	CFG_SEC("limit_req", limit_req_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES), \
+	CFG_SEC("limit_conn", limit_conn_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES), \
+	CFG_INT("limit_req_status", 429, CFGF_NONE), \
+	CFG_INT("limit_conn_status", 429, CFGF_NONE), \
+	CFG_BOOL("limit_req_dry_run", cfg_false, CFGF_NONE)
+
 static const cfg_opt_t core_location_opts[] = {
 	CFG_STR("handler", NULL, CFGF_NODEFAULT),
 	CFG_STR_LIST("check", "{}", CFGF_NONE),
@@ -605,9 +642,7 @@ static const cfg_opt_t core_location_opts[] = {
 	CFG_STR("gzip_min_length", "1024", CFGF_NONE),
 	CFG_STR("access_log", "on", CFGF_NONE),
 	CFG_INT("access_log_min_status", 0, CFGF_NONE),
-	CFG_STR_LIST("access", "{}", CFGF_NONE),
-	CFG_STR("auth_basic", NULL, CFGF_NODEFAULT),
-	CFG_STR("auth_basic_user_file", NULL, CFGF_NODEFAULT),
+	GATE_OPTS,
 	CFG_END()
 };
 
@@ -673,9 +708,9 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_INT("proxy_protocol_timeout", 5, CFGF_NONE),
 		CFG_STR_LIST("real_ip_from", "{}", CFGF_NONE),
 		CFG_STR("real_ip_header", "X-Forwarded-For", CFGF_NONE),
-		CFG_STR_LIST("access", "{}", CFGF_NONE),
-		CFG_STR("auth_basic", NULL, CFGF_NODEFAULT),
-		CFG_STR("auth_basic_user_file", NULL, CFGF_NODEFAULT),
+		GATE_OPTS,
+		CFG_SEC("limit_req_zone", limit_req_zone_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		CFG_SEC("limit_conn_zone", limit_conn_zone_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
 		CFG_INT("worker_connections", 4096, CFGF_NONE),
 		CFG_FUNC("error_page", error_page_func),
@@ -691,9 +726,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_STR_LIST("aliases", "{}", CFGF_NONE),
 		CFG_BOOL("default_server", cfg_false, CFGF_NONE),
 		CFG_STR("access_log", NULL, CFGF_NODEFAULT),
-		CFG_STR_LIST("access", "{}", CFGF_NONE),
-		CFG_STR("auth_basic", NULL, CFGF_NODEFAULT),
-		CFG_STR("auth_basic_user_file", NULL, CFGF_NODEFAULT),
+		GATE_OPTS,
 		CFG_FUNC("error_page", error_page_func),
 		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		SERVER_TLS_OPTS,
@@ -1026,6 +1059,66 @@ static int location_module_configure(struct httpd_location *loc, struct location
 	return 0;
 }
 
+static struct limit_zone *zone_find(const struct httpd_config *config, const char *name, enum limit_kind kind)
+{
+	for (size_t i = 0; i < config->limit_zone_count; i++)
+		if (strcmp(limit_zone_name(config->limit_zones[i]), name) == 0 &&
+		    limit_zone_kind(config->limit_zones[i]) == kind)
+			return config->limit_zones[i];
+	return NULL;
+}
+
+/* limit_req_zone and limit_conn_zone blocks: one shared table each, kept across reloads when unchanged. */
+static int zones_read(struct httpd_config *config)
+{
+	static const char *const kinds[] = { "limit_req_zone", "limit_conn_zone" };
+	size_t total = cfg_size(config->cfg, kinds[0]) + cfg_size(config->cfg, kinds[1]);
+	int rc = 0;
+
+	config->limit_zones = calloc(total ? total : 1, sizeof(*config->limit_zones));
+	if (config->limit_zones == NULL)
+		return -1;
+	for (int k = 0; k < 2; k++) {
+		for (unsigned i = 0; i < cfg_size(config->cfg, kinds[k]); i++) {
+			cfg_t *z = cfg_getnsec(config->cfg, kinds[k], i);
+			const char *key = cfg_getstr(z, "key"), *rate = k == 0 ? cfg_getstr(z, "rate") : NULL;
+			uint64_t size = 0, per_ks = 0;
+			struct limit_zone *zone;
+			const char *file;
+			char err[256];
+			int line;
+
+			config_source_origin(&config->src, z->line, &file, &line);
+			if (key == NULL || (k == 0 && rate == NULL)) {
+				reportf(file, line, "%s \"%s\": needs key%s", kinds[k], cfg_title(z), k == 0 ? " and rate" : "");
+				rc = -1;
+				continue;
+			}
+			if (k == 0 && limit_rate_parse(rate, &per_ks) < 0) {
+				reportf(file, line, "%s \"%s\": rate \"%s\" is not a rate (\"10r/s\", \"30r/m\")", kinds[k],
+				        cfg_title(z), rate);
+				rc = -1;
+				continue;
+			}
+			if (config_size_parse(cfg_getstr(z, "size"), &size) < 0) {
+				reportf(file, line, "%s \"%s\": size \"%s\" is not a size", kinds[k], cfg_title(z),
+				        cfg_getstr(z, "size"));
+				rc = -1;
+				continue;
+			}
+			zone = limit_zone_get(cfg_title(z), k == 0 ? LIMIT_REQ : LIMIT_CONN, key, size, per_ks, err,
+			                      sizeof(err));
+			if (zone == NULL) {
+				reportf(file, line, "%s \"%s\": %s", kinds[k], cfg_title(z), err);
+				rc = -1;
+				continue;
+			}
+			config->limit_zones[config->limit_zone_count++] = zone;
+		}
+	}
+	return rc;
+}
+
 /* The nearest block that sets name: the location, its server block, or the top level. */
 static cfg_t *nearest_setting(struct httpd_config *config, const struct httpd_location *loc, cfg_t *sec,
                               const char *name)
@@ -1037,6 +1130,73 @@ static cfg_t *nearest_setting(struct httpd_config *config, const struct httpd_lo
 	if (server != config->cfg && option_is_set(cfg_getopt(server, name)))
 		return server;
 	return config->cfg;
+}
+
+/* limit_req and limit_conn of the nearest block that sets them; each names a zone of its kind. */
+static int location_limits_read(struct httpd_config *config, struct httpd_location *loc, cfg_t *sec)
+{
+	cfg_t *req_from = nearest_setting(config, loc, sec, "limit_req");
+	cfg_t *conn_from = nearest_setting(config, loc, sec, "limit_conn");
+	size_t nreq = cfg_size(req_from, "limit_req"), nconn = cfg_size(conn_from, "limit_conn");
+	int rc = 0;
+
+	loc->limit_reqs = calloc(nreq ? nreq : 1, sizeof(*loc->limit_reqs));
+	loc->limit_conns = calloc(nconn ? nconn : 1, sizeof(*loc->limit_conns));
+	if (loc->limit_reqs == NULL || loc->limit_conns == NULL)
+		return -1;
+	for (size_t i = 0; i < nreq; i++) {
+		cfg_t *l = cfg_getnsec(req_from, "limit_req", (unsigned)i);
+		struct location_limit_req *lr = &loc->limit_reqs[loc->limit_req_count];
+		long burst = cfg_getint(l, "burst"), delay = cfg_getint(l, "delay");
+		const char *file;
+		int line;
+
+		config_source_origin(&config->src, l->line, &file, &line);
+		lr->zone = zone_find(config, cfg_title(l), LIMIT_REQ);
+		if (lr->zone == NULL) {
+			reportf(file, line, "limit_req \"%s\": no limit_req_zone of that name", cfg_title(l));
+			rc = -1;
+			continue;
+		}
+		if (burst < 0 || burst > 1000000 || delay < 0 || delay > burst) {
+			reportf(file, line, "limit_req \"%s\": burst must be from 0 to 1000000, delay from 0 to burst",
+			        cfg_title(l));
+			rc = -1;
+			continue;
+		}
+		lr->burst = (uint64_t)burst;
+		lr->delay = cfg_getbool(l, "nodelay") ? (uint64_t)burst : (uint64_t)delay;
+		loc->limit_req_count++;
+	}
+	for (size_t i = 0; i < nconn; i++) {
+		cfg_t *l = cfg_getnsec(conn_from, "limit_conn", (unsigned)i);
+		struct location_limit_conn *lc = &loc->limit_conns[loc->limit_conn_count];
+		const char *file;
+		int line;
+
+		config_source_origin(&config->src, l->line, &file, &line);
+		lc->zone = zone_find(config, cfg_title(l), LIMIT_CONN);
+		if (lc->zone == NULL || cfg_getint(l, "max") < 1 || cfg_getint(l, "max") > 1000000) {
+			reportf(file, line, lc->zone == NULL ? "limit_conn \"%s\": no limit_conn_zone of that name"
+			        : "limit_conn \"%s\": max must be from 1 to 1000000", cfg_title(l));
+			rc = -1;
+			continue;
+		}
+		lc->max = (unsigned)cfg_getint(l, "max");
+		loc->limit_conn_count++;
+	}
+	loc->limit_req_status = (int)cfg_getint(nearest_setting(config, loc, sec, "limit_req_status"), "limit_req_status");
+	loc->limit_conn_status = (int)cfg_getint(nearest_setting(config, loc, sec, "limit_conn_status"),
+	                                         "limit_conn_status");
+	loc->limit_req_dry_run = cfg_getbool(nearest_setting(config, loc, sec, "limit_req_dry_run"),
+	                                     "limit_req_dry_run");
+	if (loc->limit_req_status < 400 || loc->limit_req_status > 599 || loc->limit_conn_status < 400 ||
+	    loc->limit_conn_status > 599) {
+		reportf(loc->file, loc->line, "location \"%s\": limit_req_status and limit_conn_status must be from "
+		        "400 to 599", loc->prefix);
+		rc = -1;
+	}
+	return rc;
 }
 
 /* auth_basic: the realm and the user file of the nearest block that sets them, read now (as root). */
@@ -1122,7 +1282,8 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec,
 		rc = -1;
 	}
 	loc->access_log_off = strcmp(cfg_getstr(sec, "access_log"), "off") == 0;
-	if (location_access_read(config, loc, sec) < 0 || location_auth_read(config, loc, sec) < 0)
+	if (location_access_read(config, loc, sec) < 0 || location_limits_read(config, loc, sec) < 0 ||
+	    location_auth_read(config, loc, sec) < 0)
 		rc = -1;
 	loc->access_log_min_status = (int)cfg_getint(sec, "access_log_min_status");
 	if (loc->access_log_min_status < 0 || loc->access_log_min_status > 599) {
@@ -1670,6 +1831,8 @@ struct httpd_config *config_load(const char *path, bool log_errors)
 	if (config->cfg == NULL || globals_read(config) < 0 || access_format_read(config) < 0)
 		goto out;
 
+	if (zones_read(config) < 0)
+		goto out;
 	rc = servers_build(config);
 	config_source_origin(&config->src, directive_line(config->cfg, "tls_ticket_key_file"),
 	                     &config->tls_ticket_key_origin, &config->tls_ticket_key_line);
@@ -1705,6 +1868,8 @@ void config_free(struct httpd_config *config)
 				loc->checks[j].mod->api.release(loc->checks[j].data);
 		free(loc->checks);
 		free(loc->access);
+		free(loc->limit_reqs);
+		free(loc->limit_conns);
 		auth_basic_free(loc->auth);
 	}
 	for (size_t i = config->module_count; i > 0; i--) {
@@ -1724,6 +1889,9 @@ void config_free(struct httpd_config *config)
 	free(config->servers);
 	free(config->access_logs);
 	free(config->locations);
+	for (size_t i = 0; i < config->limit_zone_count; i++)
+		limit_zone_put(config->limit_zones[i]);
+	free(config->limit_zones);
 	free(config->listens);
 	free(config->real_ip_from);
 	free(config->proxy_protocol_from);

@@ -29,6 +29,20 @@ struct location_module {
 /* Checks per location: a request keeps one bit per check in a 32-bit mask. */
 #define LOCATION_CHECKS_MAX 32
 
+struct limit_zone;
+
+/* limit_req "zone" { burst delay } in a location (nodelay: delay = burst). */
+struct location_limit_req {
+	struct limit_zone *zone;
+	uint64_t           burst, delay;
+};
+
+/* limit_conn "zone" { max } */
+struct location_limit_conn {
+	struct limit_zone *zone;
+	unsigned           max;
+};
+
 struct httpd_location {
 	const char             *prefix;
 	size_t                  prefix_len;
@@ -45,6 +59,12 @@ struct httpd_location {
 	struct access_rule     *access;         /* access: ordered allow/deny rules, first match wins */
 	size_t                  access_count;
 	struct auth_basic      *auth;           /* auth_basic, or NULL */
+	struct location_limit_req  *limit_reqs;
+	size_t                      limit_req_count;
+	struct location_limit_conn *limit_conns;
+	size_t                      limit_conn_count;
+	int                     limit_req_status, limit_conn_status;
+	bool                    limit_req_dry_run;
 	const struct httpd_config *config;
 	const struct httpd_server *server;
 	const char             *file;
@@ -112,6 +132,8 @@ struct httpd_config {
 	struct option_arena    arena;           /* module option schemas */
 	struct config_source   src;
 
+	struct limit_zone    **limit_zones;     /* limit_req_zone and limit_conn_zone blocks */
+	size_t                 limit_zone_count;
 	struct listen_spec    *listens;
 	size_t                 listen_count;
 	unsigned               workers;

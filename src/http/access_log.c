@@ -101,6 +101,7 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 	case LOG_REMOTE_PORT:         return req->client_port ? number(scratch, size, req->client_port) : NULL;
 	case LOG_REALIP_REMOTE_ADDR:  return req->peer_addr;
 	case LOG_REMOTE_USER:         return r->remote_user;
+	case LOG_LIMIT_REQ_STATUS:    return r->limit_req_status;
 	case LOG_TIME_LOCAL:          return log_time(r->w->now, false);
 	case LOG_TIME_ISO8601:        return log_time(r->w->now, true);
 	case LOG_MSEC:
@@ -156,6 +157,11 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 	case LOG_LITERAL:             break;
 	}
 	return NULL;
+}
+
+size_t access_log_render(const struct log_format *f, const struct request *r, char *out)
+{
+	return log_format_render(f, lookup, (void *)(uintptr_t)r, out);
 }
 
 void access_log_write(const struct request *r)

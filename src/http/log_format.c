@@ -31,6 +31,7 @@ static const struct {
 } variables[] = {
 	{ "remote_addr", LOG_REMOTE_ADDR }, { "remote_port", LOG_REMOTE_PORT },
 	{ "realip_remote_addr", LOG_REALIP_REMOTE_ADDR }, { "remote_user", LOG_REMOTE_USER },
+	{ "limit_req_status", LOG_LIMIT_REQ_STATUS },
 	{ "time_local", LOG_TIME_LOCAL }, { "time_iso8601", LOG_TIME_ISO8601 }, { "msec", LOG_MSEC },
 	{ "request", LOG_REQUEST }, { "request_method", LOG_REQUEST_METHOD },
 	{ "request_uri", LOG_REQUEST_URI }, { "uri", LOG_URI }, { "args", LOG_ARGS },

@@ -7,6 +7,7 @@
 #include "access.h"
 #include "access_log.h"
 #include "auth_basic.h"
+#include "limit.h"
 #include "scoreboard.h"
 #include "async.h"
 #include "conn.h"
@@ -388,12 +389,131 @@ static void auth_done(struct httpd_request *req, void *arg)
 	http1_gate_done(r, auth_verdict(r, arg));
 }
 
+/* --- limit_req, limit_conn ------------------------------------------------- */
+
+/* The zone's key for r; NULL (not limited) when every variable in it is empty, as nginx. */
+static const char *limit_key(struct request *r, const struct limit_zone *z, size_t *len)
+{
+	const struct log_format *f = limit_zone_key(z);
+	char *out = pool_alloc(r->pool, f->max_line + 1);
+
+	if (out == NULL)
+		return NULL;
+	*len = access_log_render(f, r, out);
+	if (*len > 0 && out[*len - 1] == '\n')
+		(*len)--;
+	out[*len] = '\0';
+	return *len == 0 || strcmp(out, "-") == 0 ? NULL : out;
+}
+
+static int limit_refuse(struct request *r, int status, const char *zone, const char *key, uint64_t retry_ms,
+                        const char *what)
+{
+	unsigned long long seconds = retry_ms < 1000 ? 1 : (retry_ms + 999) / 1000;
+	char *retry = httpd_pool_printf(r->pool, "%llu", seconds);
+
+	httpd_log_request(HTTPD_LOG_WARN, &r->req, "%s \"%s\": key \"%.64s\" over its limit", what, zone, key);
+	if (retry == NULL || response_header_push(&r->res, "Retry-After", retry) < 0)
+		return 500;
+	return status;
+}
+
+static void limit_delay_over(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct request *r = request_of(req);
+	int rc;
+
+	(void)arg;
+	(void)events;
+	rc = request_gate(r);
+	if (rc != REQUEST_WAIT)
+		http1_gate_done(r, rc);
+}
+
+struct conn_hold {
+	struct limit_zone *zone;
+	const char        *key;
+	size_t             len;
+};
+
+static void limit_conn_release(void *arg)
+{
+	struct conn_hold *h = arg;
+
+	limit_zone_conn_release(h->zone, h->key, h->len);
+}
+
+static int limits_apply(struct request *r)
+{
+	const struct httpd_location *loc = r->loc;
+
+	while (r->gate < loc->limit_req_count) {
+		const struct location_limit_req *lr = &loc->limit_reqs[r->gate++];
+		uint64_t wait_ms = 0;
+		size_t len = 0;
+		const char *key = limit_key(r, lr->zone, &len);
+		enum limit_verdict v;
+
+		if (key == NULL)
+			continue;
+		v = limit_zone_request(lr->zone, key, len, (int64_t)monotonic_ms(), lr->burst, lr->delay, loc->limit_req_dry_run,
+		                       &wait_ms);
+		if (v == LIMIT_REJECTED) {
+			r->limit_req_status = loc->limit_req_dry_run ? "REJECTED_DRY_RUN" : "REJECTED";
+			if (!loc->limit_req_dry_run)
+				return limit_refuse(r, loc->limit_req_status, limit_zone_name(lr->zone), key, wait_ms,
+				                    "limit_req");
+			httpd_log_request(HTTPD_LOG_WARN, &r->req, "limit_req \"%s\": key \"%.64s\" over its limit "
+			                  "(dry run: let through)", limit_zone_name(lr->zone), key);
+			continue;
+		}
+		if (v == LIMIT_DELAYED && loc->limit_req_dry_run) {
+			r->limit_req_status = "DELAYED_DRY_RUN";
+			continue;
+		}
+		if (v == LIMIT_DELAYED) {
+			/* Its turn comes later: wait on a timer, the loop serves others meanwhile. */
+			r->limit_req_status = "DELAYED";
+			if (httpd_event_timer(&r->req, wait_ms > UINT32_MAX ? UINT32_MAX : (unsigned)wait_ms,
+			                      limit_delay_over, NULL) == NULL)
+				return 500;
+			return REQUEST_WAIT;
+		}
+		if (r->limit_req_status == NULL)
+			r->limit_req_status = "PASSED";
+	}
+	if (r->limits_done)
+		return 0;
+	r->limits_done = true;
+	for (size_t i = 0; i < loc->limit_conn_count; i++) {
+		const struct location_limit_conn *lc = &loc->limit_conns[i];
+		struct conn_hold *h = pool_alloc(r->pool, sizeof(*h));
+
+		if (h == NULL)
+			return 500;
+		h->zone = lc->zone;
+		h->key = limit_key(r, lc->zone, &h->len);
+		if (h->key == NULL)
+			continue;
+		if (!limit_zone_conn_acquire(lc->zone, h->key, h->len, lc->max))
+			return limit_refuse(r, loc->limit_conn_status, limit_zone_name(lc->zone), h->key, 1000, "limit_conn");
+		if (httpd_pool_cleanup(r->pool, limit_conn_release, h) < 0) {
+			limit_conn_release(h);
+			return 500;
+		}
+	}
+	return 0;
+}
+
 int request_gate(struct request *r)
 {
 	const struct auth_basic *a = r->loc->auth;
 	const char *value;
 	struct auth_job *j;
+	int rc = limits_apply(r);
 
+	if (rc != 0)
+		return rc;
 	if (a == NULL)
 		return 0;
 	value = httpd_request_header(&r->req, "Authorization");

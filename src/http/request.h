@@ -51,6 +51,9 @@ struct request {
 	bool                         pending;    /* the handler answers later */
 	bool                         aborted;    /* client gone while jobs ran */
 	const char                  *remote_user;   /* auth_basic: the user who passed */
+	const char                  *limit_req_status;   /* $limit_req_status: PASSED, DELAYED, ... */
+	unsigned                     gate;       /* request_gate: the next limit_req to apply */
+	bool                         limits_done;
 	uint64_t                     started_ms;
 	uint64_t                     started_us;  /* precise, only when the log format shows request time */
 	size_t                       head_bytes;  /* the head as received, blank lines before it included */
@@ -73,8 +76,9 @@ struct request *request_create(struct conn *c);
 int request_begin(struct request *r);
 
 /*
- * The core's gates after routing, before the check modules: auth_basic
- * (its hash runs on the thread pool).  0 to go on, an error status, or
+ * The core's gates after routing, before the check modules: limit_req
+ * (a delayed request waits on a timer), limit_conn, then auth_basic (its
+ * hash runs on the thread pool).  0 to go on, an error status, or
  * REQUEST_WAIT: http1_gate_done is called with the verdict later.
  */
 #define REQUEST_WAIT 2

@@ -236,9 +236,10 @@ def test_master_survives_a_worker_that_scribbles_over_shared_memory():
         for path in (b"/status", b"/status?format=json", b"/status?format=prometheus"):
             r = ask(srv, b"GET " + path + b" HTTP/1.1\r\nHost: a.test\r\n\r\n")
             assert r.status == 200, (path, r)
-        # a signed request fails closed (or passes) on a scribbled nonce store, it never crashes a worker
+        # a signed request fails closed (or passes) on a scribbled nonce store and limit zone, it never
+        # crashes a worker
         r = ask(srv, raw_request("GET", "/api/after", rfc_headers("GET", "/api/after")))
-        assert r.status in (200, 401, 500, 502, 503), r
+        assert r.status in (200, 401, 429, 500, 502, 503), r
         status, _, _ = https_get(srv.tls_port, "a.test", "/", srv.ca)
         assert status == 200
         assert "died by signal" not in srv.log(), srv.log()   # only the scribbler left, by its own _exit
@@ -346,6 +347,38 @@ def test_auth_basic_beside_signed_and_proxied_locations():
         s.close()
         assert wait_for(lambda: " alice " in open(srv.access_log).read()), open(srv.access_log).read()
         assert ask(srv, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").status == 200
+    finally:
+        srv.cleanup()
+
+
+def test_limits_count_the_real_client_across_workers():
+    # issue 34's limits in the seam: one zone for both workers, keyed on the real client address
+    srv = Seam()
+    try:
+        def burst(source, headers=b""):
+            socks = []
+            for _ in range(10):
+                s = socket.socket()
+                s.bind((source, 0))
+                s.settimeout(20)
+                s.connect(("127.0.0.1", srv.plain_port))
+                socks.append(s)
+            for s in socks:
+                s.sendall(b"GET /login HTTP/1.1\r\nHost: a.test\r\n" + headers + b"\r\n")
+            got = sorted(Reader(s).response().status for s in socks)
+            for s in socks:
+                s.close()
+            return got
+        assert burst("127.0.0.5") == [200] * 3 + [429] * 7
+        # a client that is not a trusted proxy cannot make itself new keys with X-Forwarded-For
+        got = [ask(srv, b"GET /login HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 203.0.113.%d\r\n\r\n" % i,
+                   source="127.0.0.5").status for i in range(3)]
+        assert got == [429] * 3, got
+        # behind the trusted proxy, each real client has its own bucket
+        assert burst("127.0.0.2", b"X-Forwarded-For: 198.51.100.20\r\n") == [200] * 3 + [429] * 7
+        assert ask(srv, b"GET /login HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 198.51.100.21\r\n\r\n",
+                   source="127.0.0.2").status == 200
+        assert ask(srv, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", source="127.0.0.5").status == 200
     finally:
         srv.cleanup()
 
