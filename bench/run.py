@@ -54,6 +54,9 @@ SCENARIOS = {
     "syscalls-ka-1k": ("1k.bin", 50, 1, False, False, False),
     "workers-2":     ("1k.bin", 50, 2, False, False, False),
     "ka-1k-log":     ("1k.bin", 50, 1, False, True, False),
+    # A limit_req zone on the 1 KiB file, its rate high enough to admit everything, against nginx's
+    # limit_req with the same zone; our server without the limit runs in the same rounds.
+    "ka-1k-limited": ("1k.bin", 50, 1, False, False, "limited"),
     # TLS against nginx only (same certificate, protocols and ciphers): keep-alive, and a full
     # handshake per request (wrk does not resume sessions).
     "tls-ka-1k":     ("1k.bin", 50, 1, False, False, True),
@@ -80,7 +83,9 @@ DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h
 UPLOAD_ROUNDS = 3
 COUNTED = ("idle-10k", "syscalls-ka-1k", "upload-1g")   # measured once per server, not in timed rounds
 OURS_LOG_OFF = "prefork-httpd-log-off"   # beside ka-1k-log's prefork-httpd, in the same rounds
-OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF)
+OURS_UNLIMITED = "prefork-httpd-unlimited"   # beside ka-1k-limited's prefork-httpd, in the same rounds
+OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED)
+LIMIT_RATE, LIMIT_BURST = 1000000, 100000   # requests a second, and burst: nothing is ever refused
 # The floor that never sleeps: a client writing to a sleeping server pays for waking it, so this is the
 # most req/s wrk reaches here, whatever the server.  Up only for its own turn (it keeps a core busy) and
 # only where req/s is a target of one-worker scenarios that the floor answers.
@@ -196,7 +201,8 @@ class Peer:
         self.proc = None
 
 
-def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, backend=None, upload=False):
+def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, backend=None, upload=False,
+               limited=False):
     port = free_port()
     if backend is not None:
         conf = os.path.join(work, "%s-proxy.conf" % name)
@@ -208,14 +214,14 @@ def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, ba
                     'location "/" { handler = "proxy"  upstream = "floor" }\n'
                     % (port, workers, work, name, work, name, os.path.abspath(modules), backend))
         return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
-    conf = os.path.join(work, "%s-%d%s%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else "",
-                                                    "-upload" if upload else ""))
+    conf = os.path.join(work, "%s-%d%s%s%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else "",
+                                                      "-upload" if upload else "", "-limited" if limited else ""))
     with open(conf, "w") as f:
         f.write('listen = {"127.0.0.1:%d%s"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
                 'error_log = "%s/%s-error.log"\naccess_log = "%s"\nmodule_dir = "%s"\n'
                 'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
-                '%s%s'
-                'location "/" { handler = "static" root = "%s" }\n'
+                '%s%s%s'
+                'location "/" { handler = "static" root = "%s"%s }\n'
                 % (port, " tls" if tls else "", workers, work, name, work, name,
                    os.path.join(work, name + "-access.log") if log else "off",
                    os.path.abspath(modules),
@@ -223,7 +229,10 @@ def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, ba
                    'tls_ciphers = "%s"\n' % (work, work, TLS_CIPHERS) if tls else "",
                    'location "/up/" { handler = "static" root = "%s/up" writable = true max_body_size = "2g" }\n' % docroot
                    if upload else "",
-                   docroot))
+                   'limit_req_zone "one" { key = "$remote_addr" rate = "%dr/s" size = "10m" }\n' % LIMIT_RATE
+                   if limited else "",
+                   docroot,
+                   ' limit_req "one" { burst = %d nodelay = true }' % LIMIT_BURST if limited else ""))
     return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
 
 
@@ -259,11 +268,34 @@ def proxy_peers(args, work, workers, user, backend):
     return peers
 
 
+def limited_peers(args, work, docroot, workers, user):
+    """prefork-httpd with a limit_req zone and without, and nginx with the same zone."""
+    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, False, work, docroot, limited=True),
+             httpd_peer(OURS_UNLIMITED, args.httpd, args.modules, workers, False, work, docroot)]
+    if shutil.which("nginx"):   # no baseline here: a main before limit_req would not load the zone
+        port = free_port()
+        conf = os.path.join(work, "nginx-%d-limited.conf" % workers)
+        with open(conf, "w") as f:
+            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
+                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+                    "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
+                    " keepalive_timeout 60;\n default_type application/octet-stream;\n"
+                    " limit_req_zone $binary_remote_addr zone=one:10m rate=%dr/s;\n"
+                    " server { listen 127.0.0.1:%d; root %s;\n  limit_req zone=one burst=%d nodelay; }\n}\n"
+                    % ("user %s;\n" % user if user else "", workers, work, work, LIMIT_RATE, port, docroot,
+                       LIMIT_BURST))
+        peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
+    return peers
+
+
 def make_peers(args, work, docroot, workers, log, close, tls=False):
     user = "www-data" if os.geteuid() == 0 else None
     if tls == "proxy":
         return proxy_peers(args, work, workers, user, args.backend_port)
     upload = tls == "upload"
+    limited = tls == "limited"
+    if limited:
+        return limited_peers(args, work, docroot, workers, user)
     if upload:
         tls = False
         os.makedirs(os.path.join(docroot, "up"), exist_ok=True)
@@ -760,6 +792,11 @@ def markdown(results, args):
         lines.append("")
         lines.append("ka-1k-log, prefork-httpd: CPU per request with the access log on / off, in the same rounds: %.2f×"
                      % round_ratio(log, "prefork-httpd", [OURS_LOG_OFF], "cpu", min))
+    if "ka-1k-limited" in results:
+        lim = results["ka-1k-limited"]
+        lines.append("")
+        lines.append("ka-1k-limited, prefork-httpd: CPU per request with a limit_req zone / without, in the same "
+                     "rounds: %.2f×" % round_ratio(lim, "prefork-httpd", [OURS_UNLIMITED], "cpu", min))
     return "\n".join(lines) + "\n"
 
 
