@@ -174,6 +174,10 @@ struct limit_zone *limit_zone_get(const char *name, enum limit_kind kind, const 
 	}
 	pthread_mutexattr_destroy(&attr);
 	siphash_key_random(&z->secret);
+	for (struct limit_zone *old = zones; old != NULL; old = old->next)
+		if (strcmp(old->name, name) == 0 && old->kind == kind)
+			httpd_log(HTTPD_LOG_NOTICE, "limit zone \"%s\": its key or size changed, so it starts anew "
+			          "(%zu keys) and forgets what it counted", name, z->entries);
 	z->refs = 1;
 	z->next = zones;
 	zones = z;

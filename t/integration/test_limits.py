@@ -72,6 +72,14 @@ def test_one_zone_for_the_whole_server():
         # each real client is its own key
         got = parallel(srv, 1, "/a/index.html", source="127.0.0.3")
         assert got[0].status == 200, got
+        # a zone whose size changes starts anew, and says so
+        srv.write_config(srv.config_text().replace('"one" { key = "$remote_addr" rate = "1r/m" size = "1m" }',
+                                                   '"one" { key = "$remote_addr" rate = "1r/m" size = "2m" }'))
+        before = set(srv.worker_pids())
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: not (set(srv.worker_pids()) & before) and len(srv.worker_pids()) == 2, timeout=20)
+        assert 'limit zone "one": its key or size changed' in srv.log(), srv.log()
+        assert parallel(srv, 1, "/a/index.html")[0].status == 200
     finally:
         srv.cleanup()
 
