@@ -11,6 +11,7 @@ app = Flask(__name__)
 NAME = os.environ.get("APP_NAME", "app")
 HEALTH_PROBES = []   # one gunicorn process with threads: a list is enough
 SEEN = []            # every request that reached the app: [method, raw target, body sha256]
+SLOW_STARTED = []    # /slow requests that reached the app, as they arrive
 
 
 @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
@@ -19,7 +20,10 @@ def echo(path):
     args = request.args
     if path == "_seen":
         return jsonify(seen=SEEN)
+    if path == "_slow_started":
+        return jsonify(count=len(SLOW_STARTED))
     if path == "slow":
+        SLOW_STARTED.append(time.monotonic())
         time.sleep(float(args.get("s", "3")))
     if path == "stream":
         n = int(args.get("n", "5"))

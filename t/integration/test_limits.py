@@ -2,10 +2,12 @@
 worker), burst and nodelay, delayed requests served later rather than refused, a zone exhausted
 before a reload still exhausted after it, keys from X-Forwarded-For through real_ip_from, dry run,
 limit_conn against a slow application, and configuration errors with file:line."""
+import json
 import signal
 import socket
 import subprocess
 import threading
+import urllib.request
 
 from harness import HTTPD, Reader, Server, run, wait_for
 from test_proxy import App
@@ -125,26 +127,20 @@ def test_limit_conn_against_a_slow_application():
     srv.write_config()
     srv.start()
     try:
-        # While the slow one is in progress this client may start no other.  The first quick
-        # request may win the race to the slot (then the slow one is refused): try again.
-        for _ in range(5):
-            slow, refused = {}, []
-            t = threading.Thread(target=lambda: slow.setdefault("r", one(srv, "/slow?s=3")))
-            t.start()
-
-            def quick_refused():
-                r = one(srv, "/fast")
-                if r.status == 503:
-                    refused.append(r)
-                return r.status == 503 or "r" in slow
-            wait_for(quick_refused, timeout=10)
-            if refused and "r" not in slow:
-                assert one(srv, "/fast", source="127.0.0.3").status == 200   # another client is not held up
-            t.join(30)
-            if refused and slow["r"].status == 200:
-                break
-        assert refused and slow["r"].status == 200, (slow, refused)
-        assert refused[0].header("Retry-After") == "1", refused[0]
+        def slow_started():
+            with urllib.request.urlopen("http://127.0.0.1:%d/_slow_started" % app.port, timeout=10) as resp:
+                return json.loads(resp.read())["count"]
+        started = slow_started()
+        slow = {}
+        t = threading.Thread(target=lambda: slow.setdefault("r", one(srv, "/slow?s=3")))
+        t.start()
+        # once the slow one is at the application (it holds its slot), this client may start no other
+        assert wait_for(lambda: slow_started() > started, timeout=20)
+        r = one(srv, "/fast")
+        assert r.status == 503 and r.header("Retry-After") == "1", (r, slow)
+        assert one(srv, "/fast", source="127.0.0.3").status == 200   # another client is not held up
+        t.join(60)
+        assert slow["r"].status == 200, slow
         assert one(srv, "/fast").status == 200   # its slot came back when it ended
     finally:
         srv.cleanup()
