@@ -175,7 +175,7 @@ def test_delayed_requests_are_served_later_not_refused():
     srv = Server(workers=2)
     srv.globals_text = ('access_log_buffer = "0"\nlog_format "l" { format = "$status $limit_req_status" }\n'
                         'access_log_format = "l"\n'
-                        'limit_req_zone "slow" { key = "$remote_addr" rate = "10r/s" size = "1m" }\n')
+                        'limit_req_zone "slow" { key = "$remote_addr" rate = "2r/s" size = "1m" }\n')
     srv.locations = 'location "/" { handler = "static" root = "%s" limit_req "slow" { burst = 5 } }\n' % srv.root
     srv.file("index.html", "hello\n")
     srv.write_config()
