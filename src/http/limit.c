@@ -11,12 +11,10 @@
 #include "siphash.h"
 
 enum limit_verdict limit_bucket_take(struct limit_bucket *b, int64_t now_ms, uint64_t rate_per_ks,
-                                     uint64_t burst, uint64_t delay, bool dry_run, uint64_t *wait_ms)
+                                     uint64_t burst, uint64_t delay, uint64_t *wait_ms)
 {
 	int64_t ms, excess;
 
-	/* A dry run counts as a real one: only the caller's verdict differs. */
-	(void)dry_run;
 	*wait_ms = 0;
 	if (b->last_ms == 0) {
 		/* A key seen for the first time passes and starts its bucket empty, as nginx's. */
@@ -254,7 +252,7 @@ static uint64_t key_hash(const struct limit_zone *z, const char *key, size_t len
 }
 
 enum limit_verdict limit_zone_request(struct limit_zone *z, const char *key, size_t len, int64_t now_ms,
-                                      uint64_t burst, uint64_t delay, bool dry_run, uint64_t *wait_ms)
+                                      uint64_t burst, uint64_t delay, uint64_t *wait_ms)
 {
 	uint64_t hash = key_hash(z, key, len);
 	struct zone_entry *e;
@@ -273,7 +271,7 @@ enum limit_verdict limit_zone_request(struct limit_zone *z, const char *key, siz
 	}
 	b.excess = e->excess;
 	b.last_ms = e->last_ms;
-	v = limit_bucket_take(&b, now_ms, z->rate, burst, delay, dry_run, wait_ms);
+	v = limit_bucket_take(&b, now_ms, z->rate, burst, delay, wait_ms);
 	e->excess = b.excess;
 	e->last_ms = b.last_ms;
 	pthread_mutex_unlock(&z->shm->lock);

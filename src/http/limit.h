@@ -27,10 +27,10 @@ enum limit_verdict { LIMIT_PASSED, LIMIT_DELAYED, LIMIT_REJECTED };
  * burst requests may wait, the first delay of them pass at once (nodelay:
  * all of them).  Updates b unless the request is rejected; *wait_ms is how
  * long a delayed request waits, or how long a rejected one should retry
- * after.
+ * after.  A dry run counts the same: only what the caller does differs.
  */
 enum limit_verdict limit_bucket_take(struct limit_bucket *b, int64_t now_ms, uint64_t rate_per_ks,
-                                     uint64_t burst, uint64_t delay, bool dry_run, uint64_t *wait_ms);
+                                     uint64_t burst, uint64_t delay, uint64_t *wait_ms);
 
 /* "10r/s", "30r/m": requests per 1000 seconds; -1 if it is not a rate. */
 int limit_rate_parse(const char *text, uint64_t *rate_per_ks);
@@ -53,7 +53,7 @@ const struct log_format *limit_zone_key(const struct limit_zone *z);
 
 /* limit_req: one request of key now (see limit_bucket_take). */
 enum limit_verdict limit_zone_request(struct limit_zone *z, const char *key, size_t len, int64_t now_ms,
-                                      uint64_t burst, uint64_t delay, bool dry_run, uint64_t *wait_ms);
+                                      uint64_t burst, uint64_t delay, uint64_t *wait_ms);
 /* limit_conn: one more request in progress of key, if fewer than max are; release it when it ends. */
 bool limit_zone_conn_acquire(struct limit_zone *z, const char *key, size_t len, unsigned max);
 void limit_zone_conn_release(struct limit_zone *z, const char *key, size_t len);

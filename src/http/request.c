@@ -342,7 +342,6 @@ static int status_checked(const struct module *m, const char *phase, int rc, str
 /* --- auth_basic ------------------------------------------------------------ */
 
 struct auth_job {
-	struct request *r;
 	char           *cred;        /* the decoded "user:password", wiped as soon as it is used */
 	size_t          cred_size;
 	const char     *user, *password, *hash;
@@ -456,8 +455,7 @@ static int limits_apply(struct request *r)
 
 		if (key == NULL)
 			continue;
-		v = limit_zone_request(lr->zone, key, len, (int64_t)monotonic_ms(), lr->burst, lr->delay, loc->limit_req_dry_run,
-		                       &wait_ms);
+		v = limit_zone_request(lr->zone, key, len, (int64_t)monotonic_ms(), lr->burst, lr->delay, &wait_ms);
 		if (v == LIMIT_REJECTED) {
 			r->limit_req_status = loc->limit_req_dry_run ? "REJECTED_DRY_RUN" : "REJECTED";
 			if (!loc->limit_req_dry_run)
@@ -523,7 +521,6 @@ int request_gate(struct request *r)
 	if (j == NULL)
 		return 500;
 	memset(j, 0, sizeof(*j));
-	j->r = r;
 	j->cred_size = strlen(value) + 1;
 	j->cred = pool_alloc(r->pool, j->cred_size);
 	if (j->cred == NULL || httpd_pool_cleanup(r->pool, auth_wipe, j) < 0)

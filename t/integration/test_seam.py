@@ -13,6 +13,7 @@ import time
 
 from harness import HTTPD, Reader, curl, module_dir_with_tests, run, wait_for
 from seam import Seam, stop_app
+from test_proxy import rss_kb
 from test_sign import classic_headers, raw_request, rfc_headers
 from tlsutil import https_get
 
@@ -150,14 +151,6 @@ def test_a_large_signed_upload_is_held_on_disk_then_forwarded_whole():
         assert os.listdir(os.path.join(srv.dir, "tmp")) == []   # O_TMPFILE: nothing left behind
     finally:
         srv.cleanup()
-
-
-def rss_kb(pids):
-    total = 0
-    for pid in pids:
-        with open("/proc/%d/status" % pid) as f:
-            total += sum(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    return total
 
 
 def test_signed_static_upload_is_written_only_after_the_digest_matched():
