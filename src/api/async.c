@@ -18,7 +18,7 @@
 #include "worker.h"
 
 struct httpd_event {
-	struct event_source  ev;        /* EVENT_MODULE: first, epoll gives this back */
+	struct event_source  ev;        /* first: epoll gives this back */
 	struct deadline      deadline;
 	struct request      *r;
 	int                  fd;        /* -1 for a timer */
@@ -41,6 +41,8 @@ struct blocking_job {
 	void             *arg;
 };
 
+static void event_ready(struct event_source *src, uint32_t events);
+
 static struct httpd_event *event_new(struct httpd_request *req, httpd_event_fn fn, void *arg)
 {
 	struct request *r = req != NULL ? request_of(req) : NULL;
@@ -57,7 +59,7 @@ static struct httpd_event *event_new(struct httpd_request *req, httpd_event_fn f
 	} else if ((e = calloc(1, sizeof(*e))) == NULL) {
 		return NULL;
 	}
-	e->ev.kind = EVENT_MODULE;
+	e->ev.ready = event_ready;
 	e->r = r;
 	e->fd = -1;
 	e->fn = fn;
@@ -166,7 +168,7 @@ void httpd_event_del(struct httpd_event *e)
 		event_remove(e);
 }
 
-void async_event_dispatch(struct event_source *src, uint32_t events)
+static void event_ready(struct event_source *src, uint32_t events)
 {
 	struct httpd_event *e = (struct httpd_event *)src;
 	unsigned what = 0;

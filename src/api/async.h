@@ -4,11 +4,8 @@
 
 #include <stdint.h>
 
-struct event_source;
 struct request;
 
-/* An epoll event for a module's fd (EVENT_MODULE). */
-void async_event_dispatch(struct event_source *src, uint32_t events);
 /* Removes every event of r (the request ends, whichever way). */
 void async_request_end(struct request *r);
 /* Frees the events removed since the last call (after an epoll batch, so none is still listed). */

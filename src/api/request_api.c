@@ -45,13 +45,9 @@ const char *httpd_request_proxy(const struct httpd_request *req, const char *fie
 void httpd_response_stream_wake(struct httpd_request *req)
 {
 	struct request *r = request_of(req);
-	struct conn *c = r->conn;
 
-	if (c == NULL || c->req != r || !c->stream_waiting)
-		return;
-	c->stream_waiting = false;
-	timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
-	worker_defer(c->w, c);
+	if (r->conn != NULL)
+		r->out->send_body(r);
 }
 
 int httpd_response_tunnel(struct httpd_response *res, int fd, unsigned idle_ms, const void *pending, size_t len)
@@ -74,21 +70,18 @@ void httpd_request_body_pause(struct httpd_request *req)
 	if (r->conn == NULL || r->body.paused)
 		return;
 	r->body.paused = true;
-	timer_disarm(&r->conn->timer);
+	r->out->body_pause(r);
 }
 
 void httpd_request_body_resume(struct httpd_request *req)
 {
 	struct request *r = request_of(req);
-	struct conn *c = r->conn;
 
 	if (!r->body.paused)
 		return;
 	r->body.paused = false;
-	if (c == NULL || c->req != r || c->state != CONN_READ_BODY)
-		return;
-	timer_arm(c->w->timers, TIMER_BODY, &c->timer, c->w->now_ms);
-	worker_defer(c->w, c);
+	if (r->conn != NULL)
+		r->out->body_resume(r);
 }
 
 const char *httpd_request_tls(const struct httpd_request *req, const char *field)

@@ -11,20 +11,24 @@
 #include <unistd.h>
 
 #include "conn_proxy.h"
-#include "http1.h"
-#include "http_response.h"
 #include "listen.h"
 #include "log.h"
 #include "pool.h"
 #include "proxy_protocol.h"
-#include "request.h"
 #include "scoreboard.h"
-#include "tls.h"
 
 #define IN_BUF_INITIAL   4096
 #define LINGER_MAX_BYTES (1 << 20)
 #define POOL_CHUNK       8192    /* a proxied request (its state and the upstream head) fits in one */
 #define SPARE_MAX        64      /* per worker: enough for a burst, bounded when load drops */
+
+static size_t proto_data_size;
+
+void conn_data_reserve(size_t size)
+{
+	if (size > proto_data_size)
+		proto_data_size = size;
+}
 
 void conn_addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned *port)
 {
@@ -77,6 +81,7 @@ void conn_local_resolve(struct conn *c)
 }
 
 static void conn_register(struct conn *c);
+static void conn_ready(struct event_source *src, uint32_t events);
 
 void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const struct listener *l)
 {
@@ -93,21 +98,21 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	if (c != NULL) {
 		w->free_conns = c->next_free;
 	} else {
-		c = calloc(1, sizeof(*c));
+		c = calloc(1, sizeof(*c) + proto_data_size);
 		if (c == NULL) {
 			httpd_log(HTTPD_LOG_ERR, "out of memory accepting a connection");
 			close(fd);
 			return;
 		}
 	}
-	memset(c, 0, sizeof(*c));
-	c->ev.kind = EVENT_CONN;
+	memset(c, 0, sizeof(*c) + proto_data_size);
+	c->ev.ready = conn_ready;
 	c->fd = fd;
 	c->transport = &transport_tcp;
 	c->w = w;
 	c->listener = l;
 	c->tls_listener = (l->flags & LISTEN_TLS) != 0;
-	c->state = (l->flags & LISTEN_PROXY_PROTOCOL) ? CONN_PROXY : CONN_READ_HEAD;
+	c->preamble = (l->flags & LISTEN_PROXY_PROTOCOL) != 0;
 	c->readable = true;        /* TCP_DEFER_ACCEPT: the request is usually there already */
 	c->writable = true;
 	timer_init(&c->timer);
@@ -115,16 +120,12 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	w->conn_count++;
 	if (score_self != NULL)
 		score_add(&score_self->c.handled, 1);
-	if (c->state == CONN_PROXY) {
+	if (c->preamble) {
 		timer_arm(w->timers, TIMER_PROXY, &c->timer, w->now_ms);
 		conn_proxy_read(c);
-	} else if ((l->flags & LISTEN_TLS) && tls_conn_start(c) < 0) {
-		httpd_log(HTTPD_LOG_ERR, "%s: cannot start TLS: out of memory", c->peer);
+	} else if (w->hooks->conn_begin(c) < 0) {
 		conn_close(c);
 		return;
-	} else {
-		timer_arm(w->timers, TIMER_HEADER, &c->timer, w->now_ms);
-		http1_run(c);
 	}
 	/*
 	 * Into the epoll set only now, when the connection has to wait: one
@@ -185,7 +186,6 @@ static void in_give_back(struct conn *c)
 	}
 	c->in = NULL;
 	c->in_cap = c->in_len = c->in_off = 0;
-	c->scan = 0;
 }
 
 void conn_idle(struct conn *c)
@@ -219,8 +219,8 @@ void conn_close(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	if (c->req != NULL)
-		request_abort(c->req);
+	if (c->proto != NULL)
+		c->proto->abort(c);
 	if (c->deferred)
 		deferred_remove(c);
 	if (c->yielded)
@@ -243,8 +243,10 @@ void conn_close(struct conn *c)
 	worker_conn_closed(w);
 }
 
-void conn_event(struct conn *c, uint32_t events)
+static void conn_ready(struct event_source *src, uint32_t events)
 {
+	struct conn *c = (struct conn *)src;
+
 	if (c->closed)
 		return;   /* closed earlier in this batch */
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -260,16 +262,7 @@ void conn_event(struct conn *c, uint32_t events)
 		c->writable = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->peer_closed = true;
-	/* Nobody is left to answer: cancel the pending handler (it gets its cancel call), or the stream. */
-	if ((c->state == CONN_HANDLER || (c->state == CONN_WRITE && c->stream_waiting)) && c->peer_closed) {
-		conn_close(c);
-		return;
-	}
-	if (c->state == CONN_PROXY) {
-		conn_proxy_read(c);
-		return;
-	}
-	http1_run(c);
+	conn_resume(c);
 }
 
 void conn_wait_writable(struct conn *c)
@@ -292,11 +285,18 @@ void conn_wait_writable(struct conn *c)
 	c->out_watched = true;
 }
 
+static int conn_linger(struct conn *c);
+
 void conn_resume(struct conn *c)
 {
 	if (c->closed)
 		return;
-	http1_run(c);
+	if (c->preamble)
+		conn_proxy_read(c);
+	else if (c->lingering)
+		(void)conn_linger(c);
+	else
+		c->proto->run(c);
 }
 
 bool conn_send_now(struct conn *c, const char *msg, size_t len)
@@ -308,37 +308,12 @@ bool conn_send_now(struct conn *c, const char *msg, size_t len)
 
 void conn_timeout(struct conn *c, enum timer_kind kind)
 {
-	char msg[128];
-	int status = 0;
-
-	switch (kind) {
-	case TIMER_PROXY:
+	if (kind == TIMER_PROXY)
 		conn_proxy_timeout(c);
-		return;
-	case TIMER_HEADER:
-	case TIMER_BODY:
-		/* RFC 9110 §15.5.9: 408 tells a slow client why it was dropped. */
-		if (c->got_bytes || kind == TIMER_BODY)
-			status = 408;
-		break;
-	case TIMER_HANDLER:
-		if (c->req != NULL)
-			httpd_log_request(HTTPD_LOG_ERR, &c->req->req, "the handler did not answer within handler_timeout");
-		status = 503;
-		break;
-	default:
-		break;
-	}
-	if (status != 0) {
-		int n = snprintf(msg, sizeof(msg),
-		                 "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-		                 status, http_status_reason(status));
-
-		/* Best effort: the client is gone or stuck, and closing is all that is left. */
-		if (n > 0)
-			(void)conn_send_now(c, msg, (size_t)n);
-	}
-	conn_close(c);
+	else if (kind == TIMER_LINGER || c->proto == NULL)
+		conn_close(c);
+	else
+		c->proto->timeout(c, kind);
 }
 
 /* Makes room to read at least some bytes into in; false if the head limit is reached. */
@@ -347,13 +322,11 @@ static bool in_make_room(struct conn *c)
 	const struct httpd_config *cfg = c->w->config;
 	size_t max = cfg->limits.max_head + 1024;
 
-	if (c->state == CONN_PROXY && max < PROXY_V2_MAX)
+	if (c->preamble && max < PROXY_V2_MAX)
 		max = PROXY_V2_MAX;
 
-	if (c->in_off > 0 && c->in_off == c->in_len) {
+	if (c->in_off > 0 && c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
-		c->scan = 0;
-	}
 	if (c->in_cap - c->in_len >= 512)
 		return true;
 	if (c->in_off > 0) {
@@ -403,12 +376,8 @@ int conn_fill(struct conn *c)
 		return 1;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		if (errno == EAGAIN) {
+		if (errno == EAGAIN)
 			c->readable = false;
-			/* Nothing came: a connection waiting for its request holds no buffer (as nginx does). */
-			if (c->in_len == 0 && c->req == NULL)
-				conn_idle(c);
-		}
 		return 0;
 	}
 	/* EOF or a reset: the client went away; nothing to answer. */
@@ -429,13 +398,12 @@ bool conn_in_reserve(struct conn *c, size_t cap)
 		w->spare_big = NULL;
 		w->spare_big_cap = 0;
 		if (c->in != NULL) {
-			size_t len = c->in_len, off = c->in_off, scan = c->scan;
+			size_t len = c->in_len, off = c->in_off;
 
 			memcpy(in, c->in, len);
 			in_give_back(c);
 			c->in_len = len;
 			c->in_off = off;
-			c->scan = scan;
 		}
 	} else {
 		in = realloc(c->in, cap);
@@ -453,7 +421,19 @@ void conn_in_release(struct conn *c)
 		in_give_back(c);
 }
 
-int conn_linger(struct conn *c)
+int conn_linger_begin(struct conn *c, bool write_shut)
+{
+	if (write_shut && c->transport->shutdown(c) < 0) {
+		conn_close(c);
+		return -1;
+	}
+	c->lingering = true;
+	c->in_off = c->in_len = 0;
+	timer_arm(c->w->timers, TIMER_LINGER, &c->timer, c->w->now_ms);
+	return 0;
+}
+
+static int conn_linger(struct conn *c)
 {
 	char sink[4096];
 

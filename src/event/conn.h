@@ -1,13 +1,14 @@
 /*
- * One client connection: its transport, input buffer, timeouts and
- * keep-alive, and the request it is serving.  The HTTP/1 codec
- * (http/http1.c) drives it; a request (http/request.h) is a separate object
- * the connection owns, one at a time on HTTP/1.1.
+ * One client connection: its transport, input buffer, timeouts and the
+ * protocol that runs on it.  The event layer knows no protocol: a protocol
+ * (HTTP/1 in http/http1.c) installs its table and keeps its own state in
+ * the connection's protocol data, so the connection is one allocation.
  */
 #ifndef HTTPD_CONN_H
 #define HTTPD_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -17,29 +18,33 @@
 #include "transport.h"
 #include "worker.h"
 
-enum conn_state {
-	CONN_PROXY,         /* a PROXY protocol preamble comes first (event/conn_proxy.c) */
-	CONN_READ_HEAD,     /* waiting for (the rest of) a request head */
-	CONN_READ_BODY,     /* the request body streams in */
-	CONN_HANDLER,       /* an asynchronous handler has not answered yet */
-	CONN_WRITE,         /* the response goes out */
-	CONN_LINGER,        /* response sent, draining input before the close */
-	CONN_TUNNEL,        /* after 101: bytes relayed both ways (http/tunnel.c) */
-};
-
-struct request;
+struct conn;
 struct conn_proxy;
 struct listener;
 struct httpd_server;
-struct tunnel;
+
+/* What a protocol does on a connection; the worker and the connection call only these. */
+struct conn_protocol {
+	const char *name;
+	/* Readiness or a resume: go on until the socket or a module makes it wait. */
+	void (*run)(struct conn *c);
+	/* A timer of this kind fired (the connection's own, TIMER_PROXY and TIMER_LINGER, never come here). */
+	void (*timeout)(struct conn *c, enum timer_kind kind);
+	/* A graceful stop reached this quiet (kept-alive) connection: close it, or tell the peer first; either way it leaves the keep-alive list. */
+	void (*drain)(struct conn *c);
+	/* The connection closes: cancel whatever it serves (runs once, before the transport closes). */
+	void (*abort)(struct conn *c);
+};
 
 struct conn {
 	struct event_source          ev;
 	int                          fd;
 	const struct transport      *transport;
 	void                        *transport_data;
-	enum conn_state              state;
+	const struct conn_protocol  *proto;        /* NULL until conn_begin installs one */
 	/* The flags sit together: an idle connection costs its struct, so padding counts. */
+	bool                         preamble;     /* a PROXY protocol preamble comes first (event/conn_proxy.c) */
+	bool                         lingering;    /* answered for good: input is drained until the close */
 	bool                         readable;     /* edge-triggered readiness we have not used up */
 	bool                         drained;      /* a short read emptied the socket, no event since */
 	bool                         writable;
@@ -49,16 +54,11 @@ struct conn {
 	bool                         tls_listener; /* TLS starts after the PROXY preamble */
 	bool                         tls_read_wants_write;  /* a TLS read waits for the socket to drain */
 	bool                         tls_write_wants_read;
-	bool                         got_bytes;    /* part of a request has arrived */
-	bool                         keep_alive;
-	bool                         linger;       /* unread input may follow: drain before close */
-	bool                         chunked_out;
-	bool                         stream_active;
-	bool                         stream_waiting;   /* the module's stream said HTTPD_STREAM_AGAIN */
 	bool                         closed;       /* waiting for the end of the epoll batch to be reused */
 	bool                         deferred;     /* on the worker's deferred list */
 	bool                         yielded;      /* on the worker's yielded list */
 	bool                         corked;       /* TCP_CORK set: the connection closes after its last bytes */
+	bool                         tls_no_sni;   /* TLS without SNI: the default server's settings hold */
 	struct worker               *w;
 	struct timer                 timer;
 	const struct listener       *listener;
@@ -69,34 +69,25 @@ struct conn {
 	char                        *local_owned;  /* what local points to when a wildcard listener made us ask */
 	struct conn_proxy           *proxy;        /* what a PROXY preamble said, or NULL */
 	const struct httpd_server   *sni_server;   /* TLS: the server the SNI named (or the default), or NULL */
-	bool                         tls_no_sni;   /* TLS without SNI: the default server's settings hold */
 
 	/* input: bytes [in_off, in_len) of in are unconsumed */
 	char                        *in;
 	size_t                       in_off, in_len, in_cap;
-	size_t                       scan;         /* http_head_find resume point */
 
-	struct request              *req;          /* the request being served, or NULL */
-	struct httpd_pool           *spare_pool;   /* reused by the next request */
-	unsigned                     requests;
-
-	/* output of the HTTP/1 codec */
-	int                          iov_idx, iov_cnt;
-	struct iovec                 iov[3];
-	off_t                        file_off, file_left;
-	char                        *stream_buf;
-	char                         chunk_head[24];
-
-	struct tunnel               *tunnel;       /* CONN_TUNNEL */
+	struct httpd_pool           *spare_pool;   /* reused by the connection's next request */
 	struct conn                 *next_deferred;
 	struct conn                 *next_yielded;
 	struct conn                 *next_free;
+	/* The protocol's state (conn_data_reserve says how much): no second allocation per connection. */
+	max_align_t                  proto_data[];
 };
+
+/* Every connection carries size bytes of protocol data (called once, before the first accept). */
+void conn_data_reserve(size_t size);
 
 /* Takes over an accepted socket; reads at once (TCP_DEFER_ACCEPT means data is likely there). */
 void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const struct listener *l);
-void conn_event(struct conn *c, uint32_t events);
-/* Runs the state machine again (after a module finished a pending response). */
+/* Runs the protocol again (after a module finished a pending response). */
 void conn_resume(struct conn *c);
 /* A timeout fired for c. */
 void conn_timeout(struct conn *c, enum timer_kind kind);
@@ -126,8 +117,13 @@ void conn_in_release(struct conn *c);
 void conn_wait_writable(struct conn *c);
 /* Sends a short fixed message right now if the socket takes it (100 Continue, a final 408). */
 bool conn_send_now(struct conn *c, const char *msg, size_t len);
-/* Lingering close: reads and drops input; 0 to wait for more, -1 once closed. */
-int conn_linger(struct conn *c);
+/*
+ * Lingering close, once the last bytes are written: no more writes, and
+ * input is read and dropped until the peer closes (or TIMER_LINGER), so
+ * the answer is not lost to a reset.  write_shut: shut the write side here
+ * (false if the caller already did).  -1 if the connection closed.
+ */
+int conn_linger_begin(struct conn *c, bool write_shut);
 /* "127.0.0.1" and 8080 from a socket address (brackets stripped); "unix:PATH" and 0 for AF_UNIX. */
 void conn_addr_split(const struct sockaddr *sa, char *out, size_t size, unsigned *port);
 /* The local address, resolved once per connection. */

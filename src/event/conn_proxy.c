@@ -6,12 +6,10 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "tls.h"
-#include "http1.h"
 #include "listen.h"
 #include "log.h"
+#include "cidr.h"
 #include "proxy_protocol.h"
-#include "real_ip.h"
 #include "scoreboard.h"
 
 /* One allocation per PROXY connection: the values point into data. */
@@ -173,14 +171,10 @@ void conn_proxy_read(struct conn *c)
 					return;
 				}
 				c->in_off += (size_t)n;
-				c->state = CONN_READ_HEAD;
-				if (c->tls_listener && tls_conn_start(c) < 0) {
-					httpd_log(HTTPD_LOG_ERR, "%s: cannot start TLS: out of memory", c->peer);
+				c->preamble = false;
+				timer_disarm(&c->timer);
+				if (w->hooks->conn_begin(c) < 0)
 					conn_close(c);
-					return;
-				}
-				timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);
-				http1_run(c);
 				return;
 			}
 		}

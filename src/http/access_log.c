@@ -147,7 +147,7 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 	case LOG_SERVER_ADDR:         return req->local_addr;
 	case LOG_SERVER_PORT:         return req->local_port ? number(scratch, size, req->local_port) : NULL;
 	case LOG_SCHEME:              return req->scheme;
-	case LOG_CONNECTION_REQUESTS: return r->conn ? number(scratch, size, r->conn->requests + 1) : NULL;
+	case LOG_CONNECTION_REQUESTS: return r->conn_seq ? number(scratch, size, r->conn_seq) : NULL;
 	case LOG_GENERATION:          return score_self ? number(scratch, size, score_self->generation) : NULL;
 	case LOG_HTTP:                return req->headers ? header_by_variable(req, seg->text, seg->len) : NULL;
 	case LOG_PROXY:               return conn_proxy_value(r->conn, seg->index);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "http_conn.h"
 #include "log.h"
 #include "pool.h"
 #include "http_response.h"
@@ -26,42 +27,78 @@
 
 enum step { STEP_AGAIN, STEP_CONTINUE, STEP_CLOSED };
 
+static const struct request_output http1_output;
+
 static enum step read_head(struct conn *c);
 static enum step read_body(struct conn *c);
 static enum step write_response(struct conn *c);
 
-void http1_run(struct conn *c)
+static void http1_run(struct conn *c)
 {
+	struct http1 *h = http1_of(c);
 	enum step s = STEP_CONTINUE;
 
+	/* Nobody is left to answer: cancel the pending handler (it gets its cancel call), or the stream. */
+	if (c->peer_closed && (h->state == H1_HANDLER || (h->state == H1_WRITE && h->stream_waiting))) {
+		conn_close(c);
+		return;
+	}
 	while (s == STEP_CONTINUE) {
-		switch (c->state) {
-		case CONN_READ_HEAD: s = read_head(c); break;
-		case CONN_READ_BODY: s = read_body(c); break;
-		case CONN_HANDLER:   s = STEP_AGAIN; break;
-		case CONN_PROXY:     s = STEP_AGAIN; break;   /* conn_proxy.c hands over when done */
-		case CONN_WRITE:     s = write_response(c); break;
-		case CONN_LINGER:    s = conn_linger(c) < 0 ? STEP_CLOSED : STEP_AGAIN; break;
-		case CONN_TUNNEL:    s = tunnel_run(c) < 0 ? STEP_CLOSED : STEP_AGAIN; break;
+		if (c->lingering) {
+			conn_resume(c);   /* the connection drains the input itself now */
+			return;
+		}
+		switch (h->state) {
+		case H1_READ_HEAD: s = read_head(c); break;
+		case H1_READ_BODY: s = read_body(c); break;
+		case H1_HANDLER:   s = STEP_AGAIN; break;
+		case H1_WRITE:     s = write_response(c); break;
+		case H1_TUNNEL:    s = tunnel_run(c) < 0 ? STEP_CLOSED : STEP_AGAIN; break;
 		}
 	}
 }
 
-void http1_error(struct conn *c, int status, bool close)
+void http1_start(struct conn *c)
 {
+	struct http1 *h = http1_of(c);
+
+	memset(h, 0, sizeof(*h));
+	c->proto = &http1_protocol;
+	h->state = H1_READ_HEAD;
+	timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);
+	http1_run(c);
+}
+
+/* A request object for c, answered by HTTP/1; NULL out of memory. */
+static struct request *http1_request(struct conn *c)
+{
+	struct http1 *h = http1_of(c);
+
+	if (h->req == NULL && (h->req = request_create(c, &http1_output)) != NULL)
+		h->req->conn_seq = h->requests + 1;
+	return h->req;
+}
+
+/* A core error response on c (making a request object if there is none); close forces Connection: close. */
+static void http1_error(struct conn *c, int status, bool close)
+{
+	struct http1 *h = http1_of(c);
+
 	if (close)
-		c->keep_alive = false;
-	if (c->req == NULL && request_create(c) == NULL) {
+		h->keep_alive = false;
+	if (http1_request(c) == NULL) {
 		httpd_log(HTTPD_LOG_ERR, "%s: out of memory answering %d", c->peer, status);
 		conn_close(c);
 		return;
 	}
-	request_fail(c->req, status);
+	request_fail(h->req, status);
 }
 
-void http1_wait_handler(struct conn *c)
+static void http1_wait(struct request *r)
 {
-	c->state = CONN_HANDLER;
+	struct conn *c = r->conn;
+
+	http1_of(c)->state = H1_HANDLER;
 	timer_arm(c->w->timers, TIMER_HANDLER, &c->timer, c->w->now_ms);
 }
 
@@ -73,10 +110,11 @@ static bool has_body(const struct request *r)
 /* After the checks: 100 Continue if asked for, then the body phase. */
 static enum step body_begin(struct conn *c, struct request *r)
 {
+	struct http1 *h = http1_of(c);
 	int rc = body_start(r);
 
 	if (rc != 0) {
-		c->linger = true;
+		h->linger = true;
 		http1_error(c, rc, true);
 		return STEP_CONTINUE;
 	}
@@ -89,7 +127,7 @@ static enum step body_begin(struct conn *c, struct request *r)
 			return STEP_CLOSED;
 		}
 	}
-	c->state = CONN_READ_BODY;
+	h->state = H1_READ_BODY;
 	timer_arm(c->w->timers, TIMER_BODY, &c->timer, c->w->now_ms);
 	return STEP_CONTINUE;
 }
@@ -97,13 +135,14 @@ static enum step body_begin(struct conn *c, struct request *r)
 /* After the core's gates: the check modules, then the body phase or the handler. */
 static enum step gates_passed(struct conn *c, struct request *r, int rc)
 {
+	struct http1 *h = http1_of(c);
 	if (rc == 0)
 		rc = request_check(r);
 	if (rc == HTTPD_DECLINED)
 		return has_body(r) ? body_begin(c, r) : (request_handle(r), STEP_CONTINUE);
 	/* Answered or refused before the body: it stays unread, so the connection closes after. */
 	if (has_body(r))
-		c->keep_alive = false, c->linger = true;
+		h->keep_alive = false, h->linger = true;
 	if (rc == HTTPD_OK)
 		request_respond(r);
 	else
@@ -114,7 +153,8 @@ static enum step gates_passed(struct conn *c, struct request *r, int rc)
 static enum step head_complete(struct conn *c, size_t head_start, size_t head_len)
 {
 	const struct httpd_config *cfg = c->w->config;
-	struct request *r = c->req != NULL ? c->req : request_create(c);
+	struct http1 *h = http1_of(c);
+	struct request *r = http1_request(c);
 	size_t lines = 0;
 	struct httpd_header *headers;
 	char *head;
@@ -128,7 +168,7 @@ static enum step head_complete(struct conn *c, size_t head_start, size_t head_le
 	head = pool_strndup(r->pool, c->in + c->in_off + head_start, head_len - 2);
 	r->head_bytes = head_start + head_len;
 	c->in_off += head_start + head_len;
-	c->scan = 0;
+	h->scan = 0;
 	for (const char *p = head, *end = head + head_len - 2;
 	     head != NULL && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
 		lines++;
@@ -142,24 +182,24 @@ static enum step head_complete(struct conn *c, size_t head_start, size_t head_le
 	rc = http_head_parse(head, head_len - 2, &cfg->limits, headers, &r->head);
 	if (rc != 0) {
 		r->head.keep_alive = false;
-		c->linger = true;
+		h->linger = true;
 		http1_error(c, rc, true);
 		return STEP_CONTINUE;
 	}
-	c->keep_alive = r->head.keep_alive && !c->w->quitting && c->requests + 1 < cfg->keepalive_requests;
+	h->keep_alive = r->head.keep_alive && !c->w->quitting && h->requests + 1 < cfg->keepalive_requests;
 	rc = request_begin(r);
 	if (rc == REQUEST_ANSWERED)
 		return STEP_CONTINUE;
 	if (rc == 0)
 		rc = request_gate(r);
 	if (rc == REQUEST_WAIT) {
-		http1_wait_handler(c);   /* nothing more is read until the gate decides */
+		http1_wait(r);   /* nothing more is read until the gate decides */
 		return STEP_CONTINUE;
 	}
 	return gates_passed(c, r, rc);
 }
 
-void http1_gate_done(struct request *r, int rc)
+static void http1_gate_done(struct request *r, int rc)
 {
 	struct conn *c = r->conn;
 
@@ -170,6 +210,7 @@ void http1_gate_done(struct request *r, int rc)
 
 static enum step read_head(struct conn *c)
 {
+	struct http1 *h = http1_of(c);
 	const struct httpd_config *cfg = c->w->config;
 
 	for (;;) {
@@ -177,25 +218,31 @@ static enum step read_head(struct conn *c)
 			size_t head_start, head_len;
 			int rc;
 
-			if (!c->got_bytes) {
-				c->got_bytes = true;
+			if (!h->got_bytes) {
+				h->got_bytes = true;
 				if (c->timer.list != TIMER_HEADER)
 					timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);
 			}
-			rc = http_head_find(c->in + c->in_off, c->in_len - c->in_off, &c->scan, &cfg->limits,
+			rc = http_head_find(c->in + c->in_off, c->in_len - c->in_off, &h->scan, &cfg->limits,
 			                    &head_start, &head_len);
 			if (rc == 0)
 				return head_complete(c, head_start, head_len);
 			if (rc != HTTP_PARSE_AGAIN) {
-				c->linger = true;
+				h->linger = true;
 				http1_error(c, rc, true);
 				return STEP_CONTINUE;
 			}
 		}
 		switch (conn_fill(c)) {
-		case 1:  continue;
-		case 0:  return STEP_AGAIN;
-		default: return STEP_CLOSED;
+		case 1:
+			continue;
+		case 0:
+			/* Nothing came: a connection waiting for its request holds no buffer (as nginx does). */
+			if (!c->readable && c->in_len == c->in_off && h->req == NULL)
+				conn_idle(c);
+			return STEP_AGAIN;
+		default:
+			return STEP_CLOSED;
 		}
 	}
 }
@@ -234,7 +281,8 @@ static enum step body_finished(struct conn *c, struct request *r)
 
 static enum step body_failed(struct conn *c, int status)
 {
-	c->linger = true;
+	struct http1 *h = http1_of(c);
+	h->linger = true;
 	http1_error(c, status, true);
 	return STEP_CONTINUE;
 }
@@ -298,7 +346,8 @@ static void body_turns_check(struct conn *c, struct request *r)
 
 static enum step read_body(struct conn *c)
 {
-	struct request *r = c->req;
+	struct http1 *h = http1_of(c);
+	struct request *r = h->req;
 
 	if (r->body.replaying)
 		return body_replay_step(c, r);
@@ -325,14 +374,15 @@ static enum step read_body(struct conn *c)
 	}
 }
 
-void http1_respond(struct request *r)
+static void http1_respond(struct request *r)
 {
 	struct conn *c = r->conn;
+	struct http1 *h = http1_of(c);
 	const struct httpd_config *cfg = c->w->config;
 	struct httpd_response *res = &r->res;
 	struct response_head_opts opts = {
 		.version = r->head.version ? r->head.version : 11,
-		.keep_alive = c->keep_alive && !c->w->quitting,
+		.keep_alive = h->keep_alive && !c->w->quitting,
 		.head_only = r->head.method == HTTPD_METHOD_HEAD,
 		.server_tokens = cfg->server_tokens,
 		.now = c->w->now,
@@ -352,22 +402,22 @@ void http1_respond(struct request *r)
 		conn_close(c);
 		return;
 	}
-	c->keep_alive = opts.keep_alive;
-	c->iov[0].iov_base = head;
-	c->iov[0].iov_len = len;
-	c->iov_cnt = 1;
-	c->iov_idx = 0;
-	c->chunked_out = chunked;
-	c->stream_active = false;
-	c->stream_waiting = false;
-	c->stream_buf = NULL;
-	c->file_left = 0;
+	h->keep_alive = opts.keep_alive;
+	h->iov[0].iov_base = head;
+	h->iov[0].iov_len = len;
+	h->iov_cnt = 1;
+	h->iov_idx = 0;
+	h->chunked_out = chunked;
+	h->stream_active = false;
+	h->stream_waiting = false;
+	h->stream_buf = NULL;
+	h->file_left = 0;
 	switch (res->body) {
 	case BODY_BUFFER:
 		if (res->buf_len > 0) {
-			c->iov[1].iov_base = (void *)res->buf;
-			c->iov[1].iov_len = res->buf_len;
-			c->iov_cnt = 2;
+			h->iov[1].iov_base = (void *)res->buf;
+			h->iov[1].iov_len = res->buf_len;
+			h->iov_cnt = 2;
 		}
 		break;
 	case BODY_FILE:
@@ -377,94 +427,97 @@ void http1_respond(struct request *r)
 
 			if (n == (ssize_t)res->file_len) {
 				httpd_response_set_body_buffer(res, buf, (size_t)n);   /* closes the fd */
-				c->iov[1].iov_base = buf;
-				c->iov[1].iov_len = (size_t)n;
-				c->iov_cnt = 2;
+				h->iov[1].iov_base = buf;
+				h->iov[1].iov_len = (size_t)n;
+				h->iov_cnt = 2;
 				break;
 			}
 			/* A short read means the file changed: sendfile will notice and close. */
 		}
-		c->file_off = res->file_offset;
-		c->file_left = res->file_len;
+		h->file_off = res->file_offset;
+		h->file_left = res->file_len;
 		break;
 	case BODY_STREAM:
-		c->stream_active = true;
+		h->stream_active = true;
 		break;
 	case BODY_NONE:
 		break;
 	}
-	c->state = CONN_WRITE;
+	h->state = H1_WRITE;
 	timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
 }
 
 /* Frames the next piece of a streamed body into iov; false on a module error. */
 static bool stream_refill(struct conn *c, struct request *r)
 {
+	struct http1 *h = http1_of(c);
 	ssize_t n;
 
-	if (c->stream_buf == NULL) {
-		c->stream_buf = pool_alloc(r->pool, STREAM_BUF_SIZE + 2);
-		if (c->stream_buf == NULL)
+	if (h->stream_buf == NULL) {
+		h->stream_buf = pool_alloc(r->pool, STREAM_BUF_SIZE + 2);
+		if (h->stream_buf == NULL)
 			return false;
 	}
-	n = r->res.stream(r->res.stream_ctx, c->stream_buf, STREAM_BUF_SIZE);
+	n = r->res.stream(r->res.stream_ctx, h->stream_buf, STREAM_BUF_SIZE);
 	if (n == HTTPD_STREAM_AGAIN) {
 		/* The module's source has nothing yet: it times that itself, and wakes us. */
-		c->stream_waiting = true;
+		h->stream_waiting = true;
 		timer_disarm(&c->timer);
 		return true;
 	}
 	if (n < 0 || n > STREAM_BUF_SIZE)
 		return false;
-	c->iov_idx = 0;
+	h->iov_idx = 0;
 	if (n == 0) {
-		c->stream_active = false;
-		if (!c->chunked_out)
+		h->stream_active = false;
+		if (!h->chunked_out)
 			return true;
-		c->iov[0].iov_base = (void *)"0\r\n\r\n";
-		c->iov[0].iov_len = 5;
-		c->iov_cnt = 1;
+		h->iov[0].iov_base = (void *)"0\r\n\r\n";
+		h->iov[0].iov_len = 5;
+		h->iov_cnt = 1;
 		return true;
 	}
 	r->res.body_sent += (uint64_t)n;
-	if (!c->chunked_out) {
-		c->iov[0].iov_base = c->stream_buf;
-		c->iov[0].iov_len = (size_t)n;
-		c->iov_cnt = 1;
+	if (!h->chunked_out) {
+		h->iov[0].iov_base = h->stream_buf;
+		h->iov[0].iov_len = (size_t)n;
+		h->iov_cnt = 1;
 		return true;
 	}
-	c->iov[0].iov_base = c->chunk_head;
-	c->iov[0].iov_len = (size_t)snprintf(c->chunk_head, sizeof(c->chunk_head), "%zx\r\n", (size_t)n);
-	c->iov[1].iov_base = c->stream_buf;
-	c->iov[1].iov_len = (size_t)n;
-	c->iov[2].iov_base = (void *)"\r\n";
-	c->iov[2].iov_len = 2;
-	c->iov_cnt = 3;
+	h->iov[0].iov_base = h->chunk_head;
+	h->iov[0].iov_len = (size_t)snprintf(h->chunk_head, sizeof(h->chunk_head), "%zx\r\n", (size_t)n);
+	h->iov[1].iov_base = h->stream_buf;
+	h->iov[1].iov_len = (size_t)n;
+	h->iov[2].iov_base = (void *)"\r\n";
+	h->iov[2].iov_len = 2;
+	h->iov_cnt = 3;
 	return true;
 }
 
 static void iov_advance(struct conn *c, size_t n)
 {
-	while (n > 0 && c->iov_idx < c->iov_cnt) {
-		struct iovec *v = &c->iov[c->iov_idx];
+	struct http1 *h = http1_of(c);
+	while (n > 0 && h->iov_idx < h->iov_cnt) {
+		struct iovec *v = &h->iov[h->iov_idx];
 
 		if (n >= v->iov_len) {
 			n -= v->iov_len;
-			c->iov_idx++;
+			h->iov_idx++;
 		} else {
 			v->iov_base = (char *)v->iov_base + n;
 			v->iov_len -= n;
 			n = 0;
 		}
 	}
-	if (c->iov_idx >= c->iov_cnt)
-		c->iov_cnt = c->iov_idx = 0;
+	if (h->iov_idx >= h->iov_cnt)
+		h->iov_cnt = h->iov_idx = 0;
 }
 
 static enum step response_done(struct conn *c)
 {
-	struct request *r = c->req;
-	bool keep = c->keep_alive && !c->w->quitting;
+	struct http1 *h = http1_of(c);
+	struct request *r = h->req;
+	bool keep = h->keep_alive && !c->w->quitting;
 
 	if (r->res.status == 101 && r->res.tunnel_fd >= 0) {
 		if (tunnel_start(c, r) < 0) {
@@ -478,28 +531,22 @@ static enum step response_done(struct conn *c)
 	if (r->res.body == BODY_BUFFER)
 		r->res.body_sent = r->res.buf_len;
 	else if (r->res.body == BODY_FILE)
-		r->res.body_sent = (uint64_t)(r->res.file_len - c->file_left);
+		r->res.body_sent = (uint64_t)(r->res.file_len - h->file_left);
 	request_done(r);
-	c->requests++;
-	c->stream_buf = NULL;
-	c->got_bytes = false;
+	h->req = NULL;
+	h->requests++;
+	h->stream_buf = NULL;
+	h->got_bytes = false;
 	if (!keep) {
-		if (c->linger || c->in_len > c->in_off) {
+		if (h->linger || c->in_len > c->in_off) {
 			/* Close only after the client has read: a close with unread input sends RST. */
-			if (c->transport->shutdown(c) < 0) {
-				conn_close(c);
-				return STEP_CLOSED;
-			}
-			c->state = CONN_LINGER;
-			c->in_off = c->in_len = 0;
-			timer_arm(c->w->timers, TIMER_LINGER, &c->timer, c->w->now_ms);
-			return STEP_CONTINUE;
+			return conn_linger_begin(c, true) < 0 ? STEP_CLOSED : STEP_CONTINUE;
 		}
 		conn_close(c);
 		return STEP_CLOSED;
 	}
-	c->linger = false;
-	c->state = CONN_READ_HEAD;
+	h->linger = false;
+	h->state = H1_READ_HEAD;
 	if (c->in_len == c->in_off) {
 		conn_idle(c);
 		timer_arm(c->w->timers, TIMER_KEEPALIVE, &c->timer, c->w->now_ms);
@@ -531,10 +578,11 @@ static enum step write_error(struct conn *c, const char *what)
 
 static enum step write_response(struct conn *c)
 {
-	struct request *r = c->req;
+	struct http1 *h = http1_of(c);
+	struct request *r = h->req;
 
 	for (;;) {
-		if (c->iov_cnt > 0) {
+		if (h->iov_cnt > 0) {
 			/*
 			 * Corked while a file follows, and when these are the last bytes
 			 * before a close: the FIN that close() or shutdown() sends then
@@ -542,13 +590,13 @@ static enum step write_response(struct conn *c)
 			 * of two.  Not for streams: one that waits would leave the last
 			 * piece corked.
 			 */
-			bool more = c->file_left > 0 ||
-			            (!c->keep_alive && !c->stream_active && r->res.status != 101);
+			bool more = h->file_left > 0 ||
+			            (!h->keep_alive && !h->stream_active && r->res.status != 101);
 			ssize_t n;
 
 			if (!c->writable)
 				return STEP_AGAIN;
-			n = c->transport->writev(c, c->iov + c->iov_idx, c->iov_cnt - c->iov_idx, more);
+			n = c->transport->writev(c, h->iov + h->iov_idx, h->iov_cnt - h->iov_idx, more);
 			if (n < 0) {
 				enum step s = write_error(c, "send");
 
@@ -560,14 +608,14 @@ static enum step write_response(struct conn *c)
 			timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
 			continue;
 		}
-		if (c->file_left > 0) {
-			size_t want = c->file_left > SENDFILE_MAX ? SENDFILE_MAX : (size_t)c->file_left;
+		if (h->file_left > 0) {
+			size_t want = h->file_left > SENDFILE_MAX ? SENDFILE_MAX : (size_t)h->file_left;
 			ssize_t n;
 
 			if (!c->writable)
 				return STEP_AGAIN;
-			n = c->transport->sendfile(c, r->res.fd, &c->file_off, want,
-			                           !c->keep_alive && (off_t)want == c->file_left);
+			n = c->transport->sendfile(c, r->res.fd, &h->file_off, want,
+			                           !h->keep_alive && (off_t)want == h->file_left);
 			if (n < 0) {
 				enum step s = write_error(c, "sendfile");
 
@@ -581,9 +629,9 @@ static enum step write_response(struct conn *c)
 				conn_close(c);
 				return STEP_CLOSED;
 			}
-			c->file_left -= n;
+			h->file_left -= n;
 			timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
-			if ((size_t)n == SENDFILE_MAX && c->file_left > 0) {
+			if ((size_t)n == SENDFILE_MAX && h->file_left > 0) {
 				/*
 				 * Its share for this round: the other connections take theirs,
 				 * and the client reads meanwhile (as lighttpd paces; measured
@@ -595,8 +643,8 @@ static enum step write_response(struct conn *c)
 			}
 			continue;
 		}
-		if (c->stream_active) {
-			if (c->stream_waiting)
+		if (h->stream_active) {
+			if (h->stream_waiting)
 				return STEP_AGAIN;
 			if (!stream_refill(c, r)) {
 				httpd_log_request(HTTPD_LOG_ERR, &r->req, "the module's streamed body failed");
@@ -608,3 +656,113 @@ static enum step write_response(struct conn *c)
 		return response_done(c);
 	}
 }
+
+/* RFC 9110 §15.5.9: a 408 tells a slow client why it was dropped; a 503 a handler that never answered. */
+static void http1_timeout(struct conn *c, enum timer_kind kind)
+{
+	struct http1 *h = http1_of(c);
+	char msg[128];
+	int status = 0;
+
+	switch (kind) {
+	case TIMER_HEADER:
+	case TIMER_BODY:
+		if (h->got_bytes || kind == TIMER_BODY)
+			status = 408;
+		break;
+	case TIMER_HANDLER:
+		if (h->req != NULL)
+			httpd_log_request(HTTPD_LOG_ERR, &h->req->req, "the handler did not answer within handler_timeout");
+		status = 503;
+		break;
+	default:
+		break;
+	}
+	if (status != 0) {
+		int n = snprintf(msg, sizeof(msg),
+		                 "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		                 status, http_status_reason(status));
+
+		/* Best effort: the client is gone or stuck, and closing is all that is left. */
+		if (n > 0)
+			(void)conn_send_now(c, msg, (size_t)n);
+	}
+	conn_close(c);
+}
+
+/* A quiet kept-alive HTTP/1.1 connection has nothing in flight: closing it is the whole drain. */
+static void http1_drain(struct conn *c)
+{
+	conn_close(c);
+}
+
+static void http1_abort(struct conn *c)
+{
+	struct http1 *h = http1_of(c);
+
+	if (h->req != NULL)
+		request_abort(h->req);
+	h->req = NULL;
+}
+
+static void http1_send_body(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct http1 *h = http1_of(c);
+
+	if (h->req != r || !h->stream_waiting)
+		return;
+	h->stream_waiting = false;
+	timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
+	worker_defer(c->w, c);
+}
+
+/* respond ran outside http1_run: run again once the current event is handled. */
+static void http1_finish(struct request *r)
+{
+	worker_defer(r->w, r->conn);
+}
+
+static void http1_body_pause(struct request *r)
+{
+	timer_disarm(&r->conn->timer);
+}
+
+static void http1_body_resume(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct http1 *h = http1_of(c);
+
+	if (h->req != r || h->state != H1_READ_BODY)
+		return;
+	timer_arm(c->w->timers, TIMER_BODY, &c->timer, c->w->now_ms);
+	worker_defer(c->w, c);
+}
+
+/* Unread, the body would be taken for the next request's head: close after answering. */
+static void http1_body_unread(struct request *r)
+{
+	struct http1 *h = http1_of(r->conn);
+
+	h->keep_alive = false;
+	h->linger = true;
+}
+
+const struct conn_protocol http1_protocol = {
+	.name    = "http/1.1",
+	.run     = http1_run,
+	.timeout = http1_timeout,
+	.drain   = http1_drain,
+	.abort   = http1_abort,
+};
+
+static const struct request_output http1_output = {
+	.respond     = http1_respond,
+	.send_body   = http1_send_body,
+	.wait        = http1_wait,
+	.finish      = http1_finish,
+	.gate_done   = http1_gate_done,
+	.body_pause  = http1_body_pause,
+	.body_resume = http1_body_resume,
+	.body_unread = http1_body_unread,
+};

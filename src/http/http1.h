@@ -2,25 +2,58 @@
  * The HTTP/1.1 codec over a connection: finds and parses request heads,
  * frames request bodies (Content-Length, chunked) into the body phase, and
  * writes responses (head and small body in one call, files with sendfile,
- * streams chunked) through the connection's transport.
+ * streams chunked) through the connection's transport.  It is one
+ * connection protocol (event/conn.h); its state lives in the connection's
+ * protocol data.
  */
 #ifndef HTTPD_HTTP1_H
 #define HTTPD_HTTP1_H
 
 #include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
-struct conn;
+#include "conn.h"
+
 struct request;
+struct tunnel;
 
-/* Runs c's state machine until it must wait for the socket or a module. */
-void http1_run(struct conn *c);
-/* Serialises r's response head and starts sending (any phase). */
-void http1_respond(struct request *r);
-/* A core error response on c (making a request object if there is none); close forces Connection: close. */
-void http1_error(struct conn *c, int status, bool close);
-/* r's handler answers later: wait, with handler_timeout. */
-void http1_wait_handler(struct conn *c);
-/* A gate that waited (REQUEST_WAIT) has decided: 0 lets the request on to its checks, else a status. */
-void http1_gate_done(struct request *r, int rc);
+enum http1_state {
+	H1_READ_HEAD,     /* waiting for (the rest of) a request head */
+	H1_READ_BODY,     /* the request body streams in */
+	H1_HANDLER,       /* a gate or an asynchronous handler has not answered yet */
+	H1_WRITE,         /* the response goes out */
+	H1_TUNNEL,        /* after 101: bytes relayed both ways (http/tunnel.c) */
+};
+
+struct http1 {
+	enum http1_state   state;
+	bool               keep_alive;
+	bool               linger;         /* unread input may follow: drain before close */
+	bool               got_bytes;      /* part of a request has arrived */
+	bool               chunked_out;
+	bool               stream_active;
+	bool               stream_waiting; /* the module's stream said HTTPD_STREAM_AGAIN */
+	unsigned           requests;
+	size_t             scan;           /* http_head_find resume point */
+	struct request    *req;            /* the request being served, or NULL */
+	/* output */
+	int                iov_idx, iov_cnt;
+	struct iovec       iov[3];
+	off_t              file_off, file_left;
+	char              *stream_buf;
+	char               chunk_head[24];
+	struct tunnel     *tunnel;         /* H1_TUNNEL */
+};
+
+static inline struct http1 *http1_of(struct conn *c)
+{
+	return (struct http1 *)(void *)c->proto_data;
+}
+
+extern const struct conn_protocol http1_protocol;
+
+/* c speaks HTTP/1.1 from now on: its first request head is read at once. */
+void http1_start(struct conn *c);
 
 #endif

@@ -12,7 +12,6 @@
 #include "async.h"
 #include "conn.h"
 #include "filter_gzip.h"
-#include "http1.h"
 #include "log.h"
 #include "path.h"
 #include "pool.h"
@@ -20,7 +19,7 @@
 #include "vhost.h"
 #include "worker.h"
 
-struct request *request_create(struct conn *c)
+struct request *request_create(struct conn *c, const struct request_output *out)
 {
 	struct httpd_pool *pool = conn_pool_take(c);
 	struct request *r;
@@ -34,6 +33,7 @@ struct request *request_create(struct conn *c)
 	}
 	memset(r, 0, sizeof(*r));
 	r->conn = c;
+	r->out = out;
 	r->w = c->w;
 	r->pool = pool;
 	r->body.fd = -1;
@@ -46,7 +46,6 @@ struct request *request_create(struct conn *c)
 	r->req.peer_addr = c->peer;
 	r->req.client_port = c->peer_port;
 	r->req.content_length = -1;
-	c->req = r;
 	return r;
 }
 
@@ -89,17 +88,15 @@ static int options_answer(struct request *r, unsigned methods)
 	if (r->allow == NULL)
 		return 500;
 	httpd_response_set_body_buffer(&r->res, "", 0);
-	http1_respond(r);
+	r->out->respond(r);
 	return REQUEST_ANSWERED;
 }
 
 /* The body would be taken for the next request if left unread: close after answering. */
 static void body_unread(struct request *r)
 {
-	if (r->conn != NULL && (r->head.chunked || r->head.content_length > 0)) {
-		r->conn->keep_alive = false;
-		r->conn->linger = true;
-	}
+	if (r->conn != NULL && (r->head.chunked || r->head.content_length > 0))
+		r->out->body_unread(r);
 }
 
 /* Eight bytes' worth of 32 bits, in lower-case hex, most significant first. */
@@ -385,7 +382,7 @@ static void auth_done(struct httpd_request *req, void *arg)
 {
 	struct request *r = request_of(req);
 
-	http1_gate_done(r, auth_verdict(r, arg));
+	r->out->gate_done(r, auth_verdict(r, arg));
 }
 
 /* --- limit_req, limit_conn ------------------------------------------------- */
@@ -426,7 +423,7 @@ static void limit_delay_over(struct httpd_request *req, void *arg, unsigned even
 	(void)events;
 	rc = request_gate(r);
 	if (rc != REQUEST_WAIT)
-		http1_gate_done(r, rc);
+		r->out->gate_done(r, rc);
 }
 
 struct conn_hold {
@@ -559,7 +556,7 @@ void request_handle(struct request *r)
 
 	if (rc == HTTPD_PENDING) {
 		r->pending = true;
-		http1_wait_handler(r->conn);
+		r->out->wait(r);
 		return;
 	}
 	if (rc == HTTPD_OK) {
@@ -593,7 +590,7 @@ void httpd_request_finish(struct httpd_request *req, int rc)
 		}
 		request_fail(r, rc);
 	}
-	worker_defer(r->w, r->conn);
+	r->out->finish(r);
 }
 
 /* The modules of r's location in order: the checks, then the handler. */
@@ -624,7 +621,7 @@ void request_respond(struct request *r)
 			return;
 		}
 	}
-	http1_respond(r);
+	r->out->respond(r);
 }
 
 void request_fail(struct request *r, int status)
@@ -635,7 +632,7 @@ void request_fail(struct request *r, int status)
 		response_error(&r->res, status, page->body, page->len, page->content_type);
 	else
 		response_error(&r->res, status, NULL, 0, NULL);
-	http1_respond(r);
+	r->out->respond(r);
 }
 
 static void request_free(struct request *r)
@@ -645,7 +642,6 @@ static void request_free(struct request *r)
 
 	async_request_end(r);
 	if (c != NULL) {
-		c->req = NULL;
 		if (c->spare_pool == NULL) {
 			/* The next request on this connection reuses the first chunk. */
 			pool_reset(pool);
@@ -681,8 +677,6 @@ void request_abort(struct request *r)
 		r->pending = false;
 	}
 	async_request_end(r);
-	if (r->conn != NULL)
-		r->conn->req = NULL;
 	r->conn = NULL;
 	if (r->jobs > 0) {
 		/* A pool thread may still be using the pool: free it when the job returns. */

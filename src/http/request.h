@@ -4,7 +4,8 @@
  * per-request pool and notes.  The phases run here, in order:
  *   begin (route, method, core limits) -> check -> body (body-check) ->
  *   handler (now or later) -> filters -> [codec sends] -> log.
- * A connection owns one at a time on HTTP/1.1; nothing here assumes that.
+ * Nothing here knows the protocol: the one that made the request (HTTP/1
+ * today) installs its output table, and the phases answer through it.
  */
 #ifndef HTTPD_REQUEST_H
 #define HTTPD_REQUEST_H
@@ -21,6 +22,28 @@ struct conn;
 struct worker;
 struct httpd_event;
 
+struct request;
+
+/* How a request's protocol answers it and reads its body. */
+struct request_output {
+	/* r->res is final (a handler's, a check's, the core's or an error page): send it. */
+	void (*respond)(struct request *r);
+	/* A streamed body that said HTTPD_STREAM_AGAIN has more (httpd_response_stream_wake). */
+	void (*send_body)(struct request *r);
+	/* The handler answers later (HTTPD_PENDING): wait for it, within handler_timeout. */
+	void (*wait)(struct request *r);
+	/* The handler that waited has answered (respond already ran): the protocol goes on. */
+	void (*finish)(struct request *r);
+	/* A gate that waited (REQUEST_WAIT) decided: 0 lets the request on to its checks, else a status. */
+	void (*gate_done)(struct request *r, int rc);
+	/* A module pauses the body (httpd_request_body_pause): its read timeout stops meanwhile. */
+	void (*body_pause)(struct request *r);
+	/* A body a module paused is wanted again (httpd_request_body_resume). */
+	void (*body_resume)(struct request *r);
+	/* The request is answered before its body was read: the body must not pass for the next request. */
+	void (*body_unread)(struct request *r);
+};
+
 struct request_note {
 	const char          *key;
 	void                *value;
@@ -35,6 +58,7 @@ struct request_cancel {
 
 struct request {
 	struct conn                 *conn;       /* NULL once the client is gone */
+	const struct request_output *out;
 	struct worker               *w;
 	struct httpd_pool           *pool;       /* holds this struct too */
 	struct http_head             head;
@@ -57,6 +81,7 @@ struct request {
 	uint64_t                     started_ms;
 	uint64_t                     started_us;  /* precise, only when the log format shows request time */
 	size_t                       head_bytes;  /* the head as received, blank lines before it included */
+	unsigned                     conn_seq;    /* the connection's how-manieth request (from 1), set by its protocol */
 };
 
 static inline struct request *request_of(const struct httpd_request *req)
@@ -64,8 +89,8 @@ static inline struct request *request_of(const struct httpd_request *req)
 	return (struct request *)(uintptr_t)((const char *)req - offsetof(struct request, req));
 }
 
-/* A new request on c, in c's spare pool or a new one; NULL out of memory. */
-struct request *request_create(struct conn *c);
+/* A new request on c that out answers, in c's spare pool or a new one; NULL out of memory. */
+struct request *request_create(struct conn *c, const struct request_output *out);
 
 /*
  * After the head is parsed: fill the request object, route, apply method
@@ -79,7 +104,7 @@ int request_begin(struct request *r);
  * The core's gates after routing, before the check modules: limit_req
  * (a delayed request waits on a timer), limit_conn, then auth_basic (its
  * hash runs on the thread pool).  0 to go on, an error status, or
- * REQUEST_WAIT: http1_gate_done is called with the verdict later.
+ * REQUEST_WAIT: r->out->gate_done is called with the verdict later.
  */
 #define REQUEST_WAIT 2
 int request_gate(struct request *r);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "http1.h"
 #include "log.h"
 #include "pool.h"
 #include "request.h"
@@ -39,6 +40,7 @@ static void fd_close(void *arg)
 
 int tunnel_start(struct conn *c, struct request *r)
 {
+	struct http1 *h = http1_of(c);
 	struct httpd_response *res = &r->res;
 	struct tunnel *t = pool_alloc(r->pool, sizeof(*t));
 	size_t early_up;
@@ -76,28 +78,31 @@ int tunnel_start(struct conn *c, struct request *r)
 	if (t->io == NULL || t->idle == NULL)
 		return -1;
 	timer_disarm(&c->timer);   /* the tunnel keeps its own idle time */
-	c->tunnel = t;
-	c->state = CONN_TUNNEL;
-	c->keep_alive = false;
+	h->tunnel = t;
+	h->state = H1_TUNNEL;
+	h->keep_alive = false;
 	return 0;
 }
 
 static void tunnel_end(struct conn *c, const char *why)
 {
-	struct tunnel *t = c->tunnel;
+	struct http1 *h = http1_of(c);
+	struct tunnel *t = h->tunnel;
 	struct request *r = t->r;
 
 	if (why != NULL)
 		httpd_log_request(HTTPD_LOG_INFO, &r->req, "tunnel closed: %s", why);
-	c->tunnel = NULL;
+	h->tunnel = NULL;
 	r->res.body_sent = 0;
 	request_done(r);   /* logs the 101, frees the pool: the fd is closed by its cleanup */
+	h->req = NULL;
 	conn_close(c);
 }
 
 int tunnel_run(struct conn *c)
 {
-	struct tunnel *t = c->tunnel;
+	struct http1 *h = http1_of(c);
+	struct tunnel *t = h->tunnel;
 	bool moved = false;
 
 	for (;;) {
@@ -190,7 +195,7 @@ static void fd_event(struct httpd_request *req, void *arg, unsigned events)
 
 	if (events & HTTPD_EVENT_ERROR)
 		t->fd_eof = true;   /* a read will say so too; this also stops hang-up reports */
-	if (c != NULL && c->tunnel == t)
+	if (c != NULL && http1_of(c)->tunnel == t)
 		(void)tunnel_run(c);
 }
 
@@ -202,7 +207,7 @@ static void idle_check(struct httpd_request *req, void *arg, unsigned events)
 
 	(void)events;
 	t->idle = NULL;
-	if (c == NULL || c->tunnel != t)
+	if (c == NULL || http1_of(c)->tunnel != t)
 		return;
 	now = c->w->now_ms;
 	if (now - t->moved_ms >= t->idle_ms) {

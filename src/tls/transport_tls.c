@@ -20,7 +20,6 @@
 
 #include "config.h"
 #include "conn.h"
-#include "http1.h"
 #include "log.h"
 
 /* One TLS record's worth of plaintext: what a write gathers and a file read fetches. */
@@ -65,9 +64,7 @@ static void plain_http_answer(struct conn *c)
 	SSL_free(ssl_of(c));
 	c->transport_data = NULL;
 	c->transport = &transport_tcp;
-	c->state = CONN_LINGER;
-	c->in_off = c->in_len = 0;
-	timer_arm(c->w->timers, TIMER_LINGER, &c->timer, c->w->now_ms);
+	(void)conn_linger_begin(c, false);
 }
 
 /* Maps an SSL_* failure to what a socket call would have said. */

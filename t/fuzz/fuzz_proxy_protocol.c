@@ -8,8 +8,8 @@
  * preamble split across reads is never refused), and n never exceeds the
  * input or the protocol's limits.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/http -Isrc/event \
- *       t/fuzz/fuzz_proxy_protocol.c src/event/proxy_protocol.c src/http/real_ip.c -o fuzz_proxy_protocol
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/http -Isrc/event -Isrc/core \
+ *       t/fuzz/fuzz_proxy_protocol.c src/event/proxy_protocol.c src/http/real_ip.c src/core/cidr.c -o fuzz_proxy_protocol
  */
 #include <stdint.h>
 #include <stdlib.h>

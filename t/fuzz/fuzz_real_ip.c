@@ -2,8 +2,8 @@
  * libFuzzer target: X-Forwarded-For and RFC 7239 Forwarded walking, and
  * CIDR parsing.  The first byte splits the input into two header instances.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/http \
- *       t/fuzz/fuzz_real_ip.c src/http/real_ip.c -o fuzz_real_ip
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/http -Isrc/core \
+ *       t/fuzz/fuzz_real_ip.c src/http/real_ip.c src/core/cidr.c -o fuzz_real_ip
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -22,6 +22,7 @@
 #include "tls.h"
 #include "upgrade.h"
 #include "worker.h"
+#include "worker_hooks.h"
 
 #define LISTEN_BACKLOG   4096
 #define RESPAWN_MAX_MS   30000
@@ -239,6 +240,7 @@ static pid_t worker_spawn(struct master *m, unsigned id)
 			.drop_privileges = m->drop_privileges,
 			.control_fd = ctl[1],
 			.score_slot = score,
+			.hooks = &daemon_worker_hooks,
 		};
 
 		if (ctl[0] >= 0)

@@ -17,14 +17,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "async.h"
 #include "conn.h"
 #include "control.h"
-#include "scoreboard.h"
-#include "file_cache.h"
 #include "log.h"
+#include "mime.h"
+#include "scoreboard.h"
 #include "threadpool.h"
-#include "tls.h"
 
 #define EVENTS_MAX  512
 #define ACCEPT_BURST 64
@@ -125,8 +123,14 @@ void worker_conn_closed(struct worker *w)
 		(void)listeners_watch(w, true);
 }
 
-static void listener_accept(struct worker *w, struct listener *l)
+static void listener_accept(struct event_source *src, uint32_t events)
 {
+	struct listener *l = (struct listener *)src;
+	struct worker *w = l->w;
+
+	(void)events;
+	if (!w->accepting)
+		return;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -251,6 +255,14 @@ static void deferred_run(struct worker *w)
 	}
 }
 
+static void jobs_ready(struct event_source *src, uint32_t events)
+{
+	struct worker *w = (struct worker *)((char *)src - offsetof(struct worker, pool_source));
+
+	(void)events;
+	threadpool_complete(w->pool);
+}
+
 struct threadpool *worker_threadpool(struct worker *w)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->pool_source };
@@ -261,7 +273,7 @@ struct threadpool *worker_threadpool(struct worker *w)
 	w->pool = threadpool_create(w->config->worker_threads, &fd);
 	if (w->pool == NULL)
 		return NULL;
-	w->pool_source.kind = EVENT_JOBS;
+	w->pool_source.ready = jobs_ready;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		httpd_log(HTTPD_LOG_ERR, "epoll_ctl thread pool: %s", strerror(errno));
 		threadpool_destroy(w->pool);
@@ -379,7 +391,9 @@ static void idle_close_quiet(struct worker *w)
 		/* The list is in arming order: the first one is the longest idle. */
 		if (t->deadline - l->timeout_ms + DRAIN_QUIET_MS > w->now_ms)
 			break;
-		conn_close((struct conn *)((char *)t - offsetof(struct conn, timer)));
+		struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+
+		c->proto->drain(c);
 		closed++;
 	}
 }
@@ -460,11 +474,13 @@ static void gauges_publish(struct worker *w)
 }
 
 /* The master hands over reopened log files (SIGUSR1): adopt them, nothing else changes. */
-static void control_read(int sock)
+static void control_read(struct event_source *src, uint32_t events)
 {
-	int fds[CONTROL_FDS_MAX], kind;
+	struct worker *w = (struct worker *)((char *)src - offsetof(struct worker, control_source));
+	int fds[CONTROL_FDS_MAX], kind, sock = w->control_fd;
 	size_t nfds;
 
+	(void)events;
 	while ((kind = control_recv(sock, fds, &nfds)) >= 0) {
 		if (kind == 'A' && nfds >= 1) {
 			/* A worker of an older generation may know other access logs: then only the error log. */
@@ -486,15 +502,17 @@ static void control_read(int sock)
 	}
 }
 
-/* Returns 1 for "stop now", 0 otherwise. */
-static int signal_read(int fd, struct worker *w)
+static void signal_read(struct event_source *src, uint32_t events)
 {
+	struct worker *w = (struct worker *)((char *)src - offsetof(struct worker, signal_source));
 	struct signalfd_siginfo si;
 
-	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+	(void)events;
+	while (read(w->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGINT:
-			return 1;   /* stop at once */
+			w->stop_now = true;   /* stop at once */
+			return;
 		case SIGTERM:
 			quit_begin(w, w->config->shutdown_timeout_ms, false);
 			break;
@@ -510,7 +528,6 @@ static int signal_read(int fd, struct worker *w)
 			break;
 		}
 	}
-	return 0;
 }
 
 /* The location modules of cfg in one fixed order, so exit can undo exactly what init did. */
@@ -558,12 +575,11 @@ static int modules_worker_init(const struct httpd_config *cfg, size_t *inited)
 int worker_run(const struct worker_setup *setup)
 {
 	struct worker w;
-	struct event_source sig_source = { .kind = EVENT_SIGNAL };
-	struct event_source control_source = { .kind = EVENT_CONTROL };
 	struct epoll_event events[EVENTS_MAX];
 	struct epoll_event ev;
 	char role[32];
 	int sigfd, status = 1;
+	bool hooks_inited = false;
 	size_t inited = 0;
 	pid_t parent = getppid();
 
@@ -573,6 +589,10 @@ int worker_run(const struct worker_setup *setup)
 	w.id = setup->id;
 	w.config = setup->config;
 	w.exclusive = setup->exclusive;
+	w.hooks = setup->hooks;
+	w.signal_source.ready = signal_read;
+	w.control_source.ready = control_read;
+	w.control_fd = setup->control_fd;
 	snprintf(role, sizeof(role), "worker %d", setup->id);
 	log_set_role(role);
 
@@ -584,23 +604,23 @@ int worker_run(const struct worker_setup *setup)
 		httpd_log(HTTPD_LOG_ERR, "signalfd: %s", strerror(errno));
 		return 1;
 	}
+	w.signal_fd = sigfd;
 	if (privileges_drop(setup) < 0)
 		return 1;
-	tls_tickets_worker_seal();
 	w.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w.epfd < 0) {
 		httpd_log(HTTPD_LOG_ERR, "epoll_create1: %s", strerror(errno));
 		return 1;
 	}
 	ev.events = EPOLLIN;
-	ev.data.ptr = &sig_source;
+	ev.data.ptr = &w.signal_source;
 	if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, sigfd, &ev) < 0) {
 		httpd_log(HTTPD_LOG_ERR, "epoll_ctl signalfd: %s", strerror(errno));
 		return 1;
 	}
 	if (setup->control_fd >= 0) {
 		ev.events = EPOLLIN;
-		ev.data.ptr = &control_source;
+		ev.data.ptr = &w.control_source;
 		if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, setup->control_fd, &ev) < 0)
 			httpd_log(HTTPD_LOG_WARN, "epoll_ctl control socket: %s; logs cannot be reopened in place",
 			          strerror(errno));
@@ -610,7 +630,8 @@ int worker_run(const struct worker_setup *setup)
 		return 1;
 	w.listener_count = setup->listen_count;
 	for (size_t i = 0; i < setup->listen_count; i++) {
-		w.listeners[i].ev.kind = EVENT_LISTENER;
+		w.listeners[i].ev.ready = listener_accept;
+		w.listeners[i].w = &w;
 		w.listeners[i].fd = setup->listen_fds[i];
 		w.listeners[i].addr = setup->listen_addrs[i];
 		w.listeners[i].flags = setup->listen_flags[i];
@@ -629,7 +650,9 @@ int worker_run(const struct worker_setup *setup)
 
 	mime_table_use(setup->config->mime);
 	log_set_level(setup->config->error_log_level);
-	file_cache_init(setup->config);
+	if (w.hooks->init(setup->config) < 0)
+		goto out;
+	hooks_inited = true;
 	if (log_access_buffer(setup->config->access_log_buffer) < 0)
 		httpd_log(HTTPD_LOG_WARN, "no memory for the access log buffer: one write per line");
 	if (modules_worker_init(setup->config, &inited) < 0)
@@ -661,29 +684,10 @@ int worker_run(const struct worker_setup *setup)
 		for (int i = 0; i < n; i++) {
 			struct event_source *src = events[i].data.ptr;
 
-			switch (src->kind) {
-			case EVENT_LISTENER:
-				if (w.accepting)
-					listener_accept(&w, (struct listener *)src);
-				break;
-			case EVENT_CONN:
-				conn_event((struct conn *)src, events[i].events);
-				break;
-			case EVENT_SIGNAL:
-				if (signal_read(sigfd, &w)) {
-					status = 0;
-					goto out;
-				}
-				break;
-			case EVENT_MODULE:
-				async_event_dispatch(src, events[i].events);
-				break;
-			case EVENT_JOBS:
-				threadpool_complete(w.pool);
-				break;
-			case EVENT_CONTROL:
-				control_read(setup->control_fd);
-				break;
+			src->ready(src, events[i].events);
+			if (w.stop_now) {
+				status = 0;
+				goto out;
 			}
 			deferred_run(&w);
 		}
@@ -692,7 +696,7 @@ int worker_run(const struct worker_setup *setup)
 			(void)listeners_watch(&w, true);
 		timers_expire(&w);
 		deferred_run(&w);
-		async_events_reap();
+		w.hooks->round_end();
 		conns_recycle(&w);
 		log_flush_due(&w);
 		memory_trim(&w);
@@ -709,7 +713,8 @@ out:
 		          (unsigned long long)w.proxy_refused_from, (unsigned long long)w.proxy_refused_invalid,
 		          (unsigned long long)w.proxy_refused_timeout);
 	modules_worker_exit(setup->config, inited);
-	file_cache_destroy();
+	if (hooks_inited)
+		w.hooks->exit();
 	log_access_flush();
 	free(w.listeners);
 	current = NULL;

@@ -1,4 +1,8 @@
-/* A worker process: privilege drop, event loop, accept, timeouts, blocking-work pool. */
+/*
+ * A worker process's event loop: privilege drop, accept, timeouts, signals,
+ * the blocking-work pool.  What runs on a connection is its protocol's
+ * (conn.h); what the upper layers set up per process comes in as hooks.
+ */
 #ifndef HTTPD_WORKER_H
 #define HTTPD_WORKER_H
 
@@ -11,11 +15,9 @@
 #include "config.h"
 #include "timer.h"
 
-enum event_kind { EVENT_LISTENER, EVENT_CONN, EVENT_SIGNAL, EVENT_MODULE, EVENT_JOBS, EVENT_CONTROL };
-
-/* First member of everything registered with epoll. */
+/* First member of everything registered with epoll: epoll hands it back, and it says who handles it. */
 struct event_source {
-	enum event_kind kind;
+	void (*ready)(struct event_source *src, uint32_t events);
 };
 
 /* Connection timeouts: one FIFO list per kind, since every entry of a kind has the same timeout. */
@@ -31,8 +33,11 @@ struct deadline {
 	void           (*fire)(struct deadline *d);
 };
 
+struct worker;
+
 struct listener {
 	struct event_source            ev;
+	struct worker                 *w;
 	int                            fd;
 	const struct sockaddr_storage *addr;   /* as bound: the local address unless a wildcard */
 	unsigned                       flags;  /* LISTEN_* */
@@ -43,6 +48,21 @@ struct listener {
 
 struct conn;
 struct threadpool;
+
+/*
+ * What the layers above the event loop add to a worker process, so the
+ * loop never calls up: the daemon fills these in.
+ */
+struct worker_hooks {
+	/* After the privilege drop, before the modules' worker_init: -1 stops the worker. */
+	int  (*init)(const struct httpd_config *config);
+	/* After the modules' worker_exit. */
+	void (*exit)(void);
+	/* A connection is accepted (and past its PROXY preamble): start its transport and protocol; -1 closes it. */
+	int  (*conn_begin)(struct conn *c);
+	/* End of each round of events: what the handlers freed can go now. */
+	void (*round_end)(void);
+};
 
 struct worker {
 	int                         id;
@@ -69,6 +89,12 @@ struct worker {
 	struct conn                *yielded;    /* to run again after the next epoll_wait (a large body's turn) */
 	struct threadpool          *pool;       /* blocking work, started on first use */
 	struct event_source         pool_source;
+	struct event_source         signal_source;
+	struct event_source         control_source;
+	int                         signal_fd;
+	int                         control_fd;
+	bool                        stop_now;       /* SIGINT: leave the loop at once */
+	const struct worker_hooks  *hooks;
 	uint64_t                    log_flush_at;  /* when buffered access log lines go out, 0: none */
 	uint64_t                    request_seq;
 	uint64_t                    request_id_base;
@@ -102,6 +128,7 @@ struct worker_setup {
 	/* With the master: it sends reopened logs, we send "R" once accepting; -1 if none. */
 	int                            control_fd;
 	int                            score_slot;  /* ours in the scoreboard, -1 if none */
+	const struct worker_hooks     *hooks;
 };
 
 /* Runs a worker until it is told to stop; returns the exit status. */
