@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <httpd/http1.h>
 #include <httpd/module.h>
 
 #include "proxy_parse.h"
@@ -120,7 +121,7 @@ struct proxy_req {
 	bool                    resp_chunked, until_eof, resp_done, upstream_keep, got_bytes, waiting;
 	const char             *upgrade;        /* the client's Upgrade value, passed on (websocket) */
 	int64_t                 left;
-	struct proxy_chunked    chunked;
+	struct httpd_chunked    chunked;
 };
 
 /* For timeouts and health windows: a tick's precision is plenty, and the coarse clock costs no TSC read. */
@@ -486,7 +487,7 @@ static bool hop_by_hop(const char *name, const struct conn_lines *connection)
 			return true;
 	/* And every field any Connection line names. */
 	for (size_t i = 0; i < connection->count; i++)
-		if (proxy_list_has(connection->value[i], name))
+		if (httpd_http1_list_has(connection->value[i], name))
 			return true;
 	return false;
 }
@@ -1321,10 +1322,11 @@ static bool decode(struct proxy_req *p)
 	size_t n;
 
 	if (p->resp_chunked) {
-		size_t produced = 0;
-		long used = proxy_chunked_decode(&p->chunked, p->in, p->in_len, &produced);
+		size_t used = 0, produced = 0;
+		int rc = httpd_chunked_decode(&p->chunked, p->in, p->in_len, &used, p->in, p->in_len, &produced,
+		                              INT64_MAX);   /* what a spill file's offsets can hold */
 
-		if (used < 0) {
+		if (rc != HTTPD_CHUNKED_DONE && rc != HTTPD_CHUNKED_AGAIN) {
 			httpd_log_request(HTTPD_LOG_ERR, p->req, "upstream %s: invalid chunked framing", p->srv->name);
 			body_break(p);
 			return false;
@@ -1333,9 +1335,9 @@ static bool decode(struct proxy_req *p)
 			body_break(p);
 			return false;
 		}
-		memmove(p->in, p->in + used, p->in_len - (size_t)used);
-		p->in_len -= (size_t)used;
-		if (p->chunked.done)
+		memmove(p->in, p->in + used, p->in_len - used);
+		p->in_len -= used;
+		if (rc == HTTPD_CHUNKED_DONE)
 			body_complete(p, p->in_len == 0);
 		return true;
 	}
@@ -1503,6 +1505,8 @@ static void response_start(struct proxy_req *p)
 			httpd_response_set_body_buffer(p->res, "", 0);
 	} else {
 		p->resp_chunked = h->chunked;
+		if (p->resp_chunked)
+			httpd_chunked_init(&p->chunked);
 		p->until_eof = !h->chunked && h->content_length < 0;
 		p->left = h->content_length;
 		if (p->until_eof)
@@ -1584,7 +1588,7 @@ static struct proxy_req *proxy_req_new(void *data, struct httpd_request *req, st
 		const char *connection = httpd_request_header(req, "Connection");
 
 		/* Connection must name upgrade (RFC 9110 §7.8); only GET can carry a WebSocket handshake. */
-		if (upgrade != NULL && connection != NULL && proxy_list_has(connection, "upgrade") &&
+		if (upgrade != NULL && connection != NULL && httpd_http1_list_has(connection, "upgrade") &&
 		    strpbrk(upgrade, "\r\n") == NULL)
 			p->upgrade = upgrade;
 	}

@@ -3,43 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
-static bool tchar(unsigned char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-bool proxy_list_has(const char *value, const char *token)
-{
-	size_t n = strlen(token);
-
-	for (const char *p = value; *p != '\0'; ) {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
-			return true;
-		while (*p != '\0' && *p != ',')
-			p++;
-	}
-	return false;
-}
-
-static int content_length_parse(const char *v, int64_t *out)
-{
-	int64_t n = 0;
-
-	if (*v < '0' || *v > '9')
-		return -1;
-	for (; *v >= '0' && *v <= '9'; v++) {
-		if (n > (INT64_MAX - 9) / 10)
-			return -1;
-		n = n * 10 + (*v - '0');
-	}
-	if (*v != '\0')
-		return -1;
-	*out = n;
-	return 0;
-}
+#include "httpd/http1.h"
 
 /* The CR of the CRLF ending the line at s, or NULL on the last line (the head's end is NUL already). */
 static char *line_end(char *s, const char *end)
@@ -105,11 +69,10 @@ long proxy_head_parse(char *buf, size_t len, struct proxy_head *h, const char **
 			*why = "a header line without a name";   /* obs-fold included: RFC 9112 §5.2 */
 			return -1;
 		}
-		for (p = name; p < colon; p++)
-			if (!tchar((unsigned char)*p)) {
-				*why = "a header name with a character no token has";
-				return -1;
-			}
+		if (!httpd_http1_token(name, (size_t)(colon - name))) {
+			*why = "a header name with a character no token has";
+			return -1;
+		}
 		*colon = '\0';
 		value = colon + 1;
 		while (*value == ' ' || *value == '\t')
@@ -129,14 +92,11 @@ long proxy_head_parse(char *buf, size_t len, struct proxy_head *h, const char **
 		h->headers[h->count].name = name;
 		h->headers[h->count++].value = value;
 		if (strcasecmp(name, "Content-Length") == 0) {
-			int64_t n;
-
 			/* Several equal values are one (RFC 9110 §8.6); differing ones are a smuggling attempt. */
-			if (content_length_parse(value, &n) < 0 || (h->content_length >= 0 && h->content_length != n)) {
+			if (httpd_http1_content_length(value, &h->content_length) < 0) {
 				*why = "an invalid or conflicting Content-Length";
 				return -1;
 			}
-			h->content_length = n;
 		} else if (strcasecmp(name, "Transfer-Encoding") == 0) {
 			/* Only "chunked", last, once: anything else cannot be framed safely. */
 			if (te_seen || strcasecmp(value, "chunked") != 0) {
@@ -145,8 +105,8 @@ long proxy_head_parse(char *buf, size_t len, struct proxy_head *h, const char **
 			}
 			te_seen = true;
 		} else if (strcasecmp(name, "Connection") == 0) {
-			close = close || proxy_list_has(value, "close");
-			keep = keep || proxy_list_has(value, "keep-alive");
+			close = close || httpd_http1_list_has(value, "close");
+			keep = keep || httpd_http1_list_has(value, "keep-alive");
 		}
 	}
 	if (te_seen && h->content_length >= 0) {
@@ -165,111 +125,4 @@ long proxy_head_parse(char *buf, size_t len, struct proxy_head *h, const char **
 bool proxy_head_has_body(const struct proxy_head *h, bool head_request)
 {
 	return !head_request && h->status >= 200 && h->status != 204 && h->status != 304;
-}
-
-enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_TRAILER_LINE,
-       CH_TRAILER_LF, CH_END_LF };
-
-long proxy_chunked_decode(struct proxy_chunked *c, char *in, size_t len, size_t *out_len)
-{
-	size_t i = 0, out = 0;
-
-	while (i < len && !c->done) {
-		unsigned char ch = (unsigned char)in[i];
-
-		switch (c->state) {
-		case CH_SIZE: {
-			int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-			      : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-
-			if (d >= 0) {
-				if (c->digits == 15)
-					return -1;   /* a chunk over 2^60 bytes is no chunk */
-				c->left = c->left * 16 + (uint64_t)d;
-				c->digits++;
-				i++;
-				break;
-			}
-			if (c->digits == 0)
-				return -1;
-			if (ch == ';' || ch == ' ' || ch == '\t')
-				c->state = CH_EXT;
-			else if (ch == '\r')
-				c->state = CH_SIZE_LF;
-			else
-				return -1;
-			i++;
-			break;
-		}
-		case CH_EXT:
-			if (ch == '\r')
-				c->state = CH_SIZE_LF;
-			else if (ch < 0x20 && ch != '\t')
-				return -1;
-			i++;
-			break;
-		case CH_SIZE_LF:
-			if (ch != '\n')
-				return -1;
-			i++;
-			c->state = c->left == 0 ? CH_TRAILER : CH_DATA;
-			break;
-		case CH_DATA: {
-			size_t take = len - i < c->left ? len - i : (size_t)c->left;
-
-			memmove(in + out, in + i, take);
-			out += take;
-			i += take;
-			c->left -= take;
-			if (c->left == 0)
-				c->state = CH_DATA_CR;
-			break;
-		}
-		case CH_DATA_CR:
-			if (ch != '\r')
-				return -1;
-			c->state = CH_DATA_LF;
-			i++;
-			break;
-		case CH_DATA_LF:
-			if (ch != '\n')
-				return -1;
-			c->state = CH_SIZE;
-			c->digits = 0;
-			c->left = 0;
-			i++;
-			break;
-		case CH_TRAILER:   /* at the start of a trailer line, or of the final CRLF */
-			if (ch == '\r') {
-				c->state = CH_END_LF;
-			} else if (ch < 0x20 && ch != '\t') {
-				return -1;
-			} else {
-				c->state = CH_TRAILER_LINE;
-			}
-			i++;
-			break;
-		case CH_TRAILER_LINE:   /* trailers are dropped: the core re-frames the body */
-			if (ch == '\r')
-				c->state = CH_TRAILER_LF;
-			else if (ch < 0x20 && ch != '\t')
-				return -1;
-			i++;
-			break;
-		case CH_TRAILER_LF:
-			if (ch != '\n')
-				return -1;
-			c->state = CH_TRAILER;
-			i++;
-			break;
-		case CH_END_LF:
-			if (ch != '\n')
-				return -1;
-			c->done = true;
-			i++;
-			break;
-		}
-	}
-	*out_len = out;
-	return (long)i;
 }

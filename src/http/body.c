@@ -67,7 +67,7 @@ int body_start(struct request *r)
 	b->chunked = r->head.chunked;
 	b->expected = b->chunked ? 0 : (uint64_t)r->head.content_length;
 	if (b->chunked) {
-		http_chunked_init(&b->chunked_state);
+		httpd_chunked_init(&b->chunked_state);
 		b->scratch = pool_alloc(r->pool, BODY_SCRATCH_SIZE);
 		if (b->scratch == NULL)
 			return 500;

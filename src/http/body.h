@@ -22,7 +22,7 @@ struct request_body {
 	uint64_t            expected;     /* Content-Length; 0 for chunked */
 	uint64_t            received;     /* decoded bytes so far */
 	bool                chunked;
-	struct http_chunked chunked_state;
+	struct httpd_chunked chunked_state;
 	char               *scratch;      /* chunked decoding output */
 	bool                to_module;    /* the handler's body hook takes it */
 	bool                held;         /* a body check is undecided: the core holds it all */

@@ -295,7 +295,7 @@ static enum step body_consume(struct conn *c, struct request *r)
 	while (c->in_len > c->in_off && !b->paused) {
 		if (b->chunked) {
 			size_t consumed = 0, produced = 0;
-			int rc = http_chunked_decode(&b->chunked_state, c->in + c->in_off, c->in_len - c->in_off,
+			int rc = httpd_chunked_decode(&b->chunked_state, c->in + c->in_off, c->in_len - c->in_off,
 			                             &consumed, b->scratch, BODY_SCRATCH_SIZE, &produced,
 			                             r->loc->max_body_size);
 			int brc;
@@ -304,7 +304,7 @@ static enum step body_consume(struct conn *c, struct request *r)
 			brc = body_data(r, b->scratch, produced);
 			if (brc != 0)
 				return body_failed(c, brc);
-			if (rc == HTTP_CHUNKED_DONE)
+			if (rc == HTTPD_CHUNKED_DONE)
 				return body_finished(c, r);
 			if (rc != HTTP_PARSE_AGAIN)
 				return body_failed(c, rc);

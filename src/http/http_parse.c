@@ -352,7 +352,7 @@ static const char *list_next(const char *p, const char **item, size_t *item_len)
 }
 
 /* Content-Length = 1*DIGIT; identical repeats are one value (RFC 9110 §8.6). */
-static int content_length_add(const char *value, int64_t *length)
+int httpd_http1_content_length(const char *value, int64_t *length)
 {
 	const char *item;
 	size_t item_len;
@@ -363,20 +363,20 @@ static int content_length_add(const char *value, int64_t *length)
 		int64_t v = 0;
 
 		if (item_len == 0)
-			return 400;
+			return -1;
 		for (size_t i = 0; i < item_len; i++) {
 			if (item[i] < '0' || item[i] > '9')
-				return 400;
+				return -1;
 			if (v > (INT64_MAX - 9) / 10)
-				return 400;
+				return -1;
 			v = v * 10 + (item[i] - '0');
 		}
 		if (*length >= 0 && *length != v)
-			return 400;
+			return -1;
 		*length = v;
 		any = true;
 	}
-	return any ? 0 : 400;
+	return any ? 0 : -1;
 }
 
 /*
@@ -405,7 +405,17 @@ static int transfer_encoding_add(const char *value, bool *chunked)
 	return any ? 0 : 400;
 }
 
-static bool list_has_token(const char *value, const char *token)
+bool httpd_http1_token(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!is_tchar((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+bool httpd_http1_list_has(const char *value, const char *token)
 {
 	const char *item;
 	size_t item_len;
@@ -553,13 +563,13 @@ int http_head_parse(char *head, size_t len, const struct http_limits *lim,
 			break;
 		case 10:
 			if (name_is(h->name, "connection", 10)) {
-				conn_close |= list_has_token(h->value, "close");
-				conn_keep_alive |= list_has_token(h->value, "keep-alive");
+				conn_close |= httpd_http1_list_has(h->value, "close");
+				conn_keep_alive |= httpd_http1_list_has(h->value, "keep-alive");
 			}
 			break;
 		case 14:
 			if (name_is(h->name, "content-length", 14) &&
-			    content_length_add(h->value, &out->content_length) != 0)
+			    httpd_http1_content_length(h->value, &out->content_length) != 0)
 				return 400;
 			break;
 		case 17:
@@ -601,7 +611,7 @@ enum chunked_state {
 #define CHUNK_LINE_MAX    4096   /* chunk-size plus extensions */
 #define CHUNK_TRAILER_MAX 16384
 
-void http_chunked_init(struct http_chunked *ch)
+void httpd_chunked_init(struct httpd_chunked *ch)
 {
 	memset(ch, 0, sizeof(*ch));
 	ch->state = CH_SIZE_START;
@@ -664,7 +674,7 @@ static int hex_digit(unsigned char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, size_t *consumed,
+int httpd_chunked_decode(struct httpd_chunked *ch, const char *in, size_t in_len, size_t *consumed,
                         char *out, size_t out_cap, size_t *produced, uint64_t max_body)
 {
 	size_t i = 0, o = 0;
@@ -684,7 +694,7 @@ int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, 
 					goto out;
 				}
 				ch->chunk_left = ch->chunk_left << 4 | (uint64_t)d;
-				if (ch->body_len + ch->chunk_left > max_body) {
+				if (ch->chunk_left > max_body - ch->body_len) {   /* body_len <= max_body: no wrap */
 					rc = 413;
 					goto out;
 				}
@@ -737,7 +747,7 @@ int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, 
 				n = out_cap - o;
 			if (n == 0)
 				goto again;
-			memcpy(out + o, in + i, n);
+			memmove(out + o, in + i, n);   /* out may be in: decoding in place */
 			o += n;
 			i += n;
 			ch->chunk_left -= n;
@@ -816,7 +826,7 @@ int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, 
 		}
 	}
 again:
-	rc = ch->state == CH_DONE ? HTTP_CHUNKED_DONE : HTTP_PARSE_AGAIN;
+	rc = ch->state == CH_DONE ? HTTPD_CHUNKED_DONE : HTTP_PARSE_AGAIN;
 out:
 	/* Progress is reported on errors too, so callers never add garbage. */
 	*consumed = i;

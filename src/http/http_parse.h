@@ -9,9 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "httpd/http1.h"
 #include "httpd/module.h"
 
-#define HTTP_PARSE_AGAIN 1  /* need more bytes */
+#define HTTP_PARSE_AGAIN HTTPD_CHUNKED_AGAIN  /* need more bytes */
 
 struct http_limits {
 	size_t max_request_line;  /* 414 above */
@@ -62,27 +63,5 @@ struct http_head {
  */
 int http_head_parse(char *head, size_t len, const struct http_limits *lim,
                     struct httpd_header *headers, struct http_head *out);
-
-/* Incremental chunked body decoding (RFC 9112 §7.1). */
-struct http_chunked {
-	int      state;
-	uint64_t chunk_left;
-	size_t   line_len;    /* bytes in the current size or trailer line */
-	size_t   trailer_len; /* trailer section bytes so far */
-	uint64_t body_len;    /* decoded bytes so far */
-};
-
-#define HTTP_CHUNKED_DONE 0
-
-void http_chunked_init(struct http_chunked *ch);
-/*
- * Decodes from in[0..in_len) into out[0..out_cap).  Sets *consumed and
- * *produced.  Returns HTTP_CHUNKED_DONE after the last chunk and trailers
- * (in[*consumed..] is the next request), HTTP_PARSE_AGAIN for more input or
- * output room, 400 for a framing error, 413 once the body exceeds max_body.
- * *consumed and *produced are set in every case.
- */
-int http_chunked_decode(struct http_chunked *ch, const char *in, size_t in_len, size_t *consumed,
-                        char *out, size_t out_cap, size_t *produced, uint64_t max_body);
 
 #endif

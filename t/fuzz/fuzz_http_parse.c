@@ -21,16 +21,16 @@ static const struct http_limits limits = {
 
 static void fuzz_chunked(const uint8_t *data, size_t size, size_t step, size_t out_cap)
 {
-	struct http_chunked ch;
+	struct httpd_chunked ch;
 	char *out = malloc(out_cap);
 	size_t off = 0;
 
 	if (out == NULL)
 		return;
-	http_chunked_init(&ch);
+	httpd_chunked_init(&ch);
 	while (off < size) {
 		size_t consumed, produced, n = size - off < step ? size - off : step;
-		int rc = http_chunked_decode(&ch, (const char *)data + off, n, &consumed, out, out_cap,
+		int rc = httpd_chunked_decode(&ch, (const char *)data + off, n, &consumed, out, out_cap,
 		                             &produced, 1 << 20);
 
 		if (consumed > n || produced > out_cap)

@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpd/http1.h"
 #include "proxy_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct proxy_head h;
-	struct proxy_chunked c = { 0 };
+	struct httpd_chunked c;
+	int rc = HTTPD_CHUNKED_AGAIN;
 	const char *why = NULL;
 	char *buf;
 	size_t step, off = 0;
@@ -34,18 +36,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		off = (size_t)head;
 	}
-	/* The rest as a chunked body, whatever the head said. */
-	while (off < size - 1 && !c.done) {
-		size_t take = size - 1 - off < step ? size - 1 - off : step, produced = 0;
-		long used = proxy_chunked_decode(&c, buf + off, take, &produced);
+	/* The rest as a chunked body, whatever the head said, decoded in place as the proxy does. */
+	httpd_chunked_init(&c);
+	while (off < size - 1 && rc == HTTPD_CHUNKED_AGAIN) {
+		size_t take = size - 1 - off < step ? size - 1 - off : step, produced = 0, used = 0;
 
-		if (used < 0)
-			break;
-		if ((size_t)used > take || produced > (size_t)used)
+		rc = httpd_chunked_decode(&c, buf + off, take, &used, buf + off, take, &produced, UINT64_MAX);
+		if (used > take || produced > used)
 			__builtin_trap();
 		if (used == 0)
 			break;
-		off += (size_t)used;
+		off += used;
 	}
 	free(buf);
 	return 0;

@@ -388,13 +388,13 @@ static size_t body_len;
 
 static int dechunk(const char *in, uint64_t max, size_t *consumed_out)
 {
-	struct http_chunked ch;
+	struct httpd_chunked ch;
 	size_t consumed, produced;
 	int rc;
 
-	http_chunked_init(&ch);
+	httpd_chunked_init(&ch);
 	consumed = produced = (size_t)-1;
-	rc = http_chunked_decode(&ch, in, strlen(in), &consumed, body, sizeof(body) - 1, &produced, max);
+	rc = httpd_chunked_decode(&ch, in, strlen(in), &consumed, body, sizeof(body) - 1, &produced, max);
 	/* Progress is reported on errors too: callers add it to their offsets. */
 	ck_assert_uint_le(consumed, strlen(in));
 	ck_assert_uint_le(produced, sizeof(body) - 1);
@@ -409,16 +409,26 @@ START_TEST(test_chunked_simple)
 {
 	size_t consumed;
 
-	ck_assert_int_eq(dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nNEXT", 1000, &consumed), HTTP_CHUNKED_DONE);
+	ck_assert_int_eq(dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nNEXT", 1000, &consumed), HTTPD_CHUNKED_DONE);
 	ck_assert_str_eq(body, "hello world");
 	ck_assert_uint_eq(consumed, strlen("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+}
+END_TEST
+
+/* An unlimited body (the proxy's INT64_MAX, any max near 2^64) must not let a chunk size wrap the running total. */
+START_TEST(test_chunked_size_cannot_wrap_the_total)
+{
+	ck_assert_int_eq(dechunk("1\r\na\r\nffffffffffffffff\r\n", UINT64_MAX, NULL), 413);
+	ck_assert_int_eq(dechunk("1\r\na\r\nfffffffffffffffe\r\n", UINT64_MAX, NULL), HTTPD_CHUNKED_AGAIN);
+	ck_assert_int_eq(dechunk("7fffffffffffffff\r\n", INT64_MAX, NULL), HTTPD_CHUNKED_AGAIN);
+	ck_assert_int_eq(dechunk("8000000000000000\r\n", INT64_MAX, NULL), 413);
 }
 END_TEST
 
 START_TEST(test_chunked_extensions_and_trailers_discarded)
 {
 	ck_assert_int_eq(dechunk("5;name=value;x=\"q\"\r\nhello\r\n0\r\nTrailer-A: 1\r\nB: 2\r\n\r\n", 1000, NULL),
-	                 HTTP_CHUNKED_DONE);
+	                 HTTPD_CHUNKED_DONE);
 	ck_assert_str_eq(body, "hello");
 }
 END_TEST
@@ -435,7 +445,7 @@ START_TEST(test_chunk_ext_grammar_accepted)
 	};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		ck_assert_msg(dechunk(ok[i], 1000, NULL) == HTTP_CHUNKED_DONE, "refused: %s", ok[i]);
+		ck_assert_msg(dechunk(ok[i], 1000, NULL) == HTTPD_CHUNKED_DONE, "refused: %s", ok[i]);
 }
 END_TEST
 
@@ -461,22 +471,22 @@ END_TEST
 START_TEST(test_chunked_byte_by_byte)
 {
 	const char *in = "a\r\n0123456789\r\n3;x\r\nabc\r\n0\r\nT: v\r\n\r\n";
-	struct http_chunked ch;
+	struct httpd_chunked ch;
 	size_t total = 0;
 	int rc = HTTP_PARSE_AGAIN;
 
-	http_chunked_init(&ch);
+	httpd_chunked_init(&ch);
 	for (size_t i = 0; i < strlen(in); i++) {
 		size_t consumed, produced;
 
-		rc = http_chunked_decode(&ch, in + i, 1, &consumed, body + total, sizeof(body) - total,
+		rc = httpd_chunked_decode(&ch, in + i, 1, &consumed, body + total, sizeof(body) - total,
 		                         &produced, 1000);
 		ck_assert_uint_eq(consumed, 1);
 		total += produced;
 		if (i + 1 < strlen(in))
 			ck_assert_int_eq(rc, HTTP_PARSE_AGAIN);
 	}
-	ck_assert_int_eq(rc, HTTP_CHUNKED_DONE);
+	ck_assert_int_eq(rc, HTTPD_CHUNKED_DONE);
 	body[total] = '\0';
 	ck_assert_str_eq(body, "0123456789abc");
 }
@@ -624,6 +634,7 @@ int main(void)
 	tcase_add_test(tc, test_connection_and_expect);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tch, test_chunked_simple);
+	tcase_add_test(tch, test_chunked_size_cannot_wrap_the_total);
 	tcase_add_test(tch, test_chunked_extensions_and_trailers_discarded);
 	tcase_add_test(tch, test_chunked_byte_by_byte);
 	tcase_add_test(tch, test_chunked_framing_errors);
