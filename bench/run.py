@@ -66,7 +66,17 @@ SCENARIOS = {
     # Not timed: one 1 GiB PUT over one connection, against nginx's dav_methods PUT (lighttpd's
     # mod_webdav is another package, h2o writes no files): the server's peak memory while it streams.
     "upload-1g":     ("up/upload-1g.bin", 1, 1, False, False, "upload"),
+    # HTTP/2 with h2load against nginx, h2o, Apache (mod_http2, mpm_event) and lighttpd: over TLS (ALPN h2)
+    # and cleartext with prior knowledge (h2c); H2_STREAMS gives the streams per connection (h2load -m).
+    "h2-1k":           ("1k.bin", 10, 1, False, False, "h2"),
+    "h2-1m":           ("1m.bin", 10, 1, False, False, "h2"),
+    "h2c-1k":          ("1k.bin", 10, 1, False, False, "h2c"),
+    "h2-many-streams": ("1k.bin", 1, 1, False, False, "h2"),
+    # Not timed: 2,000 h2c connections that made one request each and stay open: bytes per idle connection.
+    "h2-idle-2k":      ("1k.bin", 2000, 1, False, False, "h2c"),
 }
+H2_STREAMS = {"h2-1k": 10, "h2-1m": 10, "h2c-1k": 10, "h2-many-streams": 100}
+H2_KINDS = ("h2", "h2c")
 TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
                "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384")
@@ -79,9 +89,10 @@ CLIENT_CPUS, SERVER_CPUS = None, None
 Sample = collections.namedtuple("Sample", "rps cpu client busy softirq")   # CPU figures in µs per request
 Row = collections.namedtuple("Row", "rps cpu cpu_min cpu_max client busy softirq rounds")   # medians; rounds: Samples
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o", "strace": "strace",
-                "perf": "linux-perf"}
+                "perf": "linux-perf", "h2load": "nghttp2-client", "apache2": "apache2",
+                "/usr/lib/lighttpd/mod_openssl.so": "lighttpd-mod-openssl"}
 UPLOAD_ROUNDS = 3
-COUNTED = ("idle-10k", "syscalls-ka-1k", "upload-1g")   # measured once per server, not in timed rounds
+COUNTED = ("idle-10k", "syscalls-ka-1k", "upload-1g", "h2-idle-2k")   # measured once per server, not in timed rounds
 OURS_LOG_OFF = "prefork-httpd-log-off"   # beside ka-1k-log's prefork-httpd, in the same rounds
 OURS_UNLIMITED = "prefork-httpd-unlimited"   # beside ka-1k-limited's prefork-httpd, in the same rounds
 OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED)
@@ -202,7 +213,7 @@ class Peer:
 
 
 def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, backend=None, upload=False,
-               limited=False):
+               limited=False, h2c=False):
     port = free_port()
     if backend is not None:
         conf = os.path.join(work, "%s-proxy.conf" % name)
@@ -214,15 +225,16 @@ def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, ba
                     'location "/" { handler = "proxy"  upstream = "floor" }\n'
                     % (port, workers, work, name, work, name, os.path.abspath(modules), backend))
         return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
-    conf = os.path.join(work, "%s-%d%s%s%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else "",
-                                                      "-upload" if upload else "", "-limited" if limited else ""))
+    conf = os.path.join(work, "%s-%d%s%s%s%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else "",
+                                                        "-upload" if upload else "", "-limited" if limited else "",
+                                                        "-h2c" if h2c else ""))
     with open(conf, "w") as f:
         f.write('listen = {"127.0.0.1:%d%s"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
                 'error_log = "%s/%s-error.log"\naccess_log = "%s"\nmodule_dir = "%s"\n'
                 'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
                 '%s%s%s'
                 'location "/" { handler = "static" root = "%s"%s }\n'
-                % (port, " tls" if tls else "", workers, work, name, work, name,
+                % (port, " tls" if tls else " h2c" if h2c else "", workers, work, name, work, name,
                    os.path.join(work, name + "-access.log") if log else "off",
                    os.path.abspath(modules),
                    'tls_certificate = "%s/tls.pem"\ntls_certificate_key = "%s/tls.key"\n'
@@ -288,10 +300,87 @@ def limited_peers(args, work, docroot, workers, user):
     return peers
 
 
+APACHE_MODULES = "/usr/lib/apache2/modules"
+
+
+def h2_peers(args, work, docroot, workers, user, cleartext):
+    """Every server speaking HTTP/2, same document root and workers: over TLS with the same certificate,
+    protocols and ciphers (ALPN h2), or cleartext with prior knowledge."""
+    tls_material(work)
+    suffix = "h2c" if cleartext else "h2"
+    peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, False, work, docroot,
+                        tls=not cleartext, h2c=cleartext)]
+    # No baseline: a main before HTTP/2 would answer these with HTTP/1.1 or not at all.
+    if shutil.which("nginx"):
+        port = free_port()
+        conf = os.path.join(work, "nginx-%d-%s.conf" % (workers, suffix))
+        tls_text = ("" if cleartext else
+                    " ssl_protocols TLSv1.2 TLSv1.3;\n ssl_ciphers %s;\n ssl_session_tickets on;\n"
+                    " ssl_certificate %s/tls.pem;\n ssl_certificate_key %s/tls.key;\n" % (TLS_CIPHERS, work, work))
+        with open(conf, "w") as f:
+            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
+                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+                    "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
+                    " keepalive_timeout 60;\n default_type application/octet-stream;\n%s"
+                    " server { listen 127.0.0.1:%d%s http2; root %s; }\n}\n"
+                    % ("user %s;\n" % user if user else "", workers, work, work, tls_text, port,
+                       "" if cleartext else " ssl", docroot))
+        peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
+    if shutil.which("h2o"):
+        port = free_port()
+        conf = os.path.join(work, "h2o-%d-%s.conf" % (workers, suffix))
+        ssl_text = ("" if cleartext else
+                    "  ssl:\n    certificate-file: %s/tls.pem\n    key-file: %s/tls.key\n"
+                    "    cipher-suite: \"%s\"\n    minimum-version: TLSv1.2\n" % (work, work, TLS_CIPHERS))
+        with open(conf, "w") as f:
+            f.write("%slisten:\n  host: 127.0.0.1\n  port: %d\n%snum-threads: %d\nmax-connections: 20000\n"
+                    "http2-idle-timeout: 60\nhosts:\n  default:\n    paths:\n      /:\n        file.dir: %s\n"
+                    % ("user: %s\n" % user if user else "", port, ssl_text, workers, docroot))
+        peers.append(Peer("h2o", port, ["h2o", "-c", conf]))
+    if shutil.which("apache2") and os.path.exists(os.path.join(APACHE_MODULES, "mod_http2.so")):
+        port = free_port()
+        conf = os.path.join(work, "apache-%d-%s.conf" % (workers, suffix))
+        mods = ["mpm_event", "http2", "authz_core", "mime"] + ([] if cleartext else ["ssl"])
+        with open(conf, "w") as f:
+            f.write("".join("LoadModule %s_module %s/mod_%s.so\n" % (m, APACHE_MODULES, m) for m in mods))
+            f.write("%sServerName localhost\nListen 127.0.0.1:%d\nPidFile %s/apache.pid\n"
+                    "DefaultRuntimeDir %s\nMutex file:%s default\nErrorLog %s/apache-error.log\nLogLevel warn\n"
+                    "DocumentRoot %s\n<Directory %s>\n  Require all granted\n</Directory>\n"
+                    "TypesConfig /etc/mime.types\nEnableSendfile On\nKeepAlive On\nKeepAliveTimeout 60\n"
+                    "MaxKeepAliveRequests 0\nStartServers %d\nServerLimit %d\nThreadsPerChild 64\n"
+                    "MinSpareThreads 1\nMaxSpareThreads %d\nMaxRequestWorkers %d\nH2MaxSessionStreams 128\n"
+                    "%s\n"
+                    % ("User %s\nGroup %s\n" % (user, user) if user else "", port, work, work, work, work,
+                       docroot, docroot, workers, workers, 64 * workers, 64 * workers,
+                       "Protocols h2c http/1.1\nH2Direct on" if cleartext else
+                       "Protocols h2 http/1.1\nSSLEngine on\nSSLCertificateFile %s/tls.pem\n"
+                       "SSLCertificateKeyFile %s/tls.key\nSSLProtocol -all +TLSv1.2 +TLSv1.3\nSSLCipherSuite %s"
+                       % (work, work, TLS_CIPHERS)))
+        peers.append(Peer("apache", port, ["apache2", "-f", conf, "-DFOREGROUND"]))
+    if shutil.which("lighttpd"):
+        port = free_port()
+        conf = os.path.join(work, "lighttpd-%d-%s.conf" % (workers, suffix))
+        with open(conf, "w") as f:
+            f.write('server.document-root = "%s"\nserver.bind = "127.0.0.1"\nserver.port = %d\n'
+                    'server.max-keep-alive-requests = 1000000\nserver.max-keep-alive-idle = 60\n'
+                    'server.max-fds = 20000\nserver.max-connections = 15000\nserver.max-worker = %d\n%s'
+                    'server.feature-flags += ("server.h2proto" => "enable", "server.h2c" => "enable")\n%s'
+                    % (docroot, port, workers if workers > 1 else 0,
+                       'server.username = "%s"\nserver.groupname = "%s"\n' % (user, user) if user else "",
+                       "" if cleartext else
+                       'server.modules += ("mod_openssl")\nssl.engine = "enable"\nssl.pemfile = "%s/tls.pem"\n'
+                       'ssl.privkey = "%s/tls.key"\nssl.openssl.ssl-conf-cmd = ("MinProtocol" => "TLSv1.2", '
+                       '"CipherString" => "%s")\n' % (work, work, TLS_CIPHERS)))
+        peers.append(Peer("lighttpd", port, ["lighttpd", "-D", "-f", conf]))
+    return peers
+
+
 def make_peers(args, work, docroot, workers, log, close, tls=False):
     user = "www-data" if os.geteuid() == 0 else None
     if tls == "proxy":
         return proxy_peers(args, work, workers, user, args.backend_port)
+    if tls in H2_KINDS:
+        return h2_peers(args, work, docroot, workers, user, cleartext=tls == "h2c")
     upload = tls == "upload"
     limited = tls == "limited"
     if limited:
@@ -380,26 +469,68 @@ def wrk(port, path, conns, duration, close, tls=False, cpus=None):
     return int(requests.group(1)), client_cpu
 
 
+def h2load(port, path, conns, streams, duration, tls, cpus=None):
+    """Requests h2load made (all of them 2xx, or the run fails), and the CPU seconds it spent."""
+    argv = ["h2load", "-t1", "-c%d" % conns, "-m%d" % streams]
+    argv += ["-D", str(duration)] if duration else ["-n", str(conns * streams * 20)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls else "http", port, path)],
+                         stdout=subprocess.PIPE, preexec_fn=pinned(cpus), stderr=subprocess.STDOUT,
+                         timeout=(duration or 10) + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    text = out.stdout.decode()
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+                  text)
+    codes = re.search(r"status codes: (\d+) 2xx", text)
+    if out.returncode != 0 or m is None or codes is None or int(m.group(5)) or int(m.group(6)) or \
+            int(codes.group(1)) != int(m.group(4)) or "Application protocol: h2" not in text:
+        raise SystemExit("h2load failed, saw errors or did not speak HTTP/2:\n" + text)
+    return int(m.group(4)), client_cpu
+
+
+def warm_up(peer, tls, close):
+    if tls in H2_KINDS:
+        h2load(peer.port, "1k.bin", 2, 10, 0, tls == "h2")
+    else:
+        wrk(peer.port, "1k.bin", 10, 1, close, tls)
+
+
 def measure(peer, scenario, args):
     """req/s, the server's CPU µs per request, and wrk's: on two cores wrk's own cost per
     request is what caps req/s, and this shows how much of it each server makes wrk pay."""
     path, conns, _, close, _, tls = SCENARIOS[scenario]
     irq0 = softirq_seconds(peer.cpus) if peer.cpus else None
     cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
-    n, client = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None)
+    if tls in H2_KINDS:
+        n, client = h2load(peer.port, path, conns, H2_STREAMS[scenario], args.duration, tls == "h2",
+                           CLIENT_CPUS if peer.cpus else None)
+    else:
+        n, client = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None)
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
     irq = (softirq_seconds(peer.cpus) - irq0) * 1e6 / n if peer.cpus else None
     return Sample(n / elapsed, cpu * 1e6 / n, client * 1e6 / n, client / elapsed, irq)
 
 
-def fresh_request_ms(port):
+# What an h2c client sends for one GET /1k.bin: the preface, empty SETTINGS, and HEADERS with END_STREAM
+# (:method GET and :scheme http from HPACK's static table, :path /1k.bin and :authority b as literals).
+H2C_GET = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+           + b"\x00\x00\x0e\x01\x05\x00\x00\x00\x01" + b"\x82\x86\x04\x07/1k.bin\x01\x01b")
+
+
+def answered(got, h2):
+    """Whether got holds a whole answer to the 1 KiB GET (for h2: the frames, the 1 KiB DATA among them)."""
+    return len(got) >= 1024 + 9 if h2 else len(got.partition(b"\r\n\r\n")[2]) >= 1024
+
+
+def fresh_request_ms(port, h2=False):
     """Milliseconds for a request on a new connection, or None if none came within 10 s."""
     t0 = time.monotonic()
     got = b""
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(b"GET /1k.bin HTTP/1.1\r\nHost: b\r\n\r\n")
-        while len(got.partition(b"\r\n\r\n")[2]) < 1024:
+        s.sendall(H2C_GET if h2 else b"GET /1k.bin HTTP/1.1\r\nHost: b\r\n\r\n")
+        while not answered(got, h2):
             chunk = s.recv(65536)
             if not chunk:
                 break
@@ -407,12 +538,16 @@ def fresh_request_ms(port):
         s.close()
     except OSError:
         return None
-    return (time.monotonic() - t0) * 1000 if len(got.partition(b"\r\n\r\n")[2]) >= 1024 else None
+    return (time.monotonic() - t0) * 1000 if answered(got, h2) else None
 
 
-def idle_10k(peer, count=10000):
-    """Bytes per idle keep-alive connection (summed RSS of the server) and a fresh request's latency."""
+def idle_10k(peer, count=10000, h2=False):
+    """Bytes per idle keep-alive connection (summed RSS of the server) and a fresh request's latency.
+    h2: count h2c connections, each after one request (H2C_GET) answered."""
     import selectors
+    if h2:
+        count = SCENARIOS["h2-idle-2k"][1]
+    request = H2C_GET if h2 else b"GET /1k.bin HTTP/1.1\r\nHost: b\r\n\r\n"
     before = rss_bytes(peer.proc.pid)
     socks = []
     sel = selectors.DefaultSelector()
@@ -433,7 +568,7 @@ def idle_10k(peer, count=10000):
                 s = key.fileobj
                 if s not in sent:
                     try:
-                        s.send(b"GET /1k.bin HTTP/1.1\r\nHost: b\r\n\r\n")
+                        s.send(request)
                     except OSError:
                         continue
                     sent.add(s)
@@ -444,14 +579,14 @@ def idle_10k(peer, count=10000):
                 except OSError:
                     data = b""
                 pending[s] += data
-                if not data or len(pending[s].partition(b"\r\n\r\n")[2]) >= 1024:
+                if not data or answered(pending[s], h2):
                     sel.unregister(s)
                     del pending[s]
         if pending:
             raise SystemExit("%s: %d of %d connections got no answer" % (peer.name, len(pending), count))
         time.sleep(1)
         after = rss_bytes(peer.proc.pid)
-        times = [fresh_request_ms(peer.port) for _ in range(5)]
+        times = [fresh_request_ms(peer.port, h2) for _ in range(5)]
         answered = [t for t in times if t is not None]
         latency = statistics.median(answered) if len(answered) == len(times) else None
         return max(after - before, 0) / count, latency
@@ -661,10 +796,11 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                 if p.ceiling:
                     continue
                 p.start()
-                wrk(p.port, "1k.bin", 10, 1, close, tls)   # warm-up
+                warm_up(p, tls, close)
             for scenario in group:
-                if scenario == "idle-10k":
-                    results[scenario] = {p.name: idle_10k(p) for p in peers if not p.floor}
+                if scenario in ("idle-10k", "h2-idle-2k"):
+                    results[scenario] = {p.name: idle_10k(p, h2=scenario == "h2-idle-2k") if scenario == "h2-idle-2k"
+                                         else idle_10k(p) for p in peers if not p.floor}
                     for name, (per_conn, ms) in results[scenario].items():
                         print("%-12s %-14s %8.0f B/idle conn  %s fresh request" % (scenario, name, per_conn, latency_text(ms)),
                               flush=True)
@@ -753,7 +889,8 @@ def idle_text(result):
 
 
 # Scenarios counted once per server rather than timed: their rows carry only a note.
-COUNTED_TEXT = {"idle-10k": idle_text, "syscalls-ka-1k": syscalls_text, "upload-1g": upload_text}
+COUNTED_TEXT = {"idle-10k": idle_text, "syscalls-ka-1k": syscalls_text, "upload-1g": upload_text,
+                "h2-idle-2k": idle_text}
 TABLE_HEAD = ("scenario", "server", "req/s", "CPU µs/req", "CPU over rounds", "softirq µs/req",
               "wrk CPU µs/req (busy)", "note")
 
@@ -853,12 +990,14 @@ def versions():
     return [("machine", "%s, %d cores, Linux %s, Meltdown: %s"
              % (cpu, os.cpu_count() or 0, platform.release(), meltdown)),
             ("nginx", first_line(["nginx", "-v"])), ("lighttpd", first_line(["lighttpd", "-v"])),
-            ("h2o", first_line(["h2o", "--version"])), ("wrk", first_line(["wrk", "-v"]))]
+            ("h2o", first_line(["h2o", "--version"])), ("apache", first_line(["apache2", "-v"])),
+            ("wrk", first_line(["wrk", "-v"])), ("h2load", first_line(["h2load", "--version"]))]
 
 
 def tools_install(tools=None):
     """Installs from Debian the packages of the tools (command: package) not on PATH."""
-    missing = sorted({pkg for tool, pkg in (tools or DEBIAN_TOOLS).items() if not shutil.which(tool)})
+    missing = sorted({pkg for tool, pkg in (tools or DEBIAN_TOOLS).items()
+                      if not (os.path.exists(tool) if tool.startswith("/") else shutil.which(tool))})
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -866,7 +1005,7 @@ def tools_install(tools=None):
     subprocess.run(sudo + ["apt-get", "update", "-qq"], check=False)
     subprocess.run(sudo + ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq",
                            "--no-install-recommends"] + missing, check=True)
-    for unit in ("nginx", "lighttpd", "h2o"):   # the packages start system services: not ours to run
+    for unit in ("nginx", "lighttpd", "h2o", "apache2"):   # the packages start system services: not ours to run
         subprocess.run(sudo + ["systemctl", "stop", unit], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False)
 

@@ -134,7 +134,7 @@ static void echo_text(struct out *o, const struct httpd_request *req)
 	out_str(o, req->method_name);
 	out_str(o, " ");
 	out_str(o, req->target);
-	out_str(o, req->version == 10 ? " HTTP/1.0\n" : " HTTP/1.1\n");
+	out_str(o, req->version == 10 ? " HTTP/1.0\n" : req->version == 20 ? " HTTP/2.0\n" : " HTTP/1.1\n");
 	for (size_t i = 0; i < req->header_count; i++) {
 		out_put(o, req->headers[i].name, req->headers[i].name_len);
 		out_str(o, ": ");
@@ -212,7 +212,8 @@ static void echo_json(struct out *o, const struct httpd_request *req)
 	json_string(o, req->method_name, strlen(req->method_name));
 	out_str(o, ",\"target\":");
 	json_string(o, req->target, strlen(req->target));
-	out_str(o, req->version == 10 ? ",\"version\":\"HTTP/1.0\"" : ",\"version\":\"HTTP/1.1\"");
+	out_str(o, req->version == 10 ? ",\"version\":\"HTTP/1.0\"" : req->version == 20 ? ",\"version\":\"HTTP/2.0\""
+	         : ",\"version\":\"HTTP/1.1\"");
 	out_str(o, ",\"client\":");
 	json_string(o, req->client_addr, strlen(req->client_addr));
 	out_str(o, ",\"peer\":");

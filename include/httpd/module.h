@@ -80,7 +80,7 @@ struct httpd_request {
 	const char                *path_rest;    /* path after the location prefix, starts with '/' */
 	const char                *query;        /* raw query without '?', or NULL */
 	const char                *host;         /* Host header (or absolute-form authority), or NULL */
-	int                        version;      /* 10 for HTTP/1.0, 11 for HTTP/1.1 */
+	int                        version;      /* 10 for HTTP/1.0, 11 for HTTP/1.1, 20 for HTTP/2 */
 	const struct httpd_header *headers;
 	size_t                     header_count;
 	/*

@@ -624,7 +624,8 @@ static char *head_build(struct proxy_req *p)
 		buf_str(&b, "\r\n");
 	}
 	if (pl->via)   /* RFC 9110 §7.6.3: after any the client sent, the protocol it spoke */
-		buf_str(&b, req->version == 10 ? "Via: 1.0 prefork-httpd\r\n" : "Via: 1.1 prefork-httpd\r\n");
+		buf_str(&b, req->version == 10 ? "Via: 1.0 prefork-httpd\r\n" : req->version == 20 ? "Via: 2 prefork-httpd\r\n"
+		       : "Via: 1.1 prefork-httpd\r\n");
 	if (p->upgrade != NULL) {
 		buf_str(&b, "Connection: upgrade\r\nUpgrade: ");
 		buf_str(&b, p->upgrade);

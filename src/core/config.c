@@ -663,7 +663,8 @@ static cfg_opt_t log_format_opts[] = {
 	CFG_STR("tls_client_ca", NULL, CFGF_NODEFAULT), \
 	CFG_STR("tls_verify_client", NULL, CFGF_NODEFAULT), \
 	CFG_BOOL("redirect_https", cfg_false, CFGF_NODEFAULT), \
-	CFG_INT("hsts", 0, CFGF_NODEFAULT)
+	CFG_INT("hsts", 0, CFGF_NODEFAULT), \
+	CFG_BOOL("http2", cfg_true, CFGF_NODEFAULT)
 
 static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_opts,
                               cfg_opt_t **server_schema)
@@ -712,6 +713,7 @@ static cfg_opt_t *root_schema(cfg_opt_t *location_opts, const cfg_opt_t *module_
 		CFG_SEC("limit_req_zone", limit_req_zone_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("limit_conn_zone", limit_conn_zone_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_INT("keepalive_requests", 1000, CFGF_NONE),
+		CFG_INT("http2_max_concurrent_streams", 128, CFGF_NONE),
 		CFG_INT("worker_connections", 4096, CFGF_NONE),
 		CFG_FUNC("error_page", error_page_func),
 		CFG_SEC("location", location_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -768,6 +770,7 @@ static void validators_set(cfg_t *cfg)
 		"keepalive_timeout", "send_timeout", "shutdown_timeout", "keepalive_requests",
 		"worker_connections", "handler_timeout", "worker_threads", "access_log_flush",
 		"drain_timeout", "proxy_protocol_timeout", "upgrade_timeout", "tls_session_timeout",
+		"http2_max_concurrent_streams",
 	};
 
 	/* Server options that may also stand at the top level: validated in both places. */
@@ -1472,6 +1475,7 @@ static int globals_read(struct httpd_config *config)
 	for (size_t i = 0; i < config->real_ip_from_count; i++)
 		(void)cidr_parse(cfg_getnstr(cfg, "real_ip_from", (unsigned)i), &config->real_ip_from[i]);
 	config->keepalive_requests = (unsigned)cfg_getint(cfg, "keepalive_requests");
+	config->http2_max_concurrent_streams = (unsigned)cfg_getint(cfg, "http2_max_concurrent_streams");
 	config->worker_connections = (unsigned)cfg_getint(cfg, "worker_connections");
 
 	if (config->limits.max_head < config->limits.max_request_line + 2) {
@@ -1612,6 +1616,8 @@ static int server_tls_read(struct httpd_config *config, struct httpd_server *srv
 	srv->hsts = (unsigned)(opt_set(sec, "hsts") ? cfg_getint(sec, "hsts")
 	                     : opt_set(root, "hsts") ? cfg_getint(root, "hsts") : 0);
 	snprintf(srv->hsts_header, sizeof(srv->hsts_header), "max-age=%u", srv->hsts);
+	srv->http2 = opt_set(sec, "http2") ? cfg_getbool(sec, "http2")
+	           : !opt_set(root, "http2") || cfg_getbool(root, "http2");
 	if ((srv->tls_certificate == NULL) != (srv->tls_certificate_key == NULL)) {
 		reportf(srv->file, srv->line, "%s: tls_certificate and tls_certificate_key go together",
 		        srv->name != NULL ? srv->name : "the top-level server");

@@ -105,6 +105,7 @@ struct httpd_server {
 	bool                   redirect_https;
 	unsigned               hsts;           /* Strict-Transport-Security max-age; 0 for none */
 	char                   hsts_header[32];   /* its value, "max-age=N" */
+	bool                   http2;          /* ALPN offers h2 on TLS (h2c listeners speak it regardless) */
 	const struct httpd_config *config;
 };
 
@@ -161,6 +162,7 @@ struct httpd_config {
 	unsigned               drain_timeout_ms;   /* SIGQUIT and reloads */
 	unsigned               upgrade_timeout_ms; /* SIGUSR2: how long the new master may take */
 	unsigned               keepalive_requests;
+	unsigned               http2_max_concurrent_streams;
 	unsigned               worker_connections;
 	unsigned               worker_threads;
 	struct log_format      access_format;   /* access_log_format, compiled */

@@ -117,6 +117,10 @@ void conn_open(struct worker *w, int fd, const struct sockaddr *peer, const stru
 	c->writable = true;
 	timer_init(&c->timer);
 	conn_addr_split(peer, c->peer, sizeof(c->peer), &c->peer_port);
+	c->open_next = w->open_conns;
+	if (w->open_conns != NULL)
+		w->open_conns->open_prev = c;
+	w->open_conns = c;
 	w->conn_count++;
 	if (score_self != NULL)
 		score_add(&score_self->c.handled, 1);
@@ -237,6 +241,13 @@ void conn_close(struct conn *c)
 	 * response can close a connection whose own event comes later).
 	 */
 	c->closed = true;
+	if (c->open_prev != NULL)
+		c->open_prev->open_next = c->open_next;
+	else
+		w->open_conns = c->open_next;
+	if (c->open_next != NULL)
+		c->open_next->open_prev = c->open_prev;
+	c->open_prev = c->open_next = NULL;
 	c->next_free = w->closed_conns;
 	w->closed_conns = c;
 	w->conn_count--;

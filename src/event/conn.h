@@ -34,6 +34,8 @@ struct conn_protocol {
 	void (*drain)(struct conn *c);
 	/* The connection closes: cancel whatever it serves (runs once, before the transport closes). */
 	void (*abort)(struct conn *c);
+	/* A graceful stop began: take no new requests, finish those under way (NULL: nothing to say). */
+	void (*quiesce)(struct conn *c);
 };
 
 struct conn {
@@ -75,6 +77,7 @@ struct conn {
 	size_t                       in_off, in_len, in_cap;
 
 	struct httpd_pool           *spare_pool;   /* reused by the connection's next request */
+	struct conn                 *open_prev, *open_next;   /* the worker's open connections */
 	struct conn                 *next_deferred;
 	struct conn                 *next_yielded;
 	struct conn                 *next_free;

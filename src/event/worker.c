@@ -439,6 +439,17 @@ static void quit_begin(struct worker *w, unsigned timeout_ms, bool gradual)
 		__atomic_store_n(&score_self->state, SCORE_DRAINING, __ATOMIC_RELAXED);
 	if (gradual)
 		idle_close_quiet(w);
+	/*
+	 * A stop (not a drain): protocols that can say so (HTTP/2's GOAWAY)
+	 * tell their clients now.  A drain tells each connection once it is
+	 * quiet (idle_close_quiet), as it closes HTTP/1.1 keep-alives: a busy
+	 * client is not cut off in the middle of its work.
+	 */
+	for (struct conn *c = gradual ? NULL : w->open_conns, *next; c != NULL; c = next) {
+		next = c->open_next;
+		if (c->proto != NULL && c->proto->quiesce != NULL && !c->closed)
+			c->proto->quiesce(c);
+	}
 	log_access_flush();
 }
 

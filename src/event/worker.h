@@ -83,6 +83,7 @@ struct worker {
 	uint64_t                    now_ms;     /* monotonic */
 	time_t                      now;        /* wall clock, for Date and logs */
 	size_t                      conn_count;
+	struct conn                *open_conns;  /* every open connection, for a graceful stop to tell */
 	struct conn                *free_conns;
 	struct conn                *closed_conns;  /* closed in this epoll batch: free_conns after it */
 	struct conn                *deferred;   /* to run again once the current event is handled */

@@ -123,14 +123,15 @@ static const char *lookup(void *ctx, const struct log_segment *seg, char *scratc
 		memcpy(line, req->method_name, m);
 		line[m] = ' ';
 		memcpy(line + m + 1, req->target, t);
-		memcpy(line + m + 1 + t, req->version == 10 ? " HTTP/1.0" : " HTTP/1.1", 10);
+		memcpy(line + m + 1 + t, req->version == 10 ? " HTTP/1.0" : req->version == 20 ? " HTTP/2.0" : " HTTP/1.1", 10);
 		return line;
 	}
 	case LOG_REQUEST_METHOD:      return req->method_name;
 	case LOG_REQUEST_URI:         return req->target;
 	case LOG_URI:                 return req->path;
 	case LOG_ARGS:                return req->query;
-	case LOG_SERVER_PROTOCOL:     return req->method_name ? (req->version == 10 ? "HTTP/1.0" : "HTTP/1.1") : NULL;
+	case LOG_SERVER_PROTOCOL:     return req->method_name ? (req->version == 10 ? "HTTP/1.0" : req->version == 20 ? "HTTP/2.0"
+	                                                         : "HTTP/1.1") : NULL;
 	case LOG_STATUS:              return number(scratch, size, (unsigned)r->res.status);
 	case LOG_BODY_BYTES_SENT:     return number(scratch, size, r->res.body_sent);
 	case LOG_REQUEST_LENGTH:      return number(scratch, size, r->head_bytes + r->body.received);

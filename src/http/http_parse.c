@@ -598,6 +598,81 @@ int http_head_parse(char *head, size_t len, const struct http_limits *lim,
 	return 0;
 }
 
+int http_head_from_h2(const struct h2_pseudo *ps, struct httpd_header *headers, size_t count,
+                      bool end_stream, struct http_head *out)
+{
+	const struct httpd_header *host_header = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->content_length = -1;
+	out->version = 20;
+	out->keep_alive = true;
+	out->headers = headers;
+	out->header_count = count;
+	if (ps->method == NULL || ps->method_len == 0 || !httpd_http1_token(ps->method, ps->method_len))
+		return 400;
+	out->method_name = ps->method;
+	out->method_len = ps->method_len;
+	out->method = method_lookup(ps->method, ps->method_len);
+	if (out->method == HTTPD_METHOD_CONNECT && ps->protocol == NULL) {
+		/* Plain CONNECT: :authority only (RFC 9113 §8.5); request_begin refuses it (501). */
+		if (ps->authority == NULL || ps->scheme != NULL || ps->path != NULL)
+			return 400;
+		out->target = ps->authority;
+		out->target_len = ps->authority_len;
+		return target_parse(ps->authority, ps->authority_len, out->method, out);
+	}
+	/* :scheme and a non-empty :path are required (§8.3.1); :protocol only with CONNECT (RFC 8441). */
+	if (ps->scheme == NULL || ps->path == NULL || ps->path_len == 0 ||
+	    (ps->protocol != NULL && out->method != HTTPD_METHOD_CONNECT))
+		return 400;
+	out->target = ps->path;
+	out->target_len = ps->path_len;
+	/* Only origin-form or "*" (OPTIONS): an absolute URI in :path is not HTTP/2. */
+	if (ps->path[0] != '/' && !(ps->path_len == 1 && ps->path[0] == '*'))
+		return 400;
+	rc = target_parse(ps->path, ps->path_len, out->method, out);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < count; i++) {
+		const struct httpd_header *h = &headers[i];
+
+		if ((h->name_len == 5 && memcmp(h->name, "range", 5) == 0) ||
+		    (h->name_len > 3 && memcmp(h->name, "if-", 3) == 0))
+			out->conditional = true;
+		if (h->name_len == 4 && memcmp(h->name, "host", 4) == 0) {
+			if (host_header != NULL)
+				return 400;
+			host_header = h;
+		} else if (h->name_len == 14 && memcmp(h->name, "content-length", 14) == 0 &&
+		           httpd_http1_content_length(h->value, &out->content_length) != 0) {
+			return 400;
+		}
+	}
+	/* :authority is the host; a Host that names another is malformed (§8.3.1). */
+	if (ps->authority != NULL) {
+		if (!host_valid(ps->authority, ps->authority_len))
+			return 400;
+		if (host_header != NULL && (host_header->value_len != ps->authority_len ||
+		                            strncasecmp(host_header->value, ps->authority, ps->authority_len) != 0))
+			return 400;
+		out->host = ps->authority;
+		out->host_len = ps->authority_len;
+	} else if (host_header != NULL) {
+		if (!host_valid(host_header->value, host_header->value_len))
+			return 400;
+		out->host = host_header->value;
+		out->host_len = host_header->value_len;
+	}
+	/* The stream's end is the body's end: without a length it is read like a chunked one. */
+	if (!end_stream && out->content_length < 0)
+		out->chunked = true;
+	if (end_stream && out->content_length > 0)
+		return 400;   /* promised a body, sent none (§8.1.1) */
+	return 0;
+}
+
 /* --- chunked ------------------------------------------------------------ */
 
 enum chunked_state {

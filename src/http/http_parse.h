@@ -42,7 +42,7 @@ struct http_head {
 	const char            *path;         /* raw path: path_len bytes, not terminated */
 	size_t                 path_len;
 	const char            *query;        /* after '?' to the end of the target, or NULL */
-	int                    version;      /* 10 or 11 */
+	int                    version;      /* 10, 11, or 20 (HTTP/2) */
 	const char            *host;         /* authority of absolute-form, else Host, or NULL */
 	size_t                 host_len;     /* host is not terminated */
 	struct httpd_header   *headers;
@@ -63,5 +63,22 @@ struct http_head {
  */
 int http_head_parse(char *head, size_t len, const struct http_limits *lim,
                     struct httpd_header *headers, struct http_head *out);
+
+/* An HTTP/2 request's pseudo-header fields (RFC 9113 §8.3.1), NUL-terminated; NULL when absent. */
+struct h2_pseudo {
+	const char *method, *scheme, *authority, *path, *protocol;
+	size_t      method_len, authority_len, path_len;
+};
+
+/*
+ * The head of an HTTP/2 request from its pseudo-header fields and its
+ * regular fields (lower-case names, as libnghttp2 has checked them):
+ * the same struct http_head an HTTP/1.1 head gives, version 20, so the
+ * request phases and modules see no difference.  end_stream: HEADERS
+ * ended the stream (no body).  0, or 400 for a malformed request
+ * (RFC 9113 §8.1.1: a stream error).
+ */
+int http_head_from_h2(const struct h2_pseudo *ps, struct httpd_header *headers, size_t count,
+                      bool end_stream, struct http_head *out);
 
 #endif

@@ -417,3 +417,102 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 	*len = b.len;
 	return b.p;
 }
+
+/* Fields RFC 9113 §8.2.2 forbids in HTTP/2. */
+static bool connection_specific(const char *name, size_t len)
+{
+	static const struct { const char *name; size_t len; } fields[] = {
+		{ "connection", 10 }, { "keep-alive", 10 }, { "transfer-encoding", 17 }, { "upgrade", 7 },
+		{ "proxy-connection", 16 },
+	};
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (fields[i].len == len && strncasecmp(fields[i].name, name, len) == 0)
+			return true;
+	return false;
+}
+
+static bool field_add(struct httpd_pool *pool, struct response_field *f, size_t *n, const char *name, size_t name_len,
+                      const char *value, size_t value_len)
+{
+	bool lower = true;
+	char *copy;
+
+	if (connection_specific(name, name_len))
+		return true;
+	for (size_t i = 0; i < name_len && lower; i++)
+		lower = !(name[i] >= 'A' && name[i] <= 'Z');
+	if (!lower) {
+		copy = pool_alloc(pool, name_len + 1);
+		if (copy == NULL)
+			return false;
+		for (size_t i = 0; i < name_len; i++)
+			copy[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+		copy[name_len] = '\0';
+		name = copy;
+	}
+	f[*n] = (struct response_field){ name, value, name_len, value_len };
+	(*n)++;
+	return true;
+}
+
+struct response_field *response_fields_build(struct httpd_response *res, const struct response_head_opts *opts,
+                                             size_t *count)
+{
+	bool no_body = res->status == 204 || res->status == 304 || res->status < 200;
+	size_t cap = 6 + res->prebuilt_count, n = 0;
+	struct response_field *f;
+	char num[32], *status, *length = NULL;
+
+	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
+		cap++;
+	f = pool_alloc(res->pool, cap * sizeof(*f));
+	status = pool_alloc(res->pool, 4);
+	if (f == NULL || status == NULL)
+		return NULL;
+	status[0] = (char)('0' + res->status / 100 % 10);
+	status[1] = (char)('0' + res->status / 10 % 10);
+	status[2] = (char)('0' + res->status % 10);
+	status[3] = '\0';
+	f[n++] = (struct response_field){ ":status", status, 7, 3 };
+	if (opts->server_tokens)
+		f[n++] = (struct response_field){ "server", "prefork-httpd/" PACKAGE_VERSION, 6,
+		                                  sizeof("prefork-httpd/" PACKAGE_VERSION) - 1 };
+	else
+		f[n++] = (struct response_field){ "server", "prefork-httpd", 6, 13 };
+	f[n] = (struct response_field){ "date", pool_strndup(res->pool, http_date_now(opts->now), HTTPD_DATE_LEN - 1),
+	                                4, HTTPD_DATE_LEN - 1 };
+	if (f[n++].value == NULL)
+		return NULL;
+	for (size_t i = 0; i < res->prebuilt_count; i++) {
+		const struct response_header *h = &res->prebuilt_fields[i];
+
+		if (!field_add(res->pool, f, &n, h->name, h->name_len, h->value, h->value_len))
+			return NULL;
+	}
+	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
+		if (!field_add(res->pool, f, &n, h->name, h->name_len, h->value, h->value_len))
+			return NULL;
+	if (opts->allow != NULL)
+		f[n++] = (struct response_field){ "allow", opts->allow, 5, strlen(opts->allow) };
+	if (no_body) {
+		response_discard_body(res);
+	} else if (res->body == BODY_STREAM) {
+		/* The stream's end is the body's end: no length. */
+	} else if (res->head_length != -1 && opts->head_only) {
+		if (res->head_length >= 0)
+			length = httpd_pool_strdup(res->pool, decimal((unsigned long long)res->head_length, num + sizeof(num)));
+	} else {
+		length = httpd_pool_strdup(res->pool, decimal(res->body == BODY_BUFFER ? res->buf_len
+		                                        : res->body == BODY_FILE ? (unsigned long long)res->file_len : 0,
+		                                        num + sizeof(num)));
+		if (length == NULL)
+			return NULL;
+	}
+	if (length != NULL)
+		f[n++] = (struct response_field){ "content-length", length, 14, strlen(length) };
+	if (opts->head_only)
+		response_discard_body(res);
+	*count = n;
+	return f;
+}

@@ -103,4 +103,21 @@ struct response_head_opts {
 char *response_head_build(struct httpd_response *res, struct response_head_opts *opts,
                           size_t *len, bool *chunked);
 
+/* One field of a response as HTTP/2 sends it: lower-case name. */
+struct response_field {
+	const char *name, *value;
+	size_t      name_len, value_len;
+};
+
+/*
+ * The response's fields for HTTP/2 (RFC 9113 §8.2): ":status" first, then
+ * Server, Date, the module's fields with lower-case names, Allow and
+ * Content-Length when known; connection-specific fields (Connection,
+ * Keep-Alive, Transfer-Encoding, Upgrade, Proxy-Connection) are dropped.
+ * A body that will not be sent is discarded as for HTTP/1.1.  The array
+ * lives in the response's pool; NULL out of memory.
+ */
+struct response_field *response_fields_build(struct httpd_response *res, const struct response_head_opts *opts,
+                                             size_t *count);
+
 #endif

@@ -59,6 +59,7 @@ struct request_cancel {
 struct request {
 	struct conn                 *conn;       /* NULL once the client is gone */
 	const struct request_output *out;
+	void                        *stream;     /* the protocol's own state for this request (an HTTP/2 stream) */
 	struct worker               *w;
 	struct httpd_pool           *pool;       /* holds this struct too */
 	struct http_head             head;

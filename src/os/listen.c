@@ -110,6 +110,11 @@ int listen_spec_parse(const char *text, struct listen_spec *spec, char *err, siz
 		size_t flen;
 
 		p += strspn(p, " \t");
+		if (*p == '\0' && (spec->flags & LISTEN_TLS) && (spec->flags & LISTEN_H2C)) {
+			snprintf(err, errlen, "\"%s\": h2c is cleartext HTTP/2; a tls listener offers h2 by ALPN "
+			         "(http2 = false turns it off)", text);
+			return -1;
+		}
 		if (*p == '\0')
 			return 0;
 		flen = strcspn(p, " \t");
@@ -117,8 +122,10 @@ int listen_spec_parse(const char *text, struct listen_spec *spec, char *err, siz
 			spec->flags |= LISTEN_PROXY_PROTOCOL;
 		} else if (flen == 3 && strncmp(p, "tls", 3) == 0) {
 			spec->flags |= LISTEN_TLS;
+		} else if (flen == 3 && strncmp(p, "h2c", 3) == 0) {
+			spec->flags |= LISTEN_H2C;
 		} else {
-			snprintf(err, errlen, "\"%s\": unknown flag \"%.*s\" (known: tls, proxy_protocol)", text,
+			snprintf(err, errlen, "\"%s\": unknown flag \"%.*s\" (known: tls, h2c, proxy_protocol)", text,
 			         (int)flen, p);
 			return -1;
 		}

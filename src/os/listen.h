@@ -15,6 +15,7 @@
 /* Flags after the address. */
 #define LISTEN_PROXY_PROTOCOL 1u   /* every connection starts with a PROXY v1/v2 preamble */
 #define LISTEN_TLS            2u   /* TLS (after the PROXY preamble, when both are set) */
+#define LISTEN_H2C            4u   /* cleartext HTTP/2 with prior knowledge (RFC 9113 §3.3) */
 
 struct listen_spec {
 	const char             *text;     /* as written in the config */

@@ -44,6 +44,12 @@ void tls_tickets_attach(void *ctx);
 
 /* Puts a TLS transport on c (accepted on a tls listener); -1 out of memory. */
 int  tls_conn_start(struct conn *c);
+/*
+ * Where c's handshake is: 0 still going, 1 done (alpn_h2 says whether ALPN
+ * chose h2), -1 no TLS on c any more (a plain HTTP request on the TLS port
+ * was answered and c lingers).
+ */
+int  tls_conn_handshake(struct conn *c, bool *alpn_h2);
 /* What modules and logs may ask of c's TLS session (httpd_request_tls); NULL if unknown. */
 /* Did the client show a certificate that verified (on this handshake or the one it resumed)? */
 bool tls_conn_peer_verified(struct conn *c);

@@ -59,16 +59,23 @@ static const char *server_label(const struct httpd_server *srv, char *buf, size_
 	return buf;
 }
 
-/* ALPN: http/1.1 only (h2 would be added here); a client offering neither gets no ALPN, as nginx does. */
+/*
+ * ALPN: h2 first when the server the SNI chose (or the default) speaks it,
+ * else http/1.1; a client offering neither gets no ALPN, as nginx does.
+ * The connection's protocol follows what was chosen (http/http_conn.c).
+ */
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned inlen, void *arg)
 {
-	static const unsigned char ours[] = "\x08http/1.1";
+	static const unsigned char with_h2[] = "\x02h2\x08http/1.1";
+	static const unsigned char h1_only[] = "\x08http/1.1";
+	const struct conn *c = SSL_get_app_data(ssl);
+	const struct httpd_server *srv = c->sni_server != NULL ? c->sni_server : c->w->config->default_server;
+	bool h2 = srv->http2;
 
-	(void)ssl;
 	(void)arg;
-	if (SSL_select_next_proto((unsigned char **)(uintptr_t)out, outlen, ours, sizeof(ours) - 1, in, inlen) !=
-	    OPENSSL_NPN_NEGOTIATED)
+	if (SSL_select_next_proto((unsigned char **)(uintptr_t)out, outlen, h2 ? with_h2 : h1_only,
+	                          h2 ? sizeof(with_h2) - 1 : sizeof(h1_only) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_NOACK;
 	return SSL_TLSEXT_ERR_OK;
 }

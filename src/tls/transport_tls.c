@@ -378,6 +378,22 @@ static const char *name_text(const X509_NAME *name, char *buf, size_t size)
 	return buf;
 }
 
+int tls_conn_handshake(struct conn *c, bool *alpn_h2)
+{
+	SSL *ssl = c->transport == &transport_tls ? ssl_of(c) : NULL;
+	const unsigned char *p;
+	unsigned len;
+
+	*alpn_h2 = false;
+	if (ssl == NULL)
+		return -1;
+	if (!SSL_is_init_finished(ssl))
+		return 0;
+	SSL_get0_alpn_selected(ssl, &p, &len);
+	*alpn_h2 = len == 2 && memcmp(p, "h2", 2) == 0;
+	return 1;
+}
+
 bool tls_conn_peer_verified(struct conn *c)
 {
 	SSL *ssl = c->transport == &transport_tls ? ssl_of(c) : NULL;

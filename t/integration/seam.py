@@ -1,5 +1,6 @@
 """The seam configuration (seam.conf.in) brought up for a test: every bundled module at once, two
-TLS virtual hosts (b.test requires client certificates), the signed API in front of the Flask app
+TLS virtual hosts (b.test requires client certificates; HTTP/2 by ALPN), a cleartext HTTP/2 (h2c)
+listener, the signed API in front of the Flask app
 under Debian's gunicorn, uploads, downloads, status, health, a PROXY-protocol listener and
 real_ip_from.  test_seam.py runs the attacks of docs/security.md against it."""
 import base64
@@ -47,8 +48,9 @@ class Seam(Server):
         self.plain_port = self.port
         self.tls_port = free_port()
         self.pp_port = free_port()
+        self.h2c_port = free_port()
         self.listen = ["127.0.0.1:%d" % self.port, "127.0.0.1:%d tls" % self.tls_port,
-                       "127.0.0.1:%d proxy_protocol" % self.pp_port]
+                       "127.0.0.1:%d proxy_protocol" % self.pp_port, "127.0.0.1:%d h2c" % self.h2c_port]
         self.extra_locations = extra_locations
         user = "www-data" if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
         self.user = user
@@ -89,6 +91,7 @@ class Seam(Server):
             text = f.read()
         values = {
             "PLAIN_PORT": self.port, "TLS_PORT": self.tls_port, "PP_PORT": self.pp_port, "USER": self.user,
+            "H2C_PORT": self.h2c_port,
             "DIR": self.dir, "ROOT": self.root, "MODULES": self.module_dir, "APP_PORT": self.app.port,
             "A_CERT": self.certs["a_cert"], "A_KEY": self.certs["a_key"], "B_CERT": self.certs["b_cert"],
             "B_KEY": self.certs["b_key"], "CLIENT_CA": self.ca.cert, "SIGN_KEY": self.sign_key,

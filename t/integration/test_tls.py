@@ -115,16 +115,21 @@ def test_host_other_than_sni_is_misdirected():
 
 
 def test_protocol_versions_and_alpn():
-    srv = tls_server()
+    srv = tls_server(b_extra="http2 = false")
     try:
         rc, out = s_client(srv.tls_port, "-servername", "a.test", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
         assert rc != 0 and "alert protocol version" in out, out
         for flag, name in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
             rc, out = s_client(srv.tls_port, "-servername", "a.test", flag)
             assert rc == 0 and ("Protocol  : %s" % name in out or "New, %s" % name in out), out
-        rc, out = s_client(srv.tls_port, "-servername", "a.test", "-alpn", "h2,http/1.1")
+        # h2 first where the server speaks it; http2 = false (b.test) leaves http/1.1 alone.
+        rc, out = s_client(srv.tls_port, "-servername", "a.test", "-alpn", "http/1.1,h2")
+        assert "ALPN protocol: h2" in out, out
+        rc, out = s_client(srv.tls_port, "-servername", "a.test", "-alpn", "http/1.1")
         assert "ALPN protocol: http/1.1" in out, out
-        rc, out = s_client(srv.tls_port, "-servername", "a.test", "-alpn", "h2")
+        rc, out = s_client(srv.tls_port, "-servername", "b.test", "-alpn", "h2,http/1.1")
+        assert "ALPN protocol: http/1.1" in out, out
+        rc, out = s_client(srv.tls_port, "-servername", "b.test", "-alpn", "h2")
         assert "No ALPN negotiated" in out, out
     finally:
         srv.cleanup()
@@ -149,13 +154,15 @@ def test_large_file_byte_identical_with_ktls_fallback():
         data = os.urandom(1 << 20) * 100   # 100 MiB
         srv.file("a/big.bin", data)
         out = os.path.join(srv.dir, "got.bin")
-        rc, _, err = curl("--max-time", "120", "--cacert", CA_.cert, "--resolve", "a.test:%d:127.0.0.1" % srv.tls_port,
-                          "-o", out, "https://a.test:%d/big.bin" % srv.tls_port)
+        # HTTP/1.1: its file bodies go by sendfile (kTLS when the kernel offers it)
+        rc, _, err = curl("--http1.1", "--max-time", "120", "--cacert", CA_.cert,
+                          "--resolve", "a.test:%d:127.0.0.1" % srv.tls_port, "-o", out,
+                          "https://a.test:%d/big.bin" % srv.tls_port)
         assert rc == 0, err
         with open(out, "rb") as f:
             assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
         # a range from the middle, over TLS
-        rc, body, err = curl("--cacert", CA_.cert, "--resolve", "a.test:%d:127.0.0.1" % srv.tls_port,
+        rc, body, err = curl("--http1.1", "--cacert", CA_.cert, "--resolve", "a.test:%d:127.0.0.1" % srv.tls_port,
                              "-r", "52428700-52428899", "https://a.test:%d/big.bin" % srv.tls_port)
         assert rc == 0 and body == data[52428700:52428900], err
         assert wait_for(lambda: "tls_ktls: the kernel does not offer TLS offload" in srv.log()) or \

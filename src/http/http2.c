@@ -1,0 +1,1076 @@
+#include "http2.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "http_parse.h"
+#include "http_response.h"
+#include "log.h"
+#include "pool.h"
+#include "request.h"
+
+/* Receive windows: a stream's bounds what one upload holds before its phase takes it, the connection's all of them. */
+#define STREAM_WINDOW   (256 * 1024)
+#define CONN_WINDOW     (1024 * 1024)
+#define OUT_CHUNK       (64 * 1024)   /* frames gathered per write */
+/* Work a connection may cause beyond its requests (resets, pings, settings, empty frames) before it is cut off. */
+#define GLITCH_BASE     100
+#define GLITCHES_PER_REQUEST 2
+
+struct h2_conn;
+
+struct h2_stream {
+	struct h2_conn      *h2;
+	int32_t              id;
+	struct request      *r;
+	struct h2_pseudo     ps;
+	struct httpd_header *fields;
+	size_t               count, cap;
+	size_t               field_bytes;    /* as SETTINGS_MAX_HEADER_LIST_SIZE counts them */
+	bool                 too_large;      /* past max_head or max_headers: answered 431 */
+	bool                 trailers;       /* the header block being read is the trailer section */
+	bool                 in_ended;       /* the client's END_STREAM came */
+	bool                 body_phase;     /* body_start ran: DATA goes to the body phase */
+	bool                 body_done;      /* body_end ran */
+	bool                 waiting;        /* a gate or the handler answers later */
+	bool                 responded;
+	bool                 out_done;       /* our END_STREAM went out */
+	bool                 body_unread;    /* answered before the body: reset once the answer is out */
+	bool                 stream_waiting; /* the module's stream said HTTPD_STREAM_AGAIN */
+	char                *held;           /* DATA not yet taken (before the body phase, or paused) */
+	size_t               held_len, held_cap;
+	size_t               buf_off;        /* buffer body: bytes sent */
+	off_t                file_done;      /* file body: bytes sent */
+	struct h2_stream    *prev, *next;
+};
+
+/*
+ * A file body's DATA payload that goes to the socket with sendfile, after
+ * the frames before it: the bytes never pass through user space.  Its
+ * stream may be closed meanwhile (its END_STREAM counts as sent): then its
+ * request is finished only once the payload is out, since the file is
+ * the request's.
+ */
+struct h2_file_segment {
+	struct request      *r;              /* NULL: none */
+	int                  fd;
+	off_t                off, left;
+	bool                 closed;         /* the stream closed: finish the request after the payload */
+	bool                 answered;       /* ... with request_done (else request_abort: it was reset) */
+};
+
+struct h2_conn {
+	nghttp2_session     *s;
+	struct conn         *c;
+	char                *out;            /* frames nghttp2 made, not yet written */
+	size_t               out_len, out_off, out_cap;
+	struct h2_file_segment seg;          /* written after out */
+	struct h2_stream     streams;        /* sentinel of the open streams */
+	unsigned             open;
+	unsigned             requests;
+	unsigned             answered;       /* streams whose whole response went out */
+	uint64_t             glitches;
+	bool                 goaway;         /* a GOAWAY went or is queued: no new streams */
+	bool                 closing;        /* done: the last frames go out, then a lingering close */
+	bool                 busy;           /* a stream began since the idle timer was armed */
+};
+
+static const struct request_output http2_output;
+
+/* What HTTP/2 keeps in the connection's protocol data: the session lives apart (an idle HTTP/1 connection stays small). */
+struct h2_slot {
+	struct h2_conn *h2;
+};
+
+static struct h2_slot *slot_of(struct conn *c)
+{
+	return (struct h2_slot *)(void *)c->proto_data;
+}
+
+static struct h2_conn *h2_of(struct conn *c)
+{
+	return slot_of(c)->h2;
+}
+
+/* --- streams ------------------------------------------------------------ */
+
+static struct h2_stream *stream_of(struct h2_conn *h2, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(h2->s, id);
+}
+
+static void stream_unlink(struct h2_stream *st)
+{
+	st->prev->next = st->next;
+	st->next->prev = st->prev;
+	st->h2->open--;
+}
+
+static void stream_reset(struct h2_stream *st, uint32_t code)
+{
+	(void)nghttp2_submit_rst_stream(st->h2->s, NGHTTP2_FLAG_NONE, st->id, code);
+}
+
+static bool request_has_body(const struct request *r)
+{
+	return r->head.chunked || r->head.content_length > 0;
+}
+
+static void stream_fail(struct h2_stream *st, int status)
+{
+	if (!st->in_ended)
+		st->body_unread = true;
+	request_fail(st->r, status);
+}
+
+static void stream_handle(struct h2_stream *st)
+{
+	request_handle(st->r);
+}
+
+/* A held body goes to the handler's body hook, as fast as the hook takes it. */
+static void stream_replay(struct h2_stream *st)
+{
+	int rc = body_replay(st->r);
+
+	if (rc == BODY_AGAIN)
+		return;   /* body_resume runs us again */
+	if (rc != 0)
+		request_fail(st->r, rc);
+	else
+		stream_handle(st);
+}
+
+static void stream_body_end(struct h2_stream *st)
+{
+	int rc;
+
+	st->body_done = true;
+	rc = body_end(st->r);
+	if (rc != 0)
+		request_fail(st->r, rc);
+	else if (st->r->body.replaying)
+		stream_replay(st);
+	else
+		stream_handle(st);
+}
+
+/* Hands one piece of DATA to the body phase; false once the request failed. */
+static bool stream_body_piece(struct h2_stream *st, const char *data, size_t len)
+{
+	struct request *r = st->r;
+	int rc;
+
+	if (r->body.received + len > r->loc->max_body_size) {
+		stream_fail(st, 413);
+		return false;
+	}
+	rc = body_data(r, data, len);
+	if (rc != 0) {
+		stream_fail(st, rc);
+		return false;
+	}
+	return true;
+}
+
+/* What the client sent goes on to the body phase, as far as it may now. */
+static void stream_body_feed(struct h2_stream *st)
+{
+	struct request *r = st->r;
+
+	if (!st->body_phase || st->responded || st->body_done)
+		return;
+	if (st->held_len > 0 && !r->body.paused) {
+		size_t len = st->held_len;
+
+		st->held_len = 0;
+		(void)nghttp2_session_consume(st->h2->s, st->id, len);
+		if (!stream_body_piece(st, st->held, len))
+			return;
+	}
+	if (st->in_ended && st->held_len == 0 && !r->body.paused && !st->responded)
+		stream_body_end(st);
+}
+
+static void stream_body_begin(struct h2_stream *st)
+{
+	int rc = body_start(st->r);
+
+	if (rc != 0) {
+		stream_fail(st, rc);
+		return;
+	}
+	st->body_phase = true;
+	stream_body_feed(st);
+}
+
+/* After the core's gates: the check modules, then the body phase or the handler. */
+static void stream_gates_passed(struct h2_stream *st, int rc)
+{
+	struct request *r = st->r;
+
+	if (rc == 0)
+		rc = request_check(r);
+	if (rc == HTTPD_DECLINED) {
+		if (request_has_body(r))
+			stream_body_begin(st);
+		else
+			stream_handle(st);
+		return;
+	}
+	if (request_has_body(r) && !st->in_ended)
+		st->body_unread = true;
+	if (rc == HTTPD_OK)
+		request_respond(r);
+	else
+		request_fail(r, rc);
+}
+
+/* The whole request header block is in: the request phases begin. */
+static void stream_head(struct h2_stream *st, bool end_stream)
+{
+	struct request *r = st->r;
+	int rc;
+
+	if (st->too_large) {
+		stream_fail(st, 431);
+		return;
+	}
+	rc = http_head_from_h2(&st->ps, st->fields, st->count, end_stream, &r->head);
+	if (rc != 0) {
+		stream_fail(st, rc);
+		return;
+	}
+	r->head_bytes = st->field_bytes;
+	rc = request_begin(r);
+	if (rc == REQUEST_ANSWERED)
+		return;
+	if (rc == 0)
+		rc = request_gate(r);
+	if (rc == REQUEST_WAIT) {
+		st->waiting = true;
+		return;
+	}
+	stream_gates_passed(st, rc);
+}
+
+/* --- libnghttp2 callbacks ------------------------------------------------ */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct h2_conn *h2 = user;
+	struct h2_stream *st;
+	struct request *r;
+
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+		st = stream_of(h2, frame->hd.stream_id);
+		if (st != NULL)
+			st->trailers = true;
+		return 0;
+	}
+	r = request_create(h2->c, &http2_output);
+	st = r != NULL ? pool_alloc(r->pool, sizeof(*st)) : NULL;
+	if (st == NULL) {
+		if (r != NULL)
+			request_abort(r);
+		httpd_log(HTTPD_LOG_ERR, "%s: out of memory for an HTTP/2 stream", h2->c->peer);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	memset(st, 0, sizeof(*st));
+	st->h2 = h2;
+	st->id = frame->hd.stream_id;
+	st->r = r;
+	r->stream = st;
+	r->conn_seq = ++h2->requests;
+	h2->busy = true;
+	st->next = &h2->streams;
+	st->prev = h2->streams.prev;
+	h2->streams.prev->next = st;
+	h2->streams.prev = st;
+	h2->open++;
+	if (nghttp2_session_set_stream_user_data(s, st->id, st) != 0) {
+		stream_unlink(st);
+		request_abort(r);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	return 0;
+}
+
+static const char *pool_copy(struct request *r, const uint8_t *p, size_t len)
+{
+	return pool_strndup(r->pool, (const char *)p, len);
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
+{
+	struct h2_conn *h2 = user;
+	struct h2_stream *st = stream_of(h2, frame->hd.stream_id);
+	const struct httpd_config *cfg = h2->c->w->config;
+	struct request *r;
+
+	(void)s;
+	(void)flags;
+	if (st == NULL || st->too_large)
+		return 0;
+	/* RFC 9113 §6.5.2: each field counts its name, its value and 32. */
+	st->field_bytes += namelen + valuelen + 32;
+	if (st->field_bytes > cfg->limits.max_head) {
+		st->too_large = true;
+		return 0;
+	}
+	if (st->trailers)
+		return 0;   /* trailers are read and dropped, as HTTP/1.1's are */
+	r = st->r;
+	if (namelen > 0 && name[0] == ':') {
+		const char *v = pool_copy(r, value, valuelen);
+
+		if (v == NULL)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
+			st->ps.method = v;
+			st->ps.method_len = valuelen;
+		} else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0) {
+			st->ps.scheme = v;
+		} else if (namelen == 10 && memcmp(name, ":authority", 10) == 0) {
+			st->ps.authority = v;
+			st->ps.authority_len = valuelen;
+		} else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
+			st->ps.path = v;
+			st->ps.path_len = valuelen;
+		} else if (namelen == 9 && memcmp(name, ":protocol", 9) == 0) {
+			st->ps.protocol = v;
+		}
+		return 0;
+	}
+	if (st->count == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 16;
+		struct httpd_header *grown;
+
+		if (cap > cfg->limits.max_headers)
+			cap = cfg->limits.max_headers;
+		if (st->count >= cap) {
+			st->too_large = true;
+			return 0;
+		}
+		grown = pool_alloc(r->pool, cap * sizeof(*grown));
+		if (grown == NULL)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		if (st->count > 0)
+			memcpy(grown, st->fields, st->count * sizeof(*grown));
+		st->fields = grown;
+		st->cap = cap;
+	}
+	st->fields[st->count].name = pool_copy(r, name, namelen);
+	st->fields[st->count].value = pool_copy(r, value, valuelen);
+	st->fields[st->count].name_len = namelen;
+	st->fields[st->count].value_len = valuelen;
+	if (st->fields[st->count].name == NULL || st->fields[st->count].value == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->count++;
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+	struct h2_conn *h2 = user;
+	struct h2_stream *st = stream_of(h2, id);
+
+	(void)flags;
+	if (st == NULL || st->responded || st->body_done) {
+		/* Nobody takes it: the window it used comes back at once. */
+		(void)nghttp2_session_consume(s, id, len);
+		return 0;
+	}
+	if (st->body_phase && st->held_len == 0 && !st->r->body.paused) {
+		(void)nghttp2_session_consume(s, id, len);
+		(void)stream_body_piece(st, (const char *)data, len);
+		return 0;
+	}
+	/* Held until the phase takes it; the stream's window bounds how much. */
+	if (st->held_len + len > st->held_cap) {
+		size_t cap = st->held_cap ? st->held_cap : 16384;
+		char *grown;
+
+		while (cap < st->held_len + len)
+			cap *= 2;
+		grown = pool_alloc(st->r->pool, cap);
+		if (grown == NULL)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		if (st->held_len > 0)
+			memcpy(grown, st->held, st->held_len);
+		st->held = grown;
+		st->held_cap = cap;
+	}
+	memcpy(st->held + st->held_len, data, len);
+	st->held_len += len;
+	return 0;
+}
+
+/*
+ * Work that answers nothing (resets either way, pings, settings, empty
+ * frames, streams opened and dropped): counted against the responses the
+ * connection got, and a connection that causes too much of it is cut off.
+ * Rapid Reset and MadeYouReset end here whatever frames they use.
+ */
+static void glitch(struct h2_conn *h2, const char *what)
+{
+	h2->glitches++;
+	if (h2->goaway || h2->glitches <= GLITCH_BASE + (uint64_t)h2->answered * GLITCHES_PER_REQUEST)
+		return;
+	httpd_log(HTTPD_LOG_WARN, "%s: HTTP/2 connection closed: %llu %s and other frames that did no work "
+	          "against %u answered requests (ENHANCE_YOUR_CALM)", h2->c->peer, (unsigned long long)h2->glitches,
+	          what, h2->answered);
+	(void)nghttp2_session_terminate_session(h2->s, NGHTTP2_ENHANCE_YOUR_CALM);
+	h2->goaway = true;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct h2_conn *h2 = user;
+	struct h2_stream *st = frame->hd.stream_id != 0 ? stream_of(h2, frame->hd.stream_id) : NULL;
+	bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+	(void)s;
+	switch (frame->hd.type) {
+	case NGHTTP2_HEADERS:
+		if (st == NULL)
+			return 0;
+		if (end_stream)
+			st->in_ended = true;
+		if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+			stream_head(st, end_stream);
+		else if (end_stream)
+			stream_body_feed(st);
+		return 0;
+	case NGHTTP2_DATA:
+		if (frame->hd.length == 0 && !end_stream)
+			glitch(h2, "empty DATA frames");
+		if (st != NULL && end_stream) {
+			st->in_ended = true;
+			stream_body_feed(st);
+		}
+		return 0;
+	case NGHTTP2_RST_STREAM:
+		glitch(h2, "stream resets");
+		return 0;
+	case NGHTTP2_PRIORITY:
+		glitch(h2, "PRIORITY frames");
+		return 0;
+	case NGHTTP2_PING:
+		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+			glitch(h2, "PINGs");
+		return 0;
+	case NGHTTP2_SETTINGS:
+		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+			glitch(h2, "SETTINGS frames");
+		return 0;
+	case NGHTTP2_WINDOW_UPDATE:
+		if (frame->window_update.window_size_increment == 0)
+			glitch(h2, "empty WINDOW_UPDATE frames");
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *frame, int error, void *user)
+{
+	(void)s;
+	(void)frame;
+	(void)error;
+	glitch(user, "invalid frames");
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct h2_stream *st;
+
+	(void)s;
+	if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR)
+		glitch(user, "streams the client made us reset");
+	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	st = stream_of(user, frame->hd.stream_id);
+	if (st == NULL)
+		return 0;
+	st->out_done = true;
+	/* RFC 9113 §8.1: answered before the body came; the rest is not wanted. */
+	if (!st->in_ended)
+		stream_reset(st, NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
+{
+	struct h2_stream *st = stream_of(user, id);
+	struct request *r;
+
+	(void)s;
+	(void)code;
+	if (st == NULL)
+		return 0;
+	r = st->r;
+	stream_unlink(st);
+	(void)nghttp2_session_set_stream_user_data(s, id, NULL);
+	/* The stream lives in the request's pool: nothing of it is touched after this. */
+	if (((struct h2_conn *)user)->seg.r == r) {
+		/* Its last payload is still to go (the frame's header is out): the file stays open until then. */
+		((struct h2_conn *)user)->seg.closed = true;
+		((struct h2_conn *)user)->seg.answered = st->out_done;
+		((struct h2_conn *)user)->answered += st->out_done;
+	} else if (st->out_done) {
+		((struct h2_conn *)user)->answered++;
+		request_done(r);
+	} else {
+		request_abort(r);
+	}
+	return 0;
+}
+
+/* --- responses ----------------------------------------------------------- */
+
+static bool out_append(struct h2_conn *h2, const void *data, size_t len);
+
+/* A file DATA frame without a copy: its header joins the frames before it, its payload waits as the segment. */
+static int send_file_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+                          nghttp2_data_source *src, void *user)
+{
+	struct h2_conn *h2 = user;
+	struct h2_stream *st = src->ptr;
+	struct httpd_response *res = &st->r->res;
+
+	(void)s;
+	(void)frame;   /* no padding is ever asked for (no select_padding callback) */
+	if (!out_append(h2, framehd, 9))
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	h2->seg = (struct h2_file_segment){ st->r, res->fd, res->file_offset + st->file_done - (off_t)length,
+	                                    (off_t)length, false, false };
+	/* mem_send stops here: the payload is written before any later frame is made. */
+	return NGHTTP2_ERR_PAUSE;
+}
+
+static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *user)
+{
+	struct h2_stream *st = src->ptr;
+	struct httpd_response *res = &st->r->res;
+	ssize_t n = 0;
+
+	(void)s;
+	(void)id;
+	(void)user;
+	switch (res->body) {
+	case BODY_BUFFER:
+		n = (ssize_t)(res->buf_len - st->buf_off < len ? res->buf_len - st->buf_off : len);
+		memcpy(buf, res->buf + st->buf_off, (size_t)n);
+		st->buf_off += (size_t)n;
+		if (st->buf_off == res->buf_len)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		break;
+	case BODY_FILE: {
+		off_t left = res->file_len - st->file_done;
+
+		if (left > 0 && st->h2->c->transport == &transport_tcp) {
+			/* Plain TCP: the payload goes by sendfile from send_file_data, never copied here. */
+			n = (off_t)len < left ? (ssize_t)len : (ssize_t)left;
+			st->file_done += n;
+			*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+		} else if (left > 0) {
+			n = pread(res->fd, buf, (off_t)len < left ? len : (size_t)left, res->file_offset + st->file_done);
+			if (n <= 0) {
+				httpd_log_request(HTTPD_LOG_ERR, &st->r->req, n == 0 ? "the file was truncated while being sent"
+				                  : "reading the file to send: %s", strerror(errno));
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+			}
+			st->file_done += n;
+		}
+		if (st->file_done == res->file_len)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		break;
+	}
+	case BODY_STREAM:
+		n = res->stream(res->stream_ctx, (char *)buf, len);
+		if (n == HTTPD_STREAM_AGAIN) {
+			st->stream_waiting = true;
+			return NGHTTP2_ERR_DEFERRED;
+		}
+		if (n < 0 || (size_t)n > len) {
+			httpd_log_request(HTTPD_LOG_ERR, &st->r->req, "the module's streamed body failed");
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+		if (n == 0)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		break;
+	case BODY_NONE:
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		break;
+	}
+	res->body_sent += (uint64_t)n;
+	return n;
+}
+
+static void http2_respond(struct request *r)
+{
+	struct h2_stream *st = r->stream;
+	struct conn *c = r->conn;
+	const struct httpd_config *cfg = c->w->config;
+	struct httpd_response *res = &r->res;
+	struct response_head_opts opts = {
+		.version = 20,
+		.keep_alive = true,
+		.head_only = r->head.method == HTTPD_METHOD_HEAD,
+		.server_tokens = cfg->server_tokens,
+		.now = c->w->now,
+		.allow = r->allow,
+	};
+	nghttp2_data_provider provider = { .source.ptr = st, .read_callback = body_read };
+	struct response_field *f;
+	nghttp2_nv *nv;
+	size_t count;
+
+	st->waiting = false;
+	st->responded = true;
+	if (res->status == 101 || res->tunnel_fd >= 0) {
+		/* No Upgrade in HTTP/2 (RFC 9113 §8.6): a module that switched protocols answered wrongly. */
+		httpd_log_request(HTTPD_LOG_ERR, &r->req, "a 101 cannot be sent over HTTP/2");
+		response_error(res, 502, NULL, 0, NULL);
+	}
+	if (r->server != NULL && r->server->hsts > 0 && c->transport != &transport_tcp)
+		(void)response_header_push(res, "Strict-Transport-Security", r->server->hsts_header);
+	f = response_fields_build(res, &opts, &count);
+	nv = f != NULL ? pool_alloc(r->pool, count * sizeof(*nv)) : NULL;
+	if (nv == NULL) {
+		httpd_log_request(HTTPD_LOG_ERR, &r->req, "out of memory for the HTTP/2 response head");
+		stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	for (size_t i = 0; i < count; i++)
+		nv[i] = (nghttp2_nv){ (uint8_t *)(uintptr_t)f[i].name, (uint8_t *)(uintptr_t)f[i].value, f[i].name_len,
+		                      f[i].value_len, NGHTTP2_NV_FLAG_NONE };
+	/* Copied: a client's reset can close the stream, and free its pool, before the head is sent. */
+	if (nghttp2_submit_response(st->h2->s, st->id, nv, count, res->body == BODY_NONE ? NULL : &provider) != 0) {
+		httpd_log_request(HTTPD_LOG_ERR, &r->req, "cannot submit the HTTP/2 response");
+		stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+	}
+}
+
+static void http2_send_body(struct request *r)
+{
+	struct h2_stream *st = r->stream;
+
+	if (!st->stream_waiting)
+		return;
+	st->stream_waiting = false;
+	(void)nghttp2_session_resume_data(st->h2->s, st->id);
+	worker_defer(r->w, r->conn);
+}
+
+static void http2_wait(struct request *r)
+{
+	((struct h2_stream *)r->stream)->waiting = true;
+}
+
+static void http2_finish(struct request *r)
+{
+	worker_defer(r->w, r->conn);
+}
+
+static void http2_gate_done(struct request *r, int rc)
+{
+	struct h2_stream *st = r->stream;
+
+	st->waiting = false;
+	stream_gates_passed(st, rc);
+	worker_defer(r->w, r->conn);
+}
+
+static void http2_body_pause(struct request *r)
+{
+	(void)r;   /* held DATA is not consumed meanwhile: the window closes and the client waits */
+}
+
+static void http2_body_resume(struct request *r)
+{
+	struct h2_stream *st = r->stream;
+
+	if (st->body_done && r->body.replaying)
+		stream_replay(st);
+	else
+		stream_body_feed(st);
+	worker_defer(r->w, r->conn);
+}
+
+static void http2_body_unread(struct request *r)
+{
+	struct h2_stream *st = r->stream;
+
+	if (!st->in_ended)
+		st->body_unread = true;
+}
+
+static const struct request_output http2_output = {
+	.respond     = http2_respond,
+	.send_body   = http2_send_body,
+	.wait        = http2_wait,
+	.finish      = http2_finish,
+	.gate_done   = http2_gate_done,
+	.body_pause  = http2_body_pause,
+	.body_resume = http2_body_resume,
+	.body_unread = http2_body_unread,
+};
+
+/* --- the connection ------------------------------------------------------ */
+
+static bool out_append(struct h2_conn *h2, const void *data, size_t len)
+{
+	if (h2->out_len + len > h2->out_cap) {
+		size_t cap = h2->out_len + len > OUT_CHUNK ? h2->out_len + len : OUT_CHUNK;
+		char *grown = realloc(h2->out, cap);
+
+		if (grown == NULL) {
+			httpd_log(HTTPD_LOG_ERR, "%s: out of memory sending HTTP/2 frames", h2->c->peer);
+			return false;
+		}
+		h2->out = grown;
+		h2->out_cap = cap;
+	}
+	memcpy(h2->out + h2->out_len, data, len);
+	h2->out_len += len;
+	return true;
+}
+
+/* After a failed write: 0 to wait for the socket (EAGAIN) or retry (EINTR, 1), -1 once c is closed. */
+static int write_failed(struct conn *c, const char *what)
+{
+	if (errno == EINTR)
+		return 1;
+	if (errno == EAGAIN) {
+		conn_wait_writable(c);
+		return 0;
+	}
+	if (errno != EPIPE && errno != ECONNRESET)
+		httpd_log(HTTPD_LOG_INFO, "%s: %s failed: %s", c->peer, what, strerror(errno));
+	conn_close(c);
+	return -1;
+}
+
+/* The file segment's payload; 1 once all of it is out, 0 to wait, -1 once c is closed. */
+static int segment_write(struct conn *c, struct h2_conn *h2)
+{
+	while (h2->seg.left > 0) {
+		ssize_t n;
+
+		if (!c->writable)
+			return 0;
+		n = c->transport->sendfile(c, h2->seg.fd, &h2->seg.off, (size_t)h2->seg.left, false);
+		if (n == 0) {
+			httpd_log_request(HTTPD_LOG_ERR, &h2->seg.r->req, "the file was truncated while being sent");
+			conn_close(c);
+			return -1;
+		}
+		if (n < 0) {
+			int rc = write_failed(c, "sendfile");
+
+			if (rc <= 0)
+				return rc;
+			continue;
+		}
+		h2->seg.left -= n;
+	}
+	if (h2->seg.closed && h2->seg.answered)
+		request_done(h2->seg.r);
+	else if (h2->seg.closed)
+		request_abort(h2->seg.r);
+	h2->seg.r = NULL;
+	return 1;
+}
+
+/* Writes what nghttp2 has made: 0 when all of it went or the socket is full, -1 once c is closed. */
+static int h2_flush(struct conn *c)
+{
+	struct h2_conn *h2 = h2_of(c);
+
+	for (;;) {
+		if (h2->out_off < h2->out_len) {
+			struct iovec iov = { h2->out + h2->out_off, h2->out_len - h2->out_off };
+			ssize_t n;
+
+			if (!c->writable)
+				return 0;
+			/* more: a file payload follows at once (MSG_MORE, one segment for header and data) */
+			n = c->transport->writev(c, &iov, 1, h2->seg.r != NULL);
+			if (n < 0) {
+				int rc = write_failed(c, "send");
+
+				if (rc <= 0)
+					return rc;
+				continue;
+			}
+			h2->out_off += (size_t)n;
+			continue;
+		}
+		h2->out_off = h2->out_len = 0;
+		if (h2->seg.r != NULL) {
+			int rc = segment_write(c, h2);
+
+			if (rc <= 0)
+				return rc;
+		}
+		while (h2->out_len < OUT_CHUNK && h2->seg.r == NULL) {
+			const uint8_t *data;
+			ssize_t n = nghttp2_session_mem_send(h2->s, &data);
+
+			if (n < 0) {
+				httpd_log(HTTPD_LOG_ERR, "%s: HTTP/2: %s", c->peer, nghttp2_strerror((int)n));
+				conn_close(c);
+				return -1;
+			}
+			if (n == 0)
+				break;
+			if (!out_append(h2, data, (size_t)n)) {
+				conn_close(c);
+				return -1;
+			}
+		}
+		if (h2->out_len == 0 && h2->seg.r == NULL)
+			return 0;
+	}
+}
+
+/*
+ * The timeout that applies now: sending (frames queued, or a response the
+ * client's window holds back), a handler or gate, a client that owes a
+ * body, or idle.  A stream that waits for its module's own source has no
+ * timer of ours.
+ */
+static void h2_timer_update(struct conn *c)
+{
+	struct h2_conn *h2 = h2_of(c);
+	int kind = h2->open == 0 ? TIMER_KEEPALIVE : -1;
+
+	if (h2->out_off < h2->out_len || h2->seg.r != NULL)
+		kind = TIMER_SEND;
+	for (struct h2_stream *st = h2->streams.next; st != &h2->streams && kind != TIMER_SEND; st = st->next) {
+		if (st->responded && !st->out_done && !st->stream_waiting)
+			kind = TIMER_SEND;
+		else if (st->waiting)
+			kind = TIMER_HANDLER;
+		else if (!st->in_ended && !st->responded && kind != TIMER_HANDLER)
+			kind = TIMER_BODY;
+	}
+	/* Idle counts from the last stream: a drain tells only connections that have really gone quiet. */
+	if (kind < 0)
+		timer_disarm(&c->timer);
+	else if (c->timer.list != kind || kind != TIMER_KEEPALIVE || h2->busy)
+		timer_arm(c->w->timers, kind, &c->timer, c->w->now_ms);
+	h2->busy = false;
+}
+
+/* A graceful stop or keepalive_requests: no new streams; those under way finish. */
+static void h2_goaway(struct h2_conn *h2)
+{
+	if (h2->goaway)
+		return;
+	h2->goaway = true;
+	(void)nghttp2_submit_goaway(h2->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->s),
+	                            NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+/*
+ * The session is over: what it still has to say (a GOAWAY, the last
+ * responses) goes out, then the connection drains the client's input
+ * before closing, so those bytes are not lost to a reset.
+ */
+static void h2_close_when_flushed(struct conn *c)
+{
+	struct h2_conn *h2 = h2_of(c);
+
+	h2->closing = true;
+	if (h2_flush(c) < 0)
+		return;
+	if (h2->out_off < h2->out_len || h2->seg.r != NULL) {
+		timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
+		return;
+	}
+	(void)conn_linger_begin(c, true);
+}
+
+static void http2_run(struct conn *c)
+{
+	struct h2_conn *h2 = h2_of(c);
+
+	if (h2->closing) {
+		h2_close_when_flushed(c);
+		return;
+	}
+	for (;;) {
+		if (c->in_len > c->in_off) {
+			ssize_t n = nghttp2_session_mem_recv(h2->s, (const uint8_t *)c->in + c->in_off, c->in_len - c->in_off);
+
+			if (n < 0) {
+				if (n == NGHTTP2_ERR_FLOODED)
+					httpd_log(HTTPD_LOG_WARN, "%s: HTTP/2 connection closed: it flooded us with frames to "
+					          "answer", c->peer);
+				else if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+					httpd_log(HTTPD_LOG_INFO, "%s: HTTP/2: %s", c->peer, nghttp2_strerror((int)n));
+				h2_close_when_flushed(c);   /* the GOAWAY libnghttp2 queued goes first */
+				return;
+			}
+			c->in_off += (size_t)n;
+		}
+		if (!h2->goaway && h2->requests >= c->w->config->keepalive_requests)
+			h2_goaway(h2);
+		if (h2_flush(c) < 0)
+			return;
+		if (!nghttp2_session_want_read(h2->s) && !nghttp2_session_want_write(h2->s) &&
+		    h2->out_off == h2->out_len && h2->seg.r == NULL) {
+			h2_close_when_flushed(c);
+			return;
+		}
+		if (!nghttp2_session_want_read(h2->s))
+			break;
+		switch (conn_fill(c)) {
+		case 1:
+			continue;
+		case 0:
+			conn_in_release(c);
+			h2_timer_update(c);
+			return;
+		default:
+			return;
+		}
+	}
+	h2_timer_update(c);
+}
+
+static void http2_timeout(struct conn *c, enum timer_kind kind)
+{
+	struct h2_conn *h2 = h2_of(c);
+
+	if (kind != TIMER_KEEPALIVE)
+		httpd_log(HTTPD_LOG_INFO, "%s: HTTP/2 connection timed out (%s)", c->peer,
+		          kind == TIMER_SEND ? "send_timeout" : kind == TIMER_HANDLER ? "handler_timeout" : "body_timeout");
+	if (h2->closing) {
+		conn_close(c);   /* even the last frames could not be sent in time */
+		return;
+	}
+	(void)nghttp2_session_terminate_session(h2->s, NGHTTP2_NO_ERROR);
+	h2->goaway = true;
+	h2_close_when_flushed(c);
+}
+
+static void http2_drain(struct conn *c)
+{
+	http2_timeout(c, TIMER_KEEPALIVE);
+}
+
+/* A stop (SIGTERM): GOAWAY now, so the client opens its next streams elsewhere; these finish. */
+static void http2_quiesce(struct conn *c)
+{
+	h2_goaway(h2_of(c));
+	http2_run(c);
+}
+
+static void http2_abort(struct conn *c)
+{
+	struct h2_conn *h2 = h2_of(c);
+
+	if (h2 == NULL)
+		return;
+	if (h2->seg.r != NULL && h2->seg.closed)
+		request_abort(h2->seg.r);   /* its stream is gone from the list: the payload never went */
+	while (h2->streams.next != &h2->streams) {
+		struct h2_stream *st = h2->streams.next;
+
+		stream_unlink(st);
+		request_abort(st->r);
+	}
+	nghttp2_session_del(h2->s);
+	free(h2->out);
+	free(h2);
+	slot_of(c)->h2 = NULL;
+}
+
+const struct conn_protocol http2_protocol = {
+	.name    = "h2",
+	.run     = http2_run,
+	.timeout = http2_timeout,
+	.drain   = http2_drain,
+	.abort   = http2_abort,
+	.quiesce = http2_quiesce,
+};
+
+static nghttp2_session_callbacks *callbacks;
+
+static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
+{
+	nghttp2_option *opt;
+	int rc;
+
+	if (callbacks == NULL) {
+		if (nghttp2_session_callbacks_new(&callbacks) != 0)
+			return -1;
+		nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+		nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+		nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+		nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, on_invalid_frame);
+		nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+		nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+		nghttp2_session_callbacks_set_send_data_callback(callbacks, send_file_data);
+	}
+	if (nghttp2_option_new(&opt) != 0)
+		return -1;
+	/* Window updates follow what the request phases took: a slow consumer slows the client. */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	/* Rapid Reset (CVE-2023-44487) and CONTINUATION floods (CVE-2024-27316): libnghttp2's own limits. */
+	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+	nghttp2_option_set_max_continuations(opt, 8);
+	nghttp2_option_set_max_settings(opt, 32);
+	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	rc = nghttp2_session_server_new2(&h2->s, callbacks, h2, opt);
+	nghttp2_option_del(opt);
+	if (rc != 0)
+		return -1;
+	{
+		nghttp2_settings_entry iv[] = {
+			{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2_max_concurrent_streams },
+			{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
+			{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.max_head },
+		};
+
+		if (nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
+		    nghttp2_session_set_local_window_size(h2->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
+			nghttp2_session_del(h2->s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int http2_start(struct conn *c)
+{
+	struct h2_conn *h2 = calloc(1, sizeof(*h2));
+
+	if (h2 == NULL || session_new(h2, c->w->config) < 0) {
+		free(h2);
+		httpd_log(HTTPD_LOG_ERR, "%s: out of memory starting HTTP/2", c->peer);
+		return -1;
+	}
+	h2->c = c;
+	h2->streams.next = h2->streams.prev = &h2->streams;
+	slot_of(c)->h2 = h2;
+	c->proto = &http2_protocol;
+	timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);
+	http2_run(c);
+	return 0;
+}

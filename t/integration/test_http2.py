@@ -1,0 +1,506 @@
+"""HTTP/2 (RFC 9113): ALPN h2 on TLS and prior knowledge on h2c listeners, with curl, nghttp and
+frame by frame with Debian's python3-h2.  Every bundled module over h2 in the seam configuration;
+malformed requests refused as stream errors and broken framing as connection errors; flow
+control; the 2023-2025 floods (Rapid Reset, CONTINUATION, MadeYouReset, SETTINGS, PING, PRIORITY,
+empty DATA, zero window, too many streams) cut off while other clients are served; GOAWAY on
+reloads with the streams in flight finished, and h2load through five reloads without a failure."""
+import base64
+import collections
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import h2.settings
+import hpack
+from hyperframe.frame import (ContinuationFrame, DataFrame, HeadersFrame, PingFrame, PriorityFrame, RstStreamFrame,
+                              SettingsFrame, WindowUpdateFrame)
+
+from h2client import H2, PREFACE
+from harness import Server, curl, run, wait_for
+from seam import Seam, stop_app
+from test_sign import rfc_headers
+
+PROTOCOL_ERROR, REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM, NO_ERROR = 1, 7, 9, 11, 0
+
+
+def teardown_module():
+    stop_app()
+
+
+def h2c_server(extra="", workers=1, locations=None, flags="h2c"):
+    srv = Server(workers=workers)
+    srv.listen = ["127.0.0.1:%d %s" % (srv.port, flags)]
+    srv.globals_text = 'access_log_buffer = "0"\nerror_log_level = "info"\n' + extra
+    srv.locations = locations or ('location "/echo" { handler = "echo" }\n'
+                                  'location "/" { handler = "static"  root = "%s" }\n' % srv.root)
+    srv.file("index.html", "hello over h2\n")
+    srv.write_config()
+    # A bare TCP connect is not an HTTP/2 client: wait on the pid file and a real request instead.
+    srv.answering = lambda: os.path.exists(srv.pid_file) and h2_alive(srv.port)
+    return srv.start()
+
+
+def h2_alive(port):
+    try:
+        c = H2(port, timeout=2)
+        ok = c.get("/index.html", timeout=2).status is not None
+        c.close()
+        return ok
+    except (OSError, AssertionError):
+        return False
+
+
+def still_served(port, path="/index.html"):
+    c = H2(port)
+    try:
+        r = c.get(path)
+        return r.status == 200
+    finally:
+        c.close()
+
+
+def test_h2c_prior_knowledge_and_alpn_h2_with_curl_and_nghttp():
+    srv = Seam()
+    try:
+        rc, out, err = curl("--http2-prior-knowledge", "-i", "http://127.0.0.1:%d/" % srv.h2c_port)
+        assert rc == 0 and out.startswith(b"HTTP/2 200") and b"the seam site" in out, (out, err)
+        rc, out, err = curl("--http2", "-w", "\n%{http_version}", "--cacert", srv.ca.cert,
+                            "--resolve", "a.test:%d:127.0.0.1" % srv.tls_port, "https://a.test:%d/" % srv.tls_port)
+        assert rc == 0 and out.endswith(b"\n2") and b"the seam site" in out, (out, err)
+        # ALPN without h2 stays on HTTP/1.1 on the same port
+        rc, out, err = curl("--http1.1", "-w", "\n%{http_version}", "--cacert", srv.ca.cert,
+                            "--resolve", "a.test:%d:127.0.0.1" % srv.tls_port, "https://a.test:%d/" % srv.tls_port)
+        assert rc == 0 and out.endswith(b"\n1.1"), (out, err)
+        proc = subprocess.run(["nghttp", "-s", "http://127.0.0.1:%d/healthz" % srv.h2c_port],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        assert proc.returncode == 0, proc.stdout
+        # $server_protocol and $request say HTTP/2.0
+        assert wait_for(lambda: "GET / HTTP/2.0" in open(srv.access_log).read()), open(srv.access_log).read()
+    finally:
+        srv.cleanup()
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def test_every_module_over_h2_in_the_seam():
+    srv = Seam()
+    c = H2(srv.h2c_port)
+    try:
+        big = os.urandom(3 * 1024 * 1024 + 17)
+        srv.file("site/big.bin", big)
+        # static: a large file whole, HEAD, a range, a conditional
+        r = c.get("/big.bin")
+        assert r.status == 200 and bytes(r.body) == big, r
+        etag = r.header("etag")
+        r = c.response(c.request("HEAD", "/big.bin"))
+        assert r.status == 200 and r.header("content-length") == str(len(big)) and not r.body, r
+        r = c.get("/big.bin", headers=[("range", "bytes=10-19")])
+        assert r.status == 206 and bytes(r.body) == big[10:20], r
+        r = c.get("/big.bin", headers=[("if-none-match", etag)])
+        assert r.status == 304 and not r.body, r
+        # gzip filter
+        srv.file("site/text.html", "<p>compress me</p>\n" * 500)
+        r = c.get("/text.html", headers=[("accept-encoding", "gzip")])
+        assert r.status == 200 and r.header("content-encoding") == "gzip", r
+        # echo: a body of 1 MiB comes back
+        body = os.urandom(1 << 20)
+        r = c.response(c.request("POST", "/echo", headers=[("accept", "application/json")], body=body))
+        d = json.loads(bytes(r.body))
+        assert r.status == 200 and d["version"] == "HTTP/2.0" and d["body_length"] == len(body), r
+        assert base64.b64decode(d["body_base64"]) == body
+        # upload: PUT, GET it back, DELETE
+        r = c.response(c.request("PUT", "/uploads/h2.bin", body=big))
+        assert r.status in (200, 201, 204), r
+        assert bytes(c.get("/uploads/h2.bin").body) == big
+        assert c.response(c.request("DELETE", "/uploads/h2.bin")).status in (200, 204)
+        assert c.get("/uploads/h2.bin").status == 404
+        # download
+        r = c.get("/downloads/report.csv")
+        assert r.status == 200 and "attachment" in (r.header("content-disposition") or ""), r
+        # proxy: a body up, a large body down, HEAD's length from the upstream
+        up = os.urandom(2 * 1024 * 1024)
+        r = c.response(c.request("POST", "/app/h2-upload", body=up))
+        d = json.loads(bytes(r.body))
+        assert r.status == 200 and d["body_len"] == len(up) and d["body_sha256"] == sha(up), r
+        # no length given: the stream's end is the body's end, sent on chunked
+        assert [v for k, v in d["headers"] if k.lower() == "transfer-encoding"] == ["chunked"], d["headers"]
+        r = c.get("/app/bulk?size=5000000")
+        assert r.status == 200 and len(r.body) == 5000000, r
+        r = c.response(c.request("HEAD", "/app/bulk?size=12345"))
+        assert r.status == 200 and r.header("content-length") == "12345" and not r.body, r
+        # sign: @authority and @target-uri from the pseudo-headers
+        h = [(k.lower(), v) for k, v in rfc_headers("GET", "/api/h2", port=srv.h2c_port)]
+        r = c.get("/api/h2", headers=h, authority="127.0.0.1:%d" % srv.h2c_port)
+        assert r.status == 200, r
+        h = [(k.lower(), v) for k, v in rfc_headers("GET", "/api/h2", port=srv.h2c_port, tamper=True)]
+        r = c.get("/api/h2", headers=h, authority="127.0.0.1:%d" % srv.h2c_port)
+        assert r.status == 401, r
+        # status, health, auth_basic
+        r = c.get("/status?format=json")
+        assert r.status == 200 and json.loads(bytes(r.body))["workers"], r
+        assert c.get("/healthz").status == 200
+        r = c.get("/staff/index.html")
+        assert r.status == 401 and r.header("www-authenticate"), r
+        cred = base64.b64encode(b"alice:staff password").decode()
+        r = c.get("/staff/index.html", headers=[("authorization", "Basic " + cred)])
+        assert r.status == 200, r
+        log = open(srv.access_log).read()
+        assert "alice" in log and "POST /echo HTTP/2.0" in log, log
+    finally:
+        c.close()
+        srv.cleanup()
+
+
+def test_real_ip_proxy_protocol_and_misdirected_requests_over_h2():
+    srv = Seam()
+    try:
+        # real_ip_from: 127.0.0.2 is trusted, its X-Forwarded-For names the client
+        c = H2(srv.h2c_port, source="127.0.0.2")
+        r = c.get("/echo", headers=[("accept", "application/json"), ("x-forwarded-for", "203.0.113.7")])
+        assert json.loads(bytes(r.body))["client"] == "203.0.113.7", r
+        c.close()
+        # TLS: a connection for a.test may not be reused for b.test, whose certificate differs (§9.1.1)
+        c = H2(srv.tls_port, tls_name="a.test", cafile=srv.ca.cert)
+        assert c.get("/", authority="a.test").status == 200
+        assert c.get("/", authority="www.a.test").status == 200
+        r = c.get("/", authority="b.test")
+        assert r.status == 421, r
+        c.close()
+    finally:
+        srv.cleanup()
+    # a PROXY preamble in front of cleartext HTTP/2
+    srv = Server()
+    srv.listen = ["127.0.0.1:%d proxy_protocol h2c" % srv.port]
+    srv.globals_text = 'proxy_protocol_from = { "127.0.0.1" }\n'
+    srv.locations = 'location "/echo" { handler = "echo" }\n'
+    srv.write_config()
+    srv.answering = lambda: os.path.exists(srv.pid_file)
+    try:
+        srv.start()
+        time.sleep(0.3)
+        c = H2(srv.port, preamble=b"PROXY TCP4 198.51.100.4 127.0.0.1 5555 80\r\n")
+        r = c.get("/echo", headers=[("accept", "application/json")])
+        assert r.status == 200 and json.loads(bytes(r.body))["client"] == "198.51.100.4", r
+        c.close()
+    finally:
+        srv.cleanup()
+
+
+def raw_conn(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(PREFACE + SettingsFrame(0).serialize())
+    return s
+
+
+def read_until_closed(s, timeout=10):
+    data = b""
+    s.settimeout(timeout)
+    try:
+        while True:
+            piece = s.recv(65536)
+            if not piece:
+                return data, True
+            data += piece
+    except socket.timeout:
+        return data, False
+    except ConnectionResetError:
+        return data, True
+
+
+def frames(data):
+    """(type, flags, stream id, payload) for each whole frame in data."""
+    i = 0
+    while i + 9 <= len(data):
+        length = int.from_bytes(data[i:i + 3], "big")
+        if i + 9 + length > len(data):
+            return
+        yield data[i + 3], data[i + 4], int.from_bytes(data[i + 5:i + 9], "big") & 0x7fffffff, data[i + 9:i + 9 + length]
+        i += 9 + length
+
+
+def goaway_code(data):
+    """The error code of the first GOAWAY frame in data, or None."""
+    i = 0
+    while i + 9 <= len(data):
+        length = int.from_bytes(data[i:i + 3], "big")
+        ftype = data[i + 3]
+        if ftype == 7 and i + 9 + 8 <= len(data):
+            return int.from_bytes(data[i + 13:i + 17], "big")
+        i += 9 + length
+    return None
+
+
+def test_malformed_requests_are_stream_errors_the_connection_lives_on():
+    srv = h2c_server(extra='max_request_line = 4096\nmax_header_size = "8k"\n')
+    c = H2(srv.port, validate=False)
+    try:
+        cases = [
+            ("no :path", [(":method", "GET"), (":scheme", "http"), (":authority", "x")], PROTOCOL_ERROR),
+            ("upper case name", [(":method", "GET"), (":path", "/"), (":scheme", "http"), ("X-Up", "1")],
+             PROTOCOL_ERROR),
+            ("connection-specific", [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                                     ("connection", "keep-alive")], PROTOCOL_ERROR),
+            ("te other than trailers", [(":method", "GET"), (":path", "/"), (":scheme", "http"), ("te", "gzip")],
+             PROTOCOL_ERROR),
+            ("pseudo after regular", [(":method", "GET"), ("x", "1"), (":path", "/"), (":scheme", "http")],
+             PROTOCOL_ERROR),
+            ("host differs from :authority", [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                                              (":authority", "a.example"), ("host", "b.example")], 400),
+            ("absolute URI in :path", [(":method", "GET"), (":path", "http://x/"), (":scheme", "http"),
+                                       (":authority", "x")],
+             (400, PROTOCOL_ERROR)),
+            ("bad escape", [(":method", "GET"), (":path", "/%zz"), (":scheme", "http"), (":authority", "x")], 400),
+            ("header list past max_header_size", [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                                                  (":authority", "x")]
+             + [("x-big-%d" % i, "v" * 500) for i in range(20)], 431),
+        ]
+        for name, headers, want in cases:
+            sid = c.conn.get_next_available_stream_id()
+            c.responses[sid] = __import__("h2client").Response()
+            c.conn.send_headers(sid, headers, end_stream=True)
+            c.flush()
+            r = c.response(sid)
+            got = r.status if r.reset is None else r.reset
+            assert got in (want if isinstance(want, tuple) else (want,)), (name, r)
+        # Content-Length promises more than DATA brings
+        sid = c.conn.get_next_available_stream_id()
+        c.responses[sid] = __import__("h2client").Response()
+        c.conn.send_headers(sid, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "x"),
+                                  ("content-length", "10")])
+        c.conn.send_data(sid, b"12345", end_stream=True)
+        c.flush()
+        r = c.response(sid)
+        assert r.reset == PROTOCOL_ERROR or r.status == 400, r
+        # and the connection still serves
+        assert c.get("/index.html").status == 200 and not c.closed
+    finally:
+        c.close()
+    try:
+        # connection errors: DATA on stream 0, a bad HPACK index, an HTTP/1.1 request on an h2c port
+        s = raw_conn(srv.port)
+        s.sendall(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+        data, closed = read_until_closed(s)
+        assert goaway_code(data) == PROTOCOL_ERROR and closed, data
+        s = raw_conn(srv.port)
+        hf = HeadersFrame(1, flags=["END_HEADERS", "END_STREAM"])
+        hf.data = b"\xff\xff\x7f"   # indexed field far past any table
+        s.sendall(hf.serialize())
+        data, closed = read_until_closed(s)
+        assert goaway_code(data) == COMPRESSION_ERROR and closed, data
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data, closed = read_until_closed(s)
+        assert closed and not data.startswith(b"HTTP/1.1 200"), data
+        assert still_served(srv.port)
+    finally:
+        srv.cleanup()
+
+
+def test_flow_control_holds_the_response_to_the_client_window():
+    srv = h2c_server()
+    try:
+        data = os.urandom(1 << 20)
+        srv.file("big.bin", data)
+        c = H2(srv.port, auto_ack=False)
+        sid = c.request("GET", "/big.bin")
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                c.pump(timeout=0.3)
+            except socket.timeout:
+                pass
+        # RFC 9113 §6.9: no more than the client's 65,535-byte windows before it opens them
+        assert len(c.responses[sid].body) == 65535, len(c.responses[sid].body)
+        c.auto_ack = True
+        c.conn.acknowledge_received_data(65535, sid)
+        c.flush()
+        r = c.response(sid)
+        assert bytes(r.body) == data
+        c.close()
+    finally:
+        srv.cleanup()
+
+
+def flood_test(srv, attack, code=ENHANCE_YOUR_CALM):
+    """Runs attack on a raw connection; it must be closed (with GOAWAY code when given) while another
+    client is served, and the error log names the client."""
+    s = raw_conn(srv.port)
+    attack(s)
+    data, closed = read_until_closed(s, timeout=15)
+    assert closed, "the attacker's connection is still open"
+    if code is not None:
+        assert goaway_code(data) == code, (goaway_code(data), data[-64:])
+    assert still_served(srv.port)
+    s.close()
+
+
+def headers_block(path="/index.html", method="GET"):
+    return hpack.Encoder().encode([(":method", method), (":path", path), (":scheme", "http"),
+                                   (":authority", "127.0.0.1")])
+
+
+def test_floods_are_cut_off_and_others_still_served():
+    srv = h2c_server()
+    try:
+        def rapid_reset(s):
+            block = headers_block()
+            out = b""
+            for i in range(1, 4000, 2):
+                hf = HeadersFrame(i, flags=["END_HEADERS", "END_STREAM"])
+                hf.data = block
+                out += hf.serialize() + RstStreamFrame(i, error_code=8).serialize()
+                if len(out) > 60000:
+                    s.sendall(out)
+                    out = b""
+            s.sendall(out)
+
+        def continuation_flood(s):
+            hf = HeadersFrame(1)
+            hf.data = headers_block()[:1]
+            s.sendall(hf.serialize())
+            for _ in range(2000):
+                cf = ContinuationFrame(1)
+                cf.data = b"\x00"
+                try:
+                    s.sendall(cf.serialize())
+                except OSError:
+                    return
+
+        def ping_flood(s):
+            try:
+                s.sendall(b"".join(PingFrame(0, opaque_data=b"12345678").serialize() for _ in range(20000)))
+            except OSError:
+                pass
+
+        def settings_flood(s):
+            try:
+                s.sendall(b"".join(SettingsFrame(0, settings={4: 65535}).serialize() for _ in range(5000)))
+            except OSError:
+                pass
+
+        def priority_flood(s):
+            try:
+                s.sendall(b"".join(PriorityFrame(i, depends_on=0, stream_weight=16).serialize()
+                                   for i in range(1, 20000, 2)))
+            except OSError:
+                pass
+
+        def empty_data_flood(s):
+            hf = HeadersFrame(1, flags=["END_HEADERS"])
+            hf.data = headers_block("/echo", "POST")
+            try:
+                s.sendall(hf.serialize() + b"".join(DataFrame(1).serialize() for _ in range(5000)))
+            except OSError:
+                pass
+
+        def made_you_reset(s):
+            # Each stream's window pushed past 2^31-1: the server has to reset it (FLOW_CONTROL_ERROR).
+            out = b""
+            for i in range(1, 2000, 2):
+                hf = HeadersFrame(i, flags=["END_HEADERS"])
+                hf.data = headers_block("/echo", "POST")
+                out += hf.serialize() + WindowUpdateFrame(i, window_increment=0x7fffffff).serialize()
+            try:
+                s.sendall(out)
+            except OSError:
+                pass
+
+        for attack in (rapid_reset, ping_flood, settings_flood, priority_flood, empty_data_flood, made_you_reset):
+            flood_test(srv, attack)
+        flood_test(srv, continuation_flood, code=None)   # libnghttp2 closes it (max_continuations)
+        assert "HTTP/2 connection closed" in srv.log() and "127.0.0.1" in srv.log(), srv.log()
+    finally:
+        srv.cleanup()
+
+
+def test_too_many_streams_are_refused_and_a_zero_window_times_out():
+    srv = h2c_server(extra='http2_max_concurrent_streams = 4\nsend_timeout = 2\n')
+    try:
+        c = H2(srv.port)
+        c.pump(timeout=5)   # the server's SETTINGS
+        sids = [c.request("POST", "/echo", end=False) for _ in range(4)]
+        extra = c.conn.get_next_available_stream_id()
+        # pretend we did not read the server's SETTINGS: python3-h2 would refuse to open it
+        c.conn.remote_settings._settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = collections.deque([100])
+        c.responses[extra] = __import__("h2client").Response()
+        c.conn.send_headers(extra, [(":method", "GET"), (":path", "/index.html"), (":scheme", "http"),
+                                    (":authority", "x")], end_stream=True)
+        c.flush()
+        r = c.response(extra)
+        # past a limit the client acknowledged: libnghttp2 makes it a connection error (RFC 9113 §5.1.2)
+        assert r.reset in (REFUSED_STREAM, PROTOCOL_ERROR) or c.terminated == PROTOCOL_ERROR, (r, c.terminated)
+        c.close()
+        # within the limit, four streams at once are all answered
+        c = H2(srv.port)
+        c.pump(timeout=5)
+        sids = [c.request("POST", "/echo", end=False) for _ in range(4)]
+        for sid in sids:
+            c.conn.send_data(sid, b"x", end_stream=True)
+            c.flush()
+        assert all(c.response(sid).status == 200 for sid in sids)
+        c.close()
+        # a client that opens no window holds nothing for longer than send_timeout
+        srv.file("big.bin", os.urandom(1 << 20))
+        z = H2(srv.port, settings={4: 0}, auto_ack=False)
+        z.request("GET", "/big.bin")
+        assert z.wait_closed(timeout=20), "a zero-window connection stays open"
+        assert still_served(srv.port)
+    finally:
+        srv.cleanup()
+
+
+def test_reload_sends_goaway_and_streams_in_flight_finish():
+    srv = Seam()
+    try:
+        # Raw frames: python3-h2 stops reading at a GOAWAY, which RFC 9113 §6.8 lets streams outlive.
+        s = raw_conn(srv.h2c_port)
+        hf = HeadersFrame(1, flags=["END_HEADERS", "END_STREAM"])
+        hf.data = headers_block("/app/slow?s=2")
+        s.sendall(hf.serialize())
+        time.sleep(0.5)
+        srv.signal(signal.SIGHUP)
+        data, closed = read_until_closed(s, timeout=30)
+        got = list(frames(data))
+        goaway = [p for t, _, _, p in got if t == 7]
+        assert goaway and int.from_bytes(goaway[0][:4], "big") == 1 and int.from_bytes(goaway[0][4:8], "big") == 0, got
+        # The stream in flight was answered in full; the GOAWAY came once the connection was quiet
+        # (a drain spreads them, as it spreads HTTP/1.1 closes), then the close.
+        status = hpack.Decoder().decode([p for t, _, sid, p in got if t == 1 and sid == 1][0])
+        assert (":status", "200") in status and closed, (status, closed)
+        assert any(t == 0 and sid == 1 and f & 1 for t, f, sid, _ in got), got
+    finally:
+        srv.cleanup()
+
+
+def test_h2load_through_five_reloads_sees_no_failed_request():
+    srv = h2c_server(extra="keepalive_requests = 1000000\n", workers=2)
+    try:
+        # h2load through five reloads: not one request fails
+        srv.file("small.html", "x" * 1024)
+        # -D: a run of 3 s, so the five reloads fall inside it
+        proc = subprocess.Popen(["h2load", "-D", "3", "-c", "4", "-m", "8", "-T", "30",
+                                 "http://127.0.0.1:%d/small.html" % srv.port],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(5):
+            time.sleep(0.4)
+            srv.signal(signal.SIGHUP)
+        out = proc.communicate(timeout=120)[0].decode()
+        m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+                      out)
+        assert m and m.group(4) == "0" and m.group(5) == "0" and m.group(3) == m.group(1), out
+        assert int(m.group(1)) > 1000, out
+        assert wait_for(lambda: srv.log().count("reloaded") == 5), srv.log()
+    finally:
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(globals()))
