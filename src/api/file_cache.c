@@ -339,6 +339,8 @@ int file_cache_fields(const struct httpd_file *file, const char *type, const cha
 		return 1;
 	if (f->fields == NULL) {
 		const char *names[4] = { "ETag", "Last-Modified", "Accept-Ranges", "Content-Type" };
+		/* As fields, lower case: HTTP/2 sends them so (HTTP/1.1 sends the text), and lookups ignore case. */
+		static const char *const lower[4] = { "etag", "last-modified", "accept-ranges", "content-type" };
 		const char *values[4] = { f->etag, f->last_modified, "bytes", type };
 		size_t text_len = 0, total;
 		char *p;
@@ -365,7 +367,7 @@ int file_cache_fields(const struct httpd_file *file, const char *type, const cha
 		f->fields_type = p;
 		p = stpcpy(p, type) + 1;
 		for (int i = 0; i < 4; i++) {
-			f->field_list[i] = (struct response_header){ .name = names[i], .name_len = strlen(names[i]),
+			f->field_list[i] = (struct response_header){ .name = lower[i], .name_len = strlen(lower[i]),
 			                                             .value = p, .value_len = strlen(values[i]) };
 			p = stpcpy(p, values[i]) + 1;
 		}

@@ -209,6 +209,21 @@ void conn_idle(struct conn *c)
 	}
 }
 
+void conn_pool_give(struct conn *c, struct httpd_pool *pool)
+{
+	struct worker *w = c->w;
+
+	pool_reset(pool);
+	if (c->spare_pool == NULL) {
+		c->spare_pool = pool;   /* the connection's next request reuses the first chunk */
+	} else if (w->spare_pool_count < SPARE_MAX) {
+		w->spare_pools[w->spare_pool_count++] = pool;   /* HTTP/2: many requests end on one connection */
+	} else {
+		pool_destroy(pool);
+		w->freed_bytes += POOL_CHUNK;
+	}
+}
+
 struct httpd_pool *conn_pool_take(struct conn *c)
 {
 	struct httpd_pool *pool = c->spare_pool;

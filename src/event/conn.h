@@ -102,6 +102,8 @@ void conn_close(struct conn *c);
 void conn_idle(struct conn *c);
 /* A pool for a new request on c: its own, a recycled one, or a new one; NULL out of memory. */
 struct httpd_pool *conn_pool_take(struct conn *c);
+/* A finished request's pool, reset, for the next request on c or another connection (or freed). */
+void conn_pool_give(struct conn *c, struct httpd_pool *pool);
 
 /*
  * Reads into the input buffer; 1 if bytes arrived, 0 if none are ready

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 
 #include "http_parse.h"
 #include "http_response.h"
@@ -22,6 +25,7 @@
 #define GLITCHES_PER_REQUEST 2
 
 struct h2_conn;
+struct h2_tunnel;
 
 struct h2_stream {
 	struct h2_conn      *h2;
@@ -41,6 +45,9 @@ struct h2_stream {
 	bool                 out_done;       /* our END_STREAM went out */
 	bool                 body_unread;    /* answered before the body: reset once the answer is out */
 	bool                 stream_waiting; /* the module's stream said HTTPD_STREAM_AGAIN */
+	bool                 head_queued;    /* our HEADERS wait in libnghttp2's queue, pointing into the pool */
+	bool                 extended;       /* RFC 8441 extended CONNECT (:protocol websocket) */
+	struct h2_tunnel    *tunnel;         /* after the module's 101: the stream relays its fd */
 	char                *held;           /* DATA not yet taken (before the body phase, or paused) */
 	size_t               held_len, held_cap;
 	size_t               buf_off;        /* buffer body: bytes sent */
@@ -70,6 +77,8 @@ struct h2_conn {
 	size_t               out_len, out_off, out_cap;
 	struct h2_file_segment seg;          /* written after out */
 	struct h2_stream     streams;        /* sentinel of the open streams */
+	struct h2_stream     zombies;        /* closed before their queued HEADERS went: freed once dropped */
+	struct h2_stream    *reading;        /* the stream whose header block is being read (no lookup per field) */
 	unsigned             open;
 	unsigned             requests;
 	unsigned             answered;       /* streams whose whole response went out */
@@ -80,6 +89,7 @@ struct h2_conn {
 };
 
 static const struct request_output http2_output;
+static bool tunnel_up_flush(struct h2_stream *st);
 
 /* What HTTP/2 keeps in the connection's protocol data: the session lives apart (an idle HTTP/1 connection stays small). */
 struct h2_slot {
@@ -108,6 +118,8 @@ static void stream_unlink(struct h2_stream *st)
 	st->prev->next = st->next;
 	st->next->prev = st->prev;
 	st->h2->open--;
+	if (st->h2->reading == st)
+		st->h2->reading = NULL;
 }
 
 static void stream_reset(struct h2_stream *st, uint32_t code)
@@ -230,6 +242,44 @@ static void stream_gates_passed(struct h2_stream *st, int rc)
 		request_fail(r, rc);
 }
 
+/*
+ * RFC 8441: a WebSocket over a stream arrives as CONNECT with :protocol.
+ * Modules see the HTTP/1.1 handshake they know (GET, Upgrade: websocket,
+ * Connection: upgrade and a Sec-WebSocket-Key, which HTTP/2 has none of),
+ * so the proxy takes it to an HTTP/1.1 WebSocket backend unchanged; its
+ * 101 becomes our 200 and the stream relays the upgraded connection.
+ */
+static int extended_connect(struct h2_stream *st)
+{
+	struct request *r = st->r;
+	struct http_head *h = &r->head;
+	struct httpd_header *fields;
+	unsigned char nonce[16];
+	char *key;
+
+	if (strcmp(st->ps.protocol, "websocket") != 0)
+		return 501;
+	fields = pool_alloc(r->pool, (st->count + 3) * sizeof(*fields));
+	key = pool_alloc(r->pool, 25);
+	if (fields == NULL || key == NULL || getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
+		return 500;
+	EVP_EncodeBlock((unsigned char *)key, nonce, sizeof(nonce));
+	if (st->count > 0)
+		memcpy(fields, st->fields, st->count * sizeof(*fields));
+	fields[st->count] = (struct httpd_header){ "upgrade", "websocket", 7, 9 };
+	fields[st->count + 1] = (struct httpd_header){ "connection", "upgrade", 10, 7 };
+	fields[st->count + 2] = (struct httpd_header){ "sec-websocket-key", key, 17, 24 };
+	h->headers = fields;
+	h->header_count = st->count + 3;
+	h->method = HTTPD_METHOD_GET;
+	h->method_name = "GET";
+	h->method_len = 3;
+	h->chunked = false;   /* what follows is the tunnel's, not a body */
+	h->content_length = -1;
+	st->extended = true;
+	return 0;
+}
+
 /* The whole request header block is in: the request phases begin. */
 static void stream_head(struct h2_stream *st, bool end_stream)
 {
@@ -241,6 +291,8 @@ static void stream_head(struct h2_stream *st, bool end_stream)
 		return;
 	}
 	rc = http_head_from_h2(&st->ps, st->fields, st->count, end_stream, &r->head);
+	if (rc == 0 && st->ps.protocol != NULL)
+		rc = extended_connect(st);
 	if (rc != 0) {
 		stream_fail(st, rc);
 		return;
@@ -272,6 +324,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 		st = stream_of(h2, frame->hd.stream_id);
 		if (st != NULL)
 			st->trailers = true;
+		h2->reading = st;
 		return 0;
 	}
 	r = request_create(h2->c, &http2_output);
@@ -299,6 +352,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 		request_abort(r);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
+	h2->reading = st;
 	return 0;
 }
 
@@ -311,7 +365,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
 {
 	struct h2_conn *h2 = user;
-	struct h2_stream *st = stream_of(h2, frame->hd.stream_id);
+	struct h2_stream *st = h2->reading != NULL && h2->reading->id == frame->hd.stream_id ? h2->reading
+	                     : stream_of(h2, frame->hd.stream_id);
 	const struct httpd_config *cfg = h2->c->w->config;
 	struct request *r;
 
@@ -367,12 +422,18 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 		st->fields = grown;
 		st->cap = cap;
 	}
-	st->fields[st->count].name = pool_copy(r, name, namelen);
-	st->fields[st->count].value = pool_copy(r, value, valuelen);
-	st->fields[st->count].name_len = namelen;
-	st->fields[st->count].value_len = valuelen;
-	if (st->fields[st->count].name == NULL || st->fields[st->count].value == NULL)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	{
+		/* Name and value in one piece of the pool: libnghttp2's buffers go once the callback returns. */
+		char *copy = pool_alloc(r->pool, namelen + valuelen + 2);
+
+		if (copy == NULL)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		memcpy(copy, name, namelen);
+		copy[namelen] = '\0';
+		memcpy(copy + namelen + 1, value, valuelen);
+		copy[namelen + 1 + valuelen] = '\0';
+		st->fields[st->count] = (struct httpd_header){ copy, copy + namelen + 1, namelen, valuelen };
+	}
 	st->count++;
 	return 0;
 }
@@ -383,6 +444,19 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 	struct h2_stream *st = stream_of(h2, id);
 
 	(void)flags;
+	if (st != NULL && st->extended) {
+		/* The tunnel's upward bytes: held (unconsumed, so the window closes) until the fd takes them. */
+		if (st->held_len + len > (size_t)STREAM_WINDOW)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* more than the window we gave */
+		if (st->held == NULL && (st->held = pool_alloc(st->r->pool, STREAM_WINDOW)) == NULL)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		st->held_cap = STREAM_WINDOW;
+		memcpy(st->held + st->held_len, data, len);
+		st->held_len += len;
+		if (st->tunnel != NULL && !tunnel_up_flush(st))
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		return 0;
+	}
 	if (st == NULL || st->responded || st->body_done) {
 		/* Nobody takes it: the window it used comes back at once. */
 		(void)nghttp2_session_consume(s, id, len);
@@ -454,14 +528,14 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 			glitch(h2, "empty DATA frames");
 		if (st != NULL && end_stream) {
 			st->in_ended = true;
-			stream_body_feed(st);
+			if (st->tunnel != NULL)
+				(void)tunnel_up_flush(st);
+			else
+				stream_body_feed(st);
 		}
 		return 0;
 	case NGHTTP2_RST_STREAM:
 		glitch(h2, "stream resets");
-		return 0;
-	case NGHTTP2_PRIORITY:
-		glitch(h2, "PRIORITY frames");
 		return 0;
 	case NGHTTP2_PING:
 		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
@@ -480,6 +554,15 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 	}
 }
 
+/* PRIORITY frames are read and dropped under RFC 9218 without a callback of their own: counted here. */
+static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *user)
+{
+	(void)s;
+	if (hd->type == NGHTTP2_PRIORITY)
+		glitch(user, "PRIORITY frames");
+	return 0;
+}
+
 static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *frame, int error, void *user)
 {
 	(void)s;
@@ -496,11 +579,14 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *u
 	(void)s;
 	if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR)
 		glitch(user, "streams the client made us reset");
-	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
 	st = stream_of(user, frame->hd.stream_id);
 	if (st == NULL)
+		return 0;
+	if (frame->hd.type == NGHTTP2_HEADERS)
+		st->head_queued = false;
+	if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;
 	st->out_done = true;
 	/* RFC 9113 §8.1: answered before the body came; the rest is not wanted. */
@@ -509,18 +595,57 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *u
 	return 0;
 }
 
-static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
+/* The HEADERS of a stream that was closed before they went out: dropped now, so its pool can go. */
+static struct h2_stream *zombie_of(struct h2_conn *h2, int32_t id)
 {
-	struct h2_stream *st = stream_of(user, id);
-	struct request *r;
+	for (struct h2_stream *st = h2->zombies.next; st != &h2->zombies; st = st->next)
+		if (st->id == id)
+			return st;
+	return NULL;
+}
+
+static void zombie_bury(struct h2_stream *st)
+{
+	st->prev->next = st->next;
+	st->next->prev = st->prev;
+	request_abort(st->r);
+}
+
+static int on_frame_not_send(nghttp2_session *s, const nghttp2_frame *frame, int error, void *user)
+{
+	struct h2_stream *st;
 
 	(void)s;
+	(void)error;
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if ((st = stream_of(user, frame->hd.stream_id)) != NULL)
+		st->head_queued = false;
+	else if ((st = zombie_of(user, frame->hd.stream_id)) != NULL)
+		zombie_bury(st);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
+{
+	struct h2_conn *h2 = user;
+	struct h2_stream *st = stream_of(h2, id);
+	struct request *r;
+
 	(void)code;
 	if (st == NULL)
 		return 0;
 	r = st->r;
 	stream_unlink(st);
 	(void)nghttp2_session_set_stream_user_data(s, id, NULL);
+	if (st->head_queued) {
+		/* Reset before its answer went: libnghttp2 still holds the fields (not copied) until it drops them. */
+		st->next = &h2->zombies;
+		st->prev = h2->zombies.prev;
+		h2->zombies.prev->next = st;
+		h2->zombies.prev = st;
+		return 0;
+	}
 	/* The stream lives in the request's pool: nothing of it is touched after this. */
 	if (((struct h2_conn *)user)->seg.r == r) {
 		/* Its last payload is still to go (the frame's header is out): the file stays open until then. */
@@ -618,6 +743,181 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 	return n;
 }
 
+/* --- RFC 8441 tunnels ----------------------------------------------------- */
+
+#define TUNNEL_READ HTTPD_EVENT_READ
+#define TUNNEL_WRITE HTTPD_EVENT_WRITE
+
+struct h2_tunnel {
+	int                  fd;
+	struct httpd_event  *io, *idle;
+	unsigned             io_want;
+	unsigned             idle_ms;
+	uint64_t             moved_ms;
+	const char          *early;          /* what the module read past its 101, for the client first */
+	size_t               early_len;
+	bool                 read_deferred;  /* the response's DATA waits for the fd to be readable */
+	bool                 fd_eof, fd_shut;
+};
+
+static void tunnel_close_fd(void *arg)
+{
+	struct h2_tunnel *t = arg;
+
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+}
+
+static void tunnel_want(struct h2_stream *st)
+{
+	struct h2_tunnel *t = st->tunnel;
+	unsigned want = (t->read_deferred ? TUNNEL_READ : 0) | (st->held_len > 0 ? TUNNEL_WRITE : 0);
+
+	if (want != t->io_want && httpd_event_fd_mod(t->io, want) == 0)
+		t->io_want = want;
+}
+
+/* Client bytes held for the fd go as far as it takes them; the window opens by as much. */
+static bool tunnel_up_flush(struct h2_stream *st)
+{
+	struct h2_tunnel *t = st->tunnel;
+	size_t off = 0;
+
+	while (off < st->held_len) {
+		ssize_t n = send(t->fd, st->held + off, st->held_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			return false;
+		off += (size_t)n;
+		t->moved_ms = st->h2->c->w->now_ms;
+	}
+	if (off > 0) {
+		memmove(st->held, st->held + off, st->held_len - off);
+		st->held_len -= off;
+		(void)nghttp2_session_consume(st->h2->s, st->id, off);
+	}
+	if (st->held_len == 0 && st->in_ended && !t->fd_shut) {
+		(void)shutdown(t->fd, SHUT_WR);   /* the client's END_STREAM, passed on as a half-close */
+		t->fd_shut = true;
+	}
+	tunnel_want(st);
+	return true;
+}
+
+static void tunnel_fd_event(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct h2_stream *st = arg;
+	struct h2_tunnel *t = st->tunnel;
+	struct request *r = request_of(req);
+
+	if (r->conn == NULL)
+		return;
+	if ((events & (TUNNEL_READ | HTTPD_EVENT_ERROR)) && t->read_deferred) {
+		t->read_deferred = false;
+		(void)nghttp2_session_resume_data(st->h2->s, st->id);
+	}
+	if ((events & (TUNNEL_WRITE | HTTPD_EVENT_ERROR)) && !tunnel_up_flush(st))
+		stream_reset(st, NGHTTP2_CONNECT_ERROR);
+	tunnel_want(st);
+	worker_defer(r->w, r->conn);
+}
+
+static void tunnel_idle_check(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct h2_stream *st = arg;
+	struct h2_tunnel *t = st->tunnel;
+	struct request *r = request_of(req);
+	uint64_t now;
+
+	(void)events;
+	t->idle = NULL;
+	if (r->conn == NULL)
+		return;
+	now = r->w->now_ms;
+	if (now - t->moved_ms >= t->idle_ms) {
+		httpd_log_request(HTTPD_LOG_INFO, req, "tunnel closed: idle");
+		stream_reset(st, NGHTTP2_CANCEL);
+		worker_defer(r->w, r->conn);
+		return;
+	}
+	t->idle = httpd_event_timer(req, (unsigned)(t->idle_ms - (now - t->moved_ms)), tunnel_idle_check, st);
+}
+
+/* The fd's bytes as the response's DATA; END_STREAM once it ends. */
+static ssize_t tunnel_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                           nghttp2_data_source *src, void *user)
+{
+	struct h2_stream *st = src->ptr;
+	struct h2_tunnel *t = st->tunnel;
+	ssize_t n;
+
+	(void)s;
+	(void)id;
+	(void)user;
+	if (t->early_len > 0) {
+		n = (ssize_t)(t->early_len < len ? t->early_len : len);
+		memcpy(buf, t->early, (size_t)n);
+		t->early += n;
+		t->early_len -= (size_t)n;
+	} else {
+		n = recv(t->fd, buf, len, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			t->read_deferred = true;
+			tunnel_want(st);
+			return NGHTTP2_ERR_DEFERRED;
+		}
+		if (n < 0)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		if (n == 0) {
+			t->fd_eof = true;
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+			return 0;
+		}
+	}
+	t->moved_ms = st->h2->c->w->now_ms;
+	st->r->res.body_sent += (uint64_t)n;
+	return n;
+}
+
+/* The module's 101 (a proxied WebSocket): the stream relays its fd from now on. */
+static int tunnel_start(struct h2_stream *st)
+{
+	struct request *r = st->r;
+	struct httpd_response *res = &r->res;
+	struct h2_tunnel *t = pool_alloc(r->pool, sizeof(*t));
+
+	if (t == NULL)
+		return -1;
+	memset(t, 0, sizeof(*t));
+	t->fd = res->tunnel_fd;
+	res->tunnel_fd = -1;
+	if (httpd_pool_cleanup(r->pool, tunnel_close_fd, t) < 0) {
+		close(t->fd);
+		return -1;
+	}
+	t->idle_ms = res->tunnel_idle_ms;
+	t->early = res->tunnel_pending;
+	t->early_len = res->tunnel_pending_len;
+	t->moved_ms = r->w->now_ms;
+	st->tunnel = t;
+	t->io = httpd_event_fd(&r->req, t->fd, 0, tunnel_fd_event, st);
+	t->idle = httpd_event_timer(&r->req, t->idle_ms, tunnel_idle_check, st);
+	if (t->io == NULL || t->idle == NULL)
+		return -1;
+	/* RFC 8441 §5: a 200 stands for the 101; the handshake's fields were the backend's business. */
+	res->status = 200;
+	response_header_remove(res, "Sec-WebSocket-Accept");
+	response_header_remove(res, "Upgrade");
+	response_header_remove(res, "Connection");
+	/* What the client sent before the answer waited in held: it goes to the fd now. */
+	return tunnel_up_flush(st) ? 0 : -1;
+}
+
 static void http2_respond(struct request *r)
 {
 	struct h2_stream *st = r->stream;
@@ -639,9 +939,17 @@ static void http2_respond(struct request *r)
 
 	st->waiting = false;
 	st->responded = true;
-	if (res->status == 101 || res->tunnel_fd >= 0) {
-		/* No Upgrade in HTTP/2 (RFC 9113 §8.6): a module that switched protocols answered wrongly. */
-		httpd_log_request(HTTPD_LOG_ERR, &r->req, "a 101 cannot be sent over HTTP/2");
+	if (st->extended && res->status == 101 && res->tunnel_fd >= 0) {
+		if (tunnel_start(st) < 0) {
+			httpd_log_request(HTTPD_LOG_ERR, &r->req, "cannot start the tunnel: out of memory");
+			stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+			return;
+		}
+		provider.read_callback = tunnel_read;
+		opts.tunnel = true;
+	} else if (res->status == 101 || res->tunnel_fd >= 0) {
+		/* No Upgrade in HTTP/2 (RFC 9113 §8.6) but a WebSocket's extended CONNECT. */
+		httpd_log_request(HTTPD_LOG_ERR, &r->req, "a 101 cannot be sent over HTTP/2 but to an extended CONNECT");
 		response_error(res, 502, NULL, 0, NULL);
 	}
 	if (r->server != NULL && r->server->hsts > 0 && c->transport != &transport_tcp)
@@ -655,12 +963,15 @@ static void http2_respond(struct request *r)
 	}
 	for (size_t i = 0; i < count; i++)
 		nv[i] = (nghttp2_nv){ (uint8_t *)(uintptr_t)f[i].name, (uint8_t *)(uintptr_t)f[i].value, f[i].name_len,
-		                      f[i].value_len, NGHTTP2_NV_FLAG_NONE };
-	/* Copied: a client's reset can close the stream, and free its pool, before the head is sent. */
-	if (nghttp2_submit_response(st->h2->s, st->id, nv, count, res->body == BODY_NONE ? NULL : &provider) != 0) {
+		                      f[i].value_len, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE };
+	/* Not copied: the pool outlives the HEADERS (a stream reset first waits as a zombie until they are dropped). */
+	if (nghttp2_submit_response(st->h2->s, st->id, nv, count,
+	                            res->body == BODY_NONE && st->tunnel == NULL ? NULL : &provider) != 0) {
 		httpd_log_request(HTTPD_LOG_ERR, &r->req, "cannot submit the HTTP/2 response");
 		stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+		return;
 	}
+	st->head_queued = true;
 }
 
 static void http2_send_body(struct request *r)
@@ -860,6 +1171,8 @@ static void h2_timer_update(struct conn *c)
 	if (h2->out_off < h2->out_len || h2->seg.r != NULL)
 		kind = TIMER_SEND;
 	for (struct h2_stream *st = h2->streams.next; st != &h2->streams && kind != TIMER_SEND; st = st->next) {
+		if (st->tunnel != NULL)
+			continue;   /* its own idle timer */
 		if (st->responded && !st->out_done && !st->stream_waiting)
 			kind = TIMER_SEND;
 		else if (st->waiting)
@@ -994,6 +1307,8 @@ static void http2_abort(struct conn *c)
 		stream_unlink(st);
 		request_abort(st->r);
 	}
+	while (h2->zombies.next != &h2->zombies)
+		zombie_bury(h2->zombies.next);
 	nghttp2_session_del(h2->s);
 	free(h2->out);
 	free(h2);
@@ -1024,7 +1339,9 @@ static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
 		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
 		nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
 		nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, on_invalid_frame);
+		nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
 		nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+		nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks, on_frame_not_send);
 		nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
 		nghttp2_session_callbacks_set_send_data_callback(callbacks, send_file_data);
 	}
@@ -1037,6 +1354,14 @@ static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
 	nghttp2_option_set_max_continuations(opt, 8);
 	nghttp2_option_set_max_settings(opt, 32);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	/*
+	 * RFC 9218 priorities (the priority field and PRIORITY_UPDATE; urgency
+	 * and incremental decide whose DATA goes first), not RFC 7540's tree:
+	 * browsers dropped it, and keeping it (closed streams included) was
+	 * libnghttp2's own largest cost per stream.
+	 */
+	nghttp2_option_set_builtin_recv_extension_type(opt, NGHTTP2_PRIORITY_UPDATE);
+	nghttp2_option_set_no_closed_streams(opt, 1);
 	rc = nghttp2_session_server_new2(&h2->s, callbacks, h2, opt);
 	nghttp2_option_del(opt);
 	if (rc != 0)
@@ -1046,6 +1371,8 @@ static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
 			{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2_max_concurrent_streams },
 			{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
 			{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.max_head },
+			{ NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1 },
+			{ NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },
 		};
 
 		if (nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
@@ -1068,6 +1395,7 @@ int http2_start(struct conn *c)
 	}
 	h2->c = c;
 	h2->streams.next = h2->streams.prev = &h2->streams;
+	h2->zombies.next = h2->zombies.prev = &h2->zombies;
 	slot_of(c)->h2 = h2;
 	c->proto = &http2_protocol;
 	timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);

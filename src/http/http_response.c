@@ -497,7 +497,7 @@ struct response_field *response_fields_build(struct httpd_response *res, const s
 		f[n++] = (struct response_field){ "allow", opts->allow, 5, strlen(opts->allow) };
 	if (no_body) {
 		response_discard_body(res);
-	} else if (res->body == BODY_STREAM) {
+	} else if (res->body == BODY_STREAM || opts->tunnel) {
 		/* The stream's end is the body's end: no length. */
 	} else if (res->head_length != -1 && opts->head_only) {
 		if (res->head_length >= 0)

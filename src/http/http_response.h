@@ -93,6 +93,7 @@ struct response_head_opts {
 	bool        server_tokens;
 	time_t      now;
 	const char *allow;          /* Allow header value, or NULL */
+	bool        tunnel;         /* HTTP/2: the stream relays a tunnel (RFC 8441), no length */
 };
 
 /*

@@ -641,15 +641,10 @@ static void request_free(struct request *r)
 	struct httpd_pool *pool = r->pool;
 
 	async_request_end(r);
-	if (c != NULL) {
-		if (c->spare_pool == NULL) {
-			/* The next request on this connection reuses the first chunk. */
-			pool_reset(pool);
-			c->spare_pool = pool;
-			return;
-		}
-	}
-	pool_destroy(pool);
+	if (c != NULL)
+		conn_pool_give(c, pool);
+	else
+		pool_destroy(pool);
 }
 
 void request_done(struct request *r)

@@ -164,6 +164,18 @@ class H2:
             self.pump(timeout=max(0.1, deadline - time.monotonic()))
         return r
 
+    def wait(self, cond, timeout=20):
+        """Reads until cond() holds; False if the connection closed or the time ran out first."""
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if self.closed or time.monotonic() > deadline:
+                return False
+            try:
+                self.pump(timeout=max(0.1, deadline - time.monotonic()))
+            except socket.timeout:
+                pass
+        return True
+
     def get(self, path, timeout=30, **kw):
         return self.response(self.request("GET", path, **kw), timeout=timeout)
 

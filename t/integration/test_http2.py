@@ -37,7 +37,7 @@ def h2c_server(extra="", workers=1, locations=None, flags="h2c"):
     srv = Server(workers=workers)
     srv.listen = ["127.0.0.1:%d %s" % (srv.port, flags)]
     srv.globals_text = 'access_log_buffer = "0"\nerror_log_level = "info"\n' + extra
-    srv.locations = locations or ('location "/echo" { handler = "echo" }\n'
+    srv.locations = locations.replace("@ROOT@", srv.root) if locations else ('location "/echo" { handler = "echo" }\n'
                                   'location "/" { handler = "static"  root = "%s" }\n' % srv.root)
     srv.file("index.html", "hello over h2\n")
     srv.write_config()
@@ -194,6 +194,51 @@ def test_real_ip_proxy_protocol_and_misdirected_requests_over_h2():
         srv.cleanup()
 
 
+def test_websocket_over_h2_through_the_proxy_to_an_http1_backend():
+    from test_proxy import RawBackend, ws_frame, ws_parse
+    ws = RawBackend("websocket")
+    srv = h2c_server(locations='location "/ws" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d"  '
+                               'read_timeout = 5 }\nlocation "/" { handler = "static"  root = "%s" }\n'
+                               % (ws.port, "@ROOT@"))
+    try:
+        c = H2(srv.port, validate=False)
+        # RFC 8441 §3: the server says it takes extended CONNECT
+        assert c.wait(lambda: c.conn.remote_settings.get(8) == 1), dict(c.conn.remote_settings)
+        sid = c.conn.get_next_available_stream_id()
+        c.responses[sid] = __import__("h2client").Response()
+        c.conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                                  (":path", "/ws/chat"), (":authority", "t"), ("sec-websocket-version", "13")])
+        c.flush()
+        r = c.responses[sid]
+        assert c.wait(lambda: r.status is not None or r.reset is not None), r
+        assert r.status == 200 and r.header("sec-websocket-accept") is None and r.header("content-length") is None, r
+        # the backend's greeting, then an echo of each frame, small and large, both ways through the stream
+        def next_frame():
+            while True:
+                frame, rest = ws_parse(bytes(r.body))
+                if frame is not None:
+                    r.body = bytearray(rest)
+                    return frame
+                assert c.wait(lambda: len(r.body) > 0 and ws_parse(bytes(r.body))[0] is not None or r.ended), r
+        assert next_frame() == (1, b"hello")
+        for payload in (b"ping", os.urandom(300000)):
+            c.send_body(sid, ws_frame(payload, opcode=2), end=False)
+            assert next_frame() == (2, payload)
+        c.send_body(sid, ws_frame(b"\x03\xe8", opcode=8), end=False)
+        assert next_frame() == (8, b"\x03\xe8")
+        assert c.wait(lambda: r.ended or r.reset is not None), r   # the backend closed: so did the stream
+        head = ws.request_head.lower()
+        # the backend got the HTTP/1.1 handshake it knows, with a key HTTP/2 does not carry
+        assert head.startswith(b"get /ws/chat http/1.1") and b"upgrade: websocket" in head, head
+        assert re.search(rb"sec-websocket-key: [a-z0-9+/]{22}==", head), head
+        # another stream on the same connection is served meanwhile and after
+        assert c.get("/index.html").status == 200
+        c.close()
+    finally:
+        ws.close()
+        srv.cleanup()
+
+
 def raw_conn(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(PREFACE + SettingsFrame(0).serialize())
@@ -329,15 +374,46 @@ def test_flow_control_holds_the_response_to_the_client_window():
         srv.cleanup()
 
 
+def test_rfc9218_urgency_decides_whose_data_goes_first():
+    srv = h2c_server()
+    try:
+        srv.file("big.bin", os.urandom(1 << 20))
+        srv.file("mid.bin", os.urandom(60000))
+        c = H2(srv.port, auto_ack=False)
+        c.pump(timeout=5)   # the server's SETTINGS: it takes RFC 9218 priorities (SETTINGS_NO_RFC7540_PRIORITIES)
+        # Both requests in one write: the big one first, at the lowest urgency; the other urgent.
+        low = c.conn.get_next_available_stream_id()
+        c.responses[low] = __import__("h2client").Response()
+        c.conn.send_headers(low, [(":method", "GET"), (":path", "/big.bin"), (":scheme", "http"),
+                                  (":authority", "x"), ("priority", "u=7")], end_stream=True)
+        high = low + 2
+        c.responses[high] = __import__("h2client").Response()
+        c.conn.send_headers(high, [(":method", "GET"), (":path", "/mid.bin"), (":scheme", "http"),
+                                   (":authority", "x"), ("priority", "u=0")], end_stream=True)
+        c.flush()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                c.pump(timeout=0.3)
+            except socket.timeout:
+                pass
+        # The connection's 65,535-byte window, unopened: the urgent response took it whole, first.
+        got_high, got_low = len(c.responses[high].body), len(c.responses[low].body)
+        assert got_high == 60000 and got_low == 65535 - 60000, (got_high, got_low)
+        c.close()
+    finally:
+        srv.cleanup()
+
+
 def flood_test(srv, attack, code=ENHANCE_YOUR_CALM):
     """Runs attack on a raw connection; it must be closed (with GOAWAY code when given) while another
     client is served, and the error log names the client."""
     s = raw_conn(srv.port)
     attack(s)
     data, closed = read_until_closed(s, timeout=15)
-    assert closed, "the attacker's connection is still open"
+    assert closed, "%s: the attacker's connection is still open" % attack.__name__
     if code is not None:
-        assert goaway_code(data) == code, (goaway_code(data), data[-64:])
+        assert goaway_code(data) == code, (attack.__name__, goaway_code(data), data[-64:])
     assert still_served(srv.port)
     s.close()
 

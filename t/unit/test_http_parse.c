@@ -600,6 +600,66 @@ START_TEST(test_head_find_matches_bytewise_scan)
 }
 END_TEST
 
+/* HTTP/2 heads from pseudo-header fields (RFC 9113 §8.3). */
+static int h2_head(const char *method, const char *scheme, const char *authority, const char *path,
+                   const char *protocol, struct httpd_header *fields, size_t count, bool end_stream,
+                   struct http_head *out)
+{
+	struct h2_pseudo ps = {
+		.method = method, .scheme = scheme, .authority = authority, .path = path, .protocol = protocol,
+		.method_len = method ? strlen(method) : 0, .authority_len = authority ? strlen(authority) : 0,
+		.path_len = path ? strlen(path) : 0,
+	};
+
+	return http_head_from_h2(&ps, fields, count, end_stream, out);
+}
+
+START_TEST(test_h2_heads)
+{
+	struct http_head h;
+	struct httpd_header cl[] = { { "content-length", "5", 14, 1 } };
+	struct httpd_header host_a[] = { { "host", "a.test", 4, 6 } };
+	struct httpd_header host_b[] = { { "host", "b.test", 4, 6 } };
+	struct httpd_header ranged[] = { { "range", "bytes=0-1", 5, 9 } };
+
+	ck_assert_int_eq(h2_head("GET", "https", "a.test:8443", "/p/x?y=1", NULL, ranged, 1, true, &h), 0);
+	ck_assert_int_eq(h.version, 20);
+	ck_assert_uint_eq(h.method, HTTPD_METHOD_GET);
+	ck_assert(h.path_len == 4 && memcmp(h.path, "/p/x", 4) == 0);
+	ck_assert_str_eq(h.query, "y=1");
+	ck_assert(h.host_len == 11 && memcmp(h.host, "a.test:8443", 11) == 0);
+	ck_assert(h.conditional && h.keep_alive && !h.chunked && h.content_length == -1);
+	/* required pseudo-headers, and only origin-form (or * for OPTIONS) in :path */
+	ck_assert_int_eq(h2_head("GET", NULL, "a", "/", NULL, NULL, 0, true, &h), 400);
+	ck_assert_int_eq(h2_head("GET", "http", "a", "", NULL, NULL, 0, true, &h), 400);
+	ck_assert_int_eq(h2_head("GET", "http", "a", NULL, NULL, NULL, 0, true, &h), 400);
+	ck_assert_int_eq(h2_head(NULL, "http", "a", "/", NULL, NULL, 0, true, &h), 400);
+	ck_assert_int_eq(h2_head("G T", "http", "a", "/", NULL, NULL, 0, true, &h), 400);
+	ck_assert_int_eq(h2_head("GET", "http", "a", "http://a/", NULL, NULL, 0, true, &h), 400);
+	ck_assert_int_eq(h2_head("GET", "http", "a", "*", NULL, NULL, 0, true, &h), 400);
+	ck_assert_int_eq(h2_head("OPTIONS", "http", "a", "*", NULL, NULL, 0, true, &h), 0);
+	ck_assert_int_eq(h2_head("GET", "http", "a", "/%zz", NULL, NULL, 0, true, &h), 400);
+	/* :authority is the host; a Host naming another is malformed; without :authority, Host serves */
+	ck_assert_int_eq(h2_head("GET", "http", "a.test", "/", NULL, host_a, 1, true, &h), 0);
+	ck_assert_int_eq(h2_head("GET", "http", "a.test", "/", NULL, host_b, 1, true, &h), 400);
+	ck_assert_int_eq(h2_head("GET", "http", NULL, "/", NULL, host_b, 1, true, &h), 0);
+	ck_assert(h.host_len == 6 && memcmp(h.host, "b.test", 6) == 0);
+	ck_assert_int_eq(h2_head("GET", "http", "a b", "/", NULL, NULL, 0, true, &h), 400);
+	/* the body: a length, or the stream's end (read as chunked); a length on an ended stream is a lie */
+	ck_assert_int_eq(h2_head("POST", "http", "a", "/", NULL, cl, 1, false, &h), 0);
+	ck_assert(h.content_length == 5 && !h.chunked);
+	ck_assert_int_eq(h2_head("POST", "http", "a", "/", NULL, NULL, 0, false, &h), 0);
+	ck_assert(h.chunked && h.content_length == -1);
+	ck_assert_int_eq(h2_head("POST", "http", "a", "/", NULL, cl, 1, true, &h), 400);
+	/* CONNECT: :authority alone; :protocol (RFC 8441) only with CONNECT */
+	ck_assert_int_eq(h2_head("CONNECT", NULL, "a.test:443", NULL, NULL, NULL, 0, false, &h), 0);
+	ck_assert_uint_eq(h.method, HTTPD_METHOD_CONNECT);
+	ck_assert_int_eq(h2_head("CONNECT", "http", "a.test:443", "/", NULL, NULL, 0, false, &h), 400);
+	ck_assert_int_eq(h2_head("CONNECT", "http", "a.test", "/chat", "websocket", NULL, 0, false, &h), 0);
+	ck_assert_int_eq(h2_head("GET", "http", "a.test", "/chat", "websocket", NULL, 0, false, &h), 400);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("http_parse");
@@ -633,6 +693,7 @@ int main(void)
 	tcase_add_test(tc, test_transfer_encoding_rules);
 	tcase_add_test(tc, test_connection_and_expect);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_h2_heads);
 	tcase_add_test(tch, test_chunked_simple);
 	tcase_add_test(tch, test_chunked_size_cannot_wrap_the_total);
 	tcase_add_test(tch, test_chunked_extensions_and_trailers_discarded);
