@@ -482,9 +482,11 @@ def h2load(port, path, conns, streams, duration, tls, cpus=None):
     text = out.stdout.decode()
     m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
                   text)
-    codes = re.search(r"status codes: (\d+) 2xx", text)
+    # In a timed run the status counts include answers that came after the end: only their kinds matter.
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
     if out.returncode != 0 or m is None or codes is None or int(m.group(5)) or int(m.group(6)) or \
-            int(codes.group(1)) != int(m.group(4)) or "Application protocol: h2" not in text:
+            int(codes.group(1)) == 0 or sum(int(codes.group(i)) for i in (2, 3, 4)) or \
+            "Application protocol: h2" not in text:
         raise SystemExit("h2load failed, saw errors or did not speak HTTP/2:\n" + text)
     return int(m.group(4)), client_cpu
 
@@ -518,7 +520,7 @@ H2C_GET = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\
            + b"\x00\x00\x0e\x01\x05\x00\x00\x00\x01" + b"\x82\x86\x04\x07/1k.bin\x01\x01b")
 
 
-def answered(got, h2):
+def got_answer(got, h2):
     """Whether got holds a whole answer to the 1 KiB GET (for h2: the frames, the 1 KiB DATA among them)."""
     return len(got) >= 1024 + 9 if h2 else len(got.partition(b"\r\n\r\n")[2]) >= 1024
 
@@ -530,7 +532,7 @@ def fresh_request_ms(port, h2=False):
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.sendall(H2C_GET if h2 else b"GET /1k.bin HTTP/1.1\r\nHost: b\r\n\r\n")
-        while not answered(got, h2):
+        while not got_answer(got, h2):
             chunk = s.recv(65536)
             if not chunk:
                 break
@@ -538,7 +540,7 @@ def fresh_request_ms(port, h2=False):
         s.close()
     except OSError:
         return None
-    return (time.monotonic() - t0) * 1000 if answered(got, h2) else None
+    return (time.monotonic() - t0) * 1000 if got_answer(got, h2) else None
 
 
 def idle_10k(peer, count=10000, h2=False):
@@ -579,11 +581,13 @@ def idle_10k(peer, count=10000, h2=False):
                 except OSError:
                     data = b""
                 pending[s] += data
-                if not data or answered(pending[s], h2):
+                if not data or got_answer(pending[s], h2):
                     sel.unregister(s)
                     del pending[s]
         if pending:
-            raise SystemExit("%s: %d of %d connections got no answer" % (peer.name, len(pending), count))
+            # A server that cannot hold them all (Apache's worker threads) is reported, not fatal to the run.
+            print("%s: %d of %d connections got no answer" % (peer.name, len(pending), count), flush=True)
+            return None, None
         time.sleep(1)
         after = rss_bytes(peer.proc.pid)
         times = [fresh_request_ms(peer.port, h2) for _ in range(5)]
@@ -801,9 +805,8 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                 if scenario in ("idle-10k", "h2-idle-2k"):
                     results[scenario] = {p.name: idle_10k(p, h2=scenario == "h2-idle-2k") if scenario == "h2-idle-2k"
                                          else idle_10k(p) for p in peers if not p.floor}
-                    for name, (per_conn, ms) in results[scenario].items():
-                        print("%-12s %-14s %8.0f B/idle conn  %s fresh request" % (scenario, name, per_conn, latency_text(ms)),
-                              flush=True)
+                    for name, result in results[scenario].items():
+                        print("%-12s %-14s %s" % (scenario, name, idle_text(result)), flush=True)
                     continue
                 if scenario == "upload-1g":
                     # Interleaved like the timed rounds: the page cache's state moves a writer's cost.
@@ -885,6 +888,8 @@ def ratios(table):
 
 def idle_text(result):
     per_conn, ms = result
+    if per_conn is None:
+        return "could not hold the connections open"
     return "%.0f B per idle connection, fresh request: %s" % (per_conn, latency_text(ms))
 
 

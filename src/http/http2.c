@@ -7,8 +7,10 @@
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/evp.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <malloc.h>
 
 #include "http_parse.h"
 #include "http_response.h"
@@ -20,6 +22,9 @@
 #define STREAM_WINDOW   (256 * 1024)
 #define CONN_WINDOW     (1024 * 1024)
 #define OUT_CHUNK       (64 * 1024)   /* frames gathered per write */
+#define FILE_AHEAD      (128 * 1024)  /* a file body read at once where it is copied (TLS) */
+#define H2_BIG          16384         /* libnghttp2 blocks this large get pages of their own */
+#define H2_BIG_MAX      4
 /* Work a connection may cause beyond its requests (resets, pings, settings, empty frames) before it is cut off. */
 #define GLITCH_BASE     100
 #define GLITCHES_PER_REQUEST 2
@@ -52,6 +57,8 @@ struct h2_stream {
 	size_t               held_len, held_cap;
 	size_t               buf_off;        /* buffer body: bytes sent */
 	off_t                file_done;      /* file body: bytes sent */
+	char                *ahead;          /* file body over TLS: read ahead of the frames */
+	size_t               ahead_off, ahead_len;
 	struct h2_stream    *prev, *next;
 };
 
@@ -76,6 +83,7 @@ struct h2_conn {
 	char                *out;            /* frames nghttp2 made, not yet written */
 	size_t               out_len, out_off, out_cap;
 	struct h2_file_segment seg;          /* written after out */
+	nghttp2_mem          mem;            /* libnghttp2's allocator, with this connection as its user data */
 	struct h2_stream     streams;        /* sentinel of the open streams */
 	struct h2_stream     zombies;        /* closed before their queued HEADERS went: freed once dropped */
 	struct h2_stream    *reading;        /* the stream whose header block is being read (no lookup per field) */
@@ -86,6 +94,12 @@ struct h2_conn {
 	bool                 goaway;         /* a GOAWAY went or is queued: no new streams */
 	bool                 closing;        /* done: the last frames go out, then a lingering close */
 	bool                 busy;           /* a stream began since the idle timer was armed */
+	bool                 idle;           /* h2_idle_release gave back what it could; cleared by a stream */
+	struct h2_big {
+		void  *p;
+		size_t len;
+	}                    big[H2_BIG_MAX];  /* libnghttp2's frame buffers, in pages of their own */
+	size_t               nbig;
 };
 
 static const struct request_output http2_output;
@@ -342,6 +356,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 	r->stream = st;
 	r->conn_seq = ++h2->requests;
 	h2->busy = true;
+	h2->idle = false;
 	st->next = &h2->streams;
 	st->prev = h2->streams.prev;
 	h2->streams.prev->next = st;
@@ -710,12 +725,29 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 			st->file_done += n;
 			*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 		} else if (left > 0) {
-			n = pread(res->fd, buf, (off_t)len < left ? len : (size_t)left, res->file_offset + st->file_done);
-			if (n <= 0) {
-				httpd_log_request(HTTPD_LOG_ERR, &st->r->req, n == 0 ? "the file was truncated while being sent"
-				                  : "reading the file to send: %s", strerror(errno));
-				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+			/*
+			 * TLS copies anyway (the record is encrypted from user space): read
+			 * ahead FILE_AHEAD at a time, so a DATA frame costs a copy, not a
+			 * pread (64 of them per MiB at 16 KiB frames).
+			 */
+			if (st->ahead_off == st->ahead_len) {
+				size_t want = left > FILE_AHEAD ? FILE_AHEAD : (size_t)left;
+				ssize_t got;
+
+				if (st->ahead == NULL && (st->ahead = pool_alloc(st->r->pool, FILE_AHEAD)) == NULL)
+					return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+				got = pread(res->fd, st->ahead, want, res->file_offset + st->file_done);
+				if (got <= 0) {
+					httpd_log_request(HTTPD_LOG_ERR, &st->r->req, got == 0 ? "the file was truncated while being "
+					                  "sent" : "reading the file to send: %s", strerror(errno));
+					return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+				}
+				st->ahead_off = 0;
+				st->ahead_len = (size_t)got;
 			}
+			n = (ssize_t)(st->ahead_len - st->ahead_off < len ? st->ahead_len - st->ahead_off : len);
+			memcpy(buf, st->ahead + st->ahead_off, (size_t)n);
+			st->ahead_off += (size_t)n;
 			st->file_done += n;
 		}
 		if (st->file_done == res->file_len)
@@ -1188,6 +1220,28 @@ static void h2_timer_update(struct conn *c)
 	h2->busy = false;
 }
 
+/*
+ * Nothing in flight and nothing to send: the connection gives back what it
+ * need not hold while it waits (its output buffer, its request pool, the
+ * input buffer), so an idle HTTP/2 connection costs its session alone.
+ */
+static void h2_idle_release(struct conn *c)
+{
+	struct h2_conn *h2 = h2_of(c);
+
+	if (h2->open > 0 || h2->out_len > 0 || h2->seg.r != NULL || h2->zombies.next != &h2->zombies ||
+	    c->in_off != c->in_len || h2->idle)
+		return;
+	h2->idle = true;
+	free(h2->out);
+	h2->out = NULL;
+	h2->out_cap = 0;
+	conn_idle(c);
+	/* libnghttp2's frame buffer holds nothing between frames: its pages go back until the next one. */
+	for (size_t i = 0; i < h2->nbig; i++)
+		(void)madvise(h2->big[i].p, h2->big[i].len, MADV_DONTNEED);
+}
+
 /* A graceful stop or keepalive_requests: no new streams; those under way finish. */
 static void h2_goaway(struct h2_conn *h2)
 {
@@ -1256,6 +1310,7 @@ static void http2_run(struct conn *c)
 			continue;
 		case 0:
 			conn_in_release(c);
+			h2_idle_release(c);
 			h2_timer_update(c);
 			return;
 		default:
@@ -1324,6 +1379,80 @@ const struct conn_protocol http2_protocol = {
 	.quiesce = http2_quiesce,
 };
 
+/*
+ * libnghttp2's memory.  Its frame buffer (16 KiB, made with the session)
+ * gets pages of its own, which an idle connection hands back to the kernel
+ * (h2_idle_release); everything else comes from malloc.
+ */
+static void *h2_mem_malloc(size_t n, void *user)
+{
+	struct h2_conn *h2 = user;
+	void *p;
+
+	if (n < H2_BIG || h2->nbig == H2_BIG_MAX)
+		return malloc(n);
+	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	h2->big[h2->nbig++] = (struct h2_big){ p, n };
+	return p;
+}
+
+static struct h2_big *h2_mem_big(struct h2_conn *h2, void *p)
+{
+	for (size_t i = 0; i < h2->nbig; i++)
+		if (h2->big[i].p == p)
+			return &h2->big[i];
+	return NULL;
+}
+
+static void h2_mem_free(void *p, void *user)
+{
+	struct h2_conn *h2 = user;
+	struct h2_big *b = p != NULL ? h2_mem_big(h2, p) : NULL;
+
+	if (b == NULL) {
+		free(p);
+		return;
+	}
+	(void)munmap(b->p, b->len);
+	*b = h2->big[--h2->nbig];
+}
+
+static void *h2_mem_calloc(size_t count, size_t size, void *user)
+{
+	void *p;
+
+	if (size != 0 && count > SIZE_MAX / size)
+		return NULL;
+	if (count * size < H2_BIG)
+		return calloc(count, size);
+	p = h2_mem_malloc(count * size, user);   /* fresh pages are zero, and so is malloc's fallback below */
+	if (p != NULL && h2_mem_big(user, p) == NULL)
+		memset(p, 0, count * size);
+	return p;
+}
+
+static void *h2_mem_realloc(void *p, size_t n, void *user)
+{
+	struct h2_conn *h2 = user;
+	struct h2_big *b = p != NULL ? h2_mem_big(h2, p) : NULL;
+	size_t old;
+	void *q;
+
+	if (b == NULL && n < H2_BIG)
+		return realloc(p, n);
+	old = b != NULL ? b->len : p != NULL ? malloc_usable_size(p) : 0;
+	q = h2_mem_malloc(n, user);
+	if (q == NULL)
+		return NULL;
+	if (p != NULL) {
+		memcpy(q, p, old < n ? old : n);
+		h2_mem_free(p, user);
+	}
+	return q;
+}
+
 static nghttp2_session_callbacks *callbacks;
 
 static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
@@ -1362,7 +1491,8 @@ static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
 	 */
 	nghttp2_option_set_builtin_recv_extension_type(opt, NGHTTP2_PRIORITY_UPDATE);
 	nghttp2_option_set_no_closed_streams(opt, 1);
-	rc = nghttp2_session_server_new2(&h2->s, callbacks, h2, opt);
+	h2->mem = (nghttp2_mem){ h2, h2_mem_malloc, h2_mem_free, h2_mem_calloc, h2_mem_realloc };
+	rc = nghttp2_session_server_new3(&h2->s, callbacks, h2, opt, &h2->mem);
 	nghttp2_option_del(opt);
 	if (rc != 0)
 		return -1;

@@ -43,7 +43,11 @@ def h2c_server(extra="", workers=1, locations=None, flags="h2c"):
     srv.write_config()
     # A bare TCP connect is not an HTTP/2 client: wait on the pid file and a real request instead.
     srv.answering = lambda: os.path.exists(srv.pid_file) and h2_alive(srv.port)
-    return srv.start()
+    try:
+        return srv.start()
+    except BaseException:
+        srv.cleanup()   # a server that started but does not answer is not left running
+        raise
 
 
 def h2_alive(port):
@@ -344,6 +348,62 @@ def test_malformed_requests_are_stream_errors_the_connection_lives_on():
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         data, closed = read_until_closed(s)
         assert closed and not data.startswith(b"HTTP/1.1 200"), data
+        assert still_served(srv.port)
+    finally:
+        srv.cleanup()
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def test_rfc9113_connection_errors_one_rule_each():
+    FRAME_SIZE_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED = 6, 3, 5
+    srv = h2c_server()
+    get = headers_block()
+    cases = [
+        # (section, bytes after the preface and an empty SETTINGS, the GOAWAY code expected)
+        ("4.2 DATA longer than SETTINGS_MAX_FRAME_SIZE",
+         frame(1, 4, 1, headers_block("/echo", "POST")) + frame(0, 0, 1, b"x" * 16385), FRAME_SIZE_ERROR),
+        ("4.2 PING of 7 octets", frame(6, 0, 0, b"1234567"), FRAME_SIZE_ERROR),
+        ("5.1 DATA on an idle stream", frame(0, 0, 3, b"x"), PROTOCOL_ERROR),
+        ("5.1.1 a client-initiated stream with an even identifier", frame(1, 5, 2, get), PROTOCOL_ERROR),
+        # (HEADERS on a lower, never-opened stream after stream 5 is ignored by libnghttp2 1.52 as if the
+        # stream had closed: RFC 9113 §5.1.1 asks for PROTOCOL_ERROR; it opens nothing and answers nothing.)
+        ("6.1 DATA on stream 0", frame(0, 0, 0, b"x"), PROTOCOL_ERROR),
+        ("6.2 HEADERS on stream 0", frame(1, 5, 0, get), PROTOCOL_ERROR),
+        ("6.4 RST_STREAM on an idle stream", frame(3, 0, 7, b"\x00\x00\x00\x08"), PROTOCOL_ERROR),
+        ("6.5 SETTINGS ACK with a payload", frame(4, 1, 0, b"\x00\x04\x00\x00\xff\xff"), FRAME_SIZE_ERROR),
+        ("6.5 SETTINGS on a stream", frame(4, 0, 1, b""), PROTOCOL_ERROR),
+        ("6.5.2 ENABLE_PUSH of 2", frame(4, 0, 0, b"\x00\x02\x00\x00\x00\x02"), PROTOCOL_ERROR),
+        ("6.5.2 INITIAL_WINDOW_SIZE past 2^31-1", frame(4, 0, 0, b"\x00\x04\x80\x00\x00\x00"), FLOW_CONTROL_ERROR),
+        ("6.5.2 MAX_FRAME_SIZE below 16384", frame(4, 0, 0, b"\x00\x05\x00\x00\x10\x00"), PROTOCOL_ERROR),
+        ("6.7 PING on a stream", frame(6, 0, 1, b"12345678"), PROTOCOL_ERROR),
+        ("6.8 GOAWAY on a stream", frame(7, 0, 1, b"\x00" * 8), PROTOCOL_ERROR),
+        ("6.9 WINDOW_UPDATE of 0 on the connection", frame(8, 0, 0, b"\x00\x00\x00\x00"), PROTOCOL_ERROR),
+        ("6.9.1 the connection window past 2^31-1", frame(8, 0, 0, b"\x7f\xff\xff\xff"), FLOW_CONTROL_ERROR),
+        ("6.10 CONTINUATION without HEADERS", frame(9, 4, 1, get), PROTOCOL_ERROR),
+        ("6.10 another frame inside a header block",
+         frame(1, 0, 1, get[:2]) + frame(0, 0, 1, b"x"), PROTOCOL_ERROR),
+        ("RFC 7541 6.1 an index past the tables", frame(1, 5, 1, b"\xff\x7f\x7f"), COMPRESSION_ERROR),
+        ("RFC 7541 6.3 a table size past SETTINGS_HEADER_TABLE_SIZE",
+         frame(1, 5, 1, b"\x3f\xe1\xff\x03" + get), COMPRESSION_ERROR),
+        ("RFC 7541 5.2 Huffman padding longer than 7 bits",
+         frame(1, 5, 1, b"\x82\x86\x84\x41\x82\xff\xff"), COMPRESSION_ERROR),
+    ]
+    try:
+        for name, data, code in cases:
+            s = raw_conn(srv.port)
+            s.sendall(data)
+            got, closed = read_until_closed(s)
+            assert closed and goaway_code(got) == code, (name, goaway_code(got), closed)
+            s.close()
+        # one stream error among them, the connection going on: DATA after the client's END_STREAM
+        s = raw_conn(srv.port)
+        s.sendall(frame(1, 5, 1, get) + frame(0, 0, 1, b"late"))
+        got, _ = read_until_closed(s, timeout=2)
+        resets = [int.from_bytes(p, "big") for t, _, sid, p in frames(got) if t == 3 and sid == 1]
+        assert resets == [STREAM_CLOSED] or goaway_code(got) == STREAM_CLOSED, (resets, got[-80:])
         assert still_served(srv.port)
     finally:
         srv.cleanup()
