@@ -453,6 +453,28 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 	return 0;
 }
 
+/* DATA kept for later, in a buffer that grows with it (the stream's window bounds it). */
+static bool held_append(struct h2_stream *st, const uint8_t *data, size_t len)
+{
+	if (st->held_len + len > st->held_cap) {
+		size_t cap = st->held_cap ? st->held_cap : 16384;
+		char *grown;
+
+		while (cap < st->held_len + len)
+			cap *= 2;
+		grown = pool_alloc(st->r->pool, cap);
+		if (grown == NULL)
+			return false;
+		if (st->held_len > 0)
+			memcpy(grown, st->held, st->held_len);
+		st->held = grown;
+		st->held_cap = cap;
+	}
+	memcpy(st->held + st->held_len, data, len);
+	st->held_len += len;
+	return true;
+}
+
 static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
 {
 	struct h2_conn *h2 = user;
@@ -461,13 +483,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 	(void)flags;
 	if (st != NULL && st->extended) {
 		/* The tunnel's upward bytes: held (unconsumed, so the window closes) until the fd takes them. */
-		if (st->held_len + len > (size_t)STREAM_WINDOW)
-			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* more than the window we gave */
-		if (st->held == NULL && (st->held = pool_alloc(st->r->pool, STREAM_WINDOW)) == NULL)
-			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-		st->held_cap = STREAM_WINDOW;
-		memcpy(st->held + st->held_len, data, len);
-		st->held_len += len;
+		if (st->held_len + len > (size_t)STREAM_WINDOW || !held_append(st, data, len))
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* past the window we gave, or out of memory */
 		if (st->tunnel != NULL && !tunnel_up_flush(st))
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		return 0;
@@ -483,23 +500,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 		return 0;
 	}
 	/* Held until the phase takes it; the stream's window bounds how much. */
-	if (st->held_len + len > st->held_cap) {
-		size_t cap = st->held_cap ? st->held_cap : 16384;
-		char *grown;
-
-		while (cap < st->held_len + len)
-			cap *= 2;
-		grown = pool_alloc(st->r->pool, cap);
-		if (grown == NULL)
-			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-		if (st->held_len > 0)
-			memcpy(grown, st->held, st->held_len);
-		st->held = grown;
-		st->held_cap = cap;
-	}
-	memcpy(st->held + st->held_len, data, len);
-	st->held_len += len;
-	return 0;
+	return held_append(st, data, len) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 /*
@@ -983,6 +984,9 @@ static void http2_respond(struct request *r)
 		/* No Upgrade in HTTP/2 (RFC 9113 §8.6) but a WebSocket's extended CONNECT. */
 		httpd_log_request(HTTPD_LOG_ERR, &r->req, "a 101 cannot be sent over HTTP/2 but to an extended CONNECT");
 		response_error(res, 502, NULL, 0, NULL);
+	} else if (st->extended && res->status >= 200 && res->status < 300) {
+		/* A 2xx would tell the client its tunnel is open (RFC 8441 §5): this location answered without one. */
+		response_error(res, 501, NULL, 0, NULL);
 	}
 	if (r->server != NULL && r->server->hsts > 0 && c->transport != &transport_tcp)
 		(void)response_header_push(res, "Strict-Transport-Security", r->server->hsts_header);

@@ -6,6 +6,7 @@ empty DATA, zero window, too many streams) cut off while other clients are serve
 reloads with the streams in flight finished, and h2load through five reloads without a failure."""
 import base64
 import collections
+import gzip
 import hashlib
 import json
 import os
@@ -95,7 +96,11 @@ def sha(b):
 
 
 def test_every_module_over_h2_in_the_seam():
-    srv = Seam()
+    srv = Seam(start=False)
+    srv.extra_locations = ('location "/listing/" { handler = "static"  root = "%s/site"  autoindex = true }'
+                           % srv.root)
+    srv.write_config()
+    srv.start()
     c = H2(srv.h2c_port)
     try:
         big = os.urandom(3 * 1024 * 1024 + 17)
@@ -110,10 +115,19 @@ def test_every_module_over_h2_in_the_seam():
         assert r.status == 206 and bytes(r.body) == big[10:20], r
         r = c.get("/big.bin", headers=[("if-none-match", etag)])
         assert r.status == 304 and not r.body, r
-        # gzip filter
+        # gzip filter, a precompressed file, a listing
         srv.file("site/text.html", "<p>compress me</p>\n" * 500)
         r = c.get("/text.html", headers=[("accept-encoding", "gzip")])
         assert r.status == 200 and r.header("content-encoding") == "gzip", r
+        assert gzip.decompress(bytes(r.body)) == b"<p>compress me</p>\n" * 500
+        srv.file("site/pre.css", "body{}\n" * 100)
+        srv.file("site/pre.css.gz", gzip.compress(b"precompressed\n"))
+        r = c.get("/pre.css", headers=[("accept-encoding", "gzip")])
+        assert r.header("content-encoding") == "gzip" and gzip.decompress(bytes(r.body)) == b"precompressed\n", r
+        srv.file("site/sub/a.txt", "a")
+        srv.file("site/sub/b.txt", "b")
+        r = c.get("/listing/sub/")
+        assert r.status == 200 and b"a.txt" in r.body and b"b.txt" in r.body, r
         # echo: a body of 1 MiB comes back
         body = os.urandom(1 << 20)
         r = c.response(c.request("POST", "/echo", headers=[("accept", "application/json")], body=body))
@@ -237,6 +251,14 @@ def test_websocket_over_h2_through_the_proxy_to_an_http1_backend():
         assert re.search(rb"sec-websocket-key: [a-z0-9+/]{22}==", head), head
         # another stream on the same connection is served meanwhile and after
         assert c.get("/index.html").status == 200
+        # a location that does not switch protocols cannot say 2xx to an extended CONNECT (its tunnel would not be)
+        sid = c.conn.get_next_available_stream_id()
+        c.responses[sid] = __import__("h2client").Response()
+        c.conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                                  (":path", "/index.html"), (":authority", "t"), ("sec-websocket-version", "13")])
+        c.flush()
+        r = c.responses[sid]
+        assert c.wait(lambda: r.status is not None or r.reset is not None) and r.status == 501, r
         c.close()
     finally:
         ws.close()
@@ -634,6 +656,33 @@ def test_h2load_through_five_reloads_sees_no_failed_request():
         assert m and m.group(4) == "0" and m.group(5) == "0" and m.group(3) == m.group(1), out
         assert int(m.group(1)) > 1000, out
         assert wait_for(lambda: srv.log().count("reloaded") == 5), srv.log()
+    finally:
+        srv.cleanup()
+
+
+def test_binary_upgrade_under_h2load_sees_no_failed_request():
+    from test_upgrade import replace_binary, server_with_own_binary, start
+    srv = server_with_own_binary(globals_text="keepalive_requests = 1000000\n")
+    srv.listen = ["127.0.0.1:%d h2c" % srv.port]
+    srv.write_config()
+    srv.answering = lambda: os.path.exists(srv.pid_file) and h2_alive(srv.port)
+    try:
+        start(srv, foreground=False)
+        old = srv.master_pid()
+        replace_binary(srv, srv.binary)
+        proc = subprocess.Popen(["h2load", "-D", "3", "-c", "4", "-m", "8", "-T", "30",
+                                 "http://127.0.0.1:%d/f.bin" % srv.port],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        time.sleep(0.5)
+        os.kill(old, signal.SIGUSR2)
+        assert wait_for(lambda: srv.master_pid() != old, timeout=30), srv.log()
+        out = proc.communicate(timeout=120)[0].decode()
+        m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+                      out)
+        assert m and m.group(4) == "0" and m.group(5) == "0" and int(m.group(3)) > 1000, out
+        # the old master's workers told their clients GOAWAY once quiet, and it went
+        assert wait_for(lambda: not os.path.exists("/proc/%d" % old), timeout=30), srv.log()
+        assert h2_alive(srv.port)
     finally:
         srv.cleanup()
 
