@@ -153,11 +153,6 @@ static void stream_fail(struct h2_stream *st, int status)
 	request_fail(st->r, status);
 }
 
-static void stream_handle(struct h2_stream *st)
-{
-	request_handle(st->r);
-}
-
 /* A held body goes to the handler's body hook, as fast as the hook takes it. */
 static void stream_replay(struct h2_stream *st)
 {
@@ -168,7 +163,7 @@ static void stream_replay(struct h2_stream *st)
 	if (rc != 0)
 		request_fail(st->r, rc);
 	else
-		stream_handle(st);
+		request_handle(st->r);
 }
 
 static void stream_body_end(struct h2_stream *st)
@@ -182,7 +177,7 @@ static void stream_body_end(struct h2_stream *st)
 	else if (st->r->body.replaying)
 		stream_replay(st);
 	else
-		stream_handle(st);
+		request_handle(st->r);
 }
 
 /* Hands one piece of DATA to the body phase; false once the request failed. */
@@ -245,7 +240,7 @@ static void stream_gates_passed(struct h2_stream *st, int rc)
 		if (request_has_body(r))
 			stream_body_begin(st);
 		else
-			stream_handle(st);
+			request_handle(st->r);
 		return;
 	}
 	if (request_has_body(r) && !st->in_ended)
@@ -371,11 +366,6 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 	return 0;
 }
 
-static const char *pool_copy(struct request *r, const uint8_t *p, size_t len)
-{
-	return pool_strndup(r->pool, (const char *)p, len);
-}
-
 static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
 {
@@ -399,7 +389,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 		return 0;   /* trailers are read and dropped, as HTTP/1.1's are */
 	r = st->r;
 	if (namelen > 0 && name[0] == ':') {
-		const char *v = pool_copy(r, value, valuelen);
+		const char *v = pool_strndup(r->pool, (const char *)value, valuelen);
 
 		if (v == NULL)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;

@@ -125,13 +125,18 @@ class H2:
             self.closed = True
         return True
 
-    def request(self, method, path, headers=(), body=None, authority="127.0.0.1", scheme="http", end=True):
+    def open(self, headers, end=True, flush=True):
+        """A new stream with exactly these header fields (pseudo-headers included); its id."""
         sid = self.conn.get_next_available_stream_id()
-        hdrs = [(":method", method), (":path", path), (":scheme", scheme), (":authority", authority)]
-        hdrs += list(headers)
         self.responses[sid] = Response()
-        self.conn.send_headers(sid, hdrs, end_stream=end and not body)
-        self.flush()
+        self.conn.send_headers(sid, list(headers), end_stream=end)
+        if flush:
+            self.flush()
+        return sid
+
+    def request(self, method, path, headers=(), body=None, authority="127.0.0.1", scheme="http", end=True):
+        hdrs = [(":method", method), (":path", path), (":scheme", scheme), (":authority", authority)]
+        sid = self.open(hdrs + list(headers), end=end and not body)
         if body:
             self.send_body(sid, body, end=end)
         return sid

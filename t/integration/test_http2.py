@@ -222,11 +222,8 @@ def test_websocket_over_h2_through_the_proxy_to_an_http1_backend():
         c = H2(srv.port, validate=False)
         # RFC 8441 §3: the server says it takes extended CONNECT
         assert c.wait(lambda: c.conn.remote_settings.get(8) == 1), dict(c.conn.remote_settings)
-        sid = c.conn.get_next_available_stream_id()
-        c.responses[sid] = __import__("h2client").Response()
-        c.conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
-                                  (":path", "/ws/chat"), (":authority", "t"), ("sec-websocket-version", "13")])
-        c.flush()
+        sid = c.open([(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                      (":path", "/ws/chat"), (":authority", "t"), ("sec-websocket-version", "13")], end=False)
         r = c.responses[sid]
         assert c.wait(lambda: r.status is not None or r.reset is not None), r
         assert r.status == 200 and r.header("sec-websocket-accept") is None and r.header("content-length") is None, r
@@ -252,11 +249,8 @@ def test_websocket_over_h2_through_the_proxy_to_an_http1_backend():
         # another stream on the same connection is served meanwhile and after
         assert c.get("/index.html").status == 200
         # a location that does not switch protocols cannot say 2xx to an extended CONNECT (its tunnel would not be)
-        sid = c.conn.get_next_available_stream_id()
-        c.responses[sid] = __import__("h2client").Response()
-        c.conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
-                                  (":path", "/index.html"), (":authority", "t"), ("sec-websocket-version", "13")])
-        c.flush()
+        sid = c.open([(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                      (":path", "/index.html"), (":authority", "t"), ("sec-websocket-version", "13")], end=False)
         r = c.responses[sid]
         assert c.wait(lambda: r.status is not None or r.reset is not None) and r.status == 501, r
         c.close()
@@ -334,18 +328,12 @@ def test_malformed_requests_are_stream_errors_the_connection_lives_on():
              + [("x-big-%d" % i, "v" * 500) for i in range(20)], 431),
         ]
         for name, headers, want in cases:
-            sid = c.conn.get_next_available_stream_id()
-            c.responses[sid] = __import__("h2client").Response()
-            c.conn.send_headers(sid, headers, end_stream=True)
-            c.flush()
-            r = c.response(sid)
+            r = c.response(c.open(headers))
             got = r.status if r.reset is None else r.reset
             assert got in (want if isinstance(want, tuple) else (want,)), (name, r)
         # Content-Length promises more than DATA brings
-        sid = c.conn.get_next_available_stream_id()
-        c.responses[sid] = __import__("h2client").Response()
-        c.conn.send_headers(sid, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "x"),
-                                  ("content-length", "10")])
+        sid = c.open([(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "x"),
+                      ("content-length", "10")], end=False, flush=False)
         c.conn.send_data(sid, b"12345", end_stream=True)
         c.flush()
         r = c.response(sid)
@@ -464,15 +452,10 @@ def test_rfc9218_urgency_decides_whose_data_goes_first():
         c = H2(srv.port, auto_ack=False)
         c.pump(timeout=5)   # the server's SETTINGS: it takes RFC 9218 priorities (SETTINGS_NO_RFC7540_PRIORITIES)
         # Both requests in one write: the big one first, at the lowest urgency; the other urgent.
-        low = c.conn.get_next_available_stream_id()
-        c.responses[low] = __import__("h2client").Response()
-        c.conn.send_headers(low, [(":method", "GET"), (":path", "/big.bin"), (":scheme", "http"),
-                                  (":authority", "x"), ("priority", "u=7")], end_stream=True)
-        high = low + 2
-        c.responses[high] = __import__("h2client").Response()
-        c.conn.send_headers(high, [(":method", "GET"), (":path", "/mid.bin"), (":scheme", "http"),
-                                   (":authority", "x"), ("priority", "u=0")], end_stream=True)
-        c.flush()
+        low = c.open([(":method", "GET"), (":path", "/big.bin"), (":scheme", "http"),
+                      (":authority", "x"), ("priority", "u=7")], flush=False)
+        high = c.open([(":method", "GET"), (":path", "/mid.bin"), (":scheme", "http"),
+                       (":authority", "x"), ("priority", "u=0")])
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
             try:
@@ -585,13 +568,9 @@ def test_too_many_streams_are_refused_and_a_zero_window_times_out():
         c = H2(srv.port)
         c.pump(timeout=5)   # the server's SETTINGS
         sids = [c.request("POST", "/echo", end=False) for _ in range(4)]
-        extra = c.conn.get_next_available_stream_id()
         # pretend we did not read the server's SETTINGS: python3-h2 would refuse to open it
         c.conn.remote_settings._settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = collections.deque([100])
-        c.responses[extra] = __import__("h2client").Response()
-        c.conn.send_headers(extra, [(":method", "GET"), (":path", "/index.html"), (":scheme", "http"),
-                                    (":authority", "x")], end_stream=True)
-        c.flush()
+        extra = c.open([(":method", "GET"), (":path", "/index.html"), (":scheme", "http"), (":authority", "x")])
         r = c.response(extra)
         # past a limit the client acknowledged: libnghttp2 makes it a connection error (RFC 9113 §5.1.2)
         assert r.reset in (REFUSED_STREAM, PROTOCOL_ERROR) or c.terminated == PROTOCOL_ERROR, (r, c.terminated)
@@ -638,6 +617,14 @@ def test_reload_sends_goaway_and_streams_in_flight_finish():
         srv.cleanup()
 
 
+def h2load_done(out):
+    """h2load's requests line (total, done, succeeded, failed, errored), asserting that none failed."""
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+                  out)
+    assert m and m.group(4) == "0" and m.group(5) == "0", out
+    return m
+
+
 def test_h2load_through_five_reloads_sees_no_failed_request():
     srv = h2c_server(extra="keepalive_requests = 1000000\n", workers=2)
     try:
@@ -651,10 +638,8 @@ def test_h2load_through_five_reloads_sees_no_failed_request():
             time.sleep(0.4)
             srv.signal(signal.SIGHUP)
         out = proc.communicate(timeout=120)[0].decode()
-        m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
-                      out)
-        assert m and m.group(4) == "0" and m.group(5) == "0" and m.group(3) == m.group(1), out
-        assert int(m.group(1)) > 1000, out
+        done = h2load_done(out)
+        assert int(done.group(3)) == int(done.group(1)) and int(done.group(1)) > 1000, out
         assert wait_for(lambda: srv.log().count("reloaded") == 5), srv.log()
     finally:
         srv.cleanup()
@@ -677,9 +662,7 @@ def test_binary_upgrade_under_h2load_sees_no_failed_request():
         os.kill(old, signal.SIGUSR2)
         assert wait_for(lambda: srv.master_pid() != old, timeout=30), srv.log()
         out = proc.communicate(timeout=120)[0].decode()
-        m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
-                      out)
-        assert m and m.group(4) == "0" and m.group(5) == "0" and int(m.group(3)) > 1000, out
+        assert int(h2load_done(out).group(3)) > 1000, out
         # the old master's workers told their clients GOAWAY once quiet, and it went
         assert wait_for(lambda: not os.path.exists("/proc/%d" % old), timeout=30), srv.log()
         assert h2_alive(srv.port)
