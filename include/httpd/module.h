@@ -29,7 +29,17 @@ extern "C" {
  */
 #define HTTPD_MODULE_ABI 2
 
+/*
+ * Raised when ABI 2 gains something a module may come to need (an option
+ * type, a field at the end of struct httpd_option): a module built against
+ * minor N loads in any ABI 2 server of minor N or later, and a server
+ * refuses a module that needs a newer minor than its own, naming both.
+ * Minor 1: option types SIZE, DURATION and ENUM, and bounds (min, max).
+ */
+#define HTTPD_MODULE_ABI_MINOR 1
+
 #define HTTPD_MODULE_ABI_SYMBOL  "httpd_module_abi"
+#define HTTPD_MODULE_ABI_MINOR_SYMBOL "httpd_module_abi_minor"
 #define HTTPD_MODULE_INIT_SYMBOL "httpd_module_init"
 
 /* Request methods, as bits so a module can declare the set it handles. */
@@ -120,6 +130,10 @@ enum httpd_option_type {
 	HTTPD_OPT_BOOL,
 	HTTPD_OPT_STR_LIST,
 	HTTPD_OPT_SECTION,      /* name [ "TITLE" ] { options } */
+	/* minor 1 */
+	HTTPD_OPT_SIZE,         /* "512", "64k", "1m", "2g": read with httpd_conf_size */
+	HTTPD_OPT_DURATION,     /* "30" (seconds), "500ms", "30s", "5m", "2h", "1d": httpd_conf_duration */
+	HTTPD_OPT_ENUM,         /* one of words: httpd_conf_str, or httpd_conf_enum for its index */
 };
 
 #define HTTPD_OPT_MULTI  1u  /* a section that may appear more than once */
@@ -131,14 +145,26 @@ struct httpd_option {
 	const char                *def;      /* default in config syntax ("6", "true", "{index.html}"); NULL: none */
 	unsigned                   flags;
 	const struct httpd_option *section;  /* HTTPD_OPT_SECTION: the options inside, END-terminated */
+	/*
+	 * minor 1: bounds of INT, SIZE (bytes) and DURATION (milliseconds)
+	 * values, checked at the option's file:line (min = max = 0: none);
+	 * the words of an ENUM, NULL-terminated.
+	 */
+	long long                  min, max;
+	const char *const         *words;
 };
 
-#define HTTPD_OPTION_STR(n, d)       { (n), HTTPD_OPT_STR, (d), 0, NULL }
-#define HTTPD_OPTION_INT(n, d)       { (n), HTTPD_OPT_INT, (d), 0, NULL }
-#define HTTPD_OPTION_BOOL(n, d)      { (n), HTTPD_OPT_BOOL, (d), 0, NULL }
-#define HTTPD_OPTION_STR_LIST(n, d)  { (n), HTTPD_OPT_STR_LIST, (d), 0, NULL }
-#define HTTPD_OPTION_SECTION(n, f, s) { (n), HTTPD_OPT_SECTION, NULL, (f), (s) }
-#define HTTPD_OPTION_END             { NULL, HTTPD_OPT_END, NULL, 0, NULL }
+#define HTTPD_OPTION_STR(n, d)       { (n), HTTPD_OPT_STR, (d), 0, NULL, 0, 0, NULL }
+#define HTTPD_OPTION_INT(n, d)       { (n), HTTPD_OPT_INT, (d), 0, NULL, 0, 0, NULL }
+#define HTTPD_OPTION_BOOL(n, d)      { (n), HTTPD_OPT_BOOL, (d), 0, NULL, 0, 0, NULL }
+#define HTTPD_OPTION_STR_LIST(n, d)  { (n), HTTPD_OPT_STR_LIST, (d), 0, NULL, 0, 0, NULL }
+#define HTTPD_OPTION_SECTION(n, f, s) { (n), HTTPD_OPT_SECTION, NULL, (f), (s), 0, 0, NULL }
+/* minor 1 */
+#define HTTPD_OPTION_INT_RANGE(n, d, lo, hi)  { (n), HTTPD_OPT_INT, (d), 0, NULL, (lo), (hi), NULL }
+#define HTTPD_OPTION_SIZE(n, d, lo, hi)       { (n), HTTPD_OPT_SIZE, (d), 0, NULL, (lo), (hi), NULL }
+#define HTTPD_OPTION_DURATION(n, d, lo, hi)   { (n), HTTPD_OPT_DURATION, (d), 0, NULL, (lo), (hi), NULL }
+#define HTTPD_OPTION_ENUM(n, d, w)            { (n), HTTPD_OPT_ENUM, (d), 0, NULL, 0, 0, (w) }
+#define HTTPD_OPTION_END             { NULL, HTTPD_OPT_END, NULL, 0, NULL, 0, 0, NULL }
 
 /* Reading a block of options: a location, the server level, or a section. */
 const char *httpd_conf_str(const struct httpd_conf *conf, const char *name);   /* NULL if unset */
@@ -150,6 +176,10 @@ size_t      httpd_conf_count(const struct httpd_conf *conf, const char *name);
 const char *httpd_conf_list_str(const struct httpd_conf *conf, const char *name, size_t i);
 /* A string option read as a size ("64k", "512m", "1g", bytes): 0, or -1 if it is not one. */
 int httpd_conf_size(const struct httpd_conf *conf, const char *name, uint64_t *out);
+/* minor 1: a duration option in milliseconds ("30" is seconds): 0, or -1 if unset or not one. */
+int httpd_conf_duration(const struct httpd_conf *conf, const char *name, uint64_t *ms);
+/* minor 1: the index of an ENUM option's value in its words, or -1 if unset. */
+int httpd_conf_enum(const struct httpd_conf *conf, const char *name);
 const struct httpd_conf *httpd_conf_section(const struct httpd_conf *conf, const char *name, size_t i);
 /* The title of a titled section, or NULL. */
 const char *httpd_conf_title(const struct httpd_conf *conf);
@@ -230,6 +260,7 @@ typedef int (*httpd_module_init_fn)(struct httpd_module_api *api);
 /* Exports the ABI number and the module's registration function. */
 #define HTTPD_MODULE(register_fn)                                                        \
 	__attribute__((visibility("default"))) const unsigned httpd_module_abi = HTTPD_MODULE_ABI; \
+	__attribute__((visibility("default"))) const unsigned httpd_module_abi_minor = HTTPD_MODULE_ABI_MINOR; \
 	__attribute__((visibility("default"))) int httpd_module_init(struct httpd_module_api *api); \
 	int httpd_module_init(struct httpd_module_api *api) { return register_fn(api); }
 

@@ -10,13 +10,17 @@
 
 #include "config_options.h"
 #include "config_source.h"
-#include "http_parse.h"
-#include "listen.h"
-#include "log_format.h"
+#include "directive.h"
+#include "log.h"
 #include "mime.h"
 #include "module.h"
-#include "access.h"
-#include "real_ip.h"
+#include "request_limits.h"
+
+struct access_rule;
+struct auth_basic;
+struct cidr;
+struct listen_spec;
+struct log_format;
 
 struct location_module {
 	const struct module *mod;
@@ -59,6 +63,9 @@ struct httpd_location {
 	struct access_rule     *access;         /* access: ordered allow/deny rules, first match wins */
 	size_t                  access_count;
 	struct auth_basic      *auth;           /* auth_basic, or NULL */
+	const char             *auth_user_file; /* auth_basic_user_file */
+	const char             *auth_user_file_origin;   /* where it was set */
+	int                     auth_user_file_line;
 	struct location_limit_req  *limit_reqs;
 	size_t                      limit_req_count;
 	struct location_limit_conn *limit_conns;
@@ -125,13 +132,18 @@ struct server_module {
 	bool                 inited;
 };
 
+struct config_owned {
+	void  *ptr;
+	void (*release)(void *);
+};
+
 struct httpd_config {
 	cfg_t                 *cfg;
 	cfg_opt_t             *schema;          /* kept alive as long as cfg */
-	cfg_opt_t             *location_schema;
-	cfg_opt_t             *server_schema;
-	struct option_arena    arena;           /* module option schemas */
+	struct option_arena    arena;           /* the schemas and the modules' rows */
 	struct config_source   src;
+	struct config_owned   *owned;           /* what the layers' directives allocated */
+	size_t                 owned_count;
 
 	struct limit_zone    **limit_zones;     /* limit_req_zone and limit_conn_zone blocks */
 	size_t                 limit_zone_count;
@@ -150,7 +162,6 @@ struct httpd_config {
 	bool                   server_tokens;
 	bool                   reuseport;
 	struct http_limits     limits;
-	uint64_t               max_body_size;
 	size_t                 body_buffer_size;
 	unsigned               header_timeout_ms;
 	unsigned               body_timeout_ms;
@@ -165,7 +176,7 @@ struct httpd_config {
 	unsigned               http2_max_concurrent_streams;
 	unsigned               worker_connections;
 	unsigned               worker_threads;
-	struct log_format      access_format;   /* access_log_format, compiled */
+	struct log_format     *access_format;   /* access_log_format, compiled */
 	size_t                 access_log_buffer;
 	unsigned               access_log_flush_ms;
 	unsigned               file_cache_valid_ms;
@@ -175,7 +186,7 @@ struct httpd_config {
 
 	struct cidr           *real_ip_from;    /* proxies trusted to name the client */
 	size_t                 real_ip_from_count;
-	enum real_ip_header    real_ip_header;
+	int                    real_ip_header;  /* enum real_ip_header */
 	const char            *real_ip_header_name;
 	struct cidr           *proxy_protocol_from; /* balancers allowed on proxy_protocol listeners */
 	size_t                 proxy_protocol_from_count;
@@ -236,6 +247,29 @@ const struct httpd_location *config_server_location(const struct httpd_server *s
 
 /* "512", "16k", "1m", "2g" (case-insensitive); -1 if malformed or too large. */
 int config_size_parse(const char *text, uint64_t *out);
+
+/*
+ * The tables of directives, in the order their rows are stored: the
+ * daemon hands them over once, before the first config_load (the core's
+ * own table is always first).
+ */
+void config_tables_set(const struct directive_table *const *tables, size_t count);
+
+/* A configuration problem, as "file:line: message" on stderr (and in the error log while loading). */
+void config_report(const char *file, int line, const char *msg);
+void config_error(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Hands ptr to the configuration: release(ptr) runs when it is freed, in
+ * the reverse order of giving.  -1 out of memory (ptr is released then).
+ */
+int config_own(struct httpd_config *config, void *ptr, void (*release)(void *));
+/* calloc that config_own's the block; NULL out of memory. */
+void *config_calloc(struct httpd_config *config, size_t n, size_t size);
+
+/* Where sec (a block of this configuration) set name, else the block itself. */
+void config_directive_origin(const struct httpd_config *config, const struct httpd_conf *sec, const char *name,
+                             const char **file, int *line);
 
 /* httpd -t: modules are told (httpd_config_checking) to leave the system as it is. */
 void config_checking_set(bool only_checking);

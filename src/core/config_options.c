@@ -12,118 +12,121 @@ void options_source_set(const struct config_source *src)
 	origin_src = src;
 }
 
-static int arena_keep(struct option_arena *arena, cfg_opt_t *array)
-{
-	cfg_opt_t **grown = realloc(arena->arrays, (arena->count + 1) * sizeof(*grown));
+/* An option table as a module built against minor 0 laid it out, before the minor 1 fields. */
+struct httpd_option_v0 {
+	const char                   *name;
+	enum httpd_option_type        type;
+	const char                   *def;
+	unsigned                      flags;
+	const struct httpd_option_v0 *section;
+};
 
-	if (grown == NULL)
+/* Entry i of a module's table, whatever minor version laid it out. */
+static struct httpd_option option_at(const void *table, unsigned minor, size_t i)
+{
+	struct httpd_option o = { 0 };
+
+	if (minor >= 1)
+		return ((const struct httpd_option *)table)[i];
+	{
+		const struct httpd_option_v0 *v0 = &((const struct httpd_option_v0 *)table)[i];
+
+		o.name = v0->name;
+		o.type = v0->type;
+		o.def = v0->def;
+		o.flags = v0->flags;
+		o.section = (const struct httpd_option *)(const void *)v0->section;
+	}
+	return o;
+}
+
+static int row_from_option(const struct httpd_option *o, unsigned minor, struct directive *d,
+                           struct option_arena *arena)
+{
+	static const enum directive_type types[] = {
+		[HTTPD_OPT_STR] = DIRECTIVE_STR, [HTTPD_OPT_INT] = DIRECTIVE_INT, [HTTPD_OPT_BOOL] = DIRECTIVE_BOOL,
+		[HTTPD_OPT_STR_LIST] = DIRECTIVE_LIST, [HTTPD_OPT_SECTION] = DIRECTIVE_BLOCK,
+		[HTTPD_OPT_SIZE] = DIRECTIVE_SIZE, [HTTPD_OPT_DURATION] = DIRECTIVE_DURATION,
+		[HTTPD_OPT_ENUM] = DIRECTIVE_ENUM,
+	};
+	bool bounded = o->min != 0 || o->max != 0;
+
+	if (o->name == NULL || o->type <= HTTPD_OPT_END || o->type > HTTPD_OPT_ENUM ||
+	    (minor < 1 && o->type > HTTPD_OPT_SECTION) || (o->type == HTTPD_OPT_ENUM && o->words == NULL))
 		return -1;
-	arena->arrays = grown;
-	arena->arrays[arena->count++] = array;
+	memset(d, 0, sizeof(*d));
+	d->name = o->name;
+	d->where = DIRECTIVE_LOCATION;
+	d->type = types[o->type];
+	d->def = o->def;
+	d->words = o->words;
+	d->min = bounded ? o->min : o->type == HTTPD_OPT_INT ? INT64_MIN : 0;
+	d->max = bounded ? o->max : INT64_MAX;
+	if (o->type == HTTPD_OPT_STR_LIST)
+		d->max = 0;
+	if (o->type == HTTPD_OPT_SECTION) {
+		d->flags = ((o->flags & HTTPD_OPT_MULTI) ? DIRECTIVE_MULTI : 0) |
+		           ((o->flags & HTTPD_OPT_TITLED) ? DIRECTIVE_TITLED : 0);
+		if (o->section == NULL || (d->block = options_rows(o->section, minor, arena)) == NULL)
+			return -1;
+	}
 	return 0;
 }
 
-void option_arena_free(struct option_arena *arena)
-{
-	for (size_t i = 0; i < arena->count; i++)
-		free(arena->arrays[i]);
-	free(arena->arrays);
-	arena->arrays = NULL;
-	arena->count = 0;
-}
-
-static int option_convert(const struct httpd_option *o, cfg_opt_t *out, struct option_arena *arena)
-{
-	cfg_flag_t nodef = o->def == NULL ? CFGF_NODEFAULT : CFGF_NONE;
-
-	switch (o->type) {
-	case HTTPD_OPT_STR: {
-		cfg_opt_t t = CFG_STR(o->name, (char *)(uintptr_t)o->def, nodef);
-		*out = t;
-		return 0;
-	}
-	case HTTPD_OPT_INT: {
-		cfg_opt_t t = CFG_INT(o->name, o->def ? strtol(o->def, NULL, 10) : 0, nodef);
-		*out = t;
-		return 0;
-	}
-	case HTTPD_OPT_BOOL: {
-		cfg_opt_t t = CFG_BOOL(o->name, o->def && strcmp(o->def, "true") == 0 ? cfg_true : cfg_false,
-		                       nodef);
-		*out = t;
-		return 0;
-	}
-	case HTTPD_OPT_STR_LIST: {
-		cfg_opt_t t = CFG_STR_LIST(o->name, (char *)(uintptr_t)o->def, nodef);
-		*out = t;
-		return 0;
-	}
-	case HTTPD_OPT_SECTION: {
-		cfg_opt_t *sub = o->section ? options_convert(o->section, arena) : NULL;
-		cfg_flag_t flags = CFGF_NONE;
-
-		if (sub == NULL)
-			return -1;
-		if (o->flags & HTTPD_OPT_MULTI)
-			flags |= CFGF_MULTI;
-		if (o->flags & HTTPD_OPT_TITLED)
-			flags |= CFGF_TITLE | CFGF_NO_TITLE_DUPES;
-		{
-			cfg_opt_t t = CFG_SEC(o->name, sub, flags);
-			*out = t;
-		}
-		return 0;
-	}
-	case HTTPD_OPT_END:
-		break;
-	}
-	return -1;
-}
-
-cfg_opt_t *options_convert(const struct httpd_option *opts, struct option_arena *arena)
+struct directive *options_rows(const struct httpd_option *opts, unsigned minor, struct option_arena *arena)
 {
 	size_t n = 0;
-	cfg_opt_t *out;
+	struct directive *rows;
 
-	while (opts[n].type != HTTPD_OPT_END)
+	while (option_at(opts, minor, n).type != HTTPD_OPT_END)
 		n++;
-	out = calloc(n + 1, sizeof(*out));
-	if (out == NULL || arena_keep(arena, out) < 0) {
-		free(out);
+	rows = calloc(n + 1, sizeof(*rows));
+	if (rows == NULL)
 		return NULL;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (opts[i].name == NULL || option_convert(&opts[i], &out[i], arena) < 0)
-			return NULL;
 	{
-		cfg_opt_t end = CFG_END();
-		out[n] = end;
+		void **grown = realloc(arena->arrays, (arena->count + 1) * sizeof(*grown));
+
+		if (grown == NULL) {
+			free(rows);
+			return NULL;
+		}
+		arena->arrays = grown;
+		arena->arrays[arena->count++] = rows;
 	}
-	return out;
+	for (size_t i = 0; i < n; i++) {
+		struct httpd_option o = option_at(opts, minor, i);
+
+		if (row_from_option(&o, minor, &rows[i], arena) < 0)
+			return NULL;
+	}
+	return rows;
 }
 
-int options_union(cfg_opt_t **opts, size_t *count, const cfg_opt_t *src, const char **clash)
+int rows_union(struct directive **rows, size_t *count, const struct directive *src, unsigned where,
+               const char **clash)
 {
-	for (const cfg_opt_t *o = src; o->name != NULL; o++) {
+	for (const struct directive *d = src; d->name != NULL; d++) {
 		size_t i;
-		cfg_opt_t *grown;
+		struct directive *grown;
 
 		for (i = 0; i < *count; i++)
-			if (strcmp((*opts)[i].name, o->name) == 0)
+			if (strcmp((*rows)[i].name, d->name) == 0)
 				break;
 		if (i < *count) {
-			if ((*opts)[i].type != o->type || ((*opts)[i].flags & CFGF_LIST) != (o->flags & CFGF_LIST)) {
-				*clash = o->name;
+			if ((*rows)[i].type != d->type) {
+				*clash = d->name;
 				return -2;
 			}
 			continue;
 		}
-		grown = realloc(*opts, (*count + 2) * sizeof(**opts));
+		grown = realloc(*rows, (*count + 2) * sizeof(**rows));
 		if (grown == NULL)
 			return -1;
-		*opts = grown;
-		(*opts)[(*count)++] = *o;
-		memset(&(*opts)[*count], 0, sizeof(**opts));
+		*rows = grown;
+		(*rows)[*count] = *d;
+		(*rows)[*count].where = where;
+		(*count)++;
+		memset(&(*rows)[*count], 0, sizeof(**rows));
 	}
 	return 0;
 }
@@ -182,6 +185,26 @@ int httpd_conf_size(const struct httpd_conf *conf, const char *name, uint64_t *o
 	const char *text = cfg_getstr(sec(conf), name);
 
 	return text != NULL ? config_size_parse(text, out) : -1;
+}
+
+int httpd_conf_duration(const struct httpd_conf *conf, const char *name, uint64_t *ms)
+{
+	const char *text = cfg_getstr(sec(conf), name);
+
+	return text != NULL ? config_duration_parse(text, ms) : -1;
+}
+
+int httpd_conf_enum(const struct httpd_conf *conf, const char *name)
+{
+	const char *text = cfg_getstr(sec(conf), name);
+	const struct directive *d = directive_row_of((const cfg_t *)(const void *)conf, name);
+
+	if (text == NULL || d == NULL || d->type != DIRECTIVE_ENUM)
+		return -1;
+	for (size_t i = 0; d->words[i] != NULL; i++)
+		if (strcmp(d->words[i], text) == 0)
+			return (int)i;
+	return -1;
 }
 
 size_t httpd_conf_count(const struct httpd_conf *conf, const char *name)

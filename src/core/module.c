@@ -65,7 +65,7 @@ const struct module *module_load(const char *dir, const char *name, char *err, s
 	struct module *m;
 	char path[4096];
 	void *handle;
-	unsigned abi;
+	unsigned abi, minor_of;
 
 	if (!name_valid(name)) {
 		snprintf(err, errlen, "module name \"%s\" must be lower-case letters, digits, '_' or '-'", name);
@@ -95,6 +95,18 @@ const struct module *module_load(const char *dir, const char *name, char *err, s
 		         path, abi, HTTPD_MODULE_ABI);
 		goto fail;
 	}
+	{
+		const unsigned *minor = dlsym(handle, HTTPD_MODULE_ABI_MINOR_SYMBOL);
+
+		/* Built before minor versions existed: minor 0. */
+		minor_of = minor != NULL ? *minor : 0;
+	}
+	if (minor_of > HTTPD_MODULE_ABI_MINOR) {
+		snprintf(err, errlen, "%s: module built for ABI %u.%u, this server has ABI %u.%u; upgrade the server "
+		         "or rebuild the module against its headers", path, abi, minor_of, HTTPD_MODULE_ABI,
+		         HTTPD_MODULE_ABI_MINOR);
+		goto fail;
+	}
 	m = calloc(1, sizeof(*m));
 	if (m == NULL || (m->name = strdup(name)) == NULL || (m->path = strdup(path)) == NULL) {
 		if (m != NULL)
@@ -110,6 +122,7 @@ const struct module *module_load(const char *dir, const char *name, char *err, s
 		goto fail;
 	}
 	m->handle = handle;
+	m->abi_minor = minor_of;
 	m->next = loaded;
 	loaded = m;
 	return m;

@@ -34,6 +34,7 @@ struct module {
 	char                    *name;
 	char                    *path;
 	void                    *handle;
+	unsigned                 abi_minor;   /* what it was built against: the layout of its option tables */
 	struct httpd_module_api  api;
 	struct module           *next;
 };
@@ -42,7 +43,7 @@ struct module {
  * Loads dir/name.so, or returns the copy loaded before.  Refuses names that
  * are not [a-z0-9_-]+, files that are not modules, and modules built for
  * another ABI (naming both versions; ABI 1 modules are recognised by their
- * old descriptor).  NULL with a reason in err.
+ * old descriptor) or for a newer minor version of ABI 2 than this server's.  NULL with a reason in err.
  */
 const struct module *module_load(const char *dir, const char *name, char *err, size_t errlen);
 /* Every module loaded so far, newest first. */

@@ -13,10 +13,16 @@
 #include <zlib.h>
 
 #include "config.h"
+#include "http_directives.h"
+#include "listen.h"
 #include "log.h"
 #include "master.h"
 #include "module.h"
+#include "tls.h"
 #include "upgrade.h"
+
+/* The layers' directives, in the order their values are stored (the core's come first). */
+static const struct directive_table *const layer_tables[] = { &listen_directives, &http_directives, &tls_directives };
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0"
@@ -41,7 +47,7 @@ static void version_long(void)
 	struct utsname u;
 
 	printf("prefork-httpd %s\n", PACKAGE_VERSION);
-	printf("module ABI: %d\n", HTTPD_MODULE_ABI);
+	printf("module ABI: %d.%d\n", HTTPD_MODULE_ABI, HTTPD_MODULE_ABI_MINOR);
 	printf("built with %s%s\n",
 #ifdef __clang__
 	       "clang " __clang_version__,
@@ -90,9 +96,10 @@ static int modules_list(const struct httpd_config *config)
 			h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
 			if (h != NULL) {
 				const unsigned *v = dlsym(h, HTTPD_MODULE_ABI_SYMBOL);
+				const unsigned *minor = dlsym(h, HTTPD_MODULE_ABI_MINOR_SYMBOL);
 
 				if (v != NULL)
-					snprintf(abi, sizeof(abi), "%u", *v);
+					snprintf(abi, sizeof(abi), "%u.%u", *v, minor != NULL ? *minor : 0);
 				else if (dlsym(h, "httpd_module") != NULL)
 					snprintf(abi, sizeof(abi), "1");
 				else
@@ -127,7 +134,8 @@ int main(int argc, char **argv)
 		case 'T': test_only = print_config = true; break;
 		case 'M': test_only = list_modules = true; break;
 		case 'v':
-			printf("prefork-httpd %s (module ABI %d)\n", PACKAGE_VERSION, HTTPD_MODULE_ABI);
+			printf("prefork-httpd %s (module ABI %d.%d)\n", PACKAGE_VERSION, HTTPD_MODULE_ABI,
+			       HTTPD_MODULE_ABI_MINOR);
 			return 0;
 		case 'V':
 			version_long();
@@ -145,6 +153,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	config_checking_set(test_only);
+	config_tables_set(layer_tables, sizeof(layer_tables) / sizeof(layer_tables[0]));
 	config = config_load(path, false);
 	if (config == NULL)
 		return 1;

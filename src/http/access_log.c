@@ -167,7 +167,7 @@ size_t access_log_render(const struct log_format *f, const struct request *r, ch
 
 void access_log_write(const struct request *r)
 {
-	const struct log_format *f = &r->w->config->access_format;
+	const struct log_format *f = r->w->config->access_format;
 	static char *line;
 	static size_t cap;
 	/* A request refused before its server was known goes to the default server's log. */

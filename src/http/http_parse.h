@@ -11,14 +11,10 @@
 
 #include "httpd/http1.h"
 #include "httpd/module.h"
+#include "request_limits.h"
 
 #define HTTP_PARSE_AGAIN HTTPD_CHUNKED_AGAIN  /* need more bytes */
 
-struct http_limits {
-	size_t max_request_line;  /* 414 above */
-	size_t max_head;          /* whole head, request line included: 431 above */
-	size_t max_headers;       /* header field lines: 431 above */
-};
 
 /*
  * Looks for the end of a request head in buf[0..len).  *scan carries the

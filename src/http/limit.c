@@ -42,29 +42,6 @@ enum limit_verdict limit_bucket_take(struct limit_bucket *b, int64_t now_ms, uin
 	return *wait_ms > 0 ? LIMIT_DELAYED : LIMIT_PASSED;
 }
 
-int limit_rate_parse(const char *text, uint64_t *rate_per_ks)
-{
-	uint64_t n = 0;
-	const char *p = text;
-
-	if (*p < '0' || *p > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (n > 1000000)
-			return -1;
-		n = n * 10 + (uint64_t)(*p - '0');
-	}
-	if (n == 0)
-		return -1;
-	if (strcmp(p, "r/s") == 0)
-		*rate_per_ks = n * 1000;
-	else if (strcmp(p, "r/m") == 0)
-		*rate_per_ks = n * 1000 / 60 > 0 ? n * 1000 / 60 : 1;
-	else
-		return -1;
-	return 0;
-}
-
 /* --- zones ------------------------------------------------------------------ */
 
 #define PROBE 16

@@ -32,9 +32,6 @@ enum limit_verdict { LIMIT_PASSED, LIMIT_DELAYED, LIMIT_REJECTED };
 enum limit_verdict limit_bucket_take(struct limit_bucket *b, int64_t now_ms, uint64_t rate_per_ks,
                                      uint64_t burst, uint64_t delay, uint64_t *wait_ms);
 
-/* "10r/s", "30r/m": requests per 1000 seconds; -1 if it is not a rate. */
-int limit_rate_parse(const char *text, uint64_t *rate_per_ks);
-
 enum limit_kind { LIMIT_REQ, LIMIT_CONN };
 
 struct limit_zone;

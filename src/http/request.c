@@ -38,7 +38,7 @@ struct request *request_create(struct conn *c, const struct request_output *out)
 	r->pool = pool;
 	r->body.fd = -1;
 	r->started_ms = c->w->now_ms;
-	if (c->w->config->access_format.needs_time)
+	if (c->w->config->access_format->needs_time)
 		r->started_us = access_log_clock_us();
 	response_init(&r->res, pool);
 	r->req.pool = pool;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
+
 static int port_parse(const char *s, in_port_t *port)
 {
 	unsigned long v = 0;
@@ -192,3 +194,54 @@ fail:
 		close(fd);
 	return -1;
 }
+
+/* --- directives --------------------------------------------------------------- */
+
+static int listen_check(const char *text, char *err, size_t errlen)
+{
+	struct listen_spec spec;
+	char why[256];
+
+	if (listen_spec_parse(text, &spec, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "listen: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static int listen_build(const struct directive_use *use)
+{
+	struct httpd_config *config = use->config;
+	size_t n = httpd_conf_count(use->from, "listen");
+	char err[256];
+
+	if (n == 0) {
+		config_error(use->file, use->line, "listen needs at least one address");
+		return -1;
+	}
+	config->listens = config_calloc(config, n, sizeof(*config->listens));
+	if (config->listens == NULL)
+		return -1;
+	config->listen_count = n;
+	for (size_t i = 0; i < n; i++) {
+		struct listen_spec *ls = &config->listens[i];
+
+		ls->text = httpd_conf_list_str(use->from, "listen", i);
+		ls->file = use->file;
+		ls->line = use->line;
+		if (listen_spec_parse(ls->text, ls, err, sizeof(err)) < 0) {
+			config_report(use->file, use->line, err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const struct directive listen_rows[] = {
+	{ "listen", DIRECTIVE_TOP, DIRECTIVE_LIST, "{0.0.0.0:80}", 0, HTTPD_LISTEN_MAX, .check = listen_check,
+	  .store = DIRECTIVE_IN_CONFIG, .build = listen_build },
+	{ "reuseport", DIRECTIVE_TOP, DIRECTIVE_BOOL, "false", DIRECTIVE_CONFIG(reuseport) },
+	{ .name = NULL },
+};
+
+const struct directive_table listen_directives = { "listen", listen_rows, NULL };

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "directive.h"
+
 /* Listening addresses a configuration may name (one socket each per worker). */
 #define HTTPD_LISTEN_MAX 64
 
@@ -39,5 +41,8 @@ bool listen_addr_equal(const struct sockaddr_storage *a, socklen_t alen,
                        const struct sockaddr_storage *b, socklen_t blen);
 /* "127.0.0.1:8080" or "[::1]:8080" for sockaddr. */
 void listen_format(const struct sockaddr *sa, char *out, size_t size);
+
+/* listen and reuseport: the addresses become config->listens. */
+extern const struct directive_table listen_directives;
 
 #endif

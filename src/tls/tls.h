@@ -12,12 +12,17 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "directive.h"
+
 struct conn;
 struct httpd_config;
 struct httpd_server;
 struct tls_server;
 
 typedef void (*tls_report_fn)(const char *file, int line, const char *msg);
+
+/* tls_* directives, redirect_https, hsts and http2; finishing builds every SSL_CTX. */
+extern const struct directive_table tls_directives;
 
 /* Builds the SSL_CTX of every server that has a certificate; problems go to report as file:line. */
 int  tls_config_build(struct httpd_config *config, tls_report_fn report);

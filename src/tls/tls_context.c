@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "listen.h"
 #include "sni.h"
 #include "vhost.h"
 
@@ -275,9 +276,6 @@ int tls_config_build(struct httpd_config *config, tls_report_fn report)
 	const struct httpd_server *def = config->default_server;
 	int rc = 0;
 
-	config->tls_ktls = cfg_getbool(config->cfg, "tls_ktls");
-	config->tls_ticket_key_file = cfg_getstr(config->cfg, "tls_ticket_key_file");
-	config->tls_session_timeout = (unsigned)cfg_getint(config->cfg, "tls_session_timeout");
 	for (size_t i = 0; i < config->listen_count; i++) {
 		const struct listen_spec *ls = &config->listens[i];
 

@@ -39,8 +39,8 @@ def test_effective_configuration_has_every_default():
         assert out.startswith("# %s: configuration is valid" % srv.conf), out
         # Set in the file, and defaults never written there:
         assert 'listen = {"127.0.0.1:%d"}' % srv.port in out, out
-        for default in ("keepalive_timeout=15", "drain_timeout=300", 'access_log_format="combined"',
-                        "proxy_protocol_timeout=5", 'max_body_size="1m"'):
+        for default in ('keepalive_timeout="15"', 'drain_timeout="300"', 'access_log_format="combined"',
+                        'proxy_protocol_timeout="5"', 'max_body_size="1m"'):
             assert default in out, (default, out)
         assert 'location "/" {' in out and 'handler="static"' in out, out
         # A broken file is reported like -t does.
@@ -59,8 +59,8 @@ def test_module_list_shows_abi_and_use():
         rc, out, err = httpd("-M", "-f", srv.conf)
         assert rc == 0, err
         rows = dict((line.split()[0], line.split()[1:]) for line in out.splitlines()[1:])
-        assert rows["static"] == ["2", "yes"], rows
-        assert rows["echo"] == ["2", "no"] and rows["sign"] == ["2", "no"], rows
+        assert rows["static"] == ["2.1", "yes"], rows
+        assert rows["echo"] == ["2.1", "no"] and rows["sign"] == ["2.1", "no"], rows
         assert rows["abi1"][0] == "1" and rows["badabi"][0] != "2", rows
     finally:
         srv.cleanup()

@@ -150,7 +150,7 @@ def test_config_errors_name_the_line():
     srv = Server()
     try:
         for text, message in (
-                ('limit_req_zone "z" { key = "$remote_addr" rate = "10 per second" }', 'rate "10 per second" is not'),
+                ('limit_req_zone "z" { key = "$remote_addr" rate = "10 per second" }', 'limit_req_zone "z": rate: "10 per second" is not'),
                 ('limit_req_zone "z" { key = "$nosuch" rate = "1r/s" }', "nosuch"),
                 ('limit_req_zone "z" { rate = "1r/s" }', "needs key and rate")):
             conf = srv.config_text().replace("module_dir", text + "\nmodule_dir", 1)

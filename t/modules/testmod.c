@@ -11,6 +11,8 @@
  *   files_root = "/dir"     /file/NAME?TYPE answers the file through the open-file cache as TYPE
  *   key "ID" { secret = "..." }            a titled, repeatable section
  *   testmod_store { entries = N }          a server-wide section (server_init)
+ *   typed_size = "64k", typed_wait = "1500ms", typed_mode = "safe", typed_count = 3
+ *                            typed options (ABI 2.1), checked by the core at their lines
  * and answers, whatever the options:
  *   /stream        a streamed body of five lines (chunked on 1.1)
  *   /status/NNN    status NNN with a body (the core must drop it for 204/304)
@@ -19,6 +21,7 @@
  *   /info          local address and port, scheme, request id, client port
  *   /keys          the key sections, "ID=secret" per line
  *   /server-data   what server_init made of testmod_store
+ *   /typed         the typed options as the module reads them
  *   /async/timer?ms=N   answers from a timer
  *   /async/fifo?PATH    answers with what a writer puts into the FIFO PATH
  *   /blocking?PATH      the same, with a blocking read on the thread pool
@@ -48,12 +51,15 @@ struct testmod_conf {
 	char  keys[1024];
 	long *store_entries;   /* from server_init */
 	int   files_fd;        /* files_root, or -1 */
+	char  typed[256];      /* the typed options, as read */
 };
 
 static const struct httpd_option key_options[] = {
 	HTTPD_OPTION_STR("secret", NULL),
 	HTTPD_OPTION_END
 };
+
+static const char *const typed_modes[] = { "fast", "safe", NULL };
 
 static const struct httpd_option testmod_options[] = {
 	HTTPD_OPTION_BOOL("fail_init", "false"),
@@ -65,6 +71,10 @@ static const struct httpd_option testmod_options[] = {
 	HTTPD_OPTION_STR("cancel_log", ""),
 	HTTPD_OPTION_STR("files_root", ""),
 	HTTPD_OPTION_SECTION("key", HTTPD_OPT_MULTI | HTTPD_OPT_TITLED, key_options),
+	HTTPD_OPTION_SIZE("typed_size", "16k", 1024, 1024 * 1024),
+	HTTPD_OPTION_DURATION("typed_wait", "2", 0, 10000),
+	HTTPD_OPTION_ENUM("typed_mode", "fast", typed_modes),
+	HTTPD_OPTION_INT_RANGE("typed_count", "1", 1, 10),
 	HTTPD_OPTION_END
 };
 
@@ -157,6 +167,15 @@ static int testmod_configure(const struct httpd_location *loc, const struct http
 		n = snprintf(conf->keys + used, sizeof(conf->keys) - used, "%s=%s\n", httpd_conf_title(key), secret);
 		if (n > 0 && (size_t)n < sizeof(conf->keys) - used)
 			used += (size_t)n;
+	}
+	{
+		uint64_t size = 0, wait = 0;
+
+		httpd_conf_size(opts, "typed_size", &size);
+		httpd_conf_duration(opts, "typed_wait", &wait);
+		snprintf(conf->typed, sizeof(conf->typed), "size %llu wait %llu mode %d %s count %ld\n",
+		         (unsigned long long)size, (unsigned long long)wait, httpd_conf_enum(opts, "typed_mode"),
+		         httpd_conf_str(opts, "typed_mode"), httpd_conf_int(opts, "typed_count"));
 	}
 	conf->store_entries = httpd_location_server_data(loc, "testmod");
 	conf->files_fd = -1;
@@ -356,6 +375,8 @@ static int testmod_handle(void *data, struct httpd_request *req, struct httpd_re
 		                                   req->request_id, req->client_addr, req->client_port));
 	if (strcmp(req->path_rest, "/keys") == 0)
 		return text(res, conf->keys);
+	if (strcmp(req->path_rest, "/typed") == 0)
+		return text(res, conf->typed);
 	if (strcmp(req->path_rest, "/server-data") == 0)
 		return text(res, httpd_pool_printf(req->pool, "entries %ld\n",
 		                                   conf->store_entries ? *conf->store_entries : -2));

@@ -1,24 +1,6 @@
-/* limit_req's leaky bucket (nginx's arithmetic) and rate parsing. */
+/* limit_req's leaky bucket (nginx's arithmetic); rates are parsed by the directive table (test_directive). */
 #include "limit.h"
 #include "tap.h"
-
-START_TEST(test_rates)
-{
-	uint64_t r;
-
-	ck_assert_int_eq(limit_rate_parse("10r/s", &r), 0);
-	ck_assert_uint_eq(r, 10000);
-	ck_assert_int_eq(limit_rate_parse("30r/m", &r), 0);
-	ck_assert_uint_eq(r, 500);
-	ck_assert_int_eq(limit_rate_parse("1r/m", &r), 0);
-	ck_assert_uint_eq(r, 16);
-	ck_assert_int_lt(limit_rate_parse("0r/s", &r), 0);
-	ck_assert_int_lt(limit_rate_parse("10", &r), 0);
-	ck_assert_int_lt(limit_rate_parse("10r/h", &r), 0);
-	ck_assert_int_lt(limit_rate_parse("r/s", &r), 0);
-	ck_assert_int_lt(limit_rate_parse("99999999999r/s", &r), 0);
-}
-END_TEST
 
 START_TEST(test_burst_and_nodelay)
 {
@@ -87,7 +69,6 @@ int main(void)
 	Suite *s = suite_create("limit");
 	TCase *tc = tcase_create("bucket");
 
-	tcase_add_test(tc, test_rates);
 	tcase_add_test(tc, test_burst_and_nodelay);
 	tcase_add_test(tc, test_delay);
 	tcase_add_test(tc, test_clock_steps);
