@@ -144,15 +144,20 @@ static uint64_t precise_ms(void)
 
 /* --- configuration ------------------------------------------------------ */
 
+/* In the order of their enums. */
+static const char *const balances[] = { "round-robin", "least-conn", NULL };
+static const char *const proxy_hosts[] = { "client", "upstream", NULL };
+static const char *const forwarded_modes[] = { "x-forwarded", "forwarded", "both", "off", NULL };
+
 static const struct httpd_option upstream_options[] = {
 	HTTPD_OPTION_STR_LIST("server", "{}"),
-	HTTPD_OPTION_STR("balance", "round-robin"),
-	HTTPD_OPTION_INT("max_fails", "1"),
-	HTTPD_OPTION_INT("fail_timeout", "10"),
-	HTTPD_OPTION_INT("keepalive", "32"),
-	HTTPD_OPTION_INT("keepalive_timeout", "60"),
+	HTTPD_OPTION_ENUM("balance", "round-robin", balances),
+	HTTPD_OPTION_INT_RANGE("max_fails", "1", 0, 1000),
+	HTTPD_OPTION_DURATION("fail_timeout", "10", 1000, 86400 * 1000),
+	HTTPD_OPTION_INT_RANGE("keepalive", "32", 0, 10000),
+	HTTPD_OPTION_DURATION("keepalive_timeout", "60", 1000, 86400 * 1000),
 	HTTPD_OPTION_STR("health_check", NULL),
-	HTTPD_OPTION_INT("health_interval", "5"),
+	HTTPD_OPTION_DURATION("health_interval", "5", 1000, 3600 * 1000),
 	HTTPD_OPTION_END
 };
 
@@ -165,15 +170,15 @@ static const struct httpd_option location_options[] = {
 	HTTPD_OPTION_STR("upstream", NULL),
 	HTTPD_OPTION_STR("proxy_to", NULL),
 	HTTPD_OPTION_STR("proxy_path", NULL),
-	HTTPD_OPTION_STR("proxy_host", "client"),
-	HTTPD_OPTION_INT("connect_timeout", "5"),
-	HTTPD_OPTION_INT("read_timeout", "60"),
-	HTTPD_OPTION_INT("send_timeout", "60"),
-	HTTPD_OPTION_STR("forwarded", "x-forwarded"),
-	HTTPD_OPTION_INT("retries", "1"),
+	HTTPD_OPTION_ENUM("proxy_host", "client", proxy_hosts),
+	HTTPD_OPTION_DURATION("connect_timeout", "5", 1, 3600 * 1000),
+	HTTPD_OPTION_DURATION("read_timeout", "60", 1, 86400 * 1000),
+	HTTPD_OPTION_DURATION("send_timeout", "60", 1, 86400 * 1000),
+	HTTPD_OPTION_ENUM("forwarded", "x-forwarded", forwarded_modes),
+	HTTPD_OPTION_INT_RANGE("retries", "1", 0, 10),
 	HTTPD_OPTION_BOOL("websocket", "true"),
 	HTTPD_OPTION_BOOL("buffering", "true"),
-	HTTPD_OPTION_STR("proxy_max_temp_file_size", "1g"),
+	HTTPD_OPTION_SIZE("proxy_max_temp_file_size", "1g", 0, INT64_MAX),
 	HTTPD_OPTION_BOOL("via", "false"),
 	HTTPD_OPTION_BOOL("retry_non_idempotent", "false"),
 	HTTPD_OPTION_END
@@ -181,9 +186,7 @@ static const struct httpd_option location_options[] = {
 
 static int upstream_read(const struct httpd_conf *sec, struct upstream *u, char *err, size_t errlen)
 {
-	const char *balance = httpd_conf_str(sec, "balance");
-	long max_fails = httpd_conf_int(sec, "max_fails"), fail_timeout = httpd_conf_int(sec, "fail_timeout");
-	long keepalive = httpd_conf_int(sec, "keepalive"), ka_timeout = httpd_conf_int(sec, "keepalive_timeout");
+	uint64_t fail_timeout = 0, ka_timeout = 0;
 	size_t n = httpd_conf_count(sec, "server");
 	char origin[256], why[256];
 
@@ -192,36 +195,26 @@ static int upstream_read(const struct httpd_conf *sec, struct upstream *u, char 
 		snprintf(err, errlen, "%s: upstream \"%s\" needs from 1 to 64 servers", origin, u->name);
 		return -1;
 	}
-	if (strcmp(balance, "round-robin") == 0) {
-		u->balance = BALANCE_ROUND_ROBIN;
-	} else if (strcmp(balance, "least-conn") == 0) {
-		u->balance = BALANCE_LEAST_CONN;
-	} else {
-		snprintf(err, errlen, "%s: upstream \"%s\": balance must be \"round-robin\" or \"least-conn\"", origin,
-		         u->name);
-		return -1;
-	}
-	if (max_fails < 0 || max_fails > 1000 || fail_timeout < 1 || fail_timeout > 86400 || keepalive < 0 ||
-	    keepalive > 10000 || ka_timeout < 1 || ka_timeout > 86400) {
-		snprintf(err, errlen, "%s: upstream \"%s\": max_fails 0-1000, fail_timeout 1-86400, keepalive "
-		         "0-10000, keepalive_timeout 1-86400", origin, u->name);
-		return -1;
-	}
-	u->max_fails = (unsigned)max_fails;
-	u->fail_timeout_ms = (unsigned)fail_timeout * 1000;
-	u->keepalive = (unsigned)keepalive;
-	u->keepalive_timeout_ms = (unsigned)ka_timeout * 1000;
+	/* The server checked each value's type and bounds at its own line. */
+	u->balance = httpd_conf_enum(sec, "balance") == 1 ? BALANCE_LEAST_CONN : BALANCE_ROUND_ROBIN;
+	u->max_fails = (unsigned)httpd_conf_int(sec, "max_fails");
+	(void)httpd_conf_duration(sec, "fail_timeout", &fail_timeout);
+	u->fail_timeout_ms = (unsigned)fail_timeout;
+	u->keepalive = (unsigned)httpd_conf_int(sec, "keepalive");
+	(void)httpd_conf_duration(sec, "keepalive_timeout", &ka_timeout);
+	u->keepalive_timeout_ms = (unsigned)ka_timeout;
 	if (httpd_conf_str(sec, "health_check") != NULL) {
 		const char *path = httpd_conf_str(sec, "health_check");
-		long interval = httpd_conf_int(sec, "health_interval");
+		uint64_t interval = 0;
 
-		if (path[0] != '/' || strpbrk(path, " \t\r\n") != NULL || interval < 1 || interval > 3600) {
-			snprintf(err, errlen, "%s: upstream \"%s\": health_check must be a path (\"/healthz\") and "
-			         "health_interval from 1 to 3600", origin, u->name);
+		if (path[0] != '/' || strpbrk(path, " \t\r\n") != NULL) {
+			snprintf(err, errlen, "%s: upstream \"%s\": health_check must be a path (\"/healthz\")", origin,
+			         u->name);
 			return -1;
 		}
+		(void)httpd_conf_duration(sec, "health_interval", &interval);
 		u->health_check = strdup(path);
-		u->health_interval_ms = (unsigned)interval * 1000;
+		u->health_interval_ms = (unsigned)interval;
 		if (u->health_check == NULL)
 			return -1;
 	}
@@ -339,10 +332,8 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 {
 	struct proxy_loc *pl = calloc(1, sizeof(*pl));
 	const char *name = httpd_conf_str(opts, "upstream"), *to = httpd_conf_str(opts, "proxy_to");
-	const char *path = httpd_conf_str(opts, "proxy_path"), *host = httpd_conf_str(opts, "proxy_host");
-	const char *fwd = httpd_conf_str(opts, "forwarded");
-	long connect_s = httpd_conf_int(opts, "connect_timeout"), read_s = httpd_conf_int(opts, "read_timeout");
-	long send_s = httpd_conf_int(opts, "send_timeout"), retries = httpd_conf_int(opts, "retries");
+	const char *path = httpd_conf_str(opts, "proxy_path");
+	uint64_t connect_ms = 0, read_ms = 0, send_ms = 0;
 
 	if (pl == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -375,39 +366,19 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 	}
 	if (path != NULL && (pl->path = strdup(path)) == NULL)
 		return -1;
-	if (strcmp(host, "client") != 0 && strcmp(host, "upstream") != 0) {
-		snprintf(err, errlen, "proxy_host must be \"client\" or \"upstream\", not \"%s\"", host);
-		return -1;
-	}
-	pl->host_upstream = strcmp(host, "upstream") == 0;
-	if (strcmp(fwd, "x-forwarded") == 0)
-		pl->forwarded = FWD_X;
-	else if (strcmp(fwd, "forwarded") == 0)
-		pl->forwarded = FWD_RFC7239;
-	else if (strcmp(fwd, "both") == 0)
-		pl->forwarded = FWD_BOTH;
-	else if (strcmp(fwd, "off") == 0)
-		pl->forwarded = FWD_OFF;
-	else {
-		snprintf(err, errlen, "forwarded must be \"x-forwarded\", \"forwarded\", \"both\" or \"off\"");
-		return -1;
-	}
-	if (connect_s < 1 || connect_s > 3600 || read_s < 1 || read_s > 86400 || send_s < 1 || send_s > 86400 ||
-	    retries < 0 || retries > 10) {
-		snprintf(err, errlen, "connect_timeout 1-3600, read_timeout and send_timeout 1-86400, retries 0-10");
-		return -1;
-	}
-	pl->connect_ms = (unsigned)connect_s * 1000;
-	pl->read_ms = (unsigned)read_s * 1000;
-	pl->send_ms = (unsigned)send_s * 1000;
-	pl->retries = (unsigned)retries;
+	/* Enums, durations, bounds and sizes were checked by the server at their own lines. */
+	pl->host_upstream = httpd_conf_enum(opts, "proxy_host") == 1;
+	pl->forwarded = (enum forwarded_mode)httpd_conf_enum(opts, "forwarded");
+	(void)httpd_conf_duration(opts, "connect_timeout", &connect_ms);
+	(void)httpd_conf_duration(opts, "read_timeout", &read_ms);
+	(void)httpd_conf_duration(opts, "send_timeout", &send_ms);
+	pl->connect_ms = (unsigned)connect_ms;
+	pl->read_ms = (unsigned)read_ms;
+	pl->send_ms = (unsigned)send_ms;
+	pl->retries = (unsigned)httpd_conf_int(opts, "retries");
 	pl->websocket = httpd_conf_bool(opts, "websocket");
 	pl->buffering = httpd_conf_bool(opts, "buffering");
-	if (httpd_conf_size(opts, "proxy_max_temp_file_size", &pl->max_temp_file) < 0) {
-		snprintf(err, errlen, "proxy_max_temp_file_size \"%s\" is not a size (\"512m\", \"1g\", 0 for none)",
-		         httpd_conf_str(opts, "proxy_max_temp_file_size"));
-		return -1;
-	}
+	(void)httpd_conf_size(opts, "proxy_max_temp_file_size", &pl->max_temp_file);
 	pl->via = httpd_conf_bool(opts, "via");
 	pl->retry_non_idempotent = httpd_conf_bool(opts, "retry_non_idempotent");
 	return 0;
