@@ -35,8 +35,10 @@ extern "C" {
  * minor N loads in any ABI 2 server of minor N or later, and a server
  * refuses a module that needs a newer minor than its own, naming both.
  * Minor 1: option types SIZE, DURATION and ENUM, and bounds (min, max).
+ * Minor 2: variables a module offers (httpd_module_variable), and
+ * expressions (HTTPD_OPT_EXPR, httpd_conf_expr, httpd_expr_eval).
  */
-#define HTTPD_MODULE_ABI_MINOR 1
+#define HTTPD_MODULE_ABI_MINOR 2
 
 #define HTTPD_MODULE_ABI_SYMBOL  "httpd_module_abi"
 #define HTTPD_MODULE_ABI_MINOR_SYMBOL "httpd_module_abi_minor"
@@ -134,6 +136,8 @@ enum httpd_option_type {
 	HTTPD_OPT_SIZE,         /* "512", "64k", "1m", "2g": read with httpd_conf_size */
 	HTTPD_OPT_DURATION,     /* "30" (seconds), "500ms", "30s", "5m", "2h", "1d": httpd_conf_duration */
 	HTTPD_OPT_ENUM,         /* one of words: httpd_conf_str, or httpd_conf_enum for its index */
+	/* minor 2 */
+	HTTPD_OPT_EXPR,         /* text with $variables, checked at load: httpd_conf_expr */
 };
 
 #define HTTPD_OPT_MULTI  1u  /* a section that may appear more than once */
@@ -164,6 +168,8 @@ struct httpd_option {
 #define HTTPD_OPTION_SIZE(n, d, lo, hi)       { (n), HTTPD_OPT_SIZE, (d), 0, NULL, (lo), (hi), NULL }
 #define HTTPD_OPTION_DURATION(n, d, lo, hi)   { (n), HTTPD_OPT_DURATION, (d), 0, NULL, (lo), (hi), NULL }
 #define HTTPD_OPTION_ENUM(n, d, w)            { (n), HTTPD_OPT_ENUM, (d), 0, NULL, 0, 0, (w) }
+/* minor 2 */
+#define HTTPD_OPTION_EXPR(n, d)               { (n), HTTPD_OPT_EXPR, (d), 0, NULL, 0, 0, NULL }
 #define HTTPD_OPTION_END             { NULL, HTTPD_OPT_END, NULL, 0, NULL, 0, 0, NULL }
 
 /* Reading a block of options: a location, the server level, or a section. */
@@ -180,6 +186,18 @@ int httpd_conf_size(const struct httpd_conf *conf, const char *name, uint64_t *o
 int httpd_conf_duration(const struct httpd_conf *conf, const char *name, uint64_t *ms);
 /* minor 1: the index of an ENUM option's value in its words, or -1 if unset. */
 int httpd_conf_enum(const struct httpd_conf *conf, const char *name);
+
+/*
+ * minor 2: expressions.  An EXPR option compiled (in configure, so once per
+ * location), or NULL when unset or out of memory; the module owns it and
+ * releases it with httpd_expr_free.  Evaluating it gives NUL-terminated
+ * text in the request's pool (*len bytes), "" for a variable without a
+ * value, NULL out of memory.
+ */
+struct httpd_expr;
+const struct httpd_expr *httpd_conf_expr(const struct httpd_conf *conf, const char *name);
+void        httpd_expr_free(const struct httpd_expr *expr);
+const char *httpd_expr_eval(const struct httpd_expr *expr, struct httpd_request *req, size_t *len);
 const struct httpd_conf *httpd_conf_section(const struct httpd_conf *conf, const char *name, size_t i);
 /* The title of a titled section, or NULL. */
 const char *httpd_conf_title(const struct httpd_conf *conf);
@@ -236,6 +254,15 @@ typedef void (*httpd_log_fn)(void *data, const struct httpd_request *req,
 void httpd_module_name(struct httpd_module_api *api, const char *name);
 void httpd_module_options(struct httpd_module_api *api, const struct httpd_option *location_options);
 void httpd_module_server_options(struct httpd_module_api *api, const struct httpd_option *server_options);
+/*
+ * minor 2: a variable every expression may name ($name: log formats, limit
+ * keys, add_header, other modules' EXPR options).  fn returns the value for
+ * req (in scratch, size bytes, or anything living as long as the request),
+ * or NULL for none.  Names are [a-z0-9_]; a module registers at most 16,
+ * and a name the server or another module has is refused at load.
+ */
+typedef const char *(*httpd_variable_fn)(const struct httpd_request *req, char *scratch, size_t size);
+void httpd_module_variable(struct httpd_module_api *api, const char *name, httpd_variable_fn fn);
 void httpd_hook_server_init(struct httpd_module_api *api, httpd_server_init_fn fn);
 void httpd_hook_server_exit(struct httpd_module_api *api, httpd_server_exit_fn fn);
 void httpd_hook_configure(struct httpd_module_api *api, httpd_configure_fn fn);

@@ -1,9 +1,29 @@
 /* The registration half of <httpd/module.h>: modules fill the core's hook table. */
 #include "module.h"
 
+#include <string.h>
+
+#include "variable.h"
+
 void httpd_module_name(struct httpd_module_api *api, const char *name)
 {
 	api->name = name;
+}
+
+void httpd_module_variable(struct httpd_module_api *api, const char *name, httpd_variable_fn fn)
+{
+	bool ok = name != NULL && fn != NULL && *name != '\0' && api->variable_count < HTTPD_MODULE_VARIABLES_MAX;
+
+	for (const char *p = name; ok && *p != '\0'; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+	/* The server's own names ($host, $http_*, ...) stay the server's. */
+	ok = ok && !variable_builtin(name, strlen(name));
+	if (!ok) {
+		api->variable_refused = true;   /* the loader says so, naming the module */
+		return;
+	}
+	api->variables[api->variable_count].name = name;
+	api->variables[api->variable_count++].fn = fn;
 }
 
 void httpd_module_options(struct httpd_module_api *api, const struct httpd_option *location_options)

@@ -666,6 +666,10 @@ static int location_modules(struct httpd_config *config, struct httpd_location *
 		return -1;
 	}
 	loc->methods = loc->handler.mod->api.methods;
+	/* $document_root: the handler's root, when it has one (cfg_getopt would complain of its absence). */
+	for (cfg_opt_t *o = sec->opts; o->name != NULL; o++)
+		if (strcmp(o->name, "root") == 0 && o->type == CFGT_STR && option_belongs("root", loc->handler.mod))
+			loc->document_root = cfg_getstr(sec, "root");
 	loc->checks = calloc(nchecks ? nchecks : 1, sizeof(*loc->checks));
 	if (loc->checks == NULL)
 		return -1;

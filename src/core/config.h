@@ -63,6 +63,7 @@ struct httpd_location {
 	struct access_rule     *access;         /* access: ordered allow/deny rules, first match wins */
 	size_t                  access_count;
 	struct auth_basic      *auth;           /* auth_basic, or NULL */
+	const char             *document_root;  /* its handler's root option, for $document_root */
 	const char             *auth_user_file; /* auth_basic_user_file */
 	const char             *auth_user_file_origin;   /* where it was set */
 	int                     auth_user_file_line;

@@ -47,12 +47,14 @@ static int row_from_option(const struct httpd_option *o, unsigned minor, struct 
 		[HTTPD_OPT_STR] = DIRECTIVE_STR, [HTTPD_OPT_INT] = DIRECTIVE_INT, [HTTPD_OPT_BOOL] = DIRECTIVE_BOOL,
 		[HTTPD_OPT_STR_LIST] = DIRECTIVE_LIST, [HTTPD_OPT_SECTION] = DIRECTIVE_BLOCK,
 		[HTTPD_OPT_SIZE] = DIRECTIVE_SIZE, [HTTPD_OPT_DURATION] = DIRECTIVE_DURATION,
-		[HTTPD_OPT_ENUM] = DIRECTIVE_ENUM,
+		[HTTPD_OPT_ENUM] = DIRECTIVE_ENUM, [HTTPD_OPT_EXPR] = DIRECTIVE_EXPR,
 	};
 	bool bounded = o->min != 0 || o->max != 0;
 
-	if (o->name == NULL || o->type <= HTTPD_OPT_END || o->type > HTTPD_OPT_ENUM ||
-	    (minor < 1 && o->type > HTTPD_OPT_SECTION) || (o->type == HTTPD_OPT_ENUM && o->words == NULL))
+	/* A type newer than the minor the module was built against cannot be in its table. */
+	if (o->name == NULL || o->type <= HTTPD_OPT_END || o->type > HTTPD_OPT_EXPR ||
+	    (minor < 1 && o->type > HTTPD_OPT_SECTION) || (minor < 2 && o->type > HTTPD_OPT_ENUM) ||
+	    (o->type == HTTPD_OPT_ENUM && o->words == NULL))
 		return -1;
 	memset(d, 0, sizeof(*d));
 	d->name = o->name;

@@ -126,6 +126,13 @@ static void words_list(const char *const *words, char *out, size_t size)
 	}
 }
 
+static int (*expr_checker)(const char *text, char *err, size_t errlen);
+
+void directive_expr_checker_set(int (*check)(const char *text, char *err, size_t errlen))
+{
+	expr_checker = check;
+}
+
 /* A check's reason names its directive, as every other message does. */
 static int checked(const struct directive *d, const char *text, char *err, size_t errlen)
 {
@@ -151,6 +158,15 @@ int directive_value_parse(const struct directive *d, const char *text, int64_t *
 	case DIRECTIVE_STR:
 	case DIRECTIVE_LIST:
 		return checked(d, text, err, errlen);
+	case DIRECTIVE_EXPR: {
+		char why[512];
+
+		if (expr_checker != NULL && expr_checker(text, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s: %s", d->name, why);
+			return -1;
+		}
+		return checked(d, text, err, errlen);
+	}
 	case DIRECTIVE_PATH:
 		if (text[0] != '/') {
 			snprintf(err, errlen, "%s must be an absolute path, not \"%s\"", d->name, text);

@@ -32,6 +32,7 @@ enum directive_type {
 	DIRECTIVE_CIDR_LIST,  /* {"10.0.0.0/8", "::1"}: addresses or CIDR blocks */
 	DIRECTIVE_BLOCK,      /* name ["TITLE"] { the rows of block } */
 	DIRECTIVE_FUNC,       /* name(arg, ...): func reads the arguments */
+	DIRECTIVE_EXPR,       /* text with $variables: compiled by the HTTP layer's checker */
 };
 
 /* Where a directive may be written. */
@@ -103,6 +104,12 @@ struct directive_table {
  * reason in err ("16q" is not a size ...).  Bounds are checked.
  */
 int directive_value_parse(const struct directive *d, const char *text, int64_t *out, char *err, size_t errlen);
+
+/*
+ * What checks an EXPR value (the variables are the HTTP layer's): the
+ * daemon installs it with the tables.  Without one, any text passes.
+ */
+void directive_expr_checker_set(int (*check)(const char *text, char *err, size_t errlen));
 
 /* "30" (seconds), "500ms", "30s", "5m", "2h", "1d" into milliseconds; -1 if malformed or too large. */
 int config_duration_parse(const char *text, uint64_t *ms);

@@ -52,6 +52,19 @@ static int module_register(void *handle, struct httpd_module_api *api, const cha
 		         api->name ? api->name : "(null)", name);
 		return -1;
 	}
+	if (api->variable_refused) {
+		snprintf(err, errlen, "%s: a variable must be named [a-z0-9_], not as one of the server's, at most %d per module", path,
+		         HTTPD_MODULE_VARIABLES_MAX);
+		return -1;
+	}
+	for (const struct module *m = loaded; m != NULL; m = m->next)
+		for (size_t i = 0; i < api->variable_count; i++)
+			for (size_t j = 0; j < m->api.variable_count; j++)
+				if (strcmp(api->variables[i].name, m->api.variables[j].name) == 0) {
+					snprintf(err, errlen, "%s: variable $%s is module \"%s\"'s already", path,
+					         api->variables[i].name, m->name);
+					return -1;
+				}
 	if (api->handler == NULL && api->check == NULL && api->body_check == NULL &&
 	    api->filter == NULL && api->log == NULL) {
 		snprintf(err, errlen, "%s: module registers no handler, check, filter or log hook", path);

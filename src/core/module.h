@@ -4,7 +4,11 @@
 
 #include <stddef.h>
 
+#include <stdbool.h>
+
 #include "httpd/module.h"
+
+#define HTTPD_MODULE_VARIABLES_MAX 16
 
 /*
  * What a module registered.  The core owns this table: a hook added in a
@@ -28,6 +32,10 @@ struct httpd_module_api {
 	httpd_body_fn              body;
 	httpd_filter_fn            filter;
 	httpd_log_fn               log;
+	/* minor 2 */
+	struct { const char *name; httpd_variable_fn fn; } variables[HTTPD_MODULE_VARIABLES_MAX];
+	size_t                     variable_count;
+	bool                       variable_refused;   /* a bad name, or too many */
 };
 
 struct module {

@@ -20,6 +20,7 @@
 #include "module.h"
 #include "tls.h"
 #include "upgrade.h"
+#include "variable.h"
 
 /* The layers' directives, in the order their values are stored (the core's come first). */
 static const struct directive_table *const layer_tables[] = { &listen_directives, &http_directives, &tls_directives };
@@ -154,6 +155,7 @@ int main(int argc, char **argv)
 	}
 	config_checking_set(test_only);
 	config_tables_set(layer_tables, sizeof(layer_tables) / sizeof(layer_tables[0]));
+	directive_expr_checker_set(expr_check);
 	config = config_load(path, false);
 	if (config == NULL)
 		return 1;

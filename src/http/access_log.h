@@ -13,7 +13,4 @@ uint64_t access_log_clock_us(void);
 
 void access_log_write(const struct request *r);
 
-/* f rendered for r into out (f->max_line bytes), with the access log's variables; its length. */
-size_t access_log_render(const struct log_format *f, const struct request *r, char *out);
-
 #endif

@@ -437,14 +437,14 @@ static const struct directive log_format_rows[] = {
 };
 
 static const struct directive req_zone_rows[] = {
-	{ "key", 0, DIRECTIVE_STR, NULL, .flags = 0 },
+	{ "key", 0, DIRECTIVE_EXPR, NULL, .flags = 0 },
 	{ "rate", 0, DIRECTIVE_RATE, NULL, .flags = 0 },
 	{ "size", 0, DIRECTIVE_SIZE, "10m", 0, INT64_MAX, .flags = 0 },
 	{ .name = NULL },
 };
 
 static const struct directive conn_zone_rows[] = {
-	{ "key", 0, DIRECTIVE_STR, NULL, .flags = 0 },
+	{ "key", 0, DIRECTIVE_EXPR, NULL, .flags = 0 },
 	{ "size", 0, DIRECTIVE_SIZE, "10m", 0, INT64_MAX, .flags = 0 },
 	{ .name = NULL },
 };

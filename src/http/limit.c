@@ -68,7 +68,7 @@ struct limit_zone {
 	size_t              entries;
 	struct siphash_key  secret;      /* private: the master's, inherited by every worker */
 	struct zone_shared *shm;
-	struct log_format   key;
+	struct expr         key;
 	unsigned            refs;
 	struct limit_zone  *next;
 };
@@ -85,7 +85,7 @@ enum limit_kind limit_zone_kind(const struct limit_zone *z)
 	return z->kind;
 }
 
-const struct log_format *limit_zone_key(const struct limit_zone *z)
+const struct expr *limit_zone_key(const struct limit_zone *z)
 {
 	return &z->key;
 }
@@ -94,7 +94,7 @@ static void zone_free(struct limit_zone *z)
 {
 	if (z->shm != NULL)
 		munmap(z->shm, sizeof(*z->shm) + z->entries * sizeof(struct zone_entry));
-	log_format_free(&z->key);
+	expr_free(&z->key);
 	free(z->name);
 	free(z->key_text);
 	free(z);
@@ -123,7 +123,7 @@ struct limit_zone *limit_zone_get(const char *name, enum limit_kind kind, const 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (log_format_compile(key, LOG_ESCAPE_DEFAULT, &z->key, err, errlen) < 0)
+	if (expr_compile(key, &z->key, err, errlen) < 0)
 		goto fail;
 	z->kind = kind;
 	z->size = size;

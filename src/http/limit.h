@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log_format.h"
+#include "variable.h"
 
 /* The leaky bucket of one key: excess requests, in thousandths, as of last_ms. */
 struct limit_bucket {
@@ -46,7 +46,7 @@ struct limit_zone *limit_zone_get(const char *name, enum limit_kind kind, const 
 void               limit_zone_put(struct limit_zone *z);
 const char        *limit_zone_name(const struct limit_zone *z);
 enum limit_kind    limit_zone_kind(const struct limit_zone *z);
-const struct log_format *limit_zone_key(const struct limit_zone *z);
+const struct expr *limit_zone_key(const struct limit_zone *z);
 
 /* limit_req: one request of key now (see limit_bucket_take). */
 enum limit_verdict limit_zone_request(struct limit_zone *z, const char *key, size_t len, int64_t now_ms,

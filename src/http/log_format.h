@@ -21,37 +21,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "variable.h"
+
 #define LOG_VALUE_MAX 2048
 
 enum log_escape { LOG_ESCAPE_DEFAULT, LOG_ESCAPE_JSON };
 
-enum log_var {
-	LOG_LITERAL,
-	LOG_REMOTE_ADDR, LOG_REMOTE_PORT, LOG_REALIP_REMOTE_ADDR, LOG_REMOTE_USER,
-	LOG_TIME_LOCAL, LOG_TIME_ISO8601, LOG_MSEC,
-	LOG_REQUEST, LOG_REQUEST_METHOD, LOG_REQUEST_URI, LOG_URI, LOG_ARGS, LOG_SERVER_PROTOCOL,
-	LOG_STATUS, LOG_BODY_BYTES_SENT, LOG_REQUEST_LENGTH, LOG_REQUEST_TIME, LOG_REQUEST_TIME_US,
-	LOG_REQUEST_ID, LOG_PID, LOG_WORKER, LOG_HOST, LOG_SERVER_ADDR, LOG_SERVER_PORT, LOG_SCHEME,
-	LOG_CONNECTION_REQUESTS, LOG_GENERATION, LOG_SERVER_NAME, LOG_LIMIT_REQ_STATUS,
-	LOG_SSL,             /* $ssl_NAME: text is the TLS field (tls_conn_field) */
-	LOG_NOTE,            /* $upstream_addr ...: a request note of that name, set by a module */
-	LOG_HTTP,            /* $http_NAME: a request header, "_" matching "-" */
-	LOG_PROXY,           /* $proxy_protocol_NAME / $proxy_protocol_tlv_NAME */
-};
-
-struct log_segment {
-	enum log_var var;
-	const char  *text;   /* the literal, or the argument of $http_ / $proxy_protocol_ */
-	size_t       len;
-	int          index;  /* LOG_PROXY: the proxy_field */
-	bool         plain;  /* a value the server makes (a time, a number, a hex id): nothing to escape */
-};
-
 struct log_format {
 	enum log_escape     escape;
-	struct log_segment *segs;
-	size_t              count;
-	char               *storage;     /* literals and arguments */
+	struct expr         expr;
 	size_t              max_line;    /* longest possible line, newline included */
 	bool                needs_time;  /* $request_time*: the start time is worth a precise clock */
 };
@@ -67,15 +45,9 @@ int  log_format_compile(const char *text, enum log_escape escape, struct log_for
                         char *err, size_t errlen);
 void log_format_free(struct log_format *f);
 
-/*
- * The value of one variable segment as NUL-terminated text, or NULL when
- * it has none ("-" in default escaping, "" in JSON).  scratch (size bytes)
- * is for values the lookup formats itself.
- */
-typedef const char *(*log_lookup_fn)(void *ctx, const struct log_segment *seg, char *scratch, size_t size);
 
 /* Renders one line ending in '\n' into out (at least f->max_line bytes); returns its length. */
-size_t log_format_render(const struct log_format *f, log_lookup_fn lookup, void *ctx, char *out);
+size_t log_format_render(const struct log_format *f, var_lookup_fn lookup, void *ctx, char *out);
 
 /* Appends s escaped for JSON at out (room for LOG_VALUE_MAX + 1 bytes); returns bytes written. */
 size_t log_escape_json(char *out, const char *s, size_t limit);

@@ -13,8 +13,10 @@
 #include "conn.h"
 #include "filter_gzip.h"
 #include "log.h"
+#include "log_format.h"
 #include "path.h"
 #include "pool.h"
+#include "request_variables.h"
 #include "tls.h"
 #include "vhost.h"
 #include "worker.h"
@@ -387,19 +389,12 @@ static void auth_done(struct httpd_request *req, void *arg)
 
 /* --- limit_req, limit_conn ------------------------------------------------- */
 
-/* The zone's key for r; NULL (not limited) when every variable in it is empty, as nginx. */
+/* The zone's key for r; NULL (not limited) when it comes out empty, as nginx. */
 static const char *limit_key(struct request *r, const struct limit_zone *z, size_t *len)
 {
-	const struct log_format *f = limit_zone_key(z);
-	char *out = pool_alloc(r->pool, f->max_line + 1);
+	const char *key = expr_eval(limit_zone_key(z), r, len);
 
-	if (out == NULL)
-		return NULL;
-	*len = access_log_render(f, r, out);
-	if (*len > 0 && out[*len - 1] == '\n')
-		(*len)--;
-	out[*len] = '\0';
-	return *len == 0 || strcmp(out, "-") == 0 ? NULL : out;
+	return key == NULL || *len == 0 ? NULL : key;
 }
 
 static int limit_refuse(struct request *r, int status, const char *zone, const char *key, uint64_t retry_ms,

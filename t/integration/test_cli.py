@@ -59,8 +59,8 @@ def test_module_list_shows_abi_and_use():
         rc, out, err = httpd("-M", "-f", srv.conf)
         assert rc == 0, err
         rows = dict((line.split()[0], line.split()[1:]) for line in out.splitlines()[1:])
-        assert rows["static"] == ["2.1", "yes"], rows
-        assert rows["echo"] == ["2.1", "no"] and rows["sign"] == ["2.1", "no"], rows
+        assert rows["static"] == ["2.2", "yes"], rows
+        assert rows["echo"] == ["2.2", "no"] and rows["sign"] == ["2.2", "no"], rows
         assert rows["abi1"][0] == "1" and rows["badabi"][0] != "2", rows
     finally:
         srv.cleanup()

@@ -13,6 +13,8 @@
  *   testmod_store { entries = N }          a server-wide section (server_init)
  *   typed_size = "64k", typed_wait = "1500ms", typed_mode = "safe", typed_count = 3
  *                            typed options (ABI 2.1), checked by the core at their lines
+ *   typed_expr = "$uri ..."  an expression (ABI 2.2), answered at /expr
+ *   $testmod_tag             a variable (ABI 2.2): "tag-" and the X-Tag header
  * and answers, whatever the options:
  *   /stream        a streamed body of five lines (chunked on 1.1)
  *   /status/NNN    status NNN with a body (the core must drop it for 204/304)
@@ -52,6 +54,7 @@ struct testmod_conf {
 	long *store_entries;   /* from server_init */
 	int   files_fd;        /* files_root, or -1 */
 	char  typed[256];      /* the typed options, as read */
+	const struct httpd_expr *expr;   /* typed_expr */
 };
 
 static const struct httpd_option key_options[] = {
@@ -75,6 +78,7 @@ static const struct httpd_option testmod_options[] = {
 	HTTPD_OPTION_DURATION("typed_wait", "2", 0, 10000),
 	HTTPD_OPTION_ENUM("typed_mode", "fast", typed_modes),
 	HTTPD_OPTION_INT_RANGE("typed_count", "1", 1, 10),
+	HTTPD_OPTION_EXPR("typed_expr", "$request_method $testmod_tag"),
 	HTTPD_OPTION_END
 };
 
@@ -177,6 +181,7 @@ static int testmod_configure(const struct httpd_location *loc, const struct http
 		         (unsigned long long)size, (unsigned long long)wait, httpd_conf_enum(opts, "typed_mode"),
 		         httpd_conf_str(opts, "typed_mode"), httpd_conf_int(opts, "typed_count"));
 	}
+	conf->expr = httpd_conf_expr(opts, "typed_expr");
 	conf->store_entries = httpd_location_server_data(loc, "testmod");
 	conf->files_fd = -1;
 	if (httpd_conf_str(opts, "files_root")[0] != '\0' &&
@@ -195,7 +200,18 @@ static void testmod_release(void *data)
 
 	if (conf->files_fd >= 0)
 		close(conf->files_fd);
+	httpd_expr_free(conf->expr);
 	free(conf);
+}
+
+static const char *tag_variable(const struct httpd_request *req, char *scratch, size_t size)
+{
+	const char *tag = httpd_request_header(req, "X-Tag");
+
+	if (tag == NULL)
+		return NULL;
+	snprintf(scratch, size, "tag-%s", tag);
+	return scratch;
 }
 
 static int testmod_worker_init(void *data)
@@ -377,6 +393,8 @@ static int testmod_handle(void *data, struct httpd_request *req, struct httpd_re
 		return text(res, conf->keys);
 	if (strcmp(req->path_rest, "/typed") == 0)
 		return text(res, conf->typed);
+	if (strcmp(req->path_rest, "/expr") == 0)
+		return text(res, httpd_pool_printf(req->pool, "[%s]\n", httpd_expr_eval(conf->expr, req, NULL)));
 	if (strcmp(req->path_rest, "/server-data") == 0)
 		return text(res, httpd_pool_printf(req->pool, "entries %ld\n",
 		                                   conf->store_entries ? *conf->store_entries : -2));
@@ -454,6 +472,7 @@ static int testmod_register(struct httpd_module_api *api)
 	httpd_module_name(api, "testmod");
 	httpd_module_options(api, testmod_options);
 	httpd_module_server_options(api, testmod_server_options);
+	httpd_module_variable(api, "testmod_tag", tag_variable);
 	httpd_hook_server_init(api, testmod_server_init);
 	httpd_hook_server_exit(api, testmod_server_exit);
 	httpd_hook_configure(api, testmod_configure);

@@ -11,20 +11,20 @@
 static const char *agent = "curl/8.0";
 static const char *uri = "/a b";
 
-static const char *lookup(void *ctx, const struct log_segment *seg, char *scratch, size_t size)
+static const char *lookup(void *ctx, const struct var_segment *seg, char *scratch, size_t size)
 {
 	(void)ctx;
 	switch (seg->var) {
-	case LOG_REMOTE_ADDR: return "192.0.2.1";
-	case LOG_REALIP_REMOTE_ADDR: return "10.0.0.1";
-	case LOG_STATUS: return "200";
-	case LOG_TIME_LOCAL: return "05/Dec/2026:08:00:00 +0000";
-	case LOG_REQUEST_ID: return scratch[0] = '\0', scratch;   /* empty: logged as having none */
-	case LOG_REQUEST_URI: return uri;
-	case LOG_HTTP:
+	case VAR_REMOTE_ADDR: return "192.0.2.1";
+	case VAR_REALIP_REMOTE_ADDR: return "10.0.0.1";
+	case VAR_STATUS: return "200";
+	case VAR_TIME_LOCAL: return "05/Dec/2026:08:00:00 +0000";
+	case VAR_REQUEST_ID: return scratch[0] = '\0', scratch;   /* empty: logged as having none */
+	case VAR_REQUEST_URI: return uri;
+	case VAR_HTTP:
 		snprintf(scratch, size, "%.*s", (int)seg->len, seg->text);
 		return strcmp(scratch, "user_agent") == 0 ? agent : NULL;
-	case LOG_PROXY:
+	case VAR_PROXY:
 		snprintf(scratch, size, "proxy-field-%d", seg->index);
 		return scratch;
 	default: return NULL;
@@ -194,6 +194,40 @@ START_TEST(test_utf8_sequences)
 }
 END_TEST
 
+/* The engine itself: one compile for every user of variables. */
+START_TEST(test_expressions_compile_to_segments)
+{
+	struct expr e;
+	char err[256];
+
+	ck_assert_int_eq(expr_compile("$arg_page-$cookie_sid${uri}z$$", &e, err, sizeof(err)), 0);
+	ck_assert_uint_eq(e.count, 6);
+	ck_assert_int_eq(e.segs[0].var, VAR_ARG);
+	ck_assert_int_eq((int)e.segs[0].len, 4);
+	ck_assert(memcmp(e.segs[0].text, "page", 4) == 0);
+	ck_assert_int_eq(e.segs[1].var, VAR_LITERAL);
+	ck_assert_int_eq(e.segs[2].var, VAR_COOKIE);
+	ck_assert_int_eq(e.segs[3].var, VAR_URI);
+	ck_assert_int_eq(e.segs[4].var, VAR_LITERAL);   /* "z" */
+	ck_assert_int_eq(e.segs[5].var, VAR_LITERAL);   /* "$" */
+	ck_assert_uint_eq(e.variables, 3);
+	ck_assert_uint_eq(e.literal_len, 3);
+	expr_free(&e);
+	ck_assert_int_eq(expr_compile("no variables at all", &e, err, sizeof(err)), 0);
+	ck_assert_uint_eq(e.variables, 0);
+	expr_free(&e);
+	ck_assert_int_eq(expr_compile("$document_root/x", &e, err, sizeof(err)), 0);
+	ck_assert_int_eq(e.segs[0].var, VAR_DOCUMENT_ROOT);
+	expr_free(&e);
+	ck_assert_int_eq(expr_compile("$host$nosuch", &e, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "unknown variable $nosuch");
+	ck_assert_int_eq(expr_check("${host", err, sizeof(err)), -1);
+	ck_assert_int_eq(expr_check("100$", err, sizeof(err)), -1);
+	ck_assert(variable_builtin("host", 4) && variable_builtin("http_x_anything", 15) && variable_builtin("arg_a", 5));
+	ck_assert(!variable_builtin("testmod_tag", 11) && !variable_builtin("arg_", 4));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log_format");
@@ -208,6 +242,7 @@ int main(void)
 	tcase_add_test(tc, test_long_values_are_cut_at_an_escape_boundary);
 	tcase_add_test(tc, test_plain_variables_are_copied);
 	tcase_add_test(tc, test_long_plain_runs_are_cut_at_the_limit);
+	tcase_add_test(tc, test_expressions_compile_to_segments);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
