@@ -34,7 +34,6 @@ struct static_conf {
 	bool   autoindex;
 	bool   dotfiles;
 	bool   precompressed;
-	long   expires;                /* seconds, -1 for no Cache-Control/Expires */
 	bool   writable;               /* PUT and DELETE */
 	bool   create_dirs;            /* PUT may create missing parent directories */
 	char  *root;                   /* as configured, for error messages */
@@ -47,7 +46,6 @@ static const struct httpd_option static_options[] = {
 	HTTPD_OPTION_BOOL("autoindex", "false"),
 	HTTPD_OPTION_BOOL("dotfiles", "false"),
 	HTTPD_OPTION_BOOL("precompressed", "true"),
-	HTTPD_OPTION_INT("expires", "-1"),
 	HTTPD_OPTION_BOOL("writable", "false"),
 	HTTPD_OPTION_BOOL("create_dirs", "false"),
 	HTTPD_OPTION_END
@@ -104,17 +102,12 @@ static int static_configure(const struct httpd_location *loc, const struct httpd
 	conf->autoindex = httpd_conf_bool(opts, "autoindex");
 	conf->dotfiles = httpd_conf_bool(opts, "dotfiles");
 	conf->precompressed = httpd_conf_bool(opts, "precompressed");
-	conf->expires = httpd_conf_int(opts, "expires");
 	conf->writable = httpd_conf_bool(opts, "writable");
 	conf->create_dirs = httpd_conf_bool(opts, "create_dirs");
 	/* Read-only unless the location says otherwise. */
 	httpd_location_set_methods(loc, conf->writable ? HTTPD_METHOD_GET | HTTPD_METHOD_HEAD |
 	                                                 HTTPD_METHOD_PUT | HTTPD_METHOD_DELETE
 	                                               : HTTPD_METHOD_GET | HTTPD_METHOD_HEAD);
-	if (conf->expires < -1) {
-		snprintf(err, errlen, "expires must be >= -1");
-		goto fail;
-	}
 	*data = conf;
 	return 0;
 fail:
@@ -152,18 +145,6 @@ static const struct httpd_file *precompressed_open(int dirfd, const char *rel, c
 		}
 	}
 	return NULL;
-}
-
-static int cache_headers(struct static_conf *conf, struct httpd_response *res, struct httpd_pool *pool)
-{
-	char date[HTTPD_DATE_LEN];
-
-	if (conf->expires < 0)
-		return 0;
-	if (httpd_response_add_header(res, "Cache-Control", httpd_pool_printf(pool, "max-age=%ld", conf->expires)) < 0 ||
-	    httpd_response_add_header(res, "Expires", httpd_http_date(time(NULL) + conf->expires, date)) < 0)
-		return -1;
-	return 0;
 }
 
 /*
@@ -584,9 +565,9 @@ static int static_handle(void *data, struct httpd_request *req, struct httpd_res
 	if (!S_ISREG(st->st_mode))
 		return refused(conf, req, 403, rel, 0, "not a regular file");
 	type = httpd_mime_type(name);
-	if ((conf->precompressed && httpd_mime_compressible(type) &&
-	     httpd_response_add_header(res, "Vary", "Accept-Encoding") < 0) ||
-	    cache_headers(conf, res, req->pool) < 0)
+	/* Expires and Cache-Control: the core's expires directive, for every handler. */
+	if (conf->precompressed && httpd_mime_compressible(type) &&
+	    httpd_response_add_header(res, "Vary", "Accept-Encoding") < 0)
 		return 500;
 	if (conf->precompressed && (zfile = precompressed_open(conf->root_fd, rel, st, req, &coding)) != NULL) {
 		if (httpd_response_add_header(res, "Content-Encoding", coding) < 0)

@@ -312,7 +312,7 @@ static const struct directive core_rows[] = {
 
 static int files_check(struct httpd_config *config);
 
-static const struct directive_table core_table = { "core", core_rows, files_check };
+static const struct directive_table core_table = { "core", core_rows, files_check, NULL };
 
 #define TABLES_MAX 16
 static const struct directive_table *all_tables[TABLES_MAX] = { &core_table };
@@ -646,33 +646,42 @@ static int location_module_configure(struct httpd_location *loc, struct location
 	return 0;
 }
 
-/* The handler and check modules of a location, and the options only they understand. */
-static int location_modules(struct httpd_config *config, struct httpd_location *loc, cfg_t *sec)
+/* Whether sec sets a directive that answers by itself (return): then the location needs no handler. */
+static bool location_answers(cfg_t *sec)
+{
+	for (size_t t = 0; t < directive_table_count(); t++)
+		for (const struct directive *d = directive_table_at(t)->rows; d->name != NULL; d++)
+			if ((d->flags & DIRECTIVE_ANSWERS) && (d->where & DIRECTIVE_LOCATION) &&
+			    option_is_set(cfg_getopt(sec, d->name)))
+				return true;
+	return false;
+}
+
+/* The handler and check modules of a location (loaded, not yet configured), and its document root. */
+static int location_modules_load(struct httpd_config *config, struct httpd_location *loc, cfg_t *sec)
 {
 	const char *handler = cfg_getstr(sec, "handler");
 	unsigned nchecks = cfg_size(sec, "check");
 	char err[1024];
-	int rc = 0;
 
-	if (handler == NULL) {
-		config_error(loc->file, loc->line, "location \"%s\": no handler (handler = \"static\", ...)", loc->prefix);
-		return -1;
-	}
-	loc->handler.mod = module_load(config->module_dir, handler, err, sizeof(err));
-	if (loc->handler.mod == NULL || loc->handler.mod->api.handler == NULL) {
-		config_error(loc->file, loc->line, "location \"%s\": handler \"%s\": %s", loc->prefix, handler,
-		             loc->handler.mod ? "the module has no handler hook" : err);
-		loc->handler.mod = NULL;
-		return -1;
-	}
-	loc->methods = loc->handler.mod->api.methods;
-	/* $document_root: the handler's root, when it has one (cfg_getopt would complain of its absence). */
-	for (cfg_opt_t *o = sec->opts; o->name != NULL; o++)
-		if (strcmp(o->name, "root") == 0 && o->type == CFGT_STR && option_belongs("root", loc->handler.mod))
-			loc->document_root = cfg_getstr(sec, "root");
+	loc->methods = ~0u;   /* without a handler, return answers every method */
 	loc->checks = calloc(nchecks ? nchecks : 1, sizeof(*loc->checks));
 	if (loc->checks == NULL)
 		return -1;
+	if (handler == NULL && !location_answers(sec)) {
+		config_error(loc->file, loc->line, "location \"%s\": no handler (handler = \"static\", ...)", loc->prefix);
+		return -1;
+	}
+	if (handler != NULL) {
+		loc->handler.mod = module_load(config->module_dir, handler, err, sizeof(err));
+		if (loc->handler.mod == NULL || loc->handler.mod->api.handler == NULL) {
+			config_error(loc->file, loc->line, "location \"%s\": handler \"%s\": %s", loc->prefix, handler,
+			             loc->handler.mod ? "the module has no handler hook" : err);
+			loc->handler.mod = NULL;
+			return -1;
+		}
+		loc->methods = loc->handler.mod->api.methods;
+	}
 	for (unsigned i = 0; i < nchecks; i++) {
 		const struct module *m = module_load(config->module_dir, cfg_getnstr(sec, "check", i), err, sizeof(err));
 
@@ -683,8 +692,19 @@ static int location_modules(struct httpd_config *config, struct httpd_location *
 		}
 		loc->checks[loc->check_count++].mod = m;
 	}
+	/* $document_root and try_files: the handler's root, when it has one (cfg_getopt would complain of none). */
+	for (cfg_opt_t *o = sec->opts; o->name != NULL; o++)
+		if (strcmp(o->name, "root") == 0 && o->type == CFGT_STR && option_belongs("root", loc->handler.mod))
+			loc->document_root = cfg_getstr(sec, "root");
+	return 0;
+}
 
-	/* An option only means something to the modules of its own location. */
+/* The options only the location's own modules understand, then their configure hooks. */
+static int location_modules_configure(struct httpd_config *config, struct httpd_location *loc, cfg_t *sec)
+{
+	const char *handler = cfg_getstr(sec, "handler");
+	int rc = 0;
+
 	for (cfg_opt_t *o = sec->opts; o->name != NULL; o++) {
 		bool ok;
 		const char *file;
@@ -698,13 +718,13 @@ static int location_modules(struct httpd_config *config, struct httpd_location *
 		if (!ok) {
 			config_directive_origin(config, (const struct httpd_conf *)sec, o->name, &file, &line);
 			config_error(file, line, "location \"%s\": option \"%s\" is not one of handler \"%s\"", loc->prefix,
-			             o->name, handler);
+			             o->name, handler != NULL ? handler : "(none)");
 			rc = -1;
 		}
 	}
 	if (rc != 0)
 		return rc;
-	if (location_module_configure(loc, &loc->handler, sec) < 0)
+	if (loc->handler.mod != NULL && location_module_configure(loc, &loc->handler, sec) < 0)
 		rc = -1;
 	for (size_t i = 0; i < loc->check_count; i++)
 		if (location_module_configure(loc, &loc->checks[i], sec) < 0)
@@ -722,27 +742,23 @@ static int location_build(struct httpd_config *config, size_t index, cfg_t *sec,
 
 	block_origin(config, config->src.location_lines, config->src.location_count, sec, &loc->file, &loc->line);
 	loc->server = server;
-	loc->prefix = cfg_title(sec);
+	loc->prefix = loc->path = cfg_title(sec);
 	loc->prefix_len = strlen(loc->prefix);
 	loc->config = config;
-	if (loc->prefix[0] != '/') {
-		config_error(loc->file, loc->line, "location \"%s\": the prefix must start with '/'", loc->prefix);
-		rc = -1;
-	}
+	loc->root_fd = -1;
+	/* The layers read the title (its kind, a regex) before the location's rows are stored. */
+	for (size_t t = 0; t < directive_table_count(); t++)
+		if (directive_table_at(t)->location != NULL && directive_table_at(t)->location(config, loc) < 0)
+			return -1;
+	if (location_modules_load(config, loc, sec) < 0)
+		return -1;
 	scope.file = loc->file;
 	scope.line = loc->line;
 	if (directive_store(DIRECTIVE_IN_LOCATION, &scope) < 0)
 		rc = -1;
-	if (location_modules(config, loc, sec) < 0)
+	if (rc == 0 && location_modules_configure(config, loc, sec) < 0)
 		rc = -1;
 	return rc;
-}
-
-static int location_cmp(const void *a, const void *b)
-{
-	const struct httpd_location *la = a, *lb = b;
-
-	return la->prefix_len < lb->prefix_len ? 1 : la->prefix_len > lb->prefix_len ? -1 : 0;
 }
 
 static char *lower_dup(const char *text)
@@ -792,10 +808,6 @@ static int server_build(struct httpd_config *config, struct httpd_server *srv, c
 		}
 		if (server_names(srv, sec) < 0)
 			return -1;
-		if (count == 0) {
-			config_error(srv->file, srv->line, "server \"%s\" has no location blocks: nothing to serve", srv->name);
-			rc = -1;
-		}
 	} else {
 		config_source_origin(&config->src, 0, &srv->file, &srv->line);
 	}
@@ -810,8 +822,6 @@ static int server_build(struct httpd_config *config, struct httpd_server *srv, c
 		(*next)++;
 		srv->location_count++;
 	}
-	if (rc == 0)
-		qsort(srv->locations, srv->location_count, sizeof(*srv->locations), location_cmp);
 	return rc;
 }
 
@@ -867,10 +877,6 @@ static int servers_build(struct httpd_config *config)
 		if (server_build(config, &config->servers[config->server_count++],
 		                 cfg_getnsec(root, "server", (unsigned)i), &next) < 0)
 			rc = -1;
-	if (rc == 0 && total == 0) {
-		config_report(config_file(config), 0, "no location blocks: nothing to serve");
-		return -1;
-	}
 	if (rc != 0 || servers_check(config) < 0)
 		return -1;
 	config->default_server = &config->servers[0];
@@ -979,6 +985,8 @@ void config_free(struct httpd_config *config)
 	for (size_t i = 0; i < config->location_count; i++) {
 		struct httpd_location *loc = &config->locations[i];
 
+		if (loc->root_fd >= 0)
+			close(loc->root_fd);
 		if (loc->handler.mod != NULL && loc->handler.mod->api.release != NULL && loc->handler.data)
 			loc->handler.mod->api.release(loc->handler.data);
 		for (size_t j = 0; j < loc->check_count; j++)
@@ -1014,28 +1022,6 @@ void config_free(struct httpd_config *config)
 	free(config);
 }
 
-const struct httpd_location *config_location_match(const struct httpd_config *config,
-                                                   const char *path, size_t path_len)
-{
-	return config_server_location(config->default_server, path, path_len);
-}
-
-const struct httpd_location *config_server_location(const struct httpd_server *server,
-                                                    const char *path, size_t path_len)
-{
-	for (size_t i = 0; i < server->location_count; i++) {
-		const struct httpd_location *loc = &server->locations[i];
-
-		if (loc->prefix_len > path_len || memcmp(loc->prefix, path, loc->prefix_len) != 0)
-			continue;
-		/* "/docs" is /docs and what lies below it, never /docsecret. */
-		if (loc->prefix_len == path_len || loc->prefix[loc->prefix_len - 1] == '/' ||
-		    path[loc->prefix_len] == '/')
-			return loc;
-	}
-	return NULL;
-}
-
 const char *httpd_location_prefix(const struct httpd_location *loc)
 {
 	return loc->prefix;
@@ -1046,7 +1032,7 @@ void httpd_location_set_methods(const struct httpd_location *loc, unsigned metho
 	/* Locations are the config's own; const only keeps modules from other fields. */
 	struct httpd_location *own = (struct httpd_location *)(uintptr_t)loc;
 
-	own->methods = own->handler.mod->api.methods & methods;
+	own->methods = own->handler.mod != NULL ? own->handler.mod->api.methods & methods : methods;
 }
 
 void *httpd_location_server_data(const struct httpd_location *loc, const char *module)

@@ -47,9 +47,26 @@ struct location_limit_conn {
 	unsigned           max;
 };
 
+/* How a location's title matches (nginx's forms). */
+enum location_kind {
+	LOCATION_PREFIX,        /* "/docs/": the longest prefix, on a segment boundary */
+	LOCATION_PREFIX_STOP,   /* "^~ /images/": a prefix that, when longest, skips the regexes */
+	LOCATION_EXACT,         /* "= /favicon.ico": this path only, before anything else */
+	LOCATION_REGEX,         /* "~ \.php$", "~* \.(png|jpg)$" (caseless): in file order, after the prefixes */
+	LOCATION_NAMED,         /* "@backend": only a target of try_files, never matched by a path */
+};
+
+struct rewrite_rule;
+struct return_rule;
+struct try_rule;
+struct header_rule;
+
 struct httpd_location {
-	const char             *prefix;
-	size_t                  prefix_len;
+	const char             *prefix;         /* the title as written ("= /x", "~ re", "@name", "/docs/") */
+	size_t                  prefix_len;     /* of the prefix a path must start with (0 but for prefixes) */
+	const char             *path;           /* the prefix or exact path, the regex, or the name, alone */
+	enum location_kind      kind;
+	void                   *regex;          /* LOCATION_REGEX: its compiled pcre2 code */
 	struct location_module  handler;
 	struct location_module *checks;
 	size_t                  check_count;
@@ -64,6 +81,16 @@ struct httpd_location {
 	size_t                  access_count;
 	struct auth_basic      *auth;           /* auth_basic, or NULL */
 	const char             *document_root;  /* its handler's root option, for $document_root */
+	int                     root_fd;        /* document_root opened (O_PATH), for try_files; -1 without */
+	struct rewrite_rule    *rewrites;       /* rewrite, in order */
+	size_t                  rewrite_count;
+	struct return_rule     *ret;            /* return, or NULL */
+	struct try_rule        *tries;          /* try_files, in order */
+	size_t                  try_count;
+	struct header_rule     *headers;        /* add_header */
+	size_t                  header_count;
+	int                     expires;        /* enum expires_mode */
+	int64_t                 expires_s;      /* a duration's seconds */
 	const char             *auth_user_file; /* auth_basic_user_file */
 	const char             *auth_user_file_origin;   /* where it was set */
 	int                     auth_user_file_line;
@@ -114,6 +141,9 @@ struct httpd_server {
 	unsigned               hsts;           /* Strict-Transport-Security max-age; 0 for none */
 	char                   hsts_header[32];   /* its value, "max-age=N" */
 	bool                   http2;          /* ALPN offers h2 on TLS (h2c listeners speak it regardless) */
+	struct rewrite_rule   *rewrites;       /* the server's own rewrite rules, before a location is chosen */
+	size_t                 rewrite_count;
+	struct return_rule    *ret;            /* the server's return, or NULL */
 	const struct httpd_config *config;
 };
 
@@ -231,21 +261,9 @@ struct httpd_config *config_load(const char *path, bool log_errors);
 /* Runs module release and server_exit hooks and frees everything. */
 void config_free(struct httpd_config *config);
 
-/*
- * The location with the longest prefix that matches path on a segment
- * boundary (the prefix equals the path, ends in '/', or is followed by '/'
- * in the path), or NULL.
- */
-const struct httpd_location *config_location_match(const struct httpd_config *config,
-                                                   const char *path, size_t path_len);
-
 /* The operator's page for status in server (or at the top level), or NULL for the built-in one. */
 const struct error_page *config_error_page(const struct httpd_config *config,
                                            const struct httpd_server *server, int status);
-/* The location of server (see config_location_match). */
-const struct httpd_location *config_server_location(const struct httpd_server *server,
-                                                    const char *path, size_t path_len);
-
 /* "512", "16k", "1m", "2g" (case-insensitive); -1 if malformed or too large. */
 int config_size_parse(const char *text, uint64_t *out);
 

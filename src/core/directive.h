@@ -44,6 +44,7 @@ enum directive_type {
 #define DIRECTIVE_MULTI  1u   /* a block that may appear more than once */
 #define DIRECTIVE_TITLED 2u   /* a block with a unique title */
 #define DIRECTIVE_OWN    4u   /* not inherited: each block's own value (or the default) */
+#define DIRECTIVE_ANSWERS 8u  /* set in a location, it answers by itself: the location needs no handler */
 
 /* The object a row's value is stored in. */
 enum directive_store { DIRECTIVE_IN_CONFIG, DIRECTIVE_IN_SERVER, DIRECTIVE_IN_LOCATION };
@@ -96,6 +97,8 @@ struct directive_table {
 	const struct directive *rows;   /* ends with a row whose name is NULL */
 	/* After every row of every table is stored: cross-checks, files; 0 or -1 (reported already). */
 	int (*finish)(struct httpd_config *config);
+	/* A location block, before its rows are stored: its title read (kinds, regexes); 0 or -1 (reported). */
+	int (*location)(struct httpd_config *config, struct httpd_location *loc);
 };
 
 /*

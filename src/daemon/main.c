@@ -23,7 +23,8 @@
 #include "variable.h"
 
 /* The layers' directives, in the order their values are stored (the core's come first). */
-static const struct directive_table *const layer_tables[] = { &listen_directives, &http_directives, &tls_directives };
+static const struct directive_table *const layer_tables[] = { &listen_directives, &http_directives, &rewrite_directives,
+	                                                       &header_directives, &tls_directives };
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0"

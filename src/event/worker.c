@@ -563,7 +563,7 @@ static void modules_worker_exit(const struct httpd_config *cfg, size_t inited)
 	while (inited > 0) {
 		const struct location_module *lm = module_at(cfg, --inited);
 
-		if (lm->mod->api.worker_exit)
+		if (lm->mod != NULL && lm->mod->api.worker_exit)
 			lm->mod->api.worker_exit(lm->data);
 	}
 }
@@ -574,7 +574,8 @@ static int modules_worker_init(const struct httpd_config *cfg, size_t *inited)
 
 	*inited = 0;
 	while ((lm = module_at(cfg, *inited)) != NULL) {
-		if (lm->mod->api.worker_init && lm->mod->api.worker_init(lm->data) < 0) {
+		/* A location that only returns has no handler module. */
+		if (lm->mod != NULL && lm->mod->api.worker_init && lm->mod->api.worker_init(lm->data) < 0) {
 			httpd_log(HTTPD_LOG_ERR, "module %s: worker_init failed", lm->mod->name);
 			return -1;
 		}

@@ -13,6 +13,9 @@
 #include "access.h"
 #include "auth_basic.h"
 #include "cidr.h"
+#include "header_rules.h"
+#include "location.h"
+#include "rewrite.h"
 #include "config.h"
 #include "limit.h"
 #include "listen.h"
@@ -524,4 +527,10 @@ static const struct directive http_rows[] = {
 	{ .name = NULL },
 };
 
-const struct directive_table http_directives = { "http", http_rows, http_finish };
+const struct directive_table http_directives = { "http", http_rows, http_finish, NULL };
+
+/* Locations' titles (kinds, regexes), rewrite, return and try_files. */
+const struct directive_table rewrite_directives = { "rewrite", rewrite_rows, rewrite_finish, location_title_read };
+
+/* add_header and expires. */
+const struct directive_table header_directives = { "headers", header_rows, NULL, NULL };

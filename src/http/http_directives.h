@@ -5,5 +5,7 @@
 #include "directive.h"
 
 extern const struct directive_table http_directives;
+extern const struct directive_table rewrite_directives;
+extern const struct directive_table header_directives;
 
 #endif

@@ -12,10 +12,12 @@
 #include "async.h"
 #include "conn.h"
 #include "filter_gzip.h"
+#include "header_rules.h"
 #include "log.h"
 #include "log_format.h"
 #include "path.h"
 #include "pool.h"
+#include "rewrite.h"
 #include "request_variables.h"
 #include "tls.h"
 #include "vhost.h"
@@ -294,26 +296,40 @@ int request_begin(struct request *r)
 		}
 	}
 
-	loc = config_server_location(r->server, path, (size_t)path_len);
-	if (loc == NULL)
-		return 404;
-	r->loc = loc;
-	req->location = loc;
-	{
-		/* The path after the prefix, always starting with '/': reuse the prefix's own slash. */
-		const char *rest = path + loc->prefix_len;
-
-		if (rest[0] != '/' && rest[-1] == '/')
-			rest--;
-		req->path_rest = rest[0] == '/' ? rest : httpd_pool_printf(r->pool, "/%s", rest);
-		if (req->path_rest == NULL)
-			return 500;
+	/*
+	 * rewrite, the location, its rewrite and return; then its access rules
+	 * and try_files, whose fallbacks route again (or enter a named location).
+	 */
+	rc = rewrite_route(r);
+	for (;;) {
+		if (rc == REQUEST_ANSWERED) {
+			body_unread(r);
+			request_respond(r);
+			return REQUEST_ANSWERED;
+		}
+		if (rc == ROUTE_AGAIN) {
+			rc = rewrite_route(r);
+			continue;
+		}
+		if (rc != 0) {
+			body_unread(r);
+			return rc;
+		}
+		loc = r->loc;
+		/* access: before any check and before the body, on the real client address. */
+		if (loc->access_count > 0 && !access_allowed(loc->access, loc->access_count, req->client_addr)) {
+			body_unread(r);
+			return 403;
+		}
+		rc = rewrite_try_files(r);
+		if (rc == ROUTE_NAMED)
+			rc = rewrite_named(r);
+		else if (rc == 0)
+			break;
 	}
-	/* access: before any check and before the body, on the real client address. */
-	if (loc->access_count > 0 && !access_allowed(loc->access, loc->access_count, req->client_addr)) {
-		body_unread(r);
-		return 403;
-	}
+	loc = r->loc;
+	if (loc->handler.mod == NULL)
+		return 500;   /* not reached: a location without a handler has a return */
 
 	if (h->method == HTTPD_METHOD_OPTIONS && !(loc->methods & HTTPD_METHOD_OPTIONS)) {
 		body_unread(r);
@@ -591,7 +607,8 @@ void httpd_request_finish(struct httpd_request *req, int rc)
 /* The modules of r's location in order: the checks, then the handler. */
 static const struct location_module *location_module(const struct httpd_location *loc, size_t i)
 {
-	return i < loc->check_count ? &loc->checks[i] : i == loc->check_count ? &loc->handler : NULL;
+	return i < loc->check_count ? &loc->checks[i]
+	     : i == loc->check_count && loc->handler.mod != NULL ? &loc->handler : NULL;
 }
 
 void request_respond(struct request *r)
@@ -616,6 +633,7 @@ void request_respond(struct request *r)
 			return;
 		}
 	}
+	header_rules_apply(r);
 	r->out->respond(r);
 }
 
@@ -627,6 +645,7 @@ void request_fail(struct request *r, int status)
 		response_error(&r->res, status, page->body, page->len, page->content_type);
 	else
 		response_error(&r->res, status, NULL, 0, NULL);
+	header_rules_apply(r);
 	r->out->respond(r);
 }
 

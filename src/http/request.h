@@ -15,6 +15,7 @@
 
 #include "body.h"
 #include "config.h"
+#include "location.h"
 #include "http_parse.h"
 #include "http_response.h"
 
@@ -83,6 +84,8 @@ struct request {
 	uint64_t                     started_us;  /* precise, only when the log format shows request time */
 	size_t                       head_bytes;  /* the head as received, blank lines before it included */
 	unsigned                     conn_seq;    /* the connection's how-manieth request (from 1), set by its protocol */
+	struct captures              captures;    /* of the last regex that matched: $1 ... $9, named groups */
+	unsigned                     redirects;   /* internal redirects so far (rewrite last, try_files) */
 };
 
 static inline struct request *request_of(const struct httpd_request *req)

@@ -11,6 +11,7 @@
 #include "access_log.h"
 #include "conn.h"
 #include "conn_proxy.h"
+#include "location.h"
 #include "pool.h"
 #include "request.h"
 #include "scoreboard.h"
@@ -138,6 +139,29 @@ static const char *number(char *scratch, size_t size, unsigned long long v)
 	return p;
 }
 
+/* Group i of the last regex that matched, or NULL. */
+static const char *capture(struct request *r, unsigned i)
+{
+	const struct captures *c = &r->captures;
+
+	if (i >= c->pairs || c->ovector[2 * i] == (size_t)-1)
+		return NULL;
+	return pool_text(r, c->subject + c->ovector[2 * i], c->ovector[2 * i + 1] - c->ovector[2 * i]);
+}
+
+static const char *named_capture(struct request *r, const char *name, size_t len)
+{
+	char copy[64];
+	int n;
+
+	if (r->captures.pairs == 0 || len >= sizeof(copy))
+		return NULL;
+	memcpy(copy, name, len);
+	copy[len] = '\0';
+	n = regex_group_number(r->captures.code, copy);
+	return n > 0 ? capture(r, (unsigned)n) : NULL;
+}
+
 const char *request_variable(void *ctx, const struct var_segment *seg, char *scratch, size_t size)
 {
 	struct request *r = ctx;
@@ -208,6 +232,8 @@ const char *request_variable(void *ctx, const struct var_segment *seg, char *scr
 	case VAR_COOKIE:              return req->headers ? cookie_value(r, seg->text, seg->len) : NULL;
 	case VAR_DOCUMENT_ROOT:       return r->loc != NULL ? r->loc->document_root : NULL;
 	case VAR_MODULE:              return req->method_name != NULL ? seg->fn(req, scratch, size) : NULL;
+	case VAR_CAPTURE:             return capture(r, (unsigned)seg->index);
+	case VAR_NAMED_CAPTURE:       return named_capture(r, seg->text, seg->len);
 	case VAR_LITERAL:             break;
 	}
 	return NULL;

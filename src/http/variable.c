@@ -121,7 +121,33 @@ static bool variable_plain(enum var_kind var)
 	}
 }
 
+/* $1 ... $9, or a named group of names (when captures are allowed at all). */
+static bool capture_resolve(const char *name, size_t len, const struct capture_names *names, struct var_segment *seg)
+{
+	if (names == NULL)
+		return false;
+	if (len == 1 && name[0] >= '1' && name[0] <= '9') {
+		seg->var = VAR_CAPTURE;
+		seg->index = name[0] - '0';
+		return true;
+	}
+	for (size_t i = 0; i < names->count; i++)
+		if (strlen(names->names[i]) == len && memcmp(names->names[i], name, len) == 0) {
+			seg->var = VAR_NAMED_CAPTURE;
+			seg->text = name;
+			seg->len = len;
+			return true;
+		}
+	return false;
+}
+
 int expr_compile(const char *text, struct expr *out, char *err, size_t errlen)
+{
+	return expr_compile_captures(text, NULL, out, err, errlen);
+}
+
+int expr_compile_captures(const char *text, const struct capture_names *names, struct expr *out, char *err,
+                          size_t errlen)
 {
 	size_t len = strlen(text), count = 0, literal = 0;
 	struct var_segment *segs;
@@ -182,7 +208,8 @@ int expr_compile(const char *text, struct expr *out, char *err, size_t errlen)
 			}
 			i = end;
 		}
-		if (!variable_resolve(storage + start, end - start, seg, true)) {
+		if (!variable_resolve(storage + start, end - start, seg, true) &&
+		    !capture_resolve(storage + start, end - start, names, seg)) {
 			snprintf(err, errlen, "unknown variable $%.*s", (int)(end - start), storage + start);
 			goto fail;
 		}

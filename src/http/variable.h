@@ -39,6 +39,14 @@ enum var_kind {
 	VAR_COOKIE,          /* $cookie_NAME: the cookie NAME */
 	VAR_PROXY,           /* $proxy_protocol_NAME / $proxy_protocol_tlv_NAME */
 	VAR_MODULE,          /* a module's variable: fn */
+	VAR_CAPTURE,         /* $1 ... $9: index, of the last regex that matched */
+	VAR_NAMED_CAPTURE,   /* $name: a named group of that regex (text) */
+};
+
+/* The named groups an expression may use: those of the regex it goes with. */
+struct capture_names {
+	const char *const *names;
+	size_t             count;
 };
 
 struct var_segment {
@@ -65,6 +73,9 @@ struct expr {
  * loaded so far.
  */
 int  expr_compile(const char *text, struct expr *out, char *err, size_t errlen);
+/* The same, where $1 ... $9 and the named groups of names may stand (a rewrite's replacement, say). */
+int  expr_compile_captures(const char *text, const struct capture_names *names, struct expr *out, char *err,
+                           size_t errlen);
 void expr_free(struct expr *e);
 /* Whether name[0..len) is one of the server's own variables (modules' aside). */
 bool variable_builtin(const char *name, size_t len);

@@ -244,4 +244,4 @@ static const struct directive listen_rows[] = {
 	{ .name = NULL },
 };
 
-const struct directive_table listen_directives = { "listen", listen_rows, NULL };
+const struct directive_table listen_directives = { "listen", listen_rows, NULL, NULL };

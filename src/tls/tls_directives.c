@@ -182,4 +182,4 @@ static const struct directive tls_rows[] = {
 	{ .name = NULL },
 };
 
-const struct directive_table tls_directives = { "tls", tls_rows, tls_finish };
+const struct directive_table tls_directives = { "tls", tls_rows, tls_finish, NULL };

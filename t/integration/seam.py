@@ -62,6 +62,8 @@ class Seam(Server):
             for path in (os.path.join(self.root, "uploads"), os.path.join(self.dir, "tmp")):
                 os.chown(path, pw.pw_uid, pw.pw_gid)
         self.file("site/index.html", "<h1>the seam site</h1>\n")
+        self.file("site/spa/index.html", "<main>spa</main>\n")
+        self.file("site/spa/app.js", "app();\n")
         self.file("downloads/report.csv", "a,b\n1,2\n")
         self.certs = {}
         for name, (cert, key, _) in (("a", a), ("b", b)):

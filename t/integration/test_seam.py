@@ -476,5 +476,62 @@ def test_secret_files_open_to_group_or_others_are_config_errors():
         srv.cleanup()
 
 
+def test_a_rewrite_into_a_signed_location_keeps_its_checks():
+    # issue 37: /v1/ is rewritten into the signed /api/: the new location's sign check and limits apply
+    srv = Seam()
+    try:
+        before = len(app_saw(srv, "/v1-probe"))
+        r = ask(srv, b"POST /v1/v1-probe HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello")
+        assert r.status == 401 and r.header("Sign-Error") is not None, r
+        assert len(app_saw(srv, "/v1-probe")) == before      # nothing reached the application
+        r = ask(srv, b"GET /old-site/spa/ HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 301 and r.header("Location") == "/spa/", r
+    finally:
+        srv.cleanup()
+
+
+def test_try_files_and_regex_locations_stay_in_the_root():
+    # issue 37: try_files looks only beneath the root; a regex location answers before an upload's body
+    srv = Seam()
+    try:
+        os.symlink("/etc/passwd", os.path.join(srv.root, "site", "spa", "passwd.js"))
+        r = ask(srv, b"GET /spa/settings/deep HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and r.body == b"<main>spa</main>\n" and r.header("Cache-Control") == "max-age=3600"
+        r = ask(srv, b"GET /spa/app.js HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and r.body == b"app();\n", r
+        r = ask(srv, b"GET /spa/passwd.js HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert b"root:" not in r.body and r.body == b"<main>spa</main>\n", r   # the symlink is no file
+        for target in (b"/spa/..%2f..%2f..%2fetc/passwd", b"/spa/%2e%2e/%2e%2e/%2e%2e/etc/passwd"):
+            r = ask(srv, b"GET " + target + b" HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            assert b"root:" not in r.body, (target, r)
+        # a .php upload is refused by the regex location before any body byte is read
+        s = socket.create_connection(("127.0.0.1", srv.plain_port), timeout=20)
+        s.sendall(b"PUT /uploads/shell.php HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000000\r\n\r\n")
+        reader = Reader(s)
+        r = reader.response()
+        assert r.status == 403 and reader.closed(), r
+        s.close()
+        assert not os.path.exists(os.path.join(srv.root, "uploads", "shell.php"))
+        r = ask(srv, b"GET /robots.txt HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and r.body == b"User-agent: *", r
+    finally:
+        srv.cleanup()
+
+
+def test_add_header_values_cannot_split_the_response():
+    # issue 37: a header value made from the client's bytes stays one field; "always" reaches refusals
+    srv = Seam()
+    try:
+        r = ask(srv, b"GET /?q=%0d%0aSet-Cookie:%20evil=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and r.header("Set-Cookie") is None, r
+        assert r.header("X-Query") == "%0d%0aSet-Cookie:%20evil=1", r
+        assert r.header("X-Content-Type-Options") == "nosniff" and r.header("X-Frame-Options") == "DENY", r
+        r = ask(srv, b"GET /api/x HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 401 and r.header("X-Frame-Options") == "DENY", r     # always
+        assert r.header("X-Content-Type-Options") is None, r                    # not on a refusal
+    finally:
+        srv.cleanup()
+
+
 if __name__ == "__main__":
     raise SystemExit(run(globals()))

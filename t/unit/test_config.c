@@ -252,11 +252,12 @@ END_TEST
 
 int main(void)
 {
-	static const struct directive_table *const tables[] = { &listen_directives, &http_directives, &tls_directives };
+	static const struct directive_table *const tables[] = { &listen_directives, &http_directives, &rewrite_directives,
+	                                                       &header_directives, &tls_directives };
 	Suite *s;
 	TCase *tc;
 
-	config_tables_set(tables, 3);
+	config_tables_set(tables, sizeof(tables) / sizeof(tables[0]));
 	s = suite_create("config");
 	tc = tcase_create("config");
 

@@ -214,7 +214,8 @@ END_TEST
 
 int main(void)
 {
-	static const struct directive_table *const tables[] = { &listen_directives, &http_directives, &tls_directives };
+	static const struct directive_table *const tables[] = { &listen_directives, &http_directives, &rewrite_directives,
+	                                                       &header_directives, &tls_directives };
 	Suite *s;
 	TCase *tc;
 

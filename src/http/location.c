@@ -1,0 +1,213 @@
+#include "location.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+#include "variable.h"
+
+static void regex_release(void *p)
+{
+	pcre2_code_free(p);
+}
+
+void regex_free(void *regex)
+{
+	pcre2_code_free(regex);
+}
+
+void *regex_compile(struct httpd_config *config, const char *pattern, bool caseless, char *err, size_t errlen)
+{
+	int code;
+	PCRE2_SIZE offset;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, caseless ? PCRE2_CASELESS : 0,
+	                               &code, &offset, NULL);
+
+	if (re == NULL) {
+		PCRE2_UCHAR msg[256];
+
+		pcre2_get_error_message(code, msg, sizeof(msg));
+		snprintf(err, errlen, "regex \"%s\": %s at offset %zu", pattern, (const char *)msg, (size_t)offset);
+		return NULL;
+	}
+	/* JIT where the CPU has it; the interpreter otherwise, same results. */
+	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	if (config != NULL && config_own(config, re, regex_release) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	return re;
+}
+
+/* One match data per worker, as large as any pattern needs (PCRE2 grows none: it is made once). */
+static pcre2_match_data *match_data;
+
+bool regex_match(const void *regex, const char *subject, size_t len, struct httpd_pool *pool, struct captures *cap)
+{
+	const pcre2_code *re = regex;
+	uint32_t groups = 0;
+	int rc;
+
+	if (match_data == NULL && (match_data = pcre2_match_data_create(128, NULL)) == NULL)
+		return false;
+	rc = pcre2_match(re, (PCRE2_SPTR)subject, len, 0, 0, match_data, NULL);
+	if (rc < 0)
+		return false;
+	if (cap == NULL)
+		return true;
+	pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
+	cap->pairs = 0;
+	cap->code = re;
+	cap->subject = pool_strndup(pool, subject, len);
+	if (cap->subject == NULL)
+		return true;
+	if (groups + 1 > pcre2_get_ovector_count(match_data))
+		groups = pcre2_get_ovector_count(match_data) - 1;
+	cap->ovector = pool_alloc(pool, 2 * (groups + 1) * sizeof(*cap->ovector));
+	if (cap->ovector == NULL)
+		return true;
+	memcpy(cap->ovector, pcre2_get_ovector_pointer(match_data), 2 * (groups + 1) * sizeof(*cap->ovector));
+	/* Groups past rc did not take part in the match. */
+	for (uint32_t i = (uint32_t)rc; i <= groups; i++)
+		cap->ovector[2 * i] = cap->ovector[2 * i + 1] = PCRE2_UNSET;
+	cap->pairs = groups + 1;
+	return true;
+}
+
+int regex_group_number(const void *regex, const char *name)
+{
+	int n = pcre2_substring_number_from_name(regex, (PCRE2_SPTR)name);
+
+	return n > 0 ? n : -1;
+}
+
+int regex_group_names(const char *pattern, bool caseless, const char ***names, size_t *count)
+{
+	int code;
+	PCRE2_SIZE offset;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, caseless ? PCRE2_CASELESS : 0,
+	                               &code, &offset, NULL);
+	uint32_t n = 0, entry = 0;
+	PCRE2_SPTR table;
+
+	*names = NULL;
+	*count = 0;
+	if (re == NULL)
+		return -1;
+	pcre2_pattern_info(re, PCRE2_INFO_NAMECOUNT, &n);
+	pcre2_pattern_info(re, PCRE2_INFO_NAMEENTRYSIZE, &entry);
+	pcre2_pattern_info(re, PCRE2_INFO_NAMETABLE, &table);
+	if (n > 0 && (*names = calloc(n, sizeof(**names))) != NULL) {
+		for (uint32_t i = 0; i < n; i++) {
+			const char *name = (const char *)(table + i * entry + 2);
+
+			if (((*names)[i] = strdup(name)) == NULL)
+				break;
+			(*count)++;
+		}
+	}
+	pcre2_code_free(re);
+	return 0;
+}
+
+int location_title_read(struct httpd_config *config, struct httpd_location *loc)
+{
+	const char *t = loc->prefix;
+	char err[512];
+
+	loc->kind = LOCATION_PREFIX;
+	if (strncmp(t, "= ", 2) == 0) {
+		loc->kind = LOCATION_EXACT;
+		loc->path = t + 2;
+	} else if (strncmp(t, "^~ ", 3) == 0) {
+		loc->kind = LOCATION_PREFIX_STOP;
+		loc->path = t + 3;
+	} else if (strncmp(t, "~* ", 3) == 0 || strncmp(t, "~ ", 2) == 0) {
+		bool caseless = t[1] == '*';
+
+		loc->kind = LOCATION_REGEX;
+		loc->path = t + (caseless ? 3 : 2);
+		loc->prefix_len = 0;
+		loc->path += strspn(loc->path, " ");
+		loc->regex = regex_compile(config, loc->path, caseless, err, sizeof(err));
+		if (loc->regex == NULL) {
+			config_error(loc->file, loc->line, "location \"%s\": %s", loc->prefix, err);
+			return -1;
+		}
+		return 0;
+	} else if (t[0] == '@') {
+		loc->kind = LOCATION_NAMED;
+		loc->prefix_len = 0;
+		if (t[1] == '\0' || strpbrk(t, " /") != NULL) {
+			config_error(loc->file, loc->line, "location \"%s\": a named location is \"@name\"", loc->prefix);
+			return -1;
+		}
+		return 0;
+	}
+	loc->path += strspn(loc->path, " ");
+	if (loc->path[0] != '/') {
+		config_error(loc->file, loc->line, "location \"%s\": the prefix must start with '/' (or the title with "
+		             "\"=\", \"^~\", \"~\", \"~*\" or \"@\")", loc->prefix);
+		return -1;
+	}
+	loc->prefix_len = loc->kind == LOCATION_EXACT ? 0 : strlen(loc->path);
+	return 0;
+}
+
+/* "/docs" is /docs and what lies below it, never /docsecret. */
+static bool prefix_matches(const struct httpd_location *loc, const char *path, size_t len)
+{
+	size_t n = loc->prefix_len;
+
+	return n <= len && memcmp(loc->path, path, n) == 0 &&
+	       (n == len || loc->path[n - 1] == '/' || path[n] == '/');
+}
+
+const struct httpd_location *location_find(const struct httpd_server *server, const char *path, size_t len,
+                                           struct httpd_pool *pool, struct captures *cap)
+{
+	const struct httpd_location *longest = NULL;
+
+	for (size_t i = 0; i < server->location_count; i++) {
+		const struct httpd_location *loc = &server->locations[i];
+
+		if (loc->kind == LOCATION_EXACT && strlen(loc->path) == len && memcmp(loc->path, path, len) == 0)
+			return loc;
+		if ((loc->kind == LOCATION_PREFIX || loc->kind == LOCATION_PREFIX_STOP) && prefix_matches(loc, path, len) &&
+		    (longest == NULL || loc->prefix_len > longest->prefix_len))
+			longest = loc;
+	}
+	if (longest != NULL && longest->kind == LOCATION_PREFIX_STOP)
+		return longest;
+	for (size_t i = 0; i < server->location_count; i++) {
+		const struct httpd_location *loc = &server->locations[i];
+
+		if (loc->kind == LOCATION_REGEX && regex_match(loc->regex, path, len, pool, cap))
+			return loc;
+	}
+	return longest;
+}
+
+const struct httpd_location *location_named(const struct httpd_server *server, const char *name)
+{
+	for (size_t i = 0; i < server->location_count; i++)
+		if (server->locations[i].kind == LOCATION_NAMED && strcmp(server->locations[i].prefix, name) == 0)
+			return &server->locations[i];
+	return NULL;
+}
+
+const char *location_rest(const struct httpd_location *loc, const char *path, struct httpd_pool *pool)
+{
+	const char *rest;
+
+	if (loc->kind != LOCATION_PREFIX && loc->kind != LOCATION_PREFIX_STOP)
+		return path;
+	/* The path after the prefix, always starting with '/': reuse the prefix's own slash. */
+	rest = path + loc->prefix_len;
+	if (rest[0] != '/' && loc->prefix_len > 0 && rest[-1] == '/')
+		rest--;
+	return rest[0] == '/' ? rest : httpd_pool_printf(pool, "/%s", rest);
+}
