@@ -74,7 +74,18 @@ SCENARIOS = {
     "h2-many-streams": ("1k.bin", 1, 1, False, False, "h2"),
     # Not timed: 2,000 h2c connections that made one request each and stay open: bytes per idle connection.
     "h2-idle-2k":      ("1k.bin", 2000, 1, False, False, "h2c"),
+    # Routing that must not grow with the configuration: a request to the last of 5,000 server blocks, to the
+    # last of 5,000 prefix locations, and past a map of 1,000 rewrite rules (none of which matches), each
+    # beside the same server with one block, one location and no rules in the same rounds (prefork-httpd-one),
+    # and nginx with the big configuration.
+    "vhosts-5k":       ("1k.bin", 50, 1, False, False, "vhosts"),
+    "locations-5k":    ("l4999/1k.bin", 50, 1, False, False, "locations"),
+    "rewrite-1k":      ("1k.bin", 50, 1, False, False, "rewrites"),
 }
+ROUTING = ("vhosts", "locations", "rewrites")
+ROUTING_BLOCKS = {"vhosts": 5000, "locations": 5000, "rewrites": 1000}
+OURS_ONE = "prefork-httpd-one"   # beside the routing scenarios' prefork-httpd, with one block
+ROUTING_RSS = {}   # scenario: {server: RSS bytes of its processes after the rounds}
 H2_STREAMS = {"h2-1k": 10, "h2-1m": 10, "h2c-1k": 10, "h2-many-streams": 100}
 H2_KINDS = ("h2", "h2c")
 TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
@@ -95,7 +106,7 @@ UPLOAD_ROUNDS = 3
 COUNTED = ("idle-10k", "syscalls-ka-1k", "upload-1g", "h2-idle-2k")   # measured once per server, not in timed rounds
 OURS_LOG_OFF = "prefork-httpd-log-off"   # beside ka-1k-log's prefork-httpd, in the same rounds
 OURS_UNLIMITED = "prefork-httpd-unlimited"   # beside ka-1k-limited's prefork-httpd, in the same rounds
-OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED)
+OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED, OURS_ONE)
 LIMIT_RATE, LIMIT_BURST = 1000000, 100000   # requests a second, and burst: nothing is ever refused
 # The floor that never sleeps: a client writing to a sleeping server pays for waking it, so this is the
 # most req/s wrk reaches here, whatever the server.  Up only for its own turn (it keeps a core busy) and
@@ -182,8 +193,9 @@ def pinned(cpus):
 
 
 class Peer:
-    def __init__(self, name, port, argv, floor=False, ceiling=False):
+    def __init__(self, name, port, argv, floor=False, ceiling=False, host=None):
         self.name, self.port, self.argv, self.floor, self.ceiling = name, port, argv, floor, ceiling
+        self.host = host   # the Host header wrk sends, when the scenario picks a virtual host
         self.proc = None
         self.cpus = None
 
@@ -300,6 +312,59 @@ def limited_peers(args, work, docroot, workers, user):
     return peers
 
 
+def routing_config(kind, docroot, big):
+    """Our configuration for a routing scenario: 5,000 servers or locations, or 1,000 rewrite rules (big), or one."""
+    if kind == "vhosts":
+        n = ROUTING_BLOCKS[kind] if big else 1
+        return "".join('server "site%d.test" {\n  location "/" { handler = "static" root = "%s" }\n}\n'
+                       % (i if big else 4999, docroot) for i in range(n))
+    if kind == "locations":
+        names = range(ROUTING_BLOCKS[kind]) if big else [4999]
+        return "".join('location "/l%d/" { handler = "static" root = "%s" }\n' % (i, docroot) for i in names)
+    rules = ", ".join("'^/old-page-%d$ /new/%d permanent'" % (i, i) for i in range(ROUTING_BLOCKS[kind])) if big else ""
+    return 'location "/" {\n  handler = "static"\n  root = "%s"\n  rewrite = {%s}\n}\n' % (docroot, rules)
+
+
+def routing_peers(args, work, docroot, workers, user, kind):
+    """prefork-httpd with the big configuration and with one block, the baseline, and nginx (big)."""
+    host = "site4999.test" if kind == "vhosts" else None
+    peers = []
+    names = [("prefork-httpd", args.httpd, args.modules, True), (OURS_ONE, args.httpd, args.modules, False)]
+    if args.baseline and kind != "rewrites":   # a main before rewrite would not load the rules
+        names.append(("baseline", args.baseline, args.baseline_modules, True))
+    for name, binary, modules, big in names:
+        port = free_port()
+        conf = os.path.join(work, "%s-%s.conf" % (name, kind))
+        with open(conf, "w") as f:
+            f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
+                    'error_log = "%s/%s-error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
+                    'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n%s'
+                    % (port, workers, work, name, work, name, os.path.abspath(modules),
+                       routing_config(kind, docroot, big)))
+        peers.append(Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf], host=host))
+    if shutil.which("nginx"):
+        port = free_port()
+        conf = os.path.join(work, "nginx-%s.conf" % kind)
+        if kind == "vhosts":
+            body = "".join(" server { listen 127.0.0.1:%d; server_name site%d.test; root %s; }\n" % (port, i, docroot)
+                           for i in range(ROUTING_BLOCKS[kind]))
+        elif kind == "locations":
+            body = " server { listen 127.0.0.1:%d;\n%s }\n" % (port, "".join(
+                "  location /l%d/ { alias %s/; }\n" % (i, docroot) for i in range(ROUTING_BLOCKS[kind])))
+        else:
+            body = " server { listen 127.0.0.1:%d; root %s;\n%s }\n" % (port, docroot, "".join(
+                "  rewrite ^/old-page-%d$ /new/%d permanent;\n" % (i, i) for i in range(ROUTING_BLOCKS[kind])))
+        with open(conf, "w") as f:
+            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
+                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+                    "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
+                    " keepalive_timeout 60;\n default_type application/octet-stream;\n"
+                    " server_names_hash_max_size 32768;\n server_names_hash_bucket_size 128;\n%s}\n"
+                    % ("user %s;\n" % user if user else "", workers, work, work, body))
+        peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work], host=host))
+    return peers
+
+
 APACHE_MODULES = "/usr/lib/apache2/modules"
 
 
@@ -381,6 +446,10 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
         return proxy_peers(args, work, workers, user, args.backend_port)
     if tls in H2_KINDS:
         return h2_peers(args, work, docroot, workers, user, cleartext=tls == "h2c")
+    if tls in ROUTING:
+        os.makedirs(os.path.join(docroot, "l4999"), exist_ok=True)   # what the one-location peers serve
+        shutil.copy(os.path.join(docroot, "1k.bin"), os.path.join(docroot, "l4999", "1k.bin"))
+        return routing_peers(args, work, docroot, workers, user, tls)
     upload = tls == "upload"
     limited = tls == "limited"
     if limited:
@@ -446,11 +515,13 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
     return peers
 
 
-def wrk(port, path, conns, duration, close, tls=False, cpus=None):
+def wrk(port, path, conns, duration, close, tls=False, cpus=None, host=None):
     """Requests wrk made, and the CPU seconds wrk itself spent (from its rusage when reaped)."""
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "10s"]
     if close:
         argv += ["-H", "Connection: close"]
+    if host:
+        argv += ["-H", "Host: %s" % host]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls is True else "http", port, path)],
                          stdout=subprocess.PIPE, preexec_fn=pinned(cpus),
@@ -491,11 +562,11 @@ def h2load(port, path, conns, streams, duration, tls, cpus=None):
     return int(m.group(4)), client_cpu
 
 
-def warm_up(peer, tls, close):
+def warm_up(peer, tls, close, path="1k.bin"):
     if tls in H2_KINDS:
-        h2load(peer.port, "1k.bin", 2, 10, 0, tls == "h2")
+        h2load(peer.port, path, 2, 10, 0, tls == "h2")
     else:
-        wrk(peer.port, "1k.bin", 10, 1, close, tls)
+        wrk(peer.port, path, 10, 1, close, tls, host=peer.host)
 
 
 def measure(peer, scenario, args):
@@ -508,7 +579,8 @@ def measure(peer, scenario, args):
         n, client = h2load(peer.port, path, conns, H2_STREAMS[scenario], args.duration, tls == "h2",
                            CLIENT_CPUS if peer.cpus else None)
     else:
-        n, client = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None)
+        n, client = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None,
+                        host=peer.host)
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
     irq = (softirq_seconds(peer.cpus) - irq0) * 1e6 / n if peer.cpus else None
     return Sample(n / elapsed, cpu * 1e6 / n, client * 1e6 / n, client / elapsed, irq)
@@ -800,7 +872,7 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                 if p.ceiling:
                     continue
                 p.start()
-                warm_up(p, tls, close)
+                warm_up(p, tls, close, SCENARIOS[group[0]][0] if tls in ROUTING else "1k.bin")
             for scenario in group:
                 if scenario in ("idle-10k", "h2-idle-2k"):
                     results[scenario] = {p.name: idle_10k(p, h2=scenario == "h2-idle-2k") if scenario == "h2-idle-2k"
@@ -846,6 +918,10 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                                  "" if sample.softirq is None else ", softirq %.2f us/req" % sample.softirq),
                               flush=True)
                 results[scenario] = median_table(samples)
+                if tls in ROUTING:
+                    ROUTING_RSS[scenario] = {p.name: rss_bytes(p.proc.pid) for p in peers if p.proc is not None}
+                    print("%-12s RSS %s" % (scenario, ", ".join("%s %.1f MB" % (n, v / 1e6)
+                                                                for n, v in ROUTING_RSS[scenario].items())), flush=True)
         finally:
             for p in peers:
                 p.stop()
@@ -939,6 +1015,21 @@ def markdown(results, args):
         lines.append("")
         lines.append("ka-1k-limited, prefork-httpd: CPU per request with a limit_req zone / without, in the same "
                      "rounds: %.2f×" % round_ratio(lim, "prefork-httpd", [OURS_UNLIMITED], "cpu", min))
+    for scenario in ("vhosts-5k", "locations-5k", "rewrite-1k"):
+        if scenario not in results:
+            continue
+        kind = SCENARIOS[scenario][5]
+        lines.append("")
+        text = ("%s, prefork-httpd: CPU per request with %d %s / with one, in the same rounds: %.2f×"
+                % (scenario, ROUTING_BLOCKS[kind], {"vhosts": "server blocks", "locations": "locations",
+                                                   "rewrites": "rewrite rules"}[kind],
+                   round_ratio(results[scenario], "prefork-httpd", [OURS_ONE], "cpu", min)))
+        rss = ROUTING_RSS.get(scenario, {})
+        if "prefork-httpd" in rss and OURS_ONE in rss:
+            text += "; memory per %s: %.1f KB (the RSS of master and worker)" % (
+                {"vhosts": "server block", "locations": "location", "rewrites": "rule"}[kind],
+                (rss["prefork-httpd"] - rss[OURS_ONE]) / ROUTING_BLOCKS[kind] / 1024)
+        lines.append(text)
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@
 
 #include "directive_schema.h"
 #include "log.h"
+#include "vhost.h"
 
 /*
  * The state of the load in progress: libconfuse's callbacks take no user
@@ -884,7 +885,7 @@ static int servers_build(struct httpd_config *config)
 		if (config->servers[i].is_default)
 			config->default_server = &config->servers[i];
 	config->vhosts = config->server_count > 1;
-	return 0;
+	return vhost_index(config);
 }
 
 /* server_init of every module, in the master, before any location is configured. */
@@ -1010,6 +1011,7 @@ void config_free(struct httpd_config *config)
 			free(config->servers[i].names[j]);
 		free(config->servers[i].names);
 	}
+	vhost_index_free(config);
 	free(config->servers);
 	free(config->locations);
 	for (size_t i = 0; i < config->error_page_count; i++)

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mime.h"
 #include "module.h"
+#include "name_table.h"
 #include "request_limits.h"
 
 struct access_rule;
@@ -56,7 +57,7 @@ enum location_kind {
 	LOCATION_NAMED,         /* "@backend": only a target of try_files, never matched by a path */
 };
 
-struct rewrite_rule;
+struct rewrite_set;
 struct return_rule;
 struct try_rule;
 struct header_rule;
@@ -82,8 +83,7 @@ struct httpd_location {
 	struct auth_basic      *auth;           /* auth_basic, or NULL */
 	const char             *document_root;  /* its handler's root option, for $document_root */
 	int                     root_fd;        /* document_root opened (O_PATH), for try_files; -1 without */
-	struct rewrite_rule    *rewrites;       /* rewrite, in order */
-	size_t                  rewrite_count;
+	struct rewrite_set     *rewrites;       /* rewrite, or NULL */
 	struct return_rule     *ret;            /* return, or NULL */
 	struct try_rule        *tries;          /* try_files, in order */
 	size_t                  try_count;
@@ -141,8 +141,12 @@ struct httpd_server {
 	unsigned               hsts;           /* Strict-Transport-Security max-age; 0 for none */
 	char                   hsts_header[32];   /* its value, "max-age=N" */
 	bool                   http2;          /* ALPN offers h2 on TLS (h2c listeners speak it regardless) */
-	struct rewrite_rule   *rewrites;       /* the server's own rewrite rules, before a location is chosen */
-	size_t                 rewrite_count;
+	/* Its locations indexed (http/location.c): exact paths, prefixes, and the regexes in file order. */
+	struct name_table      exact_paths;
+	struct name_table      prefixes;
+	const struct httpd_location **regexes;
+	size_t                 regex_count;
+	struct rewrite_set    *rewrites;       /* the server's own rewrite rules, before a location is chosen */
 	struct return_rule    *ret;            /* the server's return, or NULL */
 	const struct httpd_config *config;
 };
@@ -229,6 +233,8 @@ struct httpd_config {
 	size_t                 server_count;
 	const struct httpd_server *default_server;
 	bool                   vhosts;          /* more than one server: match Host */
+	struct name_table      vhost_names;     /* exact names and aliases (lower case) -> server */
+	struct name_table      vhost_wildcards; /* ".example.com" of "*.example.com" -> server */
 	const char           **access_logs;     /* [0] is access_log; then the servers' own files */
 	size_t                 access_log_count;
 

@@ -34,38 +34,60 @@ static size_t host_trim(const char *host, size_t len)
 	return len;
 }
 
+int vhost_index(struct httpd_config *config)
+{
+	size_t names = 0;
+
+	for (size_t i = 0; i < config->server_count; i++)
+		names += config->servers[i].name_count;
+	if (name_table_init(&config->vhost_names, names) < 0 || name_table_init(&config->vhost_wildcards, names) < 0)
+		return -1;
+	for (size_t i = 0; i < config->server_count; i++) {
+		const struct httpd_server *s = &config->servers[i];
+
+		for (size_t j = 0; j < s->name_count; j++) {
+			const char *n = s->names[j];
+
+			/* Names are unique across servers (checked): the first add is the only one. */
+			if (n[0] == '*')
+				(void)name_table_add(&config->vhost_wildcards, n + 1, strlen(n + 1), s);
+			else
+				(void)name_table_add(&config->vhost_names, n, strlen(n), s);
+		}
+	}
+	return 0;
+}
+
+void vhost_index_free(struct httpd_config *config)
+{
+	name_table_free(&config->vhost_names);
+	name_table_free(&config->vhost_wildcards);
+}
+
 const struct httpd_server *vhost_find(const struct httpd_config *config, const char *host, size_t len,
                                       bool *named)
 {
-	const struct httpd_server *best = NULL;
-	size_t best_len = 0;
+	char lower[256];
+	const struct httpd_server *s;
 
 	*named = false;
 	if (host == NULL)
 		return config->default_server;
 	len = host_trim(host, len);
-	for (size_t i = 0; i < config->server_count; i++) {
-		const struct httpd_server *s = &config->servers[i];
-
-		for (size_t j = 0; j < s->name_count; j++) {
-			const char *pattern = s->names[j];
-
-			if (!vhost_name_match(pattern, host, len))
-				continue;
-			if (pattern[0] != '*') {
-				*named = true;
-				return s;
-			}
-			if (strlen(pattern) > best_len) {
-				best = s;
-				best_len = strlen(pattern);
-			}
-		}
-	}
-	if (best != NULL) {
+	if (len == 0 || len >= sizeof(lower))
+		return config->default_server;   /* no DNS name is that long */
+	for (size_t i = 0; i < len; i++)
+		lower[i] = host[i] >= 'A' && host[i] <= 'Z' ? (char)(host[i] + 32) : host[i];
+	if ((s = name_table_find(&config->vhost_names, lower, len)) != NULL) {
 		*named = true;
-		return best;
+		return s;
 	}
+	/* "*.example.com" names every host below example.com: the longest such suffix, label by label. */
+	for (size_t i = 1; i < len && config->vhost_wildcards.count > 0; i++)
+		if (lower[i] == '.' && (s = name_table_find(&config->vhost_wildcards, lower + i, len - i)) != NULL) {
+			*named = true;
+			return s;
+		}
 	return config->default_server;
 }
 

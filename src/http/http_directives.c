@@ -529,8 +529,14 @@ static const struct directive http_rows[] = {
 
 const struct directive_table http_directives = { "http", http_rows, http_finish, NULL };
 
+/* Every location built: index them for routing, then the rules that name locations. */
+static int routing_finish(struct httpd_config *config)
+{
+	return locations_index(config) < 0 || rewrite_finish(config) < 0 ? -1 : 0;
+}
+
 /* Locations' titles (kinds, regexes), rewrite, return and try_files. */
-const struct directive_table rewrite_directives = { "rewrite", rewrite_rows, rewrite_finish, location_title_read };
+const struct directive_table rewrite_directives = { "rewrite", rewrite_rows, routing_finish, location_title_read };
 
 /* add_header and expires. */
 const struct directive_table header_directives = { "headers", header_rows, NULL, NULL };

@@ -157,37 +157,90 @@ int location_title_read(struct httpd_config *config, struct httpd_location *loc)
 	return 0;
 }
 
-/* "/docs" is /docs and what lies below it, never /docsecret. */
-static bool prefix_matches(const struct httpd_location *loc, const char *path, size_t len)
+static void index_release(void *p)
 {
-	size_t n = loc->prefix_len;
+	struct httpd_config *config = p;
 
-	return n <= len && memcmp(loc->path, path, n) == 0 &&
-	       (n == len || loc->path[n - 1] == '/' || path[n] == '/');
+	for (size_t i = 0; i < config->server_count; i++) {
+		struct httpd_server *srv = &config->servers[i];
+
+		name_table_free(&srv->exact_paths);
+		name_table_free(&srv->prefixes);
+		free(srv->regexes);
+		srv->regexes = NULL;
+	}
+}
+
+int locations_index(struct httpd_config *config)
+{
+	if (config_own(config, config, index_release) < 0)
+		return -1;
+	for (size_t i = 0; i < config->server_count; i++) {
+		struct httpd_server *srv = &config->servers[i];
+
+		if (name_table_init(&srv->exact_paths, srv->location_count) < 0 ||
+		    name_table_init(&srv->prefixes, srv->location_count) < 0 ||
+		    (srv->regexes = calloc(srv->location_count + 1, sizeof(*srv->regexes))) == NULL)
+			return -1;
+		for (size_t j = 0; j < srv->location_count; j++) {
+			const struct httpd_location *loc = &srv->locations[j];
+			struct name_table *t = loc->kind == LOCATION_EXACT ? &srv->exact_paths : &srv->prefixes;
+
+			if (loc->kind == LOCATION_REGEX) {
+				srv->regexes[srv->regex_count++] = loc;
+				continue;
+			}
+			if (loc->kind == LOCATION_NAMED)
+				continue;
+			if (name_table_add(t, loc->path, strlen(loc->path), loc) == 1) {
+				const struct httpd_location *first = name_table_find(t, loc->path, strlen(loc->path));
+
+				config_error(loc->file, loc->line, "location \"%s\": the same path as location \"%s\" at %s:%d",
+				             loc->prefix, first->prefix, first->file, first->line);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * The longest prefix location that matches path on a segment boundary:
+ * the prefix is the path, ends in '/', or is followed by '/'.  Those are
+ * the only lengths worth a lookup, longest first: one per '/' or two.
+ */
+static const struct httpd_location *prefix_longest(const struct httpd_server *server, const char *path, size_t len)
+{
+	const struct httpd_location *loc;
+
+	if (server->prefixes.count == 0)
+		return NULL;
+	if ((loc = name_table_find(&server->prefixes, path, len)) != NULL)
+		return loc;
+	for (size_t j = len; j-- > 0;) {
+		if (path[j] != '/')
+			continue;
+		if (j + 1 < len && (loc = name_table_find(&server->prefixes, path, j + 1)) != NULL)
+			return loc;
+		if (j > 0 && (loc = name_table_find(&server->prefixes, path, j)) != NULL)
+			return loc;
+	}
+	return NULL;
 }
 
 const struct httpd_location *location_find(const struct httpd_server *server, const char *path, size_t len,
                                            struct httpd_pool *pool, struct captures *cap)
 {
-	const struct httpd_location *longest = NULL;
+	const struct httpd_location *longest, *loc;
 
-	for (size_t i = 0; i < server->location_count; i++) {
-		const struct httpd_location *loc = &server->locations[i];
-
-		if (loc->kind == LOCATION_EXACT && strlen(loc->path) == len && memcmp(loc->path, path, len) == 0)
-			return loc;
-		if ((loc->kind == LOCATION_PREFIX || loc->kind == LOCATION_PREFIX_STOP) && prefix_matches(loc, path, len) &&
-		    (longest == NULL || loc->prefix_len > longest->prefix_len))
-			longest = loc;
-	}
+	if (server->exact_paths.count > 0 && (loc = name_table_find(&server->exact_paths, path, len)) != NULL)
+		return loc;
+	longest = prefix_longest(server, path, len);
 	if (longest != NULL && longest->kind == LOCATION_PREFIX_STOP)
 		return longest;
-	for (size_t i = 0; i < server->location_count; i++) {
-		const struct httpd_location *loc = &server->locations[i];
-
-		if (loc->kind == LOCATION_REGEX && regex_match(loc->regex, path, len, pool, cap))
-			return loc;
-	}
+	for (size_t i = 0; i < server->regex_count; i++)
+		if (regex_match(server->regexes[i]->regex, path, len, pool, cap))
+			return server->regexes[i];
 	return longest;
 }
 

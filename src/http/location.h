@@ -13,6 +13,8 @@
 
 #include "config.h"
 
+struct httpd_pool;
+
 /* What the last regex that matched captured: $1 ... $9 and named groups. */
 struct captures {
 	const char *subject;    /* the path it matched, in the request's pool */
@@ -23,6 +25,9 @@ struct captures {
 
 /* The location title hook of the HTTP directive table: reads loc->prefix into kind, path, regex. */
 int location_title_read(struct httpd_config *config, struct httpd_location *loc);
+
+/* Indexes every server's locations for location_find (a finish hook); a duplicate path is an error. */
+int locations_index(struct httpd_config *config);
 
 /*
  * The location for path in server, nginx's way: the exact one, else the

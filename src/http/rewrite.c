@@ -108,40 +108,147 @@ static int rewrite_check(const char *text, char *err, size_t errlen)
 	return rewrite_compile(NULL, text, &rule, err, errlen);
 }
 
-static void rules_release(void *p)
+/*
+ * The first path segment every path the rule's regex matches starts with
+ * ("^/blog/(\\d+)$": "/blog"), or 0 when there is none to rely on: an
+ * unanchored regex, one with an alternation, or a literal that stops
+ * before the segment ends.  Conservative: a rule without one is tried for
+ * every path.
+ */
+static size_t rule_segment(const char *regex, char *out, size_t size)
 {
-	struct rewrite_rule *rules = p;
+	size_t n = 0;
+	const char *p = regex;
 
-	for (struct rewrite_rule *r = rules; r->regex != NULL; r++)
-		expr_free(&r->replacement);
-	free(rules);
+	if (p[0] != '^' || p[1] != '/' || strchr(regex, '|') != NULL)
+		return 0;
+	for (p++; *p != '\0' && n + 1 < size; p++) {
+		char c = *p;
+
+		if (c == '\\' && p[1] != '\0' && strchr(".-/_~+*?()[]{}$^|\\", p[1]) != NULL)
+			c = *++p;
+		else if (strchr(".[](){}*+?|$^\\", c) != NULL)
+			break;
+		out[n++] = c;
+	}
+	/* A quantifier makes the last literal optional or repeatable: it is no part of every match. */
+	if (n > 0 && (*p == '*' || *p == '+' || *p == '?' || *p == '{'))
+		n--;
+	for (size_t k = 1; k < n; k++)
+		if (out[k] == '/')
+			return k;   /* "/blog" of "/blog/": the whole first segment */
+	/* "^/about$": exactly this path, a segment of its own */
+	if (*p == '$' && p[1] == '\0' && n > 1)
+		return n;
+	return 0;
+}
+
+static void set_release(void *p)
+{
+	struct rewrite_set *set = p;
+
+	for (size_t i = 0; i < set->count; i++)
+		expr_free(&set->rules[i].replacement);
+	for (size_t i = 0; i <= set->by_segment.mask && set->by_segment.slots != NULL; i++)
+		if (set->by_segment.slots[i].name != NULL) {
+			free((char *)(uintptr_t)set->by_segment.slots[i].name);
+			free((void *)(uintptr_t)set->by_segment.slots[i].value);
+		}
+	name_table_free(&set->by_segment);
+	free(set->always);
+	free(set->rules);
+	free(set);
+}
+
+static int list_push(struct rule_list **list, uint32_t index)
+{
+	size_t n = *list != NULL ? (*list)->count : 0;
+	struct rule_list *grown = realloc(*list, sizeof(**list) + (n + 1) * sizeof(uint32_t));
+
+	if (grown == NULL)
+		return -1;
+	grown->count = n + 1;
+	grown->index[n] = index;
+	*list = grown;
+	return 0;
+}
+
+/* Files each rule under the segment it needs, or under always. */
+static int set_index(struct rewrite_set *set, char *const *regexes)
+{
+	if (name_table_init(&set->by_segment, set->count) < 0)
+		return -1;
+	for (uint32_t i = 0; i < set->count; i++) {
+		char seg[256];
+		size_t len = rule_segment(regexes[i], seg, sizeof(seg));
+		struct rule_list *list;
+		char *key;
+
+		if (len == 0) {
+			if (list_push(&set->always, i) < 0)
+				return -1;
+			continue;
+		}
+		list = (struct rule_list *)(uintptr_t)name_table_find(&set->by_segment, seg, len);
+		if (list != NULL) {
+			/* Grown in place: the table keeps the pointer, so make room by moving, then re-point. */
+			struct rule_list *grown = list;
+
+			if (list_push(&grown, i) < 0)
+				return -1;
+			for (size_t k = 0; k <= set->by_segment.mask; k++)
+				if (set->by_segment.slots[k].value == list)
+					set->by_segment.slots[k].value = grown;
+			continue;
+		}
+		if ((key = strndup(seg, len)) == NULL || list_push(&list, i) < 0) {
+			free(key);
+			return -1;
+		}
+		(void)name_table_add(&set->by_segment, key, len, list);
+	}
+	return 0;
 }
 
 static int rewrites_build(const struct directive_use *use)
 {
 	size_t n = httpd_conf_count(use->from, "rewrite");
-	struct rewrite_rule *rules;
-	char err[512];
+	struct rewrite_set *set;
+	char err[512], **regexes;
+	int rc = -1;
 
 	if (n == 0)
 		return 0;
-	rules = calloc(n + 1, sizeof(*rules));   /* ends with a rule without regex */
-	if (rules == NULL || config_own(use->config, rules, rules_release) < 0)
+	set = calloc(1, sizeof(*set));
+	if (set == NULL || config_own(use->config, set, set_release) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (rewrite_compile(use->config, httpd_conf_list_str(use->from, "rewrite", i), &rules[i], err,
-		                    sizeof(err)) < 0) {
+	set->rules = calloc(n, sizeof(*set->rules));
+	regexes = calloc(n, sizeof(*regexes));
+	if (set->rules == NULL || regexes == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const char *text = httpd_conf_list_str(use->from, "rewrite", i);
+
+		if (rewrite_compile(use->config, text, &set->rules[i], err, sizeof(err)) < 0) {
 			config_error(use->file, use->line, "rewrite: %s", err);
-			return -1;
+			goto out;
 		}
-	if (use->location != NULL) {
-		use->location->rewrites = rules;
-		use->location->rewrite_count = n;
-	} else {
-		use->server->rewrites = rules;
-		use->server->rewrite_count = n;
+		set->count++;
+		if ((regexes[i] = strndup(text + strspn(text, " \t"), strcspn(text + strspn(text, " \t"), " \t"))) == NULL)
+			goto out;
 	}
-	return 0;
+	if (set_index(set, regexes) < 0)
+		goto out;
+	if (use->location != NULL)
+		use->location->rewrites = set;
+	else
+		use->server->rewrites = set;
+	rc = 0;
+out:
+	for (size_t i = 0; regexes != NULL && i < n; i++)
+		free(regexes[i]);
+	free(regexes);
+	return rc;
 }
 
 /* "CODE [TEXT]": the status, and where the text starts (NULL: none). */

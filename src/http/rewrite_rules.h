@@ -3,6 +3,9 @@
 #define HTTPD_REWRITE_RULES_H
 
 #include <stdbool.h>
+#include <stdint.h>
+
+#include "name_table.h"
 
 #include "variable.h"
 
@@ -16,6 +19,19 @@ struct rewrite_rule {
 	struct expr        replacement;
 	enum rewrite_flag  flag;
 	bool               absolute;   /* http://, https:// or $scheme: a redirect whatever the flag */
+};
+
+/* Rules by the first segment of the paths they can match, so a map of 1,000 rules costs one lookup. */
+struct rule_list {
+	size_t   count;
+	uint32_t index[];   /* into rules, ascending */
+};
+
+struct rewrite_set {
+	struct rewrite_rule *rules;
+	size_t               count;
+	struct name_table    by_segment;   /* "/blog" -> the rules only paths under /blog can match */
+	struct rule_list    *always;       /* the rules with no such segment: tried for every path */
 };
 
 struct return_rule {

@@ -2,6 +2,7 @@
 #include "rewrite.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,30 +61,69 @@ static int redirect(struct request *r, int status, const char *target)
 	return status;
 }
 
-/* The rules of one block: 0 when they are done (*changed if the path moved), or a status (a redirect). */
-static int rules_run(struct request *r, const struct rewrite_rule *rules, size_t count, bool *changed, bool *stop)
+/* One rule, if it matches: 0 when it did not or the path moved, or a status (a redirect). */
+static int rule_run(struct request *r, const struct rewrite_rule *rule, bool *changed, bool *done, bool *stop)
 {
-	for (size_t i = 0; i < count; i++) {
-		const struct rewrite_rule *rule = &rules[i];
-		const char *v;
-		size_t len;
+	const char *v;
+	size_t len;
+	int rc;
+
+	if (!regex_match(rule->regex, r->req.path, strlen(r->req.path), r->pool, &r->captures))
+		return 0;
+	if ((v = expr_eval(&rule->replacement, r, &len)) == NULL)
+		return 500;
+	if (rule->absolute || rule->flag == REWRITE_REDIRECT || rule->flag == REWRITE_PERMANENT)
+		return redirect(r, rule->flag == REWRITE_PERMANENT ? 301 : 302, v);
+	if ((rc = uri_set(r, v, len, true)) != 0)
+		return rc;
+	*changed = true;
+	*done = rule->flag == REWRITE_LAST || rule->flag == REWRITE_BREAK;
+	*stop = rule->flag == REWRITE_BREAK;
+	return 0;
+}
+
+/* The first index of list at or after pos, or UINT32_MAX. */
+static uint32_t first_from(const struct rule_list *list, uint32_t pos)
+{
+	size_t lo = 0, hi = list != NULL ? list->count : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (list->index[mid] < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return list != NULL && lo < list->count ? list->index[lo] : UINT32_MAX;
+}
+
+/*
+ * The rules of one block, in order, each on the path as the rules before
+ * it left it, but only those the path can match: the rules of its first
+ * segment merged with the ones any path may match.  0 when they are done
+ * (*changed if the path moved, *stop for break: stay in this location), or
+ * a status (a redirect).
+ */
+static int rules_run(struct request *r, const struct rewrite_set *set, bool *changed, bool *stop)
+{
+	uint32_t pos = 0;
+	bool done = false;
+
+	for (;;) {
+		const char *path = r->req.path;
+		const struct rule_list *seg = set->by_segment.count > 0
+		    ? name_table_find(&set->by_segment, path, strcspn(path + 1, "/") + 1) : NULL;
+		uint32_t a = first_from(seg, pos), b = first_from(set->always, pos), next = a < b ? a : b;
 		int rc;
 
-		if (!regex_match(rule->regex, r->req.path, strlen(r->req.path), r->pool, &r->captures))
-			continue;
-		if ((v = expr_eval(&rule->replacement, r, &len)) == NULL)
-			return 500;
-		if (rule->absolute || rule->flag == REWRITE_REDIRECT || rule->flag == REWRITE_PERMANENT)
-			return redirect(r, rule->flag == REWRITE_PERMANENT ? 301 : 302, v);
-		if ((rc = uri_set(r, v, len, true)) != 0)
-			return rc;
-		*changed = true;
-		if (rule->flag == REWRITE_LAST || rule->flag == REWRITE_BREAK) {
-			*stop = rule->flag == REWRITE_BREAK;
+		if (next == UINT32_MAX)
 			return 0;
-		}
+		rc = rule_run(r, &set->rules[next], changed, &done, stop);
+		if (rc != 0 || done)
+			return rc;
+		pos = next + 1;
 	}
-	return 0;
 }
 
 /* return: a redirect, a status with a text, or a status for the error page. */
@@ -131,7 +171,7 @@ int rewrite_named(struct request *r)
 	bool changed = false, stop = false;
 	int rc;
 
-	if (loc->rewrite_count > 0 && (rc = rules_run(r, loc->rewrites, loc->rewrite_count, &changed, &stop)) != 0)
+	if (loc->rewrites != NULL && (rc = rules_run(r, loc->rewrites, &changed, &stop)) != 0)
 		return rc;
 	if (changed && !stop)
 		return redirected(r) != 0 ? 500 : ROUTE_AGAIN;
@@ -147,10 +187,10 @@ int rewrite_route(struct request *r)
 	const struct httpd_server *srv = r->server;
 	int rc;
 
-	if (r->redirects == 0 && srv->rewrite_count > 0) {
+	if (r->redirects == 0 && srv->rewrites != NULL) {
 		bool changed = false, stop = false;
 
-		if ((rc = rules_run(r, srv->rewrites, srv->rewrite_count, &changed, &stop)) != 0)
+		if ((rc = rules_run(r, srv->rewrites, &changed, &stop)) != 0)
 			return rc;
 	}
 	if (r->redirects == 0 && srv->ret != NULL)
@@ -164,7 +204,7 @@ int rewrite_route(struct request *r)
 			return 404;
 		if ((rc = location_enter(r, loc)) != 0)
 			return rc;
-		if (loc->rewrite_count > 0 && (rc = rules_run(r, loc->rewrites, loc->rewrite_count, &changed, &stop)) != 0)
+		if (loc->rewrites != NULL && (rc = rules_run(r, loc->rewrites, &changed, &stop)) != 0)
 			return rc;
 		if (changed && !stop) {
 			/* last, or the rules ran out after changing the path: choose the location again */

@@ -220,6 +220,30 @@ def test_rewrite_loops_stop_at_ten_and_dots_never_climb():
         srv.cleanup()
 
 
+def test_a_map_of_a_thousand_rules_keeps_their_order():
+    # rules are found by the first segment they need, yet run in file order on the path as it changes
+    rules = ["'^/page-%d$ /new/%d permanent'" % (n, n) for n in range(1000)]
+    rules += ["'^/old/(.*)$ /mid/$1'", "'(.*)\\.htm$ $1.html'", "'^/mid/(.*)$ /final/$1 last'",
+              "'^/blog/(\\d+)/?$ /posts/$1 last'", "'^/about$ /final/about last'"]
+    srv = Server(locations="location \"/\" {\n  return = \"200 root $uri\"\n  rewrite = {%s}\n}\n"
+                           "location \"/final/\" { return = \"200 final $uri\" }\n"
+                           "location \"/posts/\" { return = \"200 posts $uri\" }\n" % ", ".join(rules))
+    try:
+        srv.start()
+        for n in (0, 5, 999):
+            r = get(srv, "/page-%d" % n)
+            assert r.status == 301 and r.header("Location") == "/new/%d" % n, r
+        assert get(srv, "/page-1000").body == b"root /page-1000"
+        assert get(srv, "/page-5/x").body == b"root /page-5/x"
+        assert get(srv, "/old/x.htm").body == b"final /final/x.html"    # three rules, two segments, in order
+        assert get(srv, "/other/y.htm").body == b"root /other/y.html"   # the unanchored rule runs everywhere
+        assert get(srv, "/blog/12/").body == b"posts /posts/12"
+        assert get(srv, "/about").body == b"final /final/about"
+        assert get(srv, "/about/us").body == b"root /about/us"
+    finally:
+        srv.cleanup()
+
+
 def test_try_files_serves_a_single_page_app():
     srv = Server()
     try:

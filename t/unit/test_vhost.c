@@ -1,4 +1,5 @@
 /* Virtual host selection: exact names, aliases, wildcards, ports, case, the default. */
+#include <stdio.h>
 #include <string.h>
 
 #include "sni.h"
@@ -27,6 +28,8 @@ static void setup(void)
 	config.servers = servers;
 	config.server_count = 5;
 	config.default_server = &servers[0];
+	vhost_index_free(&config);
+	ck_assert_int_eq(vhost_index(&config), 0);
 }
 
 static int find(const char *host)
@@ -109,6 +112,43 @@ START_TEST(test_sni_parse)
 }
 END_TEST
 
+/* Thousands of names: each found by its own lookup, wildcards by the longest suffix. */
+START_TEST(test_many_servers)
+{
+	enum { N = 5000 };
+	static struct httpd_server many[N + 1];
+	static char names[N + 1][2][32];
+	static char *lists[N + 1][2];
+	struct httpd_config big;
+	char host[64];
+	bool named;
+
+	memset(&big, 0, sizeof(big));
+	memset(many, 0, sizeof(many));
+	for (int i = 1; i <= N; i++) {
+		snprintf(names[i][0], sizeof(names[i][0]), "site%d.test", i);
+		snprintf(names[i][1], sizeof(names[i][1]), "*.w%d.test", i);
+		lists[i][0] = names[i][0];
+		lists[i][1] = names[i][1];
+		many[i].names = lists[i];
+		many[i].name_count = 2;
+	}
+	big.servers = many;
+	big.server_count = N + 1;
+	big.default_server = &many[0];
+	ck_assert_int_eq(vhost_index(&big), 0);
+	for (int i = 1; i <= N; i += 7) {
+		snprintf(host, sizeof(host), "SITE%d.test:80", i);
+		ck_assert_ptr_eq(vhost_find(&big, host, strlen(host), &named), &many[i]);
+		snprintf(host, sizeof(host), "a.b.w%d.test", i);
+		ck_assert_ptr_eq(vhost_find(&big, host, strlen(host), &named), &many[i]);
+	}
+	ck_assert_ptr_eq(vhost_find(&big, "site0.test", 10, &named), &many[0]);
+	ck_assert(!named);
+	vhost_index_free(&big);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vhost");
@@ -116,6 +156,7 @@ int main(void)
 
 	tcase_add_test(tc, test_name_match);
 	tcase_add_test(tc, test_find);
+	tcase_add_test(tc, test_many_servers);
 	tcase_add_test(tc, test_sni_parse);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
