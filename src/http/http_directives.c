@@ -62,9 +62,9 @@ static int access_log_top_build(const struct directive_use *use)
 
 static int access_log_file_check(const char *text, char *err, size_t errlen)
 {
-	if (strcmp(text, "off") == 0 || text[0] == '/')
+	if (strcmp(text, "off") == 0 || strcmp(text, "stderr") == 0 || strcmp(text, "syslog") == 0 || text[0] == '/')
 		return 0;
-	snprintf(err, errlen, "access_log must be an absolute path or \"off\", not \"%s\"", text);
+	snprintf(err, errlen, "access_log must be an absolute path, \"stderr\", \"syslog\" or \"off\", not \"%s\"", text);
 	return -1;
 }
 
