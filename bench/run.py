@@ -260,6 +260,13 @@ def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, ba
     return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
 
 
+def nginx_main(user, workers, work):
+    """The part every nginx configuration here starts with: processes, files, connections."""
+    return ("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
+            "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+            % ("user %s;\n" % user if user else "", workers, work, work))
+
+
 def tls_material(work):
     """One ECDSA P-256 certificate for every TLS peer."""
     if os.path.exists(os.path.join(work, "tls.pem")):
@@ -281,13 +288,12 @@ def proxy_peers(args, work, workers, user, backend):
         port = free_port()
         conf = os.path.join(work, "nginx-proxy-%d.conf" % workers)
         with open(conf, "w") as f:
-            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
-                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+            f.write(nginx_main(user, workers, work) +
                     "http {\n access_log off;\n keepalive_requests 1000000;\n keepalive_timeout 60;\n"
                     " upstream floor { server 127.0.0.1:%d; keepalive 64; }\n"
                     " server { listen 127.0.0.1:%d;\n  location / { proxy_pass http://floor;\n"
                     "   proxy_http_version 1.1;\n   proxy_set_header Connection \"\"; } }\n}\n"
-                    % ("user %s;\n" % user if user else "", workers, work, work, backend, port))
+                    % (backend, port))
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
     return peers
 
@@ -300,13 +306,12 @@ def limited_peers(args, work, docroot, workers, user):
         port = free_port()
         conf = os.path.join(work, "nginx-%d-limited.conf" % workers)
         with open(conf, "w") as f:
-            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
-                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+            f.write(nginx_main(user, workers, work) +
                     "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
                     " keepalive_timeout 60;\n default_type application/octet-stream;\n"
                     " limit_req_zone $binary_remote_addr zone=one:10m rate=%dr/s;\n"
                     " server { listen 127.0.0.1:%d; root %s;\n  limit_req zone=one burst=%d nodelay; }\n}\n"
-                    % ("user %s;\n" % user if user else "", workers, work, work, LIMIT_RATE, port, docroot,
+                    % (LIMIT_RATE, port, docroot,
                        LIMIT_BURST))
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
     return peers
@@ -355,12 +360,11 @@ def routing_peers(args, work, docroot, workers, user, kind):
             body = " server { listen 127.0.0.1:%d; root %s;\n%s }\n" % (port, docroot, "".join(
                 "  rewrite ^/old-page-%d$ /new/%d permanent;\n" % (i, i) for i in range(ROUTING_BLOCKS[kind])))
         with open(conf, "w") as f:
-            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
-                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+            f.write(nginx_main(user, workers, work) +
                     "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
                     " keepalive_timeout 60;\n default_type application/octet-stream;\n"
                     " server_names_hash_max_size 32768;\n server_names_hash_bucket_size 128;\n%s}\n"
-                    % ("user %s;\n" % user if user else "", workers, work, work, body))
+                    % body)
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work], host=host))
     return peers
 
@@ -383,12 +387,11 @@ def h2_peers(args, work, docroot, workers, user, cleartext):
                     " ssl_protocols TLSv1.2 TLSv1.3;\n ssl_ciphers %s;\n ssl_session_tickets on;\n"
                     " ssl_certificate %s/tls.pem;\n ssl_certificate_key %s/tls.key;\n" % (TLS_CIPHERS, work, work))
         with open(conf, "w") as f:
-            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
-                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+            f.write(nginx_main(user, workers, work) +
                     "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
                     " keepalive_timeout 60;\n default_type application/octet-stream;\n%s"
                     " server { listen 127.0.0.1:%d%s http2; root %s; }\n}\n"
-                    % ("user %s;\n" % user if user else "", workers, work, work, tls_text, port,
+                    % (tls_text, port,
                        "" if cleartext else " ssl", docroot))
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
     if shutil.which("h2o"):
@@ -475,13 +478,11 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
         tls_text = (" ssl_protocols TLSv1.2 TLSv1.3;\n ssl_ciphers %s;\n ssl_session_tickets on;\n"
                     " ssl_certificate %s/tls.pem;\n ssl_certificate_key %s/tls.key;\n" % (TLS_CIPHERS, work, work))
         with open(conf, "w") as f:
-            f.write("%sworker_processes %d;\nworker_rlimit_nofile 30000;\ndaemon off;\npid %s/nginx.pid;\n"
-                    "error_log %s/nginx-error.log;\nevents { worker_connections 20000; }\n"
+            f.write(nginx_main(user, workers, work) +
                     "http {\n %s\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
                     " keepalive_timeout 60;\n default_type application/octet-stream;\n%s"
                     " server { listen 127.0.0.1:%d%s; root %s;%s }\n}\n"
-                    % ("user %s;\n" % user if user else "", workers, work, work,
-                       "access_log %s/nginx-access.log combined buffer=64k flush=1s;" % work if log
+                    % ("access_log %s/nginx-access.log combined buffer=64k flush=1s;" % work if log
                        else "access_log off;", tls_text if tls else "", port, " ssl" if tls else "", docroot,
                        "\n  location /up/ { dav_methods PUT; client_max_body_size 0; }" if upload else ""))
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))

@@ -572,18 +572,7 @@ static int modules_load(struct httpd_config *config, struct module_rows *mr)
 
 static bool option_belongs(const char *name, const struct module *m)
 {
-	if (m == NULL || m->api.options == NULL)
-		return false;
-	for (size_t i = 0;; i++) {
-		const char *n = m->abi_minor >= 1 ? m->api.options[i].name
-		              : ((const struct { const char *name; int type; const char *def; unsigned flags;
-		                                 const void *section; } *)(const void *)m->api.options)[i].name;
-
-		if (n == NULL)
-			return false;
-		if (strcmp(n, name) == 0)
-			return true;
-	}
+	return m != NULL && m->api.options != NULL && options_has(m->api.options, m->abi_minor, name);
 }
 
 /* --- schema and parse --------------------------------------------------------- */

@@ -40,6 +40,18 @@ static struct httpd_option option_at(const void *table, unsigned minor, size_t i
 	return o;
 }
 
+bool options_has(const struct httpd_option *opts, unsigned minor, const char *name)
+{
+	for (size_t i = 0;; i++) {
+		struct httpd_option o = option_at(opts, minor, i);
+
+		if (o.type == HTTPD_OPT_END)
+			return false;
+		if (o.name != NULL && strcmp(o.name, name) == 0)
+			return true;
+	}
+}
+
 static int row_from_option(const struct httpd_option *o, unsigned minor, struct directive *d,
                            struct option_arena *arena)
 {

@@ -16,6 +16,9 @@
 /* The rows of a module's option table (laid out for minor), kept in arena; NULL if malformed. */
 struct directive *options_rows(const struct httpd_option *opts, unsigned minor, struct option_arena *arena);
 
+/* Whether a module's option table (laid out for minor) has an option called name. */
+bool options_has(const struct httpd_option *opts, unsigned minor, const char *name);
+
 /*
  * Adds the rows of src to the growing array *rows of *count entries, as
  * rows of where; the same name twice must have the same type.  Returns 0,

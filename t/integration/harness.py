@@ -394,6 +394,20 @@ def run(namespace):
     return 1 if failed else 0
 
 
+def config_check(srv, text):
+    """httpd -t on text as srv's configuration: (exit status, stderr)."""
+    srv.write_config(text)
+    proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    return proc.returncode, proc.stderr.decode(errors="replace")
+
+
+def config_error_at(srv, text, needle, message):
+    """text fails httpd -t with message at the line that holds needle (a whole line of text)."""
+    rc, err = config_check(srv, text)
+    want = "%s:%d: " % (srv.conf, text.split("\n").index(needle) + 1)
+    assert rc == 1 and want in err and message in err, (needle, message, err)
+
+
 def module_dir_with_tests(directory):
     """A module directory holding the bundled modules and the test-only ones."""
     target = os.path.join(directory, "modules")

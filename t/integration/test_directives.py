@@ -4,7 +4,7 @@
 import subprocess
 import sys
 
-from harness import HTTPD, Server, exchange, module_dir_with_tests, run
+from harness import HTTPD, Server, config_check, config_error_at, exchange, module_dir_with_tests, run
 
 
 def abi():
@@ -13,22 +13,12 @@ def abi():
     return out.split("module ABI ")[1].rstrip(")\n")
 
 
-def check(srv, text):
-    srv.write_config(text)
-    proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    return proc.returncode, proc.stderr.decode(errors="replace")
+check = config_check
+expect_error_at = config_error_at
 
 
 def line_of(text, needle):
     return text.split("\n").index(needle) + 1
-
-
-def expect_error_at(srv, text, needle, message):
-    """text fails -t with message at the line that holds needle (a whole line of text)."""
-    rc, err = check(srv, text)
-    want = "%s:%d: " % (srv.conf, line_of(text, needle))
-    assert rc == 1 and want in err and message in err, (needle, message, err)
-    assert err.count(srv.conf + ":") >= 1
 
 
 def test_location_options_report_their_own_line():

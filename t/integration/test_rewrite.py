@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 
-from harness import HTTPD, Server, exchange, free_port, run, wait_for
+from harness import HTTPD, Server, config_error_at, exchange, free_port, run, wait_for
 
 # Each location answers with its own name, so a request says which location took it.
 LOCATIONS = [
@@ -320,13 +320,7 @@ def test_framing_headers_and_bad_values_refused_at_their_line():
                 ('return = "301"', "a redirect needs a URL"),
                 ("rewrite = {'^/(a $1 last'}", "missing closing parenthesis"),
                 ("rewrite = {'^/a /b sideways'}", '"sideways" is not a flag')):
-            text = base.replace("module_dir", bad + "\nmodule_dir", 1)
-            srv.write_config(text)
-            proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=30)
-            err = proc.stderr.decode()
-            line = text.split("\n").index(bad) + 1
-            assert proc.returncode == 1 and "%s:%d: " % (srv.conf, line) in err and message in err, (bad, err)
+            config_error_at(srv, base.replace("module_dir", bad + "\nmodule_dir", 1), bad, message)
     finally:
         srv.cleanup()
 

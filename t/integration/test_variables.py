@@ -2,10 +2,9 @@
 """One variable engine: the same $variables in log formats, limit keys and modules' expressions, each compiled once
 at load (an unknown variable is an error at its own line), a module's own variables beside the server's."""
 import os
-import subprocess
 import sys
 
-from harness import HTTPD, Server, exchange, module_dir_with_tests, run, wait_for
+from harness import Server, config_error_at, exchange, module_dir_with_tests, run, wait_for
 
 
 def lines(srv):
@@ -58,12 +57,7 @@ def test_unknown_variables_are_errors_at_their_line():
              '  typed_expr = "$uri $"', "typed_expr: '$' without a variable name"),
         )
         for text, needle, message in cases:
-            srv.write_config(text)
-            proc = subprocess.run([HTTPD, "-t", "-f", srv.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=30)
-            err = proc.stderr.decode()
-            line = text.split("\n").index(needle) + 1
-            assert proc.returncode == 1 and "%s:%d: " % (srv.conf, line) in err and message in err, (message, err)
+            config_error_at(srv, text, needle, message)
     finally:
         srv.cleanup()
 

@@ -9,6 +9,7 @@
 #include "http_directives.h"
 #include "listen.h"
 #include "tls.h"
+#include "tables.h"
 #include "tap.h"
 
 static char dir[256];
@@ -252,12 +253,10 @@ END_TEST
 
 int main(void)
 {
-	static const struct directive_table *const tables[] = { &listen_directives, &http_directives, &rewrite_directives,
-	                                                       &header_directives, &tls_directives };
 	Suite *s;
 	TCase *tc;
 
-	config_tables_set(tables, sizeof(tables) / sizeof(tables[0]));
+	tables_set();
 	s = suite_create("config");
 	tc = tcase_create("config");
 

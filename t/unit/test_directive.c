@@ -7,6 +7,7 @@
 #include "directive_schema.h"
 #include "http_directives.h"
 #include "listen.h"
+#include "tables.h"
 #include "tap.h"
 #include "tls.h"
 
@@ -214,12 +215,10 @@ END_TEST
 
 int main(void)
 {
-	static const struct directive_table *const tables[] = { &listen_directives, &http_directives, &rewrite_directives,
-	                                                       &header_directives, &tls_directives };
 	Suite *s;
 	TCase *tc;
 
-	config_tables_set(tables, sizeof(tables) / sizeof(tables[0]));
+	tables_set();
 	s = suite_create("directive");
 	tc = tcase_create("directive");
 	tcase_add_test(tc, test_sizes);
