@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 from harness import HTTPD, Server, config_error_at, exchange, free_port, run, wait_for
 
