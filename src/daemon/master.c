@@ -674,24 +674,32 @@ static void nofile_raise(void)
 	}
 }
 
+/*
+ * Written beside it and renamed over it, so a reader (systemd, a script,
+ * the old master of a binary upgrade) never finds it empty or half written.
+ */
 static int pid_file_write(const char *path)
 {
-	char buf[32];
+	char buf[32], tmp[4096];
 	int fd, n;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >= sizeof(tmp)) {
+		fprintf(stderr, "httpd: pid file path %s is too long\n", path);
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		fprintf(stderr, "httpd: cannot write pid file %s: %s\n", path, strerror(errno));
 		httpd_log(HTTPD_LOG_ERR, "cannot write pid file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, (size_t)n) != n) {
+	if (write(fd, buf, (size_t)n) != n || close(fd) < 0 || rename(tmp, path) < 0) {
+		fprintf(stderr, "httpd: cannot write pid file %s: %s\n", path, strerror(errno));
 		httpd_log(HTTPD_LOG_ERR, "cannot write pid file %s: %s", path, strerror(errno));
-		close(fd);
+		unlink(tmp);
 		return -1;
 	}
-	close(fd);
 	return 0;
 }
 
