@@ -165,9 +165,12 @@ def softirq_seconds(cpus):
     return total / TICKS
 
 
-def rss_bytes(root):
+def rss_bytes(root, workers_only=False):
+    """The RSS of root's process tree (workers_only: of its descendants, the master's own left out)."""
     total = 0
     for pid in tree_pids(root):
+        if workers_only and pid == root:
+            continue
         try:
             with open("/proc/%d/statm" % pid) as f:
                 total += int(f.read().split()[1]) * PAGE
@@ -379,7 +382,9 @@ def h2_peers(args, work, docroot, workers, user, cleartext):
     suffix = "h2c" if cleartext else "h2"
     peers = [httpd_peer("prefork-httpd", args.httpd, args.modules, workers, False, work, docroot,
                         tls=not cleartext, h2c=cleartext)]
-    # No baseline: a main before HTTP/2 would answer these with HTTP/1.1 or not at all.
+    if args.baseline:   # a main that speaks HTTP/2 (a main before it would fail h2load's check, and say so)
+        peers.append(httpd_peer("baseline", args.baseline, args.baseline_modules, workers, False, work, docroot,
+                                tls=not cleartext, h2c=cleartext))
     if shutil.which("nginx"):
         port = free_port()
         conf = os.path.join(work, "nginx-%d-%s.conf" % (workers, suffix))
@@ -920,7 +925,8 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                               flush=True)
                 results[scenario] = median_table(samples)
                 if tls in ROUTING:
-                    ROUTING_RSS[scenario] = {p.name: rss_bytes(p.proc.pid) for p in peers if p.proc is not None}
+                    ROUTING_RSS[scenario] = {p.name: rss_bytes(p.proc.pid, workers_only=True)
+                                             for p in peers if p.proc is not None}
                     print("%-12s RSS %s" % (scenario, ", ".join("%s %.1f MB" % (n, v / 1e6)
                                                                 for n, v in ROUTING_RSS[scenario].items())), flush=True)
         finally:
@@ -1027,7 +1033,7 @@ def markdown(results, args):
                    round_ratio(results[scenario], "prefork-httpd", [OURS_ONE], "cpu", min)))
         rss = ROUTING_RSS.get(scenario, {})
         if "prefork-httpd" in rss and OURS_ONE in rss:
-            text += "; memory per %s: %.1f KB (the RSS of master and worker)" % (
+            text += "; memory per %s: %.1f KB (the worker's RSS)" % (
                 {"vhosts": "server block", "locations": "location", "rewrites": "rule"}[kind],
                 (rss["prefork-httpd"] - rss[OURS_ONE]) / ROUTING_BLOCKS[kind] / 1024)
         lines.append(text)
