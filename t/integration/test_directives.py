@@ -161,6 +161,23 @@ def test_module_needing_a_newer_minor_is_refused_naming_both():
         srv.cleanup()
 
 
+def test_server_names_and_defaults_are_unique_among_thousands():
+    srv = Server()
+    try:
+        blocks = "".join('server "s%d.test" {\n  aliases = {"www.s%d.test"}\n  location "/" { handler = "echo" }\n}\n'
+                         % (n, n) for n in range(3000))
+        rc, err = config_check(srv, srv.config_text() + blocks)
+        assert rc == 0, err
+        text = srv.config_text() + blocks + 'server "late.test" {\n  aliases = {"www.s7.test"}\n  location "/" { handler = "echo" }\n}\n'
+        expect_error_at(srv, text, 'server "late.test" {', 'server "late.test": the name "www.s7.test" is already server '
+                        '"s7.test"\'s at %s:%d' % (srv.conf, line_of(text, 'server "s7.test" {')))
+        text = srv.config_text() + ('server "a.test" {\n  default_server = true\n  location "/" { handler = "echo" }\n}\n'
+                                    'server "b.test" {\n  default_server = true\n  location "/" { handler = "echo" }\n}\n')
+        expect_error_at(srv, text, 'server "b.test" {', 'server "b.test": default_server is already server "a.test"')
+    finally:
+        srv.cleanup()
+
+
 def test_only_the_module_api_is_exported():
     out = subprocess.run(["nm", "-D", "--defined-only", HTTPD], stdout=subprocess.PIPE, timeout=30).stdout.decode()
     functions = [l.split()[2] for l in out.splitlines() if len(l.split()) == 3 and l.split()[1] == "T"]
