@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "location.h"
 #include "variable.h"
 
 /* Fields the server sets for framing, or that belong to one connection: never an operator's. */
@@ -100,7 +101,8 @@ static int headers_build(const struct directive_use *use)
 			free(copy);
 			return -1;
 		}
-		if (expr_compile(copy, &rules[i].value, err, sizeof(err)) < 0) {
+		/* In a regex location, its $1 ... $9 and named groups too, as in return and rewrite. */
+		if (regex_expr_compile(use->location->regex, copy, &rules[i].value, err, sizeof(err)) < 0) {
 			config_error(use->file, use->line, "add_header %s: %s", rules[i].name, err);
 			free(copy);
 			return -1;

@@ -9,11 +9,6 @@
 #include "pool.h"
 #include "variable.h"
 
-static void regex_release(void *p)
-{
-	pcre2_code_free(p);
-}
-
 void regex_free(void *regex)
 {
 	pcre2_code_free(regex);
@@ -35,7 +30,7 @@ void *regex_compile(struct httpd_config *config, const char *pattern, bool casel
 	}
 	/* JIT where the CPU has it; the interpreter otherwise, same results. */
 	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-	if (config != NULL && config_own(config, re, regex_release) < 0) {
+	if (config != NULL && config_own(config, re, regex_free) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
@@ -84,33 +79,40 @@ int regex_group_number(const void *regex, const char *name)
 	return n > 0 ? n : -1;
 }
 
-int regex_group_names(const char *pattern, bool caseless, const char ***names, size_t *count)
+/* The named groups of a compiled regex, pointing into its own name table. */
+static int regex_capture_names(const void *regex, struct capture_names *out)
 {
-	int code;
-	PCRE2_SIZE offset;
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, caseless ? PCRE2_CASELESS : 0,
-	                               &code, &offset, NULL);
 	uint32_t n = 0, entry = 0;
 	PCRE2_SPTR table;
+	const char **names;
 
-	*names = NULL;
-	*count = 0;
-	if (re == NULL)
+	*out = (struct capture_names){ NULL, 0 };
+	pcre2_pattern_info(regex, PCRE2_INFO_NAMECOUNT, &n);
+	if (n == 0)
+		return 0;
+	pcre2_pattern_info(regex, PCRE2_INFO_NAMEENTRYSIZE, &entry);
+	pcre2_pattern_info(regex, PCRE2_INFO_NAMETABLE, &table);
+	if ((names = calloc(n, sizeof(*names))) == NULL)
 		return -1;
-	pcre2_pattern_info(re, PCRE2_INFO_NAMECOUNT, &n);
-	pcre2_pattern_info(re, PCRE2_INFO_NAMEENTRYSIZE, &entry);
-	pcre2_pattern_info(re, PCRE2_INFO_NAMETABLE, &table);
-	if (n > 0 && (*names = calloc(n, sizeof(**names))) != NULL) {
-		for (uint32_t i = 0; i < n; i++) {
-			const char *name = (const char *)(table + i * entry + 2);
-
-			if (((*names)[i] = strdup(name)) == NULL)
-				break;
-			(*count)++;
-		}
-	}
-	pcre2_code_free(re);
+	/* Each entry: the group number in two bytes, then the name. */
+	for (uint32_t i = 0; i < n; i++)
+		names[i] = (const char *)(table + i * entry + 2);
+	*out = (struct capture_names){ names, n };
 	return 0;
+}
+
+int regex_expr_compile(const void *regex, const char *text, struct expr *out, char *err, size_t errlen)
+{
+	struct capture_names names = { NULL, 0 };
+	int rc;
+
+	if (regex != NULL && regex_capture_names(regex, &names) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = expr_compile_captures(text, &names, out, err, errlen);
+	free((void *)(uintptr_t)names.names);
+	return rc;
 }
 
 int location_title_read(struct httpd_config *config, struct httpd_location *loc)

@@ -14,6 +14,7 @@
 #include "config.h"
 
 struct httpd_pool;
+struct expr;
 
 /* What the last regex that matched captured: $1 ... $9 and named groups. */
 struct captures {
@@ -49,8 +50,12 @@ void regex_free(void *regex);
 bool regex_match(const void *regex, const char *subject, size_t len, struct httpd_pool *pool, struct captures *cap);
 /* The number of the group called name in regex, or -1. */
 int regex_group_number(const void *regex, const char *name);
-/* The named groups of pattern (for expressions that name them), or -1 if it does not compile. */
-int regex_group_names(const char *pattern, bool caseless, const char ***names, size_t *count);
+/*
+ * Compiles text as an expression where $1 ... $9 and the named groups of
+ * regex (NULL: none) may stand, for the rule or location the regex is
+ * theirs: 0, or -1 with the reason in err.
+ */
+int regex_expr_compile(const void *regex, const char *text, struct expr *out, char *err, size_t errlen);
 
 /* The path a location's root serves for path: after the prefix of a prefix location, else the whole path. */
 const char *location_rest(const struct httpd_location *loc, const char *path, struct httpd_pool *pool);

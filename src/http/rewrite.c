@@ -52,62 +52,6 @@ static int rewrite_split(char *copy, char **regex, char **replacement, enum rewr
 	return 0;
 }
 
-static void names_free(const char **names, size_t count)
-{
-	for (size_t i = 0; i < count; i++)
-		free((char *)(uintptr_t)names[i]);
-	free(names);
-}
-
-/* Compiles one rule; with config NULL only checks it (while the file is read). */
-static int rewrite_compile(struct httpd_config *config, const char *text, struct rewrite_rule *rule, char *err,
-                           size_t errlen)
-{
-	char *copy = strdup(text), *regex, *replacement, why[512];
-	const char **names = NULL;
-	size_t count = 0;
-	struct capture_names cn;
-	int rc = -1;
-
-	if (copy == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	memset(rule, 0, sizeof(*rule));
-	if (rewrite_split(copy, &regex, &replacement, &rule->flag, err, errlen) < 0)
-		goto out;
-	if ((rule->regex = regex_compile(config, regex, false, why, sizeof(why))) == NULL) {
-		snprintf(err, errlen, "%s", why);
-		goto out;
-	}
-	if (config == NULL) {
-		regex_free(rule->regex);
-		rule->regex = NULL;
-	}
-	(void)regex_group_names(regex, false, &names, &count);
-	cn = (struct capture_names){ names, count };
-	if (expr_compile_captures(replacement, &cn, &rule->replacement, why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "replacement \"%s\": %s", replacement, why);
-		goto out;
-	}
-	rule->absolute = strncmp(replacement, "http://", 7) == 0 || strncmp(replacement, "https://", 8) == 0 ||
-	                 strncmp(replacement, "$scheme", 7) == 0;
-	if (config == NULL)
-		expr_free(&rule->replacement);
-	rc = 0;
-out:
-	names_free(names, count);
-	free(copy);
-	return rc;
-}
-
-static int rewrite_check(const char *text, char *err, size_t errlen)
-{
-	struct rewrite_rule rule;
-
-	return rewrite_compile(NULL, text, &rule, err, errlen);
-}
-
 /*
  * The first path segment every path the rule's regex matches starts with
  * ("^/blog/(\\d+)$": "/blog"), or 0 when there is none to rely on: an
@@ -143,112 +87,155 @@ static size_t rule_segment(const char *regex, char *out, size_t size)
 	return 0;
 }
 
+/* Compiles one rule; with config NULL only checks it (while the file is read). */
+static int rewrite_compile(struct httpd_config *config, const char *text, struct rewrite_rule *rule, char *err,
+                           size_t errlen)
+{
+	char *copy = strdup(text), *regex, *replacement, why[512], seg[256];
+	int rc = -1;
+
+	if (copy == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memset(rule, 0, sizeof(*rule));
+	if (rewrite_split(copy, &regex, &replacement, &rule->flag, err, errlen) < 0)
+		goto out;
+	if ((rule->regex = regex_compile(config, regex, false, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "%s", why);
+		goto out;
+	}
+	if (regex_expr_compile(rule->regex, replacement, &rule->replacement, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "replacement \"%s\": %s", replacement, why);
+		goto out;
+	}
+	rule->absolute = strncmp(replacement, "http://", 7) == 0 || strncmp(replacement, "https://", 8) == 0 ||
+	                 strncmp(replacement, "$scheme", 7) == 0;
+	if ((rule->segment_len = rule_segment(regex, seg, sizeof(seg))) > 0 &&
+	    (rule->segment = strndup(seg, rule->segment_len)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (config == NULL) {   /* a check only: nothing is kept */
+		if (rule->regex != NULL)
+			regex_free(rule->regex);
+		expr_free(&rule->replacement);
+		free(rule->segment);
+	}
+	free(copy);
+	return rc;
+}
+
+static int rewrite_check(const char *text, char *err, size_t errlen)
+{
+	struct rewrite_rule rule;
+
+	return rewrite_compile(NULL, text, &rule, err, errlen);
+}
+
 static void set_release(void *p)
 {
 	struct rewrite_set *set = p;
 
-	for (size_t i = 0; i < set->count; i++)
+	for (size_t i = 0; i < set->count; i++) {
 		expr_free(&set->rules[i].replacement);
-	for (size_t i = 0; i <= set->by_segment.mask && set->by_segment.slots != NULL; i++)
-		if (set->by_segment.slots[i].name != NULL) {
-			free((char *)(uintptr_t)set->by_segment.slots[i].name);
-			free((void *)(uintptr_t)set->by_segment.slots[i].value);
-		}
+		free(set->rules[i].segment);
+	}
+	for (size_t i = 0; set->lists != NULL && i < set->count && set->lists[i] != NULL; i++)
+		free(set->lists[i]);
 	name_table_free(&set->by_segment);
+	free(set->lists);
 	free(set->always);
 	free(set->rules);
 	free(set);
 }
 
-static int list_push(struct rule_list **list, uint32_t index)
+static struct rule_list *list_new(size_t capacity)
 {
-	size_t n = *list != NULL ? (*list)->count : 0;
-	struct rule_list *grown = realloc(*list, sizeof(**list) + (n + 1) * sizeof(uint32_t));
+	struct rule_list *list = malloc(sizeof(*list) + capacity * sizeof(uint32_t));
 
-	if (grown == NULL)
-		return -1;
-	grown->count = n + 1;
-	grown->index[n] = index;
-	*list = grown;
-	return 0;
+	if (list != NULL)
+		list->count = 0;
+	return list;
 }
 
-/* Files each rule under the segment it needs, or under always. */
-static int set_index(struct rewrite_set *set, char *const *regexes)
+/*
+ * Files each rule under the segment it needs, or under always: the lists
+ * numbered as their segments first appear, sized in a first pass.
+ */
+static int set_index(struct rewrite_set *set)
 {
-	if (name_table_init(&set->by_segment, set->count) < 0)
-		return -1;
-	for (uint32_t i = 0; i < set->count; i++) {
-		char seg[256];
-		size_t len = rule_segment(regexes[i], seg, sizeof(seg));
-		struct rule_list *list;
-		char *key;
+	size_t *sizes = calloc(set->count + 1, sizeof(*sizes)), always = 0, lists = 0;
+	uint32_t *list_of = calloc(set->count + 1, sizeof(*list_of));
+	int rc = -1;
 
-		if (len == 0) {
-			if (list_push(&set->always, i) < 0)
-				return -1;
+	set->lists = calloc(set->count + 1, sizeof(*set->lists));
+	if (sizes == NULL || list_of == NULL || set->lists == NULL || name_table_init(&set->by_segment, set->count) < 0)
+		goto out;
+	for (size_t i = 0; i < set->count; i++) {
+		const struct rewrite_rule *rule = &set->rules[i];
+		struct rule_list *const *slot;
+
+		if (rule->segment == NULL) {
+			list_of[i] = UINT32_MAX;
+			always++;
 			continue;
 		}
-		list = (struct rule_list *)(uintptr_t)name_table_find(&set->by_segment, seg, len);
-		if (list != NULL) {
-			/* Grown in place: the table keeps the pointer, so make room by moving, then re-point. */
-			struct rule_list *grown = list;
-
-			if (list_push(&grown, i) < 0)
-				return -1;
-			for (size_t k = 0; k <= set->by_segment.mask; k++)
-				if (set->by_segment.slots[k].value == list)
-					set->by_segment.slots[k].value = grown;
-			continue;
+		slot = name_table_find(&set->by_segment, rule->segment, rule->segment_len);
+		if (slot == NULL) {
+			slot = &set->lists[lists];
+			(void)name_table_add(&set->by_segment, rule->segment, rule->segment_len, slot);
+			lists++;
 		}
-		if ((key = strndup(seg, len)) == NULL || list_push(&list, i) < 0) {
-			free(key);
-			return -1;
-		}
-		(void)name_table_add(&set->by_segment, key, len, list);
+		list_of[i] = (uint32_t)(slot - set->lists);
+		sizes[list_of[i]]++;
 	}
-	return 0;
+	for (size_t k = 0; k < lists; k++)
+		if ((set->lists[k] = list_new(sizes[k])) == NULL)
+			goto out;
+	if ((set->always = list_new(always)) == NULL)
+		goto out;
+	for (uint32_t i = 0; i < set->count; i++) {
+		struct rule_list *list = list_of[i] == UINT32_MAX ? set->always : set->lists[list_of[i]];
+
+		list->index[list->count++] = i;
+	}
+	rc = 0;
+out:
+	free(sizes);
+	free(list_of);
+	return rc;
 }
 
 static int rewrites_build(const struct directive_use *use)
 {
 	size_t n = httpd_conf_count(use->from, "rewrite");
 	struct rewrite_set *set;
-	char err[512], **regexes;
-	int rc = -1;
+	char err[512];
 
 	if (n == 0)
 		return 0;
 	set = calloc(1, sizeof(*set));
-	if (set == NULL || config_own(use->config, set, set_release) < 0)
+	if (set == NULL || config_own(use->config, set, set_release) < 0 ||
+	    (set->rules = calloc(n, sizeof(*set->rules))) == NULL)
 		return -1;
-	set->rules = calloc(n, sizeof(*set->rules));
-	regexes = calloc(n, sizeof(*regexes));
-	if (set->rules == NULL || regexes == NULL)
-		goto out;
 	for (size_t i = 0; i < n; i++) {
-		const char *text = httpd_conf_list_str(use->from, "rewrite", i);
-
-		if (rewrite_compile(use->config, text, &set->rules[i], err, sizeof(err)) < 0) {
+		if (rewrite_compile(use->config, httpd_conf_list_str(use->from, "rewrite", i), &set->rules[i], err,
+		                    sizeof(err)) < 0) {
 			config_error(use->file, use->line, "rewrite: %s", err);
-			goto out;
+			return -1;
 		}
 		set->count++;
-		if ((regexes[i] = strndup(text + strspn(text, " \t"), strcspn(text + strspn(text, " \t"), " \t"))) == NULL)
-			goto out;
 	}
-	if (set_index(set, regexes) < 0)
-		goto out;
+	if (set_index(set) < 0)
+		return -1;
 	if (use->location != NULL)
 		use->location->rewrites = set;
 	else
 		use->server->rewrites = set;
-	rc = 0;
-out:
-	for (size_t i = 0; regexes != NULL && i < n; i++)
-		free(regexes[i]);
-	free(regexes);
-	return rc;
+	return 0;
 }
 
 /* "CODE [TEXT]": the status, and where the text starts (NULL: none). */
@@ -281,31 +268,15 @@ static int return_check(const char *text, char *err, size_t errlen)
 	return return_split(text, &status, &rest, err, errlen);
 }
 
-/* The named groups expressions of a location may use: its own regex's. */
-static void location_names(const struct httpd_location *loc, const char ***names, size_t *count)
-{
-	*names = NULL;
-	*count = 0;
-	if (loc != NULL && loc->kind == LOCATION_REGEX)
-		(void)regex_group_names(loc->path, loc->prefix[1] == '*', names, count);
-}
-
 /* An expression of a location or server block, with the captures its regex may give; reported at its line. */
 static int expr_compile_for(const struct directive_use *use, const char *text, struct expr *out, const char *what)
 {
-	const char **names;
-	size_t count;
-	struct capture_names cn;
 	char err[512];
-	int rc;
 
-	location_names(use->location, &names, &count);
-	cn = (struct capture_names){ names, count };
-	rc = expr_compile_captures(text, &cn, out, err, sizeof(err));
-	names_free(names, count);
-	if (rc < 0)
-		config_error(use->file, use->line, "%s: %s", what, err);
-	return rc;
+	if (regex_expr_compile(use->location != NULL ? use->location->regex : NULL, text, out, err, sizeof(err)) == 0)
+		return 0;
+	config_error(use->file, use->line, "%s: %s", what, err);
+	return -1;
 }
 
 static void return_release(void *p)
@@ -434,7 +405,8 @@ int rewrite_finish(struct httpd_config *config)
 			const struct httpd_location *loc = &srv->locations[j];
 
 			for (size_t k = 0; k < loc->try_count; k++)
-				if (loc->tries[k].named != NULL && location_named(srv, loc->tries[k].named) == NULL) {
+				if (loc->tries[k].named != NULL &&
+				    (loc->tries[k].named_loc = location_named(srv, loc->tries[k].named)) == NULL) {
 					config_error(loc->file, loc->line, "location \"%s\": try_files names %s, which is no location "
 					             "of its server", loc->prefix, loc->tries[k].named);
 					rc = -1;

@@ -9,6 +9,8 @@
 
 #include "variable.h"
 
+struct httpd_location;
+
 /* Internal redirects of one request: rewrite "last" and try_files fallbacks. */
 #define REDIRECTS_MAX 10
 
@@ -19,6 +21,8 @@ struct rewrite_rule {
 	struct expr        replacement;
 	enum rewrite_flag  flag;
 	bool               absolute;   /* http://, https:// or $scheme: a redirect whatever the flag */
+	char              *segment;    /* the first path segment every match starts with ("/blog"), or NULL */
+	size_t             segment_len;
 };
 
 /* Rules by the first segment of the paths they can match, so a map of 1,000 rules costs one lookup. */
@@ -30,7 +34,8 @@ struct rule_list {
 struct rewrite_set {
 	struct rewrite_rule *rules;
 	size_t               count;
-	struct name_table    by_segment;   /* "/blog" -> the rules only paths under /blog can match */
+	struct name_table    by_segment;   /* "/blog" -> an entry of lists: the rules only paths under /blog match */
+	struct rule_list   **lists;
 	struct rule_list    *always;       /* the rules with no such segment: tried for every path */
 };
 
@@ -44,6 +49,7 @@ struct try_rule {
 	struct expr  expr;     /* a path to look for, or the fallback URI */
 	int          status;   /* "=404": the fallback is that status */
 	const char  *named;    /* "@name": the fallback is that location */
+	const struct httpd_location *named_loc;   /* ... found when the configuration loads */
 };
 
 static inline bool is_redirect_status(int status)

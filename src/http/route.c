@@ -17,7 +17,7 @@
 #include "rewrite_rules.h"
 
 /* The new path (and query) from a rewrite or a fallback URI: normalised again, as a request's. */
-static int uri_set(struct request *r, const char *uri, size_t len, bool keep_args)
+static int uri_set(struct request *r, const char *uri, size_t len)
 {
 	const char *q = memchr(uri, '?', len);
 	size_t path_len = q != NULL ? (size_t)(q - uri) : len;
@@ -41,7 +41,7 @@ static int uri_set(struct request *r, const char *uri, size_t len, bool keep_arg
 		/* nginx's rule: new arguments, then the request's (a replacement ending in '?' drops them). */
 		if (args_len == 0)
 			r->req.query = NULL;
-		else if (keep_args && r->req.query != NULL)
+		else if (r->req.query != NULL)
 			r->req.query = httpd_pool_printf(r->pool, "%.*s&%s", (int)args_len, args, r->req.query);
 		else
 			r->req.query = pool_strndup(r->pool, args, args_len);
@@ -74,7 +74,7 @@ static int rule_run(struct request *r, const struct rewrite_rule *rule, bool *ch
 		return 500;
 	if (rule->absolute || rule->flag == REWRITE_REDIRECT || rule->flag == REWRITE_PERMANENT)
 		return redirect(r, rule->flag == REWRITE_PERMANENT ? 301 : 302, v);
-	if ((rc = uri_set(r, v, len, true)) != 0)
+	if ((rc = uri_set(r, v, len)) != 0)
 		return rc;
 	*changed = true;
 	*done = rule->flag == REWRITE_LAST || rule->flag == REWRITE_BREAK;
@@ -107,15 +107,26 @@ static uint32_t first_from(const struct rule_list *list, uint32_t pos)
  */
 static int rules_run(struct request *r, const struct rewrite_set *set, bool *changed, bool *stop)
 {
+	const char *looked_up = NULL;
+	const struct rule_list *seg = NULL;
 	uint32_t pos = 0;
 	bool done = false;
 
 	for (;;) {
-		const char *path = r->req.path;
-		const struct rule_list *seg = set->by_segment.count > 0
-		    ? name_table_find(&set->by_segment, path, strcspn(path + 1, "/") + 1) : NULL;
-		uint32_t a = first_from(seg, pos), b = first_from(set->always, pos), next = a < b ? a : b;
+		uint32_t a, b, next;
 		int rc;
+
+		/* The path's own rules, looked up again only when a rule moved it. */
+		if (r->req.path != looked_up && set->by_segment.count > 0) {
+			struct rule_list *const *slot;
+
+			looked_up = r->req.path;
+			slot = name_table_find(&set->by_segment, looked_up, strcspn(looked_up + 1, "/") + 1);
+			seg = slot != NULL ? *slot : NULL;
+		}
+		a = first_from(seg, pos);
+		b = first_from(set->always, pos);
+		next = a < b ? a : b;
 
 		if (next == UINT32_MAX)
 			return 0;
@@ -165,7 +176,12 @@ static int location_enter(struct request *r, const struct httpd_location *loc)
 	return r->req.path_rest != NULL ? 0 : 500;
 }
 
-int rewrite_named(struct request *r)
+/*
+ * The rules of the location r is in, then its return: 0 to stay, a status,
+ * REQUEST_ANSWERED, or ROUTE_AGAIN when the path moved ("last", or rules
+ * without a flag): the location is chosen again.
+ */
+static int location_rules(struct request *r)
 {
 	const struct httpd_location *loc = r->loc;
 	bool changed = false, stop = false;
@@ -175,11 +191,14 @@ int rewrite_named(struct request *r)
 		return rc;
 	if (changed && !stop)
 		return redirected(r) != 0 ? 500 : ROUTE_AGAIN;
-	if (changed && (rc = location_enter(r, loc)) != 0)
+	if (changed && (rc = location_enter(r, loc)) != 0)   /* break: stay, with the new path */
 		return rc;
-	if (loc->ret != NULL)
-		return return_answer(r, loc->ret);
-	return 0;
+	return loc->ret != NULL ? return_answer(r, loc->ret) : 0;
+}
+
+int rewrite_named(struct request *r)
+{
+	return location_rules(r);
 }
 
 int rewrite_route(struct request *r)
@@ -195,29 +214,16 @@ int rewrite_route(struct request *r)
 	}
 	if (r->redirects == 0 && srv->ret != NULL)
 		return return_answer(r, srv->ret);
-	for (;;) {
+	do {
 		const struct httpd_location *loc = location_find(srv, r->req.path, strlen(r->req.path), r->pool,
 		                                                 &r->captures);
-		bool changed = false, stop = false;
 
 		if (loc == NULL)
 			return 404;
 		if ((rc = location_enter(r, loc)) != 0)
 			return rc;
-		if (loc->rewrites != NULL && (rc = rules_run(r, loc->rewrites, &changed, &stop)) != 0)
-			return rc;
-		if (changed && !stop) {
-			/* last, or the rules ran out after changing the path: choose the location again */
-			if ((rc = redirected(r)) != 0)
-				return rc;
-			continue;
-		}
-		if (changed && (rc = location_enter(r, loc)) != 0)   /* break: stay, with the new path */
-			return rc;
-		if (loc->ret != NULL)
-			return return_answer(r, loc->ret);
-		return 0;
-	}
+	} while ((rc = location_rules(r)) == ROUTE_AGAIN);
+	return rc;
 }
 
 /* Whether rel (beneath loc's root, as the static handler opens it) is a regular file, or a directory. */
@@ -270,13 +276,9 @@ int rewrite_try_files(struct request *r)
 	if (last->status > 0)
 		return last->status;
 	if (last->named != NULL) {
-		const struct httpd_location *named = location_named(r->server, last->named);
-
-		if (named == NULL)
-			return 500;
 		if ((rc = redirected(r)) != 0)
 			return rc;
-		if ((rc = location_enter(r, named)) != 0)
+		if ((rc = location_enter(r, last->named_loc)) != 0)
 			return rc;
 		return ROUTE_NAMED;   /* in the named location now: its access rules, no try_files of its own */
 	}
@@ -284,7 +286,7 @@ int rewrite_try_files(struct request *r)
 		return 500;
 	if ((rc = redirected(r)) != 0)
 		return rc;
-	if ((rc = uri_set(r, v, len, true)) != 0)
+	if ((rc = uri_set(r, v, len)) != 0)
 		return rc;
 	return ROUTE_AGAIN;
 }

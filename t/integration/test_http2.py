@@ -128,6 +128,15 @@ def test_every_module_over_h2_in_the_seam():
         srv.file("site/sub/b.txt", "b")
         r = c.get("/listing/sub/")
         assert r.status == 200 and b"a.txt" in r.body and b"b.txt" in r.body, r
+        # issue 37's directives: return, a rewrite's redirect, try_files, expires, add_header, a regex refusal
+        r = c.get("/robots.txt")
+        assert r.status == 200 and bytes(r.body) == b"User-agent: *" and r.header("x-frame-options") == "DENY", r
+        r = c.get("/old-site/spa/")
+        assert r.status == 301 and r.header("location") == "/spa/", r
+        r = c.get("/spa/deep/link")
+        assert r.status == 200 and bytes(r.body) == b"<main>spa</main>\n", r
+        assert r.header("cache-control") == "max-age=3600" and r.header("x-content-type-options") == "nosniff", r
+        assert c.response(c.request("PUT", "/uploads/x.php", body=b"<?php")).status == 403
         # echo: a body of 1 MiB comes back
         body = os.urandom(1 << 20)
         r = c.response(c.request("POST", "/echo", headers=[("accept", "application/json")], body=body))
