@@ -4,7 +4,8 @@
  *   location "/" { handler = "static"  root = "/var/www/html" }
  *
  * Validators, conditional and range requests come from the core
- * (httpd_respond_file), and on-the-fly gzip from the core's gzip filter;
+ * (httpd_respond_file), on-the-fly compression from compress and the coding
+ * modules;
  * this module maps paths to files, picks index files and precompressed
  * variants, lists directories (on the worker's thread pool), and takes
  * PUT bodies as they stream in, committing them with fsync and rename off
@@ -116,31 +117,36 @@ fail:
 }
 
 /*
- * A precompressed sibling (name.br, name.gz) the client accepts, newer than
- * or as new as the file itself; NULL if none.  Through the open-file cache,
- * so a sibling that does not exist costs no syscall either.
+ * A precompressed sibling (name.zst, name.br, name.gz) in the coding the
+ * client prefers (ties: the location's compress order), newer than or as
+ * new as the file itself; NULL if none.  Through the open-file cache, so a
+ * sibling that does not exist costs no syscall either.
  */
 static const struct httpd_file *precompressed_open(int dirfd, const char *rel, const struct stat *orig,
                                                    struct httpd_request *req, const char **coding)
 {
-	static const char *const codings[][2] = { { "br", ".br" }, { "gzip", ".gz" } };
+	static const char *const suffixes[][2] = { { "zstd", ".zst" }, { "br", ".br" }, { "gzip", ".gz" } };
+	const char *codings[3];
+	size_t n;
 
 	/* Most clients of a busy file send no Accept-Encoding: one look, not one per coding. */
 	if (httpd_request_header(req, "Accept-Encoding") == NULL)
 		return NULL;
-	for (size_t i = 0; i < 2; i++) {
+	n = httpd_request_codings(req, codings, 3);
+	for (size_t i = 0; i < n; i++) {
 		const struct httpd_file *z;
+		const char *suffix = NULL;
 		char *name;
 
-		if (!httpd_request_accepts_encoding(req, codings[i][0]))
-			continue;
-		name = httpd_pool_printf(req->pool, "%s%s", rel, codings[i][1]);
-		if (name == NULL)
+		for (size_t j = 0; j < 3; j++)
+			if (strcmp(codings[i], suffixes[j][0]) == 0)
+				suffix = suffixes[j][1];
+		if (suffix == NULL || (name = httpd_pool_printf(req->pool, "%s%s", rel, suffix)) == NULL)
 			return NULL;
 		z = httpd_file_open(req, dirfd, name);
 		if (z != NULL && S_ISREG(httpd_file_stat(z)->st_mode) &&
 		    httpd_file_stat(z)->st_mtime >= orig->st_mtime) {
-			*coding = codings[i][0];
+			*coding = codings[i];
 			return z;
 		}
 	}

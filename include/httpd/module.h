@@ -37,8 +37,11 @@ extern "C" {
  * Minor 1: option types SIZE, DURATION and ENUM, and bounds (min, max).
  * Minor 2: variables a module offers (httpd_module_variable), and
  * expressions (HTTPD_OPT_EXPR, httpd_conf_expr, httpd_expr_eval).
+ * Minor 3: body filters (httpd_hook_body_filter, httpd_body_pull,
+ * httpd_body_read) and content codings (httpd_module_content_coding,
+ * httpd_response_coding).
  */
-#define HTTPD_MODULE_ABI_MINOR 2
+#define HTTPD_MODULE_ABI_MINOR 3
 
 #define HTTPD_MODULE_ABI_SYMBOL  "httpd_module_abi"
 #define HTTPD_MODULE_ABI_MINOR_SYMBOL "httpd_module_abi_minor"
@@ -282,6 +285,69 @@ void httpd_hook_body(struct httpd_module_api *api, httpd_body_fn fn);
 void httpd_hook_filter(struct httpd_module_api *api, httpd_filter_fn fn);
 void httpd_hook_log(struct httpd_module_api *api, httpd_log_fn fn);
 
+/*
+ * minor 3: body filters.  A response body reaches the client through a
+ * chain: the handler's body (a buffer, a file, a stream) first, then the
+ * body filters of the location's modules (its checks, its handler, then its
+ * filter list, in that order), then the content coding the core negotiated
+ * (compression), then the protocol (HTTP/1.1 chunks or HTTP/2 DATA frames).
+ *
+ * Each link is pulled by the one after it when the client can take more,
+ * so back-pressure is free: a filter is asked for output only when there
+ * is room for it.  A piece of body is a chunk: bytes in memory, or a range
+ * of a file (data NULL), which the core sends with sendfile when it reaches
+ * the end of the chain unchanged.
+ */
+struct httpd_chunk {
+	const void *data;    /* len bytes in memory, or NULL for a file range */
+	size_t      len;
+	int         fd;      /* file range: len bytes of fd from offset (fd is not the filter's) */
+	off_t       offset;
+};
+/* What a filter reads from: the body as the links before it left it. */
+struct httpd_body;
+/*
+ * The next piece of the body, at most max bytes (max > 0), consumed by the
+ * call: 1 with *chunk set (valid until the next pull), 0 at the end of the
+ * body, HTTPD_STREAM_AGAIN when none is ready yet (the core asks again
+ * after httpd_response_stream_wake), -1 on an error (already logged).
+ */
+int     httpd_body_pull(struct httpd_body *in, struct httpd_chunk *chunk, size_t max);
+/* The same as bytes: a file range is read into buf.  Bytes copied, 0, HTTPD_STREAM_AGAIN or -1. */
+ssize_t httpd_body_read(struct httpd_body *in, void *buf, size_t len);
+/*
+ * Per response, after the handler and the header filters, before the head
+ * is built: HTTPD_OK joins the chain for this response with state in *ctx
+ * (allocate it from req->pool; register cleanups with httpd_pool_cleanup),
+ * HTTPD_DECLINED stays out, a status answers with an error instead.  It
+ * may change the response's headers.  A filter that changes the body's
+ * length need do nothing about Content-Length: a response any filter joins
+ * is sent without one (chunked on HTTP/1.1).  Not called for responses
+ * without a body (HEAD, 204, 304, an empty body).
+ */
+typedef int (*httpd_body_filter_start_fn)(void *data, struct httpd_request *req, struct httpd_response *res,
+                                          void **ctx);
+/*
+ * The filter's output: the next chunk of at most max bytes into *out, with
+ * the returns of httpd_body_pull.  It pulls its input from in as it needs;
+ * passing a chunk on unchanged keeps a file range a file range.  Memory it
+ * returns must stay valid until its next call.  To hold the body until
+ * something else happens, return HTTPD_STREAM_AGAIN and call
+ * httpd_response_stream_wake then.
+ */
+typedef int (*httpd_body_filter_fn)(void *ctx, struct httpd_body *in, struct httpd_chunk *out, size_t max);
+void httpd_hook_body_filter(struct httpd_module_api *api, httpd_body_filter_start_fn start,
+                            httpd_body_filter_fn filter);
+/*
+ * minor 3: the module's body filter produces a content coding ("gzip",
+ * "br", "zstd").  The core negotiates codings (compress, compress_types,
+ * compress_min_length; Accept-Encoding with q-values), sets
+ * Content-Encoding, Vary and a weak ETag, and starts only the filter of the
+ * coding it chose, last in the chain.  Such a module is loaded by the
+ * compress directive, not by a location's filter list.
+ */
+void httpd_module_content_coding(struct httpd_module_api *api, const char *coding);
+
 typedef int (*httpd_module_init_fn)(struct httpd_module_api *api);
 
 /* Exports the ABI number and the module's registration function. */
@@ -301,6 +367,14 @@ const char *httpd_request_header(const struct httpd_request *req, const char *na
  * by name or through "*"?  (RFC 9110 §12.5.3)
  */
 int httpd_request_accepts_encoding(const struct httpd_request *req, const char *coding);
+/*
+ * minor 3: the content codings the client accepts, best first (RFC 9110
+ * §12.5.3: by q-value, then by the server's preference: the location's
+ * compress list, or zstd, br, gzip when it has none), at most max of them
+ * into out.  Returns how many; 0 without Accept-Encoding.  For choosing
+ * among precompressed files.
+ */
+size_t httpd_request_codings(const struct httpd_request *req, const char **out, size_t max);
 
 /* The body file (read it with pread) when the body was spilled to disk: its fd, else -1. */
 int httpd_request_body_fd(const struct httpd_request *req);
@@ -412,6 +486,12 @@ int  httpd_response_status(const struct httpd_response *res);
  * A NULL, or a name or value with CR, LF or NUL, is refused: -1.
  */
 int  httpd_response_add_header(struct httpd_response *res, const char *name, const char *value);
+/*
+ * minor 3: removes every header called name (case-insensitive) added so far,
+ * framing headers excepted; for a filter whose change of the body makes
+ * them wrong (ETag, Last-Modified, Accept-Ranges).  0, or -1 on a bad name.
+ */
+int  httpd_response_remove_header(struct httpd_response *res, const char *name);
 /* Value of a header added so far (case-insensitive), or NULL. */
 const char *httpd_response_header(const struct httpd_response *res, const char *name);
 /* The body is data[0..len); data must live as long as the request pool. */
@@ -450,16 +530,30 @@ void httpd_response_stream_wake(struct httpd_request *req);
  */
 int  httpd_response_tunnel(struct httpd_response *res, int fd, unsigned idle_ms, const void *pending,
                            size_t len);
+/*
+ * minor 3: the body's length as it stands, or -1 when it is not known
+ * before it is sent (a stream, or a body filters changed).  A coding module
+ * sizes its window by it.
+ */
+int64_t httpd_response_body_length(const struct httpd_response *res);
 /* Bytes of body sent so far (in the log phase: all of it). */
 uint64_t httpd_response_bytes_sent(const struct httpd_response *res);
 
 /*
- * Compresses a 200 body with gzip as it is sent (chunked on HTTP/1.1); the
- * ETag becomes weak.  level is zlib's, 1 to 9.  Does nothing to other
- * responses.  The gzip filter (location options gzip, gzip_level,
- * gzip_min_length) calls it for any handler; modules rarely need to.
+ * Asks for the gzip content coding of a 200 body whatever the location
+ * says (level 1 to 9), when the gzip module is loaded (a location of the
+ * configuration names gzip in compress, or has gzip = true): Content-Encoding,
+ * a weak ETag, the body compressed as it is sent.  0, or -1 when the gzip
+ * module is not loaded.  Kept for modules built before minor 3; the compress
+ * directive does this for every handler.
  */
 int  httpd_response_gzip(struct httpd_response *res, int level);
+/*
+ * minor 3: the content coding the core chose for this response ("gzip",
+ * "br", "zstd") and its level (compress_level) in *level, or NULL for none.
+ * For a coding module's filter start.
+ */
+const char *httpd_response_coding(const struct httpd_response *res, int *level);
 
 /*
  * 301 to the request path with '/' appended (query kept), as for a

@@ -15,6 +15,9 @@
 #include "siphash.h"
 #include "worker.h"
 
+/* Compressed copies kept per file: a coding at two levels, for each of the three codings. */
+#define FILE_MEMOS 6
+
 struct httpd_file {
 	int                dirfd;
 	char              *rel;         /* normalised, no leading '/' */
@@ -30,6 +33,13 @@ struct httpd_file {
 	size_t             fields_len;
 	char              *fields_type;
 	struct response_header field_list[4];
+	/* Its content compressed (compress): made by the first response that wanted each, never replaced. */
+	struct file_memo {
+		int    coding, level;
+		char  *data;
+		size_t len;
+	}                  memos[FILE_MEMOS];
+	size_t             memo_count;
 	uint64_t           validated_ms;
 	unsigned           refs;        /* requests using it, plus one while in the table */
 	bool               cached;
@@ -78,6 +88,8 @@ static void file_free(struct httpd_file *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f->content);
+	for (size_t i = 0; i < f->memo_count; i++)
+		free(f->memos[i].data);
 	free(f->fields);
 	free(f->rel);
 	free(f);
@@ -117,6 +129,8 @@ static void cache_remove(struct httpd_file *f)
 	f->cached = false;
 	cache.entries--;
 	cache.bytes -= f->content != NULL ? (uint64_t)f->st.st_size : 0;
+	for (size_t i = 0; i < f->memo_count; i++)
+		cache.bytes -= f->memos[i].len;
 	file_release(f);
 }
 
@@ -313,6 +327,34 @@ const char *file_cache_content(const struct httpd_file *f)
 {
 	return f->content;
 }
+
+static const char *memo_get(const void *key, int coding, int level, size_t *len)
+{
+	const struct httpd_file *f = key;
+
+	for (size_t i = 0; i < f->memo_count; i++) {
+		if (f->memos[i].coding == coding && f->memos[i].level == level) {
+			*len = f->memos[i].len;
+			return f->memos[i].data;
+		}
+	}
+	return NULL;
+}
+
+/* Never replaces a copy: a response still being sent may point into it. */
+static const char *memo_keep(const void *key, int coding, int level, char *data, size_t len)
+{
+	struct httpd_file *f = (struct httpd_file *)(uintptr_t)key;
+
+	if (f->memo_count == FILE_MEMOS)
+		return NULL;
+	f->memos[f->memo_count++] = (struct file_memo){ coding, level, data, len };
+	if (f->cached)
+		cache.bytes += len;
+	return data;
+}
+
+const struct body_memo_ops file_cache_memo = { memo_get, memo_keep };
 
 const char *file_cache_etag(const struct httpd_file *f)
 {

@@ -23,6 +23,8 @@ struct httpd_file;
 
 /* What the cache keeps besides the descriptor (for httpd_respond_cached_file). */
 const char *file_cache_content(const struct httpd_file *f);   /* NULL unless small */
+/* The compressed copies of a small file's content, kept with it (res->memo, key: the file). */
+extern const struct body_memo_ops file_cache_memo;
 const char *file_cache_etag(const struct httpd_file *f);
 const char *file_cache_last_modified(const struct httpd_file *f);
 /*

@@ -206,6 +206,7 @@ struct file_source {
 	int         fd;
 	bool        owned;
 	const char *content;   /* the whole file in memory, or NULL */
+	const struct httpd_file *file;   /* the open-file cache's, or NULL */
 };
 
 static void source_drop(struct file_source *src)
@@ -218,8 +219,13 @@ static void source_drop(struct file_source *src)
 static void source_body(struct httpd_response *res, const struct file_source *src, uint64_t offset,
                         uint64_t len)
 {
-	if (src->content != NULL)
+	if (src->content != NULL) {
 		httpd_response_set_body_buffer(res, src->content + offset, (size_t)len);
+		if (offset == 0 && src->file != NULL && len == (uint64_t)httpd_file_stat(src->file)->st_size) {
+			res->memo = &file_cache_memo;   /* the whole file: its compressed copies are kept with it */
+			res->memo_key = src->file;
+		}
+	}
 	else if (src->owned)
 		httpd_response_set_body_file(res, src->fd, (off_t)offset, (off_t)len);
 	else
@@ -287,6 +293,8 @@ static bool respond_prebuilt(const struct httpd_request *req, struct httpd_respo
 		return false;
 	response_fields_prebuilt(res, text, len, fields, count);
 	httpd_response_set_body_buffer(res, content, (size_t)httpd_file_stat(file)->st_size);
+	res->memo = &file_cache_memo;
+	res->memo_key = file;
 	return true;
 }
 
@@ -363,7 +371,7 @@ int httpd_respond_cached_file(const struct httpd_request *req, struct httpd_resp
                               const char *etag_suffix)
 {
 	const struct stat *st = httpd_file_stat(file);
-	struct file_source src = { .fd = httpd_file_fd(file), .content = file_cache_content(file) };
+	struct file_source src = { .fd = httpd_file_fd(file), .content = file_cache_content(file), .file = file };
 	const char *etag;
 
 	if (etag_suffix == NULL && respond_prebuilt(req, res, file, content_type))

@@ -96,3 +96,15 @@ void httpd_hook_log(struct httpd_module_api *api, httpd_log_fn fn)
 {
 	api->log = fn;
 }
+
+void httpd_hook_body_filter(struct httpd_module_api *api, httpd_body_filter_start_fn start,
+                            httpd_body_filter_fn filter)
+{
+	api->body_filter_start = start;
+	api->body_filter = filter;
+}
+
+void httpd_module_content_coding(struct httpd_module_api *api, const char *coding)
+{
+	api->coding = coding;
+}

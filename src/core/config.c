@@ -308,6 +308,7 @@ static const struct directive core_rows[] = {
 	{ "default_server", SERVER, DIRECTIVE_BOOL, "false", DIRECTIVE_SERVER_AT(is_default) },
 	{ "handler", LOCATION, DIRECTIVE_STR, NULL, .store = DIRECTIVE_IN_LOCATION },
 	{ "check", LOCATION, DIRECTIVE_LIST, "{}", 0, LOCATION_CHECKS_MAX, .store = DIRECTIVE_IN_LOCATION },
+	{ "filter", LOCATION, DIRECTIVE_LIST, "{}", 0, LOCATION_CHECKS_MAX, .store = DIRECTIVE_IN_LOCATION },
 	{ .name = NULL },
 };
 
@@ -518,7 +519,7 @@ static int modules_scan(const char *text, char **dir, struct module_ref **refs, 
 			if ((*dir = strdup(sc.tok)) == NULL)
 				return -1;
 		} else if (in_location && (depth == location_depth + 1 || depth == location_depth + 2) &&
-		           (strcmp(key, "handler") == 0 || strcmp(key, "check") == 0)) {
+		           (strcmp(key, "handler") == 0 || strcmp(key, "check") == 0 || strcmp(key, "filter") == 0)) {
 			struct module_ref *grown = realloc(*refs, (*count + 1) * sizeof(*grown));
 
 			if (grown == NULL)
@@ -529,7 +530,7 @@ static int modules_scan(const char *text, char **dir, struct module_ref **refs, 
 				return -1;
 			(*count)++;
 		}
-		if (strcmp(key, "check") != 0)
+		if (strcmp(key, "check") != 0 && strcmp(key, "filter") != 0)
 			key[0] = '\0';   /* a list keeps its key until its closing brace */
 	}
 	return 0;
@@ -651,12 +652,13 @@ static bool location_answers(cfg_t *sec)
 static int location_modules_load(struct httpd_config *config, struct httpd_location *loc, cfg_t *sec)
 {
 	const char *handler = cfg_getstr(sec, "handler");
-	unsigned nchecks = cfg_size(sec, "check");
+	unsigned nchecks = cfg_size(sec, "check"), nfilters = cfg_size(sec, "filter");
 	char err[1024];
 
 	loc->methods = ~0u;   /* without a handler, return answers every method */
 	loc->checks = calloc(nchecks ? nchecks : 1, sizeof(*loc->checks));
-	if (loc->checks == NULL)
+	loc->filters = calloc(nfilters ? nfilters : 1, sizeof(*loc->filters));
+	if (loc->checks == NULL || loc->filters == NULL)
 		return -1;
 	if (handler == NULL && !location_answers(sec)) {
 		config_error(loc->file, loc->line, "location \"%s\": no handler (handler = \"static\", ...)", loc->prefix);
@@ -682,6 +684,24 @@ static int location_modules_load(struct httpd_config *config, struct httpd_locat
 		}
 		loc->checks[loc->check_count++].mod = m;
 	}
+	for (unsigned i = 0; i < nfilters; i++) {
+		const char *name = cfg_getnstr(sec, "filter", i);
+		const struct module *m = module_load(config->module_dir, name, err, sizeof(err));
+
+		if (m == NULL || m->api.body_filter == NULL || m->api.coding != NULL) {
+			config_error(loc->file, loc->line, "location \"%s\": filter \"%s\": %s", loc->prefix, name,
+			             m == NULL ? err : m->api.coding != NULL ? "a content coding is chosen by compress, "
+			             "not listed as a filter" : "the module has no body filter");
+			return -1;
+		}
+		for (size_t j = 0; j < loc->filter_count; j++)
+			if (loc->filters[j].mod == m) {
+				config_error(loc->file, loc->line, "location \"%s\": filter \"%s\" is listed twice",
+				             loc->prefix, name);
+				return -1;
+			}
+		loc->filters[loc->filter_count++].mod = m;
+	}
 	/* $document_root and try_files: the handler's root, when it has one (cfg_getopt would complain of none). */
 	for (cfg_opt_t *o = sec->opts; o->name != NULL; o++)
 		if (strcmp(o->name, "root") == 0 && o->type == CFGT_STR && option_belongs("root", loc->handler.mod))
@@ -705,6 +725,8 @@ static int location_modules_configure(struct httpd_config *config, struct httpd_
 		ok = directive_table_row(DIRECTIVE_LOCATION, o->name) != NULL || option_belongs(o->name, loc->handler.mod);
 		for (size_t i = 0; i < loc->check_count && !ok; i++)
 			ok = option_belongs(o->name, loc->checks[i].mod);
+		for (size_t i = 0; i < loc->filter_count && !ok; i++)
+			ok = option_belongs(o->name, loc->filters[i].mod);
 		if (!ok) {
 			config_directive_origin(config, (const struct httpd_conf *)sec, o->name, &file, &line);
 			config_error(file, line, "location \"%s\": option \"%s\" is not one of handler \"%s\"", loc->prefix,
@@ -718,6 +740,9 @@ static int location_modules_configure(struct httpd_config *config, struct httpd_
 		rc = -1;
 	for (size_t i = 0; i < loc->check_count; i++)
 		if (location_module_configure(loc, &loc->checks[i], sec) < 0)
+			rc = -1;
+	for (size_t i = 0; i < loc->filter_count; i++)
+		if (location_module_configure(loc, &loc->filters[i], sec) < 0)
 			rc = -1;
 	return rc;
 }
@@ -999,6 +1024,10 @@ void config_free(struct httpd_config *config)
 			if (loc->checks[j].mod->api.release != NULL && loc->checks[j].data)
 				loc->checks[j].mod->api.release(loc->checks[j].data);
 		free(loc->checks);
+		for (size_t j = 0; j < loc->filter_count; j++)
+			if (loc->filters[j].mod->api.release != NULL && loc->filters[j].data)
+				loc->filters[j].mod->api.release(loc->filters[j].data);
+		free(loc->filters);
 	}
 	for (size_t i = config->module_count; i > 0; i--) {
 		struct server_module *sm = &config->modules[i - 1];

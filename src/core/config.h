@@ -71,11 +71,16 @@ struct httpd_location {
 	struct location_module  handler;
 	struct location_module *checks;
 	size_t                  check_count;
+	struct location_module *filters;        /* filter: body-filter modules, in order */
+	size_t                  filter_count;
 	unsigned                methods;        /* what the handler accepts here */
 	uint64_t                max_body_size;
-	bool                    gzip;           /* the gzip filter */
+	bool                    gzip;           /* gzip = true: compress = {"gzip"} */
 	int                     gzip_level;
 	uint64_t                gzip_min_length;
+	uint64_t                compress_min_length;
+	bool                    compress_min_length_set;
+	struct compress_conf   *compress;       /* http/compress.c: the codings offered here, or NULL */
 	bool                    access_log_off;          /* access_log = "off" */
 	int                     access_log_min_status;   /* log only responses with at least this status */
 	struct access_rule     *access;         /* access: ordered allow/deny rules, first match wins */

@@ -66,8 +66,14 @@ static int module_register(void *handle, struct httpd_module_api *api, const cha
 					return -1;
 				}
 	if (api->handler == NULL && api->check == NULL && api->body_check == NULL &&
-	    api->filter == NULL && api->log == NULL) {
-		snprintf(err, errlen, "%s: module registers no handler, check, filter or log hook", path);
+	    api->filter == NULL && api->log == NULL && api->body_filter == NULL) {
+		snprintf(err, errlen, "%s: module registers no handler, check, filter, body filter or log hook", path);
+		return -1;
+	}
+	if ((api->body_filter == NULL) != (api->body_filter_start == NULL) ||
+	    (api->coding != NULL && api->body_filter == NULL)) {
+		snprintf(err, errlen, "%s: a body filter needs both its start and filter functions, and a content "
+		         "coding needs a body filter", path);
 		return -1;
 	}
 	return 0;
@@ -147,6 +153,14 @@ fail:
 const struct module *module_first(void)
 {
 	return loaded;
+}
+
+const struct module *module_find(const char *name)
+{
+	for (const struct module *m = loaded; m != NULL; m = m->next)
+		if (strcmp(m->name, name) == 0)
+			return m;
+	return NULL;
 }
 
 void module_unload_all(void)

@@ -36,6 +36,10 @@ struct httpd_module_api {
 	struct { const char *name; httpd_variable_fn fn; } variables[HTTPD_MODULE_VARIABLES_MAX];
 	size_t                     variable_count;
 	bool                       variable_refused;   /* a bad name, or too many */
+	/* minor 3 */
+	httpd_body_filter_start_fn body_filter_start;
+	httpd_body_filter_fn       body_filter;
+	const char                *coding;            /* the content coding its body filter makes, or NULL */
 };
 
 struct module {
@@ -56,6 +60,8 @@ struct module {
 const struct module *module_load(const char *dir, const char *name, char *err, size_t errlen);
 /* Every module loaded so far, newest first. */
 const struct module *module_first(void);
+/* The loaded module called name, or NULL. */
+const struct module *module_find(const char *name);
 void module_unload_all(void);
 
 #endif

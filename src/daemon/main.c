@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "config.h"
+#include "compress.h"
 #include "http_directives.h"
 #include "listen.h"
 #include "log.h"
@@ -24,7 +25,8 @@
 
 /* The layers' directives, in the order their values are stored (the core's come first). */
 static const struct directive_table *const layer_tables[] = { &listen_directives, &http_directives, &rewrite_directives,
-	                                                       &header_directives, &tls_directives };
+	                                                       &header_directives, &compress_directives,
+	                                                       &tls_directives };
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0"
@@ -108,9 +110,9 @@ static int modules_list(const struct httpd_config *config)
 					snprintf(abi, sizeof(abi), "none");
 				dlclose(h);
 			}
-			for (size_t k = 0; k < config->module_count; k++)
-				if (strlen(config->modules[k].mod->name) == len - 3 &&
-				    strncmp(config->modules[k].mod->name, name, len - 3) == 0)
+			/* Loaded by the configuration: named by a location, or by compress. */
+			for (const struct module *m = module_first(); m != NULL; m = m->next)
+				if (strlen(m->name) == len - 3 && strncmp(m->name, name, len - 3) == 0)
 					used = true;
 			printf("%-16.*s %-6s %s\n", (int)(len - 3), name, abi, used ? "yes" : "no");
 		}

@@ -553,6 +553,9 @@ static const struct location_module *module_at(const struct httpd_config *cfg, s
 		if (k < loc->check_count)
 			return &loc->checks[k];
 		k -= loc->check_count;
+		if (k < loc->filter_count)
+			return &loc->filters[k];
+		k -= loc->filter_count;
 	}
 	return NULL;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "body_filter.h"
 #include "conn.h"
 #include "http_conn.h"
 #include "log.h"
@@ -412,6 +413,7 @@ static void http1_respond(struct request *r)
 	h->stream_waiting = false;
 	h->stream_buf = NULL;
 	h->file_left = 0;
+	h->crlf_owed = false;
 	switch (res->body) {
 	case BODY_BUFFER:
 		if (res->buf_len > 0) {
@@ -434,6 +436,7 @@ static void http1_respond(struct request *r)
 			}
 			/* A short read means the file changed: sendfile will notice and close. */
 		}
+		h->file_fd = res->fd;
 		h->file_off = res->file_offset;
 		h->file_left = res->file_len;
 		break;
@@ -447,11 +450,66 @@ static void http1_respond(struct request *r)
 	timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
 }
 
+/*
+ * The next piece of a filtered body: memory goes out from where the filter
+ * left it, a file range by sendfile, each a chunk of its own on HTTP/1.1.
+ */
+static bool chain_refill(struct conn *c, struct request *r)
+{
+	struct http1 *h = http1_of(c);
+	struct httpd_chunk chunk;
+	const char *crlf = h->crlf_owed ? "\r\n" : "";
+	int rc = body_chain_pull(&r->res, &chunk, SENDFILE_MAX);
+
+	if (rc == HTTPD_STREAM_AGAIN) {
+		h->stream_waiting = true;
+		timer_disarm(&c->timer);
+		return true;
+	}
+	if (rc < 0)
+		return false;
+	h->iov_idx = 0;
+	h->iov_cnt = 0;
+	h->crlf_owed = false;
+	if (rc == 0) {
+		h->stream_active = false;
+		if (h->chunked_out) {
+			h->iov[0].iov_base = h->chunk_head;
+			h->iov[0].iov_len = (size_t)snprintf(h->chunk_head, sizeof(h->chunk_head), "%s0\r\n\r\n", crlf);
+			h->iov_cnt = 1;
+		}
+		return true;
+	}
+	r->res.body_sent += chunk.len;
+	if (h->chunked_out) {
+		h->iov[0].iov_base = h->chunk_head;
+		h->iov[0].iov_len = (size_t)snprintf(h->chunk_head, sizeof(h->chunk_head), "%s%zx\r\n", crlf, chunk.len);
+		h->iov_cnt = 1;
+	}
+	if (chunk.data == NULL) {
+		h->file_fd = chunk.fd;
+		h->file_off = chunk.offset;
+		h->file_left = (off_t)chunk.len;
+		h->crlf_owed = h->chunked_out;
+		return true;
+	}
+	h->iov[h->iov_cnt].iov_base = (void *)(uintptr_t)chunk.data;
+	h->iov[h->iov_cnt++].iov_len = chunk.len;
+	if (h->chunked_out) {
+		h->iov[h->iov_cnt].iov_base = (void *)"\r\n";
+		h->iov[h->iov_cnt++].iov_len = 2;
+	}
+	return true;
+}
+
 /* Frames the next piece of a streamed body into iov; false on a module error. */
 static bool stream_refill(struct conn *c, struct request *r)
 {
 	struct http1 *h = http1_of(c);
 	ssize_t n;
+
+	if (r->res.chain != NULL)
+		return chain_refill(c, r);
 
 	if (h->stream_buf == NULL) {
 		h->stream_buf = pool_alloc(r->pool, STREAM_BUF_SIZE + 2);
@@ -614,8 +672,8 @@ static enum step write_response(struct conn *c)
 
 			if (!c->writable)
 				return STEP_AGAIN;
-			n = c->transport->sendfile(c, r->res.fd, &h->file_off, want,
-			                           !h->keep_alive && (off_t)want == h->file_left);
+			n = c->transport->sendfile(c, h->file_fd, &h->file_off, want,
+			                           !h->keep_alive && !h->stream_active && (off_t)want == h->file_left);
 			if (n < 0) {
 				enum step s = write_error(c, "sendfile");
 

@@ -40,9 +40,11 @@ struct http1 {
 	/* output */
 	int                iov_idx, iov_cnt;
 	struct iovec       iov[3];
+	int                file_fd;        /* what file_left bytes come from: the body's file, or a chain's range */
 	off_t              file_off, file_left;
+	bool               crlf_owed;      /* a chunk sent from a file still needs its closing CRLF */
 	char              *stream_buf;
-	char               chunk_head[24];
+	char               chunk_head[28];
 	struct tunnel     *tunnel;         /* H1_TUNNEL */
 };
 

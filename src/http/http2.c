@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <malloc.h>
 
+#include "body_filter.h"
 #include "http_parse.h"
 #include "http_response.h"
 #include "log.h"
@@ -57,6 +58,8 @@ struct h2_stream {
 	size_t               held_len, held_cap;
 	size_t               buf_off;        /* buffer body: bytes sent */
 	off_t                file_done;      /* file body: bytes sent */
+	int                  seg_fd;         /* the DATA frame made NO_COPY: its payload's file and offset */
+	off_t                seg_off;
 	char                *ahead;          /* file body over TLS: read ahead of the frames */
 	size_t               ahead_off, ahead_len;
 	struct h2_stream    *prev, *next;
@@ -677,16 +680,48 @@ static int send_file_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_
 {
 	struct h2_conn *h2 = user;
 	struct h2_stream *st = src->ptr;
-	struct httpd_response *res = &st->r->res;
 
 	(void)s;
 	(void)frame;   /* no padding is ever asked for (no select_padding callback) */
 	if (!out_append(h2, framehd, 9))
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	h2->seg = (struct h2_file_segment){ st->r, res->fd, res->file_offset + st->file_done - (off_t)length,
-	                                    (off_t)length, false, false };
+	h2->seg = (struct h2_file_segment){ st->r, st->seg_fd, st->seg_off, (off_t)length, false, false };
 	/* mem_send stops here: the payload is written before any later frame is made. */
 	return NGHTTP2_ERR_PAUSE;
+}
+
+/* A filtered body's next piece as one DATA frame: a file range without a copy on plain TCP. */
+static ssize_t chain_read(struct h2_stream *st, uint8_t *buf, size_t len, uint32_t *flags)
+{
+	struct httpd_chunk chunk;
+	int rc = body_chain_pull(&st->r->res, &chunk, len);
+
+	if (rc == HTTPD_STREAM_AGAIN) {
+		st->stream_waiting = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		return 0;
+	}
+	if (chunk.data != NULL) {
+		memcpy(buf, chunk.data, chunk.len);
+	} else if (st->h2->c->transport == &transport_tcp) {
+		st->seg_fd = chunk.fd;
+		st->seg_off = chunk.offset;
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	} else {
+		ssize_t got = pread(chunk.fd, buf, chunk.len, chunk.offset);
+
+		if (got != (ssize_t)chunk.len) {
+			httpd_log_request(HTTPD_LOG_ERR, &st->r->req, "reading the body's file: %s",
+			                  got < 0 ? strerror(errno) : "the file was truncated");
+			return -1;
+		}
+	}
+	return (ssize_t)chunk.len;
 }
 
 static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
@@ -713,6 +748,8 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 		if (left > 0 && st->h2->c->transport == &transport_tcp) {
 			/* Plain TCP: the payload goes by sendfile from send_file_data, never copied here. */
 			n = (off_t)len < left ? (ssize_t)len : (ssize_t)left;
+			st->seg_fd = res->fd;
+			st->seg_off = res->file_offset + st->file_done;
 			st->file_done += n;
 			*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 		} else if (left > 0) {
@@ -746,6 +783,14 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 		break;
 	}
 	case BODY_STREAM:
+		if (res->chain != NULL) {
+			n = chain_read(st, buf, len, flags);
+			if (n == NGHTTP2_ERR_DEFERRED)
+				return n;
+			if (n < 0)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+			break;
+		}
 		n = res->stream(res->stream_ctx, (char *)buf, len);
 		if (n == HTTPD_STREAM_AGAIN) {
 			st->stream_waiting = true;

@@ -482,10 +482,6 @@ static const struct directive http_rows[] = {
 	{ "http2_max_concurrent_streams", TOP, DIRECTIVE_INT, "128", 1, 1000000,
 	  DIRECTIVE_CONFIG(http2_max_concurrent_streams) },
 	{ "server_tokens", TOP, DIRECTIVE_BOOL, "true", DIRECTIVE_CONFIG(server_tokens) },
-	/* compression */
-	{ "gzip", LOCATION, DIRECTIVE_BOOL, "false", DIRECTIVE_LOCATION_AT(gzip) },
-	{ "gzip_level", LOCATION, DIRECTIVE_INT, "6", 1, 9, DIRECTIVE_LOCATION_AT(gzip_level) },
-	{ "gzip_min_length", LOCATION, DIRECTIVE_SIZE, "1024", 0, INT64_MAX, DIRECTIVE_LOCATION_AT(gzip_min_length) },
 	/* the access log: a file at the top level and in a server block, on or off in a location */
 	{ "access_log", TOP, DIRECTIVE_STR, HTTPD_LOGDIR "/access.log", .check = access_log_file_check,
 	  DIRECTIVE_CONFIG(access_log), .build = access_log_top_build },

@@ -49,6 +49,7 @@ void response_init(struct httpd_response *res, struct httpd_pool *pool)
 	res->fd = -1;
 	res->tunnel_fd = -1;
 	res->head_length = -1;
+	res->coding = -1;
 	res->pool = pool;
 }
 
@@ -59,6 +60,8 @@ void response_discard_body(struct httpd_response *res)
 	res->fd = -1;
 	res->body = BODY_NONE;
 	res->head_length = -1;
+	res->chain = NULL;   /* its links live in the pool; a source's file is closed by a pool cleanup */
+	res->memo = NULL;
 }
 
 void httpd_response_set_status(struct httpd_response *res, int status)
@@ -197,6 +200,16 @@ int httpd_response_add_header(struct httpd_response *res, const char *name, cons
 	return header_push_len(res, copy, (size_t)name_len, copy + name_len + 1, (size_t)value_len);
 }
 
+int httpd_response_remove_header(struct httpd_response *res, const char *name)
+{
+	ssize_t name_len = header_text_len(name);
+
+	if (name_len <= 0 || header_is_framing(name))
+		return -1;
+	response_header_remove(res, name);
+	return 0;
+}
+
 int response_header_push(struct httpd_response *res, const char *name, const char *value)
 {
 	return header_push_len(res, name, strlen(name), value, strlen(value));
@@ -230,6 +243,18 @@ void response_set_body_file_ref(struct httpd_response *res, int fd, off_t offset
 {
 	httpd_response_set_body_file(res, fd, offset, len);
 	res->fd_owned = false;
+}
+
+int64_t httpd_response_body_length(const struct httpd_response *res)
+{
+	if (res->chain != NULL)
+		return -1;
+	switch (res->body) {
+	case BODY_BUFFER: return (int64_t)res->buf_len;
+	case BODY_FILE:   return (int64_t)res->file_len;
+	case BODY_NONE:   return 0;
+	default:          return -1;
+	}
 }
 
 void httpd_response_set_head_length(struct httpd_response *res, off_t len)

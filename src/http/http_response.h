@@ -52,6 +52,20 @@ struct httpd_response {
 	size_t                  prebuilt_len;
 	const struct response_header *prebuilt_fields;
 	size_t                  prebuilt_count;
+	struct httpd_body      *chain;          /* body filters joined (http/body_filter.c): the last link, or NULL */
+	int                     coding;         /* the content coding chosen (enum coding), or -1 */
+	int                     coding_level;
+	/* A body whose keeper (the open-file cache) also keeps its compressed forms: how to ask it, or NULL. */
+	const struct body_memo_ops *memo;
+	const void             *memo_key;
+};
+
+/* What keeps a small body in memory offers the compression filter: its compressed copies. */
+struct body_memo_ops {
+	/* The body in coding at level, kept from an earlier response: its bytes, or NULL. */
+	const char *(*get)(const void *key, int coding, int level, size_t *len);
+	/* Keeps data (malloc'd; the keeper frees it) as the body in coding at level: its bytes, or NULL. */
+	const char *(*keep)(const void *key, int coding, int level, char *data, size_t len);
 };
 
 void response_init(struct httpd_response *res, struct httpd_pool *pool);

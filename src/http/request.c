@@ -7,11 +7,12 @@
 #include "access.h"
 #include "access_log.h"
 #include "auth_basic.h"
+#include "body_filter.h"
+#include "compress.h"
 #include "limit.h"
 #include "scoreboard.h"
 #include "async.h"
 #include "conn.h"
-#include "filter_gzip.h"
 #include "header_rules.h"
 #include "log.h"
 #include "log_format.h"
@@ -604,22 +605,64 @@ void httpd_request_finish(struct httpd_request *req, int rc)
 	r->out->finish(r);
 }
 
-/* The modules of r's location in order: the checks, then the handler. */
+/* The modules of r's location in order: the checks, the handler, then the filter list. */
 static const struct location_module *location_module(const struct httpd_location *loc, size_t i)
 {
-	return i < loc->check_count ? &loc->checks[i]
-	     : i == loc->check_count && loc->handler.mod != NULL ? &loc->handler : NULL;
+	if (i < loc->check_count)
+		return &loc->checks[i];
+	i -= loc->check_count;
+	if (loc->handler.mod != NULL && i-- == 0)
+		return &loc->handler;
+	return i < loc->filter_count ? &loc->filters[i] : NULL;
+}
+
+/* Whether a response will carry a body through the chain (not HEAD, 1xx, 204, 304 or empty). */
+static bool response_has_body(const struct request *r)
+{
+	const struct httpd_response *res = &r->res;
+
+	if (r->head.method == HTTPD_METHOD_HEAD || res->status < 200 || res->status == 204 || res->status == 304)
+		return false;
+	switch (res->body) {
+	case BODY_BUFFER: return res->buf_len > 0;
+	case BODY_FILE:   return res->file_len > 0;
+	case BODY_STREAM: return true;
+	default:          return false;
+	}
+}
+
+/* The body filters of the location's modules, in their order: each decides whether it joins. */
+static int body_filters_start(struct request *r)
+{
+	const struct location_module *lm;
+
+	if (!response_has_body(r))
+		return 0;
+	for (size_t i = 0; (lm = location_module(r->loc, i)) != NULL; i++) {
+		void *ctx = NULL;
+		int rc;
+
+		if (lm->mod->api.body_filter_start == NULL)
+			continue;
+		rc = lm->mod->api.body_filter_start(lm->data, &r->req, &r->res, &ctx);
+		if (rc == HTTPD_DECLINED)
+			continue;
+		if (rc != HTTPD_OK)
+			return status_checked(lm->mod, "body filter", rc, r);
+		if (body_chain_add(&r->req, &r->res, lm->mod->api.body_filter, ctx, lm->mod->name) < 0)
+			return 500;
+	}
+	return 0;
 }
 
 void request_respond(struct request *r)
 {
 	const struct httpd_location *loc = r->loc;
 	const struct location_module *lm;
+	int rc;
 
 	if (loc != NULL) {
 		for (size_t i = 0; (lm = location_module(loc, i)) != NULL; i++) {
-			int rc;
-
 			if (lm->mod->api.filter == NULL)
 				continue;
 			rc = lm->mod->api.filter(lm->data, &r->req, &r->res);
@@ -628,10 +671,16 @@ void request_respond(struct request *r)
 				return;
 			}
 		}
-		if (gzip_filter(loc, &r->req, &r->res) < 0) {
-			request_fail(r, 500);
+		rc = body_filters_start(r);
+		if (rc == 0)
+			rc = compress_apply(r);
+		if (rc != 0) {
+			request_fail(r, rc);
 			return;
 		}
+	} else if (r->res.coding >= 0 && (rc = compress_apply(r)) != 0) {
+		request_fail(r, rc);
+		return;
 	}
 	header_rules_apply(r);
 	r->out->respond(r);

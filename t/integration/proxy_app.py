@@ -37,6 +37,20 @@ def echo(path):
                 left -= len(piece)
                 yield piece
         return Response(gen(), mimetype="application/octet-stream", headers={"Content-Length": str(size)})
+    if path == "drip":
+        # the first part at once, the rest only once the test has seen it (or after 20 s)
+        gate = args.get("gate", "")
+        def drip():
+            yield b"first part of the stream\n" * 40
+            deadline = time.monotonic() + 20
+            while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            yield b"the rest, after the gate\n" * 40
+        return Response(drip(), mimetype="text/plain")
+    if path == "encoded":
+        import gzip as gzip_module
+        body = gzip_module.compress(b"already compressed by the app\n" * 100)
+        return Response(body, mimetype="text/plain", headers={"Content-Encoding": "gzip"})
     if path == "health":
         HEALTH_PROBES.append(time.monotonic())
         down = os.environ.get("APP_DOWN_FILE")
