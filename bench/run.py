@@ -32,7 +32,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -81,7 +80,17 @@ SCENARIOS = {
     "vhosts-5k":       ("1k.bin", 50, 1, False, False, "vhosts"),
     "locations-5k":    ("l4999/1k.bin", 50, 1, False, False, "locations"),
     "rewrite-1k":      ("1k.bin", 50, 1, False, False, "rewrites"),
+    # Compression on the fly (Accept-Encoding: br or gzip) of text files, against nginx's gzip and its
+    # brotli filter (libnginx-mod-http-brotli-filter) and h2o's compress, at the same levels (gzip 6, br 5);
+    # ka-1k-br has our server without compression beside it in the same rounds (prefork-httpd-plain).
+    "ka-1k-br":        ("1k.txt", 50, 1, False, False, "compress-br"),
+    "ka-100k-gzip":    ("100k.txt", 50, 1, False, False, "compress-gzip"),
+    "ka-100k-br":      ("100k.txt", 50, 1, False, False, "compress-br"),
 }
+COMPRESS = {"compress-br": "br", "compress-gzip": "gzip"}
+COMPRESS_LEVEL = {"br": 5, "gzip": 6}
+OURS_PLAIN = "prefork-httpd-plain"   # beside ka-1k-br's prefork-httpd, uncompressed, in the same rounds
+NGINX_BROTLI = "/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so"
 ROUTING = ("vhosts", "locations", "rewrites")
 ROUTING_BLOCKS = {"vhosts": 5000, "locations": 5000, "rewrites": 1000}
 OURS_ONE = "prefork-httpd-one"   # beside the routing scenarios' prefork-httpd, with one block
@@ -101,12 +110,13 @@ Sample = collections.namedtuple("Sample", "rps cpu client busy softirq")   # CPU
 Row = collections.namedtuple("Row", "rps cpu cpu_min cpu_max client busy softirq rounds")   # medians; rounds: Samples
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o", "strace": "strace",
                 "perf": "linux-perf", "h2load": "nghttp2-client", "apache2": "apache2",
-                "/usr/lib/lighttpd/mod_openssl.so": "lighttpd-mod-openssl"}
+                "/usr/lib/lighttpd/mod_openssl.so": "lighttpd-mod-openssl",
+                NGINX_BROTLI: "libnginx-mod-http-brotli-filter"}
 UPLOAD_ROUNDS = 3
 COUNTED = ("idle-10k", "syscalls-ka-1k", "upload-1g", "h2-idle-2k")   # measured once per server, not in timed rounds
 OURS_LOG_OFF = "prefork-httpd-log-off"   # beside ka-1k-log's prefork-httpd, in the same rounds
 OURS_UNLIMITED = "prefork-httpd-unlimited"   # beside ka-1k-limited's prefork-httpd, in the same rounds
-OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED, OURS_ONE)
+OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED, OURS_ONE, OURS_PLAIN)
 LIMIT_RATE, LIMIT_BURST = 1000000, 100000   # requests a second, and burst: nothing is ever refused
 # The floor that never sleeps: a client writing to a sleeping server pays for waking it, so this is the
 # most req/s wrk reaches here, whatever the server.  Up only for its own turn (it keeps a core busy) and
@@ -227,32 +237,34 @@ class Peer:
         self.proc = None
 
 
+def ours_main(name, port, workers, work, modules, access_log="off", flags=""):
+    """The part every configuration of ours here starts with: listener, processes, files, connections."""
+    return ('listen = {"127.0.0.1:%d%s"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
+            'error_log = "%s/%s-error.log"\naccess_log = "%s"\nmodule_dir = "%s"\n'
+            'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
+            % (port, flags, workers, work, name, work, name, access_log, os.path.abspath(modules)))
+
+
 def httpd_peer(name, binary, modules, workers, log, work, docroot, tls=False, backend=None, upload=False,
                limited=False, h2c=False):
     port = free_port()
     if backend is not None:
         conf = os.path.join(work, "%s-proxy.conf" % name)
         with open(conf, "w") as f:
-            f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
-                    'error_log = "%s/%s-error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
-                    'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
+            f.write(ours_main(name, port, workers, work, modules) +
                     'upstream "floor" {\n  server = { "127.0.0.1:%d" }\n  keepalive = 64\n}\n'
-                    'location "/" { handler = "proxy"  upstream = "floor" }\n'
-                    % (port, workers, work, name, work, name, os.path.abspath(modules), backend))
+                    'location "/" { handler = "proxy"  upstream = "floor" }\n' % backend)
         return Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf])
     conf = os.path.join(work, "%s-%d%s%s%s%s%s.conf" % (name, workers, "-log" if log else "", "-tls" if tls else "",
                                                         "-upload" if upload else "", "-limited" if limited else "",
                                                         "-h2c" if h2c else ""))
     with open(conf, "w") as f:
-        f.write('listen = {"127.0.0.1:%d%s"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
-                'error_log = "%s/%s-error.log"\naccess_log = "%s"\nmodule_dir = "%s"\n'
-                'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n'
+        f.write(ours_main(name, port, workers, work, modules,
+                          os.path.join(work, name + "-access.log") if log else "off",
+                          " tls" if tls else " h2c" if h2c else "") +
                 '%s%s%s'
                 'location "/" { handler = "static" root = "%s"%s }\n'
-                % (port, " tls" if tls else " h2c" if h2c else "", workers, work, name, work, name,
-                   os.path.join(work, name + "-access.log") if log else "off",
-                   os.path.abspath(modules),
-                   'tls_certificate = "%s/tls.pem"\ntls_certificate_key = "%s/tls.key"\n'
+                % ('tls_certificate = "%s/tls.pem"\ntls_certificate_key = "%s/tls.key"\n'
                    'tls_ciphers = "%s"\n' % (work, work, TLS_CIPHERS) if tls else "",
                    'location "/up/" { handler = "static" root = "%s/up" writable = true max_body_size = "2g" }\n' % docroot
                    if upload else "",
@@ -344,11 +356,7 @@ def routing_peers(args, work, docroot, workers, user, kind):
         port = free_port()
         conf = os.path.join(work, "%s-%s.conf" % (name, kind))
         with open(conf, "w") as f:
-            f.write('listen = {"127.0.0.1:%d"}\nworkers = %d\npid_file = "%s/%s.pid"\n'
-                    'error_log = "%s/%s-error.log"\naccess_log = "off"\nmodule_dir = "%s"\n'
-                    'keepalive_requests = 1000000\nworker_connections = 20000\nkeepalive_timeout = 60\n%s'
-                    % (port, workers, work, name, work, name, os.path.abspath(modules),
-                       routing_config(kind, docroot, big)))
+            f.write(ours_main(name, port, workers, work, modules) + routing_config(kind, docroot, big))
         peers.append(Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf], host=host))
     if shutil.which("nginx"):
         port = free_port()
@@ -370,6 +378,61 @@ def routing_peers(args, work, docroot, workers, user, kind):
                     % body)
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work], host=host))
     return peers
+
+
+def compress_peers(args, work, docroot, workers, user, kind):
+    """prefork-httpd compressing with the coding (and without, for 1 KiB), the baseline where it has the
+    coding, nginx (gzip, or its brotli filter) and h2o, all at COMPRESS_LEVEL, from 256 bytes."""
+    coding = COMPRESS[kind]
+    level = COMPRESS_LEVEL[coding]
+    peers = []
+    names = [("prefork-httpd", args.httpd, args.modules, 'compress = {"%s"} compress_level = {"%s %d"}'
+              % (coding, coding, level)),
+             (OURS_PLAIN, args.httpd, args.modules, "")]
+    if args.baseline and coding == "gzip":   # a main before compress has gzip alone
+        names.append(("baseline", args.baseline, args.baseline_modules, "gzip = true gzip_level = %d" % level))
+    for name, binary, modules, options in names:
+        port = free_port()
+        conf = os.path.join(work, "%s-%s.conf" % (name, kind))
+        with open(conf, "w") as f:
+            f.write(ours_main(name, port, workers, work, modules) +
+                    'location "/" { handler = "static" root = "%s" %s compress_min_length = 256 '
+                    'gzip_min_length = 256 }\n' % (docroot, options))
+        peers.append(Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf]))
+    if shutil.which("nginx") and (coding == "gzip" or os.path.exists(NGINX_BROTLI)):
+        port = free_port()
+        conf = os.path.join(work, "nginx-%s.conf" % kind)
+        if coding == "gzip":
+            load, body = "", " gzip on;\n gzip_comp_level %d;\n gzip_min_length 256;\n gzip_types text/plain;\n" % level
+        else:
+            load = "load_module %s;\n" % NGINX_BROTLI
+            body = " brotli on;\n brotli_comp_level %d;\n brotli_min_length 256;\n brotli_types text/plain;\n" % level
+        with open(conf, "w") as f:
+            f.write(load + nginx_main(user, workers, work) +
+                    "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
+                    " keepalive_timeout 60;\n include /etc/nginx/mime.types;\n%s"
+                    " server { listen 127.0.0.1:%d; root %s; }\n}\n" % (body, port, docroot))
+        peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
+    if shutil.which("h2o"):
+        port = free_port()
+        conf = os.path.join(work, "h2o-%s.conf" % kind)
+        with open(conf, "w") as f:
+            f.write("%slisten:\n  host: 127.0.0.1\n  port: %d\nnum-threads: %d\nmax-connections: 20000\n"
+                    "http1-request-timeout: 60\ncompress: { %s: %d }\ncompress-minimum-size: 256\n"
+                    "hosts:\n  default:\n    paths:\n      /:\n        file.dir: %s\n"
+                    % ("user: %s\n" % user if user else "", port, workers, coding, level, docroot))
+        peers.append(Peer("h2o", port, ["h2o", "-c", conf]))
+    return peers
+
+
+def compresses(peer, path, coding):
+    """Whether peer answers path in coding: a peer that does not is left out, and says so."""
+    try:
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-D", "-", "-H", "Accept-Encoding: " + coding,
+                              "http://127.0.0.1:%d/%s" % (peer.port, path)], stdout=subprocess.PIPE, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False
+    return ("content-encoding: %s" % coding).encode() in out.stdout.lower()
 
 
 APACHE_MODULES = "/usr/lib/apache2/modules"
@@ -454,6 +517,8 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
         return proxy_peers(args, work, workers, user, args.backend_port)
     if tls in H2_KINDS:
         return h2_peers(args, work, docroot, workers, user, cleartext=tls == "h2c")
+    if tls in COMPRESS:
+        return compress_peers(args, work, docroot, workers, user, tls)
     if tls in ROUTING:
         os.makedirs(os.path.join(docroot, "l4999"), exist_ok=True)   # what the one-location peers serve
         shutil.copy(os.path.join(docroot, "1k.bin"), os.path.join(docroot, "l4999", "1k.bin"))
@@ -521,13 +586,15 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
     return peers
 
 
-def wrk(port, path, conns, duration, close, tls=False, cpus=None, host=None):
+def wrk(port, path, conns, duration, close, tls=False, cpus=None, host=None, coding=None):
     """Requests wrk made, and the CPU seconds wrk itself spent (from its rusage when reaped)."""
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "10s"]
     if close:
         argv += ["-H", "Connection: close"]
     if host:
         argv += ["-H", "Host: %s" % host]
+    if coding:
+        argv += ["-H", "Accept-Encoding: %s" % coding]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls is True else "http", port, path)],
                          stdout=subprocess.PIPE, preexec_fn=pinned(cpus),
@@ -572,7 +639,7 @@ def warm_up(peer, tls, close, path="1k.bin"):
     if tls in H2_KINDS:
         h2load(peer.port, path, 2, 10, 0, tls == "h2")
     else:
-        wrk(peer.port, path, 10, 1, close, tls, host=peer.host)
+        wrk(peer.port, path, 10, 1, close, tls, host=peer.host, coding=COMPRESS.get(tls))
 
 
 def measure(peer, scenario, args):
@@ -586,7 +653,7 @@ def measure(peer, scenario, args):
                            CLIENT_CPUS if peer.cpus else None)
     else:
         n, client = wrk(peer.port, path, conns, args.duration, close, tls, CLIENT_CPUS if peer.cpus else None,
-                        host=peer.host)
+                        host=peer.host, coding=COMPRESS.get(tls))
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(peer.proc.pid) - cpu0
     irq = (softirq_seconds(peer.cpus) - irq0) * 1e6 / n if peer.cpus else None
     return Sample(n / elapsed, cpu * 1e6 / n, client * 1e6 / n, client / elapsed, irq)
@@ -878,7 +945,14 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                 if p.ceiling:
                     continue
                 p.start()
-                warm_up(p, tls, close, SCENARIOS[group[0]][0] if tls in ROUTING else "1k.bin")
+                first = SCENARIOS[group[0]][0]
+                warm_up(p, tls, close, first if tls in ROUTING or tls in COMPRESS else "1k.bin")
+            if tls in COMPRESS:
+                skipped = [p for p in peers if p.name != OURS_PLAIN and not compresses(p, first, COMPRESS[tls])]
+                for p in skipped:
+                    print("%-12s %s does not answer in %s: left out" % (group[0], p.name, COMPRESS[tls]), flush=True)
+                    p.stop()
+                peers = [p for p in peers if p not in skipped]
             for scenario in group:
                 if scenario in ("idle-10k", "h2-idle-2k"):
                     results[scenario] = {p.name: idle_10k(p, h2=scenario == "h2-idle-2k") if scenario == "h2-idle-2k"
@@ -1022,6 +1096,11 @@ def markdown(results, args):
         lines.append("")
         lines.append("ka-1k-limited, prefork-httpd: CPU per request with a limit_req zone / without, in the same "
                      "rounds: %.2f×" % round_ratio(lim, "prefork-httpd", [OURS_UNLIMITED], "cpu", min))
+    if "ka-1k-br" in results and OURS_PLAIN in results["ka-1k-br"]:
+        lines.append("")
+        lines.append("ka-1k-br, prefork-httpd: CPU per request compressed with br (a cached copy) / uncompressed, "
+                     "in the same rounds: %.2f×" % round_ratio(results["ka-1k-br"], "prefork-httpd", [OURS_PLAIN],
+                                                              "cpu", min))
     for scenario in ("vhosts-5k", "locations-5k", "rewrite-1k"):
         if scenario not in results:
             continue
@@ -1152,6 +1231,13 @@ def main():
     for name, size in (("1k.bin", 1024), ("1m.bin", 1 << 20)):
         with open(os.path.join(docroot, name), "wb") as f:
             f.write(os.urandom(size))
+        os.chmod(os.path.join(docroot, name), 0o644)
+    # Text for the compression scenarios: this file's own source, repeated, as compressible as a page.
+    with open(os.path.abspath(__file__), "rb") as f:
+        source = f.read()
+    for name, size in (("1k.txt", 1024), ("100k.txt", 100 * 1024)):
+        with open(os.path.join(docroot, name), "wb") as f:
+            f.write((source * (size // len(source) + 1))[:size])
         os.chmod(os.path.join(docroot, name), 0o644)
     subprocess.run(["cc", "-O2", "-o", os.path.join(work, "floor"), os.path.join(HERE, "floor.c")], check=True)
 

@@ -57,18 +57,4 @@ static void brotli_close(void *state)
 
 static const struct coding_ops brotli_ops = { "br", brotli_open, brotli_step, brotli_close };
 
-static int brotli_start(void *data, struct httpd_request *req, struct httpd_response *res, void **ctx)
-{
-	(void)data;
-	return coding_stream_start(&brotli_ops, req, res, ctx);
-}
-
-static int brotli_register(struct httpd_module_api *api)
-{
-	httpd_module_name(api, "brotli");
-	httpd_module_content_coding(api, "br");
-	httpd_hook_body_filter(api, brotli_start, coding_stream_filter);
-	return 0;
-}
-
-HTTPD_MODULE(brotli_register)
+CODING_MODULE("brotli", brotli_ops)

@@ -31,9 +31,26 @@ struct coding_ops {
 	void (*close)(void *state);
 };
 
-/* The body filter's start and filter functions, for ops (the modules wrap them). */
+/* The body filter's start and filter functions, for ops. */
 int coding_stream_start(const struct coding_ops *ops, struct httpd_request *req, struct httpd_response *res,
                         void **ctx);
 int coding_stream_filter(void *ctx, struct httpd_body *in, struct httpd_chunk *out, size_t max);
+
+/* A coding module: its name, and the ops whose coding its body filter makes. */
+#define CODING_MODULE(module, ops)                                                                   \
+	static int coding_start(void *data, struct httpd_request *req, struct httpd_response *res,       \
+	                        void **ctx)                                                              \
+	{                                                                                                \
+		(void)data;                                                                              \
+		return coding_stream_start(&(ops), req, res, ctx);                                       \
+	}                                                                                                \
+	static int coding_register(struct httpd_module_api *api)                                         \
+	{                                                                                                \
+		httpd_module_name(api, (module));                                                        \
+		httpd_module_content_coding(api, (ops).coding);                                          \
+		httpd_hook_body_filter(api, coding_start, coding_stream_filter);                         \
+		return 0;                                                                                \
+	}                                                                                                \
+	HTTPD_MODULE(coding_register)
 
 #endif

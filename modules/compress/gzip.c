@@ -79,18 +79,4 @@ static void gzip_close(void *state)
 
 static const struct coding_ops gzip_ops = { "gzip", gzip_open, gzip_step, gzip_close };
 
-static int gzip_start(void *data, struct httpd_request *req, struct httpd_response *res, void **ctx)
-{
-	(void)data;
-	return coding_stream_start(&gzip_ops, req, res, ctx);
-}
-
-static int gzip_register(struct httpd_module_api *api)
-{
-	httpd_module_name(api, "gzip");
-	httpd_module_content_coding(api, "gzip");
-	httpd_hook_body_filter(api, gzip_start, coding_stream_filter);
-	return 0;
-}
-
-HTTPD_MODULE(gzip_register)
+CODING_MODULE("gzip", gzip_ops)

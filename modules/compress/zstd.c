@@ -59,18 +59,4 @@ static void zstd_close(void *state)
 
 static const struct coding_ops zstd_ops = { "zstd", zstd_open, zstd_step, zstd_close };
 
-static int zstd_start(void *data, struct httpd_request *req, struct httpd_response *res, void **ctx)
-{
-	(void)data;
-	return coding_stream_start(&zstd_ops, req, res, ctx);
-}
-
-static int zstd_register(struct httpd_module_api *api)
-{
-	httpd_module_name(api, "zstd");
-	httpd_module_content_coding(api, "zstd");
-	httpd_hook_body_filter(api, zstd_start, coding_stream_filter);
-	return 0;
-}
-
-HTTPD_MODULE(zstd_register)
+CODING_MODULE("zstd", zstd_ops)

@@ -230,6 +230,11 @@ static void source_body(struct httpd_response *res, const struct file_source *sr
 		httpd_response_set_body_file(res, src->fd, (off_t)offset, (off_t)len);
 	else
 		response_set_body_file_ref(res, src->fd, (off_t)offset, (off_t)len);
+	if (src->content == NULL && !src->owned && src->file != NULL && offset == 0 &&
+	    len == (uint64_t)httpd_file_stat(src->file)->st_size) {
+		res->memo = &file_cache_memo;   /* a cached file: its compressed copies are kept with it too */
+		res->memo_key = src->file;
+	}
 }
 
 static int respond_ranges(const struct httpd_request *req, struct httpd_response *res,

@@ -8,6 +8,7 @@
  */
 #include "compress.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,8 +20,15 @@
 #include "pool.h"
 #include "request.h"
 
-/* Compressed copies of small files are made up to this size (the open-file cache keeps files to 16 KiB). */
-#define MEMO_MAX (64 * 1024)
+/*
+ * Compressed copies: a body in memory (the open-file cache keeps files to
+ * 16 KiB) is compressed at once; a cached file up to MEMO_FILE_MAX is
+ * compressed as the first response streams it, and the copy kept when it
+ * ends.  Copies larger than MEMO_MAX are not kept.
+ */
+#define MEMO_MAX      (1024 * 1024)
+#define MEMO_FILE_MAX (1024 * 1024)
+#define MEMO_PIECE    16384
 
 static const enum coding default_order[] = { CODING_ZSTD, CODING_BR, CODING_GZIP };
 
@@ -81,6 +89,8 @@ static int etag_weaken(struct httpd_response *res)
 
 static uint64_t body_length(const struct httpd_response *res)
 {
+	if (res->body == BODY_NONE && res->head_length >= 0)
+		return (uint64_t)res->head_length;   /* a HEAD answer for the upstream's body */
 	switch (res->body) {
 	case BODY_BUFFER: return res->buf_len;
 	case BODY_FILE:   return (uint64_t)res->file_len;
@@ -101,24 +111,84 @@ static int coding_start(struct request *r, const struct module *m)
 	return body_chain_add(&r->req, &r->res, m->api.body_filter, ctx, m->name) < 0 ? 500 : 0;
 }
 
+/* The last link of a first compressed response of a cached file: passes it on, and keeps a copy. */
+struct memo_record {
+	const struct body_memo_ops *memo;
+	const void                 *key;
+	int                         coding, level;
+	char                       *buf;
+	size_t                      len, cap;
+	bool                        abandoned;
+};
+
+static void memo_record_free(void *arg)
+{
+	struct memo_record *rec = arg;
+
+	free(rec->buf);   /* NULL once its keeper took it */
+}
+
+static int memo_record_filter(void *ctx, struct httpd_body *in, struct httpd_chunk *out, size_t max)
+{
+	struct memo_record *rec = ctx;
+	int rc = httpd_body_pull(in, out, max);
+
+	if (rc == 1 && !rec->abandoned) {
+		if (out->data == NULL || out->len > MEMO_MAX - rec->len) {
+			rec->abandoned = true;   /* too large to keep: this response still goes out whole */
+		} else {
+			if (rec->len + out->len > rec->cap) {
+				size_t cap = rec->cap ? rec->cap : MEMO_PIECE;
+				char *grown;
+
+				while (cap < rec->len + out->len)
+					cap *= 2;
+				if ((grown = realloc(rec->buf, cap)) == NULL) {
+					rec->abandoned = true;
+					return rc;
+				}
+				rec->buf = grown;
+				rec->cap = cap;
+			}
+			memcpy(rec->buf + rec->len, out->data, out->len);
+			rec->len += out->len;
+		}
+	} else if (rc == 0 && !rec->abandoned && rec->buf != NULL) {
+		size_t kept;
+
+		/* Another response may have kept its copy first: then this one is dropped with the pool. */
+		if (rec->memo->get(rec->key, rec->coding, rec->level, &kept) == NULL &&
+		    rec->memo->keep(rec->key, rec->coding, rec->level, rec->buf, rec->len) != NULL)
+			rec->buf = NULL;   /* the keeper's now */
+	}
+	return rc;
+}
+
 /*
- * A small body its keeper holds in memory: compressed once, then the copy
- * served with a length, as a file would be.  1 when served so, 0 when it
- * is not such a body, -1 when compressing it failed (the body is spent).
+ * A body whose keeper (the open-file cache) may hold its compressed copy:
+ * served from the copy, with a length, as a file would be.  1 when so,
+ * 0 when the response is to be compressed as it goes, -1 on a failure
+ * that spent the body.  A small body in memory is compressed now and its
+ * copy kept; a cached file's first compressed response records its copy.
  */
 static int memo_serve(struct request *r, const struct module *m)
 {
 	struct httpd_response *res = &r->res;
 	const struct body_memo_ops *memo = res->memo;
 	const void *key = res->memo_key;
+	struct memo_record *rec;
 	const char *packed;
 	char *made;
 	size_t len;
 
-	if (memo == NULL || res->body != BODY_BUFFER || res->buf_len > MEMO_MAX)
+	if (memo == NULL || (res->body != BODY_BUFFER && res->body != BODY_FILE))
 		return 0;
 	packed = memo->get(key, res->coding, res->coding_level, &len);
-	if (packed == NULL) {
+	if (packed != NULL) {
+		httpd_response_set_body_buffer(res, packed, len);
+		return 1;
+	}
+	if (res->body == BODY_BUFFER && res->buf_len <= MEMO_PIECE) {
 		if (coding_start(r, m) != 0 || body_chain_collect(res, MEMO_MAX, &made, &len) < 0)
 			return -1;
 		packed = memo->keep(key, res->coding, res->coding_level, made, len);
@@ -132,9 +202,19 @@ static int memo_serve(struct request *r, const struct module *m)
 			if ((packed = own) == NULL)
 				return -1;
 		}
+		httpd_response_set_body_buffer(res, packed, len);
+		return 1;
 	}
-	httpd_response_set_body_buffer(res, packed, len);
-	return 1;
+	if (r->head.method == HTTPD_METHOD_HEAD || body_length(res) > MEMO_FILE_MAX)
+		return 0;
+	rec = pool_alloc(res->pool, sizeof(*rec));
+	if (rec == NULL)
+		return 0;
+	*rec = (struct memo_record){ memo, key, res->coding, res->coding_level, NULL, 0, 0, false };
+	if (httpd_pool_cleanup(res->pool, memo_record_free, rec) < 0 || coding_start(r, m) != 0 ||
+	    body_chain_add(&r->req, res, memo_record_filter, rec, "compress") < 0)
+		return -1;
+	return 2;   /* started: streamed now, served from the copy next time */
 }
 
 static int coding_apply(struct request *r, const struct module *m)
@@ -152,7 +232,7 @@ static int coding_apply(struct request *r, const struct module *m)
 	res->memo = memo;   /* the head changed, the body did not */
 	res->memo_key = key;
 	if ((rc = memo_serve(r, m)) != 0)
-		return rc > 0 ? 0 : 500;
+		return rc > 0 ? 0 : 500;   /* served from a copy, or streamed while one is recorded */
 	if (r->head.method == HTTPD_METHOD_HEAD) {
 		httpd_response_set_head_length(res, -1);   /* the GET's length is not known before it is made */
 		return 0;
@@ -194,8 +274,9 @@ int compress_apply(struct request *r)
 		return 0;
 	if (coding_negotiate(accept, cc->order, cc->count, &best, 1) == 0)
 		return 0;
-	if (res->body == BODY_NONE || (res->chain == NULL && body_length(res) < cc->min_length &&
-	                               accept_encoding_q(accept, "identity") > 0))
+	/* A HEAD the proxy answers has no body here, but says what the GET's would be (head_length). */
+	if ((res->body == BODY_NONE && res->head_length == -1) ||
+	    (res->chain == NULL && body_length(res) < cc->min_length && accept_encoding_q(accept, "identity") > 0))
 		return 0;   /* not worth it (unless the client refused identity) */
 	for (pick = 0; cc->order[pick] != best; pick++)
 		;

@@ -2,14 +2,14 @@
 TLS virtual hosts (b.test requires client certificates; HTTP/2 by ALPN), a cleartext HTTP/2 (h2c)
 listener, the signed API in front of the Flask app
 under Debian's gunicorn, uploads, downloads, status, health, a PROXY-protocol listener and
-real_ip_from.  test_seam.py runs the attacks of docs/security.md against it."""
+real_ip_from, compression everywhere and a third-party body filter on the proxy.  test_seam.py runs the attacks of docs/security.md against it."""
 import base64
 import os
 import pwd
 import shutil
 import subprocess
 
-from harness import IS_ROOT, Server, free_port
+from harness import IS_ROOT, Server, free_port, module_dir_with_tests
 from test_proxy import App
 from tlsutil import CA
 
@@ -52,6 +52,8 @@ class Seam(Server):
         self.listen = ["127.0.0.1:%d" % self.port, "127.0.0.1:%d tls" % self.tls_port,
                        "127.0.0.1:%d proxy_protocol" % self.pp_port, "127.0.0.1:%d h2c" % self.h2c_port]
         self.extra_locations = extra_locations
+        # the bundled modules and the test ones: examples/sub_filter is a third-party body filter
+        self.module_dir = module_dir_with_tests(self.dir)
         user = "www-data" if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
         self.user = user
         for sub in ("site", "uploads", "downloads"):

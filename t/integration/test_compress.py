@@ -3,10 +3,8 @@ independent decoders (Python's zlib, Debian's python3-brotli, the zstd command),
 byte with the file; Accept-Encoding q-values; Vary and ETag; precompressed files and their ranges;
 small files compressed once; a proxied stream compressed as it arrives; HTTP/2; the body-filter
 API from outside the tree (examples/sub_filter, in front of gzip); configuration errors."""
-import hashlib
 import os
 import random
-import socket
 import subprocess
 import threading
 import time
@@ -14,7 +12,7 @@ import zlib
 
 import brotli
 
-from harness import (Reader, Server, config_error_at, curl, module_dir_with_tests, run, wait_for)
+from harness import Reader, Server, config_error_at, curl, module_dir_with_tests, run
 from test_proxy import App
 
 WORDS = [b"alpha", b"beta", b"gamma", b"delta", b"server", b"stream", b"window", b"coding", b"\n"]

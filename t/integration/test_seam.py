@@ -491,6 +491,68 @@ def test_a_rewrite_into_a_signed_location_keeps_its_checks():
         srv.cleanup()
 
 
+def test_compression_stays_in_the_root_and_off_refusals_and_ranges():
+    # issue 38: a precompressed sibling is opened beneath the root like the file (a .br that is a symlink
+    # out of the root is no sibling); refusals and ranges are never compressed; signed answers are
+    srv = Seam()
+    try:
+        page = ("<p>%s</p>\n" % ("the seam site " * 200)).encode()
+        srv.file("site/page.html", page)
+        os.symlink("/etc/passwd", os.path.join(srv.root, "site", "page.html.br"))
+        os.symlink("/etc/passwd", os.path.join(srv.root, "site", "page.html.gz"))
+        for accept in ("br", "gzip", "br, gzip, zstd"):
+            r = ask(srv, b"GET /page.html HTTP/1.1\r\nHost: a.test\r\nAccept-Encoding: %s\r\n\r\n" % accept.encode())
+            assert r.status == 200 and r.header("Vary") == "Accept-Encoding", r
+            coding = r.header("Content-Encoding")
+            body = {"br": lambda b: __import__("brotli").decompress(b),
+                    "gzip": lambda b: __import__("zlib").decompress(b, 47),
+                    "zstd": lambda b: subprocess.run(["zstd", "-d", "-c", "-q"], input=b, stdout=subprocess.PIPE,
+                                                     timeout=60).stdout}[coding](r.body)
+            assert body == page and b"root:" not in r.body, (accept, coding)
+        # a range of the page is a range of the page, identity
+        r = ask(srv, b"GET /page.html HTTP/1.1\r\nHost: a.test\r\nAccept-Encoding: br\r\nRange: bytes=0-9\r\n\r\n")
+        assert r.status == 206 and r.body == page[:10] and r.header("Content-Encoding") is None, r
+        # a refused signed request: its 401 is not compressed, and never reaches the app
+        h = rfc_headers("GET", "/api/zipped", tamper=True)
+        r = ask(srv, raw_request("GET", "/api/zipped", h + [("Accept-Encoding", "br")]))
+        assert r.status == 401 and r.header("Content-Encoding") is None, r
+        assert app_saw(srv, "/api/zipped") == []
+        # a signed one: the app's answer compressed on its way out, the signature check unchanged
+        h = rfc_headers("GET", "/api/zipped?pad=" + "x" * 600)
+        r = ask(srv, raw_request("GET", "/api/zipped?pad=" + "x" * 600, h + [("Accept-Encoding", "br")]))
+        assert r.status == 200 and r.header("Content-Encoding") == "br", r
+        assert json.loads(__import__("brotli").decompress(r.body))["path"].startswith("/api/zipped"), r
+    finally:
+        srv.cleanup()
+
+
+def test_a_third_party_filter_and_the_coding_on_a_proxied_stream_over_both_protocols():
+    # issue 38: examples/sub_filter (built outside the core, loaded from the module directory) rewrites the
+    # app's stream before the coding compresses it, as it arrives, over HTTP/1.1 and over h2c
+    srv = Seam()
+    try:
+        want = b"FIRST PART of the stream\n" * 40 + b"the rest, after the gate\n" * 40
+        r = ask(srv, b"GET /app/drip HTTP/1.1\r\nHost: a.test\r\nAccept-Encoding: gzip\r\n\r\n")
+        assert r.status == 200 and r.header("Content-Encoding") == "gzip", (r.headers, r.body[:200])
+        assert __import__("zlib").decompress(r.body, 47) == want
+        rc, out, err = curl("--http2-prior-knowledge", "-H", "Accept-Encoding: br", "-D", "-",
+                            "http://127.0.0.1:%d/app/drip" % srv.h2c_port, "-H", "Host: a.test")
+        head, _, data = out.partition(b"\r\n\r\n")
+        assert rc == 0 and b"content-encoding: br" in head, (err, head)
+        assert __import__("brotli").decompress(data) == want
+        # a HEAD through the filters: the GET's head, no body, the connection goes on
+        s = srv.connect(timeout=20)
+        s.sendall(b"HEAD /app/drip HTTP/1.1\r\nHost: a.test\r\nAccept-Encoding: gzip\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        reader = Reader(s)
+        r = reader.response(head_request=True)
+        assert r.status == 200 and r.header("Content-Encoding") == "gzip", r
+        assert reader.response().status == 200
+        s.close()
+    finally:
+        srv.cleanup()
+
+
 def test_try_files_and_regex_locations_stay_in_the_root():
     # issue 37: try_files looks only beneath the root; a regex location answers before an upload's body
     srv = Seam()
