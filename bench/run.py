@@ -386,18 +386,18 @@ def compress_peers(args, work, docroot, workers, user, kind):
     coding = COMPRESS[kind]
     level = COMPRESS_LEVEL[coding]
     peers = []
-    names = [("prefork-httpd", args.httpd, args.modules, 'compress = {"%s"} compress_level = {"%s %d"}'
-              % (coding, coding, level)),
+    names = [("prefork-httpd", args.httpd, args.modules, 'compress = {"%s"} compress_level = {"%s %d"} '
+              'compress_min_length = 256' % (coding, coding, level)),
              (OURS_PLAIN, args.httpd, args.modules, "")]
     if args.baseline and coding == "gzip":   # a main before compress has gzip alone
-        names.append(("baseline", args.baseline, args.baseline_modules, "gzip = true gzip_level = %d" % level))
+        names.append(("baseline", args.baseline, args.baseline_modules,
+                      "gzip = true gzip_level = %d gzip_min_length = 256" % level))
     for name, binary, modules, options in names:
         port = free_port()
         conf = os.path.join(work, "%s-%s.conf" % (name, kind))
         with open(conf, "w") as f:
             f.write(ours_main(name, port, workers, work, modules) +
-                    'location "/" { handler = "static" root = "%s" %s compress_min_length = 256 '
-                    'gzip_min_length = 256 }\n' % (docroot, options))
+                    'location "/" { handler = "static" root = "%s" %s }\n' % (docroot, options))
         peers.append(Peer(name, port, [os.path.abspath(binary), "-F", "-f", conf]))
     if shutil.which("nginx") and (coding == "gzip" or os.path.exists(NGINX_BROTLI)):
         port = free_port()

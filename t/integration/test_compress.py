@@ -118,9 +118,8 @@ def test_each_coding_decodes_to_the_file_byte_for_byte():
         assert r.header("Content-Encoding") is None and r.body == b"x" * 50, r
         # the handler's own body: echo's, compressed as it is made
         r = ask(srv, "/echo?" + "a" * 3000, "gzip")
-        assert r.status == 200, r
-        if r.header("Content-Encoding") == "gzip":
-            assert b"aaaa" in gunzip(r.body)
+        assert r.status == 200 and r.header("Content-Encoding") == "gzip", r
+        assert b"a" * 3000 in gunzip(r.body)
     finally:
         srv.cleanup()
 
@@ -421,6 +420,30 @@ def test_a_third_party_body_filter_runs_before_the_coding():
         assert rc == 0 and out == want, err
     finally:
         srv.cleanup()
+
+
+def test_a_handler_may_still_ask_for_gzip_itself():
+    # httpd_response_gzip, from before minor 3: gzip whatever the location says, once the gzip module is
+    # loaded (here by another location's compress); refused (-1) when it is not
+    for loaded in (True, False):
+        srv = Server(workers=1)
+        srv.module_dir = module_dir_with_tests(srv.dir)
+        srv.locations = ('location "/t/" { handler = "testmod" }\n'
+                         + ('location "/z/" { handler = "static" root = "%s" compress = {"gzip"} }\n' % srv.root
+                            if loaded else ""))
+        srv.write_config()
+        srv.start()
+        try:
+            r = ask(srv, "/t/gzipped", "gzip")
+            assert r.status == 200, r
+            if loaded:
+                assert r.header("Content-Encoding") == "gzip" and gunzip(r.body) == b"z" * 4000, r
+            else:
+                assert r.header("Content-Encoding") is None and r.header("X-Gzip") == "refused", r
+                assert r.body == b"z" * 4000
+                assert "the gzip module is not loaded" in srv.log()
+        finally:
+            srv.cleanup()
 
 
 def test_compression_directives_are_checked_at_their_line():

@@ -17,6 +17,7 @@
  *   $testmod_tag             a variable (ABI 2.2): "tag-" and the X-Tag header
  * and answers, whatever the options:
  *   /stream        a streamed body of five lines (chunked on 1.1)
+ *   /gzipped       4000 bytes of text it asks the core to gzip (httpd_response_gzip)
  *   /status/NNN    status NNN with a body (the core must drop it for 204/304)
  *   /body          the request body, as received and decoded
  *   /note          the note the check phase left ("-" without one)
@@ -365,6 +366,18 @@ static int testmod_handle(void *data, struct httpd_request *req, struct httpd_re
 			return 500;
 		st->line = 0;
 		httpd_response_set_body_stream(res, stream_lines, st);
+		return HTTPD_OK;
+	}
+	if (strcmp(req->path_rest, "/gzipped") == 0) {
+		/* The handler asks for gzip itself (httpd_response_gzip, kept from before minor 3). */
+		static char text_body[4000];
+
+		memset(text_body, 'z', sizeof(text_body));
+		if (httpd_response_add_header(res, "Content-Type", "text/plain") < 0)
+			return 500;
+		httpd_response_set_body_buffer(res, text_body, sizeof(text_body));
+		if (httpd_response_gzip(res, 1) < 0 && httpd_response_add_header(res, "X-Gzip", "refused") < 0)
+			return 500;
 		return HTTPD_OK;
 	}
 	if (strncmp(req->path_rest, "/status/", 8) == 0) {
