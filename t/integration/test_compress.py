@@ -109,6 +109,9 @@ def test_each_coding_decodes_to_the_file_byte_for_byte():
             for r in (first, second):
                 assert r.status == 200 and r.header("Content-Encoding") == coding, r
                 assert r.header("Content-Length") == str(len(r.body)) and decode(r.body) == small, coding
+                # the cache's prebuilt fields keep HTTP/1.1's spelling when the coding edits them
+                names = [k for k, _ in r.headers]
+                assert "ETag" in names and "Last-Modified" in names and "Content-Type" in names, names
             assert first.body == second.body
         # gzip = true is compress = {"gzip"}, with gzip_min_length
         r = ask(srv, "/legacy/page.css", "br, gzip")
@@ -392,6 +395,9 @@ def test_a_third_party_body_filter_runs_before_the_coding():
                      '  sub_filter_search = "needle"\n  sub_filter_replace = "THREAD"\n'
                      '  sub_filter_types = {"text/html", "text/plain"}\n  compress = {"gzip"}\n'
                      '  compress_min_length = 0\n}\n'
+                     'location "/t/" {\n  handler = "testmod"\n  filter = {"sub_filter"}\n'
+                     '  sub_filter_search = "line"\n  sub_filter_replace = "LINE"\n'
+                     '  sub_filter_types = {"text/plain"}\n  compress = {"br"}\n  compress_min_length = 0\n}\n'
                      'location "/once/" {\n  handler = "static"\n  root = "%s/once"\n  filter = {"sub_filter"}\n'
                      '  sub_filter_search = "needle"\n  sub_filter_replace = ""\n  sub_filter_once = true\n}\n'
                      % (srv.root, srv.root))
@@ -418,6 +424,10 @@ def test_a_third_party_body_filter_runs_before_the_coding():
         assert r.body == b" needle\n", r.body
         rc, out, err = curl("http://127.0.0.1:%d/big.html" % srv.port)
         assert rc == 0 and out == want, err
+        # a third-party handler's stream (testmod), filtered then compressed
+        r = ask(srv, "/t/stream", "br")
+        assert r.header("Content-Encoding") == "br", r
+        assert brotli.decompress(r.body) == b"".join(b"LINE %d\n" % i for i in range(5)), r
     finally:
         srv.cleanup()
 
