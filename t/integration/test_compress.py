@@ -456,6 +456,48 @@ def test_a_handler_may_still_ask_for_gzip_itself():
             srv.cleanup()
 
 
+def test_file_ranges_pass_a_body_filter_untouched_over_every_protocol():
+    # a filter that passes chunks on: a file stays file ranges to the end of the chain (sendfile on HTTP/1.1,
+    # NO_COPY DATA frames on h2c, reads on TLS), byte for byte, and the same behind the coding
+    from tlsutil import CA
+    ca = CA()
+    cert, key, _ = ca.issue("localhost")
+    os.chmod(key, 0o600)
+    srv = Server(workers=1)
+    srv.module_dir = module_dir_with_tests(srv.dir)
+    srv.h2c_port, srv.tls_port = __import__("harness").free_port(), __import__("harness").free_port()
+    srv.listen = srv.listen + ["127.0.0.1:%d h2c" % srv.h2c_port, "127.0.0.1:%d tls" % srv.tls_port]
+    tap = os.path.join(srv.dir, "tap.log")
+    open(tap, "w").close()
+    os.chmod(tap, 0o666)   # the worker's user appends to it
+    srv.globals_text = 'tls_certificate = "%s"\ntls_certificate_key = "%s"\n' % (cert, key)
+    srv.locations = ('location "/" {\n  handler = "static"\n  root = "%s"\n  filter = {"testmod"}\n'
+                     '  body_tap = "%s"\n  compress = {"gzip"}\n}\n' % (srv.root, tap))
+    srv.write_config()
+    body = os.urandom(3 << 20)
+    srv.file("big.bin", body)
+    srv.file("big.txt", text(1 << 20))
+    srv.start()
+    try:
+        urls = ("http://127.0.0.1:%d/big.bin" % srv.port, "http://127.0.0.1:%d/big.bin" % srv.h2c_port,
+                "https://localhost:%d/big.bin" % srv.tls_port)
+        extra = ([], ["--http2-prior-knowledge"], ["--http2", "--cacert", ca.cert, "--resolve",
+                                                    "localhost:%d:127.0.0.1" % srv.tls_port])
+        for url, args in zip(urls, extra):
+            rc, out, err = curl(*(args + [url]))
+            assert rc == 0 and out == body, (url, err, len(out))
+        with open(tap) as f:
+            lines = f.read().split("\n")[:3]
+        for line in lines:
+            kinds = dict(zip(line.split()[::2], map(int, line.split()[1::2])))
+            assert kinds["file"] > 0 and kinds["memory"] == 0 and kinds["bytes"] == len(body), lines
+        # behind the tap, the coding reads the ranges it passed
+        r = ask(srv, "/big.txt", "gzip")
+        assert r.header("Content-Encoding") == "gzip" and gunzip(r.body) == text(1 << 20), r
+    finally:
+        srv.cleanup()
+
+
 def test_compression_directives_are_checked_at_their_line():
     srv = Server()
     base = 'location "/" {\n  handler = "static"\n  root = "%s"\n' % srv.root

@@ -9,6 +9,8 @@
  *   log_file = "/path"      the log hook appends "STATUS PATH BYTES"
  *   cancel_log = "/path"    a cancelled asynchronous request appends "cancelled"
  *   files_root = "/dir"     /file/NAME?TYPE answers the file through the open-file cache as TYPE
+ *   body_tap = "/path"      a body filter passing chunks on untouched; at the end appends
+ *                           "file F memory M bytes B" (how many of each kind it passed) there
  *   key "ID" { secret = "..." }            a titled, repeatable section
  *   testmod_store { entries = N }          a server-wide section (server_init)
  *   typed_size = "64k", typed_wait = "1500ms", typed_mode = "safe", typed_count = 3
@@ -50,6 +52,7 @@ struct testmod_conf {
 	char  deny_body[64];
 	char  exit_log[256];
 	char  log_file[256];
+	char  body_tap[256];
 	char  cancel_log[256];
 	char  keys[1024];
 	long *store_entries;   /* from server_init */
@@ -74,6 +77,7 @@ static const struct httpd_option testmod_options[] = {
 	HTTPD_OPTION_STR("log_file", ""),
 	HTTPD_OPTION_STR("cancel_log", ""),
 	HTTPD_OPTION_STR("files_root", ""),
+	HTTPD_OPTION_STR("body_tap", ""),
 	HTTPD_OPTION_SECTION("key", HTTPD_OPT_MULTI | HTTPD_OPT_TITLED, key_options),
 	HTTPD_OPTION_SIZE("typed_size", "16k", 1024, 1024 * 1024),
 	HTTPD_OPTION_DURATION("typed_wait", "2", 0, 10000),
@@ -155,6 +159,7 @@ static int testmod_configure(const struct httpd_location *loc, const struct http
 	copy(conf->prefix, sizeof(conf->prefix), httpd_location_prefix(loc));
 	copy(conf->crash_path, sizeof(conf->crash_path), httpd_conf_str(opts, "crash_path"));
 	copy(conf->filter_tag, sizeof(conf->filter_tag), httpd_conf_str(opts, "filter_tag"));
+	copy(conf->body_tap, sizeof(conf->body_tap), httpd_conf_str(opts, "body_tap"));
 	copy(conf->deny_body, sizeof(conf->deny_body), httpd_conf_str(opts, "deny_body"));
 	copy(conf->exit_log, sizeof(conf->exit_log), httpd_conf_str(opts, "exit_log"));
 	copy(conf->log_file, sizeof(conf->log_file), httpd_conf_str(opts, "log_file"));
@@ -470,6 +475,48 @@ static int testmod_filter(void *data, struct httpd_request *req, struct httpd_re
 	return HTTPD_OK;
 }
 
+/* body_tap: a body filter that passes every chunk on untouched, and says what kinds it saw. */
+struct body_tap {
+	const char *path;
+	unsigned long long files, memory, bytes;
+};
+
+static int tap_start(void *data, struct httpd_request *req, struct httpd_response *res, void **ctx)
+{
+	struct testmod_conf *conf = data;
+	struct body_tap *t;
+
+	(void)res;
+	if (conf->body_tap[0] == '\0')
+		return HTTPD_DECLINED;
+	t = httpd_pool_alloc(req->pool, sizeof(*t));
+	if (t == NULL)
+		return 500;
+	*t = (struct body_tap){ conf->body_tap, 0, 0, 0 };
+	*ctx = t;
+	return HTTPD_OK;
+}
+
+static int tap_filter(void *ctx, struct httpd_body *in, struct httpd_chunk *out, size_t max)
+{
+	struct body_tap *t = ctx;
+	int rc = httpd_body_pull(in, out, max);
+
+	if (rc == 1) {
+		if (out->data == NULL)
+			t->files++;
+		else
+			t->memory++;
+		t->bytes += out->len;
+	} else if (rc == 0) {
+		char line[128];
+
+		snprintf(line, sizeof(line), "file %llu memory %llu bytes %llu\n", t->files, t->memory, t->bytes);
+		append_line(t->path, line);
+	}
+	return rc;
+}
+
 static void testmod_log(void *data, const struct httpd_request *req, const struct httpd_response *res)
 {
 	struct testmod_conf *conf = data;
@@ -496,6 +543,7 @@ static int testmod_register(struct httpd_module_api *api)
 	httpd_hook_body_check(api, testmod_body_check);
 	httpd_hook_handler(api, testmod_handle, HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST);
 	httpd_hook_filter(api, testmod_filter);
+	httpd_hook_body_filter(api, tap_start, tap_filter);
 	httpd_hook_log(api, testmod_log);
 	return 0;
 }
