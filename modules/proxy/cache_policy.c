@@ -1,6 +1,7 @@
 /* RFC 9111 (and RFC 5861) for a shared cache, as pure functions: see cache_policy.h. */
 #include "cache_policy.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -254,4 +255,115 @@ bool cache_stale_on_error(const struct cache_request *req, const struct cache_re
 	if (req->cc.stale_if_error != CACHE_UNSET && req->cc.stale_if_error > window)
 		window = req->cc.stale_if_error;
 	return window != CACHE_UNSET && staleness <= window;
+}
+
+/* Is name (len bytes) one of the comma-separated tokens of list (case-insensitive)? */
+static bool token_listed(const char *list, const char *name, size_t len)
+{
+	const char *p = list;
+
+	while (p != NULL && *p != '\0') {
+		const char *start;
+
+		while (*p == ',' || is_space(*p))
+			p++;
+		start = p;
+		while (*p != '\0' && *p != ',' && !is_space(*p))
+			p++;
+		if ((size_t)(p - start) == len && len > 0 && strncasecmp(start, name, len) == 0)
+			return true;
+		while (*p != '\0' && *p != ',')
+			p++;
+	}
+	return false;
+}
+
+bool cache_field_unstorable(const char *name, size_t len, const char *connection)
+{
+	static const char *const hop[] = { "Connection", "Proxy-Connection", "Keep-Alive", "TE", "Transfer-Encoding",
+	                                   "Upgrade" };
+
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (name_is(name, len, hop[i]))
+			return true;
+	if (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
+		return true;   /* Proxy-Authenticate, Proxy-Authentication-Info, Proxy-Authorization */
+	return token_listed(connection, name, len);
+}
+
+bool cache_field_updates(const char *name, size_t len, const char *connection)
+{
+	return !cache_field_unstorable(name, len, connection) && !name_is(name, len, "Content-Length");
+}
+
+/* host[:port] against host[:port], the port defaulted from the scheme, case-insensitive. */
+static bool same_authority(const char *a, size_t a_len, const char *b, size_t b_len, const char *scheme)
+{
+	const char *def = strcasecmp(scheme, "https") == 0 ? ":443" : ":80";
+	size_t def_len = strlen(def);
+
+	if (a_len >= def_len && strncmp(a + a_len - def_len, def, def_len) == 0)
+		a_len -= def_len;
+	if (b_len >= def_len && strncmp(b + b_len - def_len, def, def_len) == 0)
+		b_len -= def_len;
+	return a_len == b_len && strncasecmp(a, b, a_len) == 0;
+}
+
+bool cache_invalidation_target(const char *value, const char *scheme, const char *authority, char *out,
+                               size_t size)
+{
+	const char *p = value, *path;
+	size_t len;
+
+	while (is_space(*p))
+		p++;
+	if (p[0] == '/' && p[1] != '/') {
+		path = p;
+	} else {
+		const char *host;
+		size_t scheme_len = strlen(scheme);
+
+		if (p[0] == '/' && p[1] == '/') {
+			host = p + 2;                                   /* a network-path reference: the same scheme */
+		} else if (strncasecmp(p, scheme, scheme_len) == 0 && strncmp(p + scheme_len, "://", 3) == 0) {
+			host = p + scheme_len + 3;
+		} else {
+			return false;                                   /* another scheme, or a relative path */
+		}
+		path = host + strcspn(host, "/?#");
+		if (authority == NULL || !same_authority(host, (size_t)(path - host), authority, strlen(authority), scheme))
+			return false;
+	}
+	len = strcspn(path, "# \t");
+	if (len == 0) {
+		path = "/";
+		len = 1;
+	} else if (*path != '/') {
+		return false;                                   /* "http://host?q": no path to speak of */
+	}
+	if (len >= size)
+		return false;
+	memcpy(out, path, len);
+	out[len] = '\0';
+	return true;
+}
+
+size_t cache_status_format(char *out, size_t size, enum cache_status_kind kind, bool stored, bool ttl_known,
+                           int64_t ttl, const char *detail)
+{
+	static const char *const what[] = {
+		[CACHE_STATUS_HIT] = "hit", [CACHE_STATUS_MISS] = "fwd=miss", [CACHE_STATUS_URI_MISS] = "fwd=uri-miss",
+		[CACHE_STATUS_VARY_MISS] = "fwd=vary-miss", [CACHE_STATUS_STALE] = "fwd=stale",
+		[CACHE_STATUS_REQUEST] = "fwd=request", [CACHE_STATUS_BYPASS] = "fwd=bypass",
+	};
+	int n;
+
+	if (size == 0)
+		return 0;
+	n = snprintf(out, size, "prefork-httpd; %s%s", what[kind], stored ? "; stored" : "");
+	if (n > 0 && (size_t)n < size && ttl_known)
+		n += snprintf(out + n, size - (size_t)n, "; ttl=%lld", (long long)ttl);
+	if (n > 0 && (size_t)n < size && detail != NULL)
+		n += snprintf(out + n, size - (size_t)n, "; detail=%s", detail);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }

@@ -110,4 +110,48 @@ enum cache_use cache_decide(const struct cache_request *req, const struct cache_
 bool cache_stale_on_error(const struct cache_request *req, const struct cache_response *res, time_t now,
                           bool use_stale_on_error);
 
+/*
+ * RFC 9111 §3.1: a response field a cache never stores (Connection and the
+ * fields it names, the hop-by-hop ones, Proxy-*); connection is the
+ * response's Connection value, or NULL.
+ */
+bool cache_field_unstorable(const char *name, size_t len, const char *connection);
+
+/*
+ * RFC 9111 §3.2 and §4.3.4: whether a field of a 304 (or of a HEAD's 200)
+ * replaces the stored response's fields of that name: every storable one
+ * but Content-Length (the stored body is what it describes).
+ */
+bool cache_field_updates(const char *name, size_t len, const char *connection);
+
+/*
+ * RFC 9111 §4.4: a Location or Content-Location value of a response to an
+ * unsafe method, as the path and query to invalidate when it names the
+ * same origin (scheme and authority of the request, or a relative
+ * reference): out gets "/path?query" (NUL-terminated) and true; false for
+ * another origin, or when it does not fit.
+ */
+bool cache_invalidation_target(const char *value, const char *scheme, const char *authority, char *out,
+                               size_t size);
+
+/* The outcome a Cache-Status field (RFC 9211) reports. */
+enum cache_status_kind {
+	CACHE_STATUS_HIT,            /* served from the store */
+	CACHE_STATUS_MISS,           /* fwd=miss */
+	CACHE_STATUS_URI_MISS,       /* fwd=uri-miss: nothing stored for the key at all */
+	CACHE_STATUS_VARY_MISS,      /* fwd=vary-miss: stored, not for these request fields */
+	CACHE_STATUS_STALE,          /* fwd=stale: revalidated with the origin */
+	CACHE_STATUS_REQUEST,        /* fwd=request: the client asked for the origin (no-cache, bypass) */
+	CACHE_STATUS_BYPASS,         /* fwd=bypass: not a request this cache handles (method) */
+};
+
+/*
+ * "prefork-httpd; hit; ttl=12" or "prefork-httpd; fwd=miss; stored" ...:
+ * stored when the answer was kept, ttl (seconds of freshness left, may be
+ * negative) when known (ttl_known), detail when not NULL (a token).  The
+ * length written (NUL-terminated), or 0 when it does not fit.
+ */
+size_t cache_status_format(char *out, size_t size, enum cache_status_kind kind, bool stored, bool ttl_known,
+                           int64_t ttl, const char *detail);
+
 #endif

@@ -245,6 +245,65 @@ START_TEST(test_stale_on_error)
 }
 END_TEST
 
+START_TEST(test_fields_stored_and_updated)
+{
+	ck_assert(cache_field_unstorable("Connection", 10, NULL));
+	ck_assert(cache_field_unstorable("keep-alive", 10, NULL));
+	ck_assert(cache_field_unstorable("Transfer-Encoding", 17, NULL));
+	ck_assert(cache_field_unstorable("Proxy-Authenticate", 18, NULL));
+	ck_assert(cache_field_unstorable("X-Hop", 5, "close, x-hop"));      /* named by Connection */
+	ck_assert(!cache_field_unstorable("X-Hop", 5, "close, x-hopper"));
+	ck_assert(!cache_field_unstorable("ETag", 4, NULL));
+	ck_assert(!cache_field_unstorable("Content-Length", 14, NULL));
+	/* a 304 updates every stored field but Content-Length */
+	ck_assert(cache_field_updates("Cache-Control", 13, NULL));
+	ck_assert(cache_field_updates("Content-Type", 12, NULL));
+	ck_assert(cache_field_updates("X-Test-Header", 13, NULL));
+	ck_assert(!cache_field_updates("Content-Length", 14, NULL));
+	ck_assert(!cache_field_updates("Upgrade", 7, NULL));
+}
+END_TEST
+
+START_TEST(test_invalidation_targets)
+{
+	char out[64];
+
+	ck_assert(cache_invalidation_target("/a/b?c=d#frag", "http", "a.test", out, sizeof(out)));
+	ck_assert_str_eq(out, "/a/b?c=d");
+	ck_assert(cache_invalidation_target("http://A.test/x", "http", "a.test", out, sizeof(out)));
+	ck_assert_str_eq(out, "/x");
+	ck_assert(cache_invalidation_target("http://a.test:80/x", "http", "a.test", out, sizeof(out)));
+	ck_assert(cache_invalidation_target("https://a.test/x", "https", "a.test:443", out, sizeof(out)));
+	ck_assert(cache_invalidation_target("//a.test/y", "http", "a.test", out, sizeof(out)));
+	ck_assert_str_eq(out, "/y");
+	ck_assert(cache_invalidation_target("http://a.test", "http", "a.test", out, sizeof(out)));
+	ck_assert_str_eq(out, "/");
+	/* another origin: never */
+	ck_assert(!cache_invalidation_target("http://b.test/x", "http", "a.test", out, sizeof(out)));
+	ck_assert(!cache_invalidation_target("http://a.test:8080/x", "http", "a.test", out, sizeof(out)));
+	ck_assert(!cache_invalidation_target("https://a.test/x", "http", "a.test", out, sizeof(out)));
+	ck_assert(!cache_invalidation_target("http://a.test.evil/x", "http", "a.test", out, sizeof(out)));
+	ck_assert(!cache_invalidation_target("relative/x", "http", "a.test", out, sizeof(out)));
+	ck_assert(!cache_invalidation_target("/x", "http", "a.test", out, 2));    /* does not fit */
+}
+END_TEST
+
+START_TEST(test_cache_status)
+{
+	char out[128];
+
+	ck_assert_uint_gt(cache_status_format(out, sizeof(out), CACHE_STATUS_HIT, false, true, 12, NULL), 0);
+	ck_assert_str_eq(out, "prefork-httpd; hit; ttl=12");
+	cache_status_format(out, sizeof(out), CACHE_STATUS_URI_MISS, true, true, 60, NULL);
+	ck_assert_str_eq(out, "prefork-httpd; fwd=uri-miss; stored; ttl=60");
+	cache_status_format(out, sizeof(out), CACHE_STATUS_STALE, false, true, -5, "revalidated");
+	ck_assert_str_eq(out, "prefork-httpd; fwd=stale; ttl=-5; detail=revalidated");
+	cache_status_format(out, sizeof(out), CACHE_STATUS_BYPASS, false, false, 0, NULL);
+	ck_assert_str_eq(out, "prefork-httpd; fwd=bypass");
+	ck_assert_uint_eq(cache_status_format(out, 10, CACHE_STATUS_HIT, false, false, 0, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cache_policy");
@@ -256,6 +315,9 @@ int main(void)
 	tcase_add_test(tc, test_current_age);
 	tcase_add_test(tc, test_decide);
 	tcase_add_test(tc, test_stale_on_error);
+	tcase_add_test(tc, test_fields_stored_and_updated);
+	tcase_add_test(tc, test_invalidation_targets);
+	tcase_add_test(tc, test_cache_status);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
