@@ -10,11 +10,6 @@
 
 #define SOURCE_STREAM_PIECE 16384
 
-static void source_fd_close(void *arg)
-{
-	close((int)(intptr_t)arg);
-}
-
 /* The response's body as the chain's first link. */
 static struct httpd_body *source_take(struct httpd_request *req, struct httpd_response *res)
 {
@@ -32,12 +27,11 @@ static struct httpd_body *source_take(struct httpd_request *req, struct httpd_re
 		src->len = res->buf_len;
 		break;
 	case BODY_FILE:
-		if (res->fd_owned && httpd_pool_cleanup(res->pool, source_fd_close, (void *)(intptr_t)res->fd) < 0)
-			return NULL;
+		/* An owned file is closed with the pool (httpd_response_set_body_file), a cached one by its cache. */
 		src->fd = res->fd;
 		src->offset = res->file_offset;
 		src->len = (uint64_t)res->file_len;
-		res->fd = -1;   /* the chain's now, closed with the pool */
+		res->fd = -1;
 		break;
 	case BODY_STREAM:
 		src->stream = res->stream;

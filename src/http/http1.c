@@ -428,7 +428,7 @@ static void http1_respond(struct request *r)
 			ssize_t n = buf ? pread(res->fd, buf, (size_t)res->file_len, res->file_offset) : -1;
 
 			if (n == (ssize_t)res->file_len) {
-				httpd_response_set_body_buffer(res, buf, (size_t)n);   /* closes the fd */
+				httpd_response_set_body_buffer(res, buf, (size_t)n);   /* an owned fd closes with the pool */
 				h->iov[1].iov_base = buf;
 				h->iov[1].iov_len = (size_t)n;
 				h->iov_cnt = 2;

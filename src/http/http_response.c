@@ -55,8 +55,7 @@ void response_init(struct httpd_response *res, struct httpd_pool *pool)
 
 void response_discard_body(struct httpd_response *res)
 {
-	if (res->body == BODY_FILE && res->fd >= 0 && res->fd_owned)
-		close(res->fd);
+	/* An owned file is closed by its pool cleanup, when the request ends, whichever way it ends. */
 	res->fd = -1;
 	res->body = BODY_NONE;
 	res->head_length = -1;
@@ -241,20 +240,36 @@ void httpd_response_set_body_buffer(struct httpd_response *res, const void *data
 	res->buf_len = len;
 }
 
-void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offset, off_t len)
+static void body_file_set(struct httpd_response *res, int fd, off_t offset, off_t len, bool owned)
 {
 	response_discard_body(res);
 	res->body = BODY_FILE;
 	res->fd = fd;
-	res->fd_owned = true;
+	res->fd_owned = owned;
 	res->file_offset = offset;
 	res->file_len = len;
 }
 
+static void body_file_close(void *arg)
+{
+	close((int)(intptr_t)arg);
+}
+
+void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offset, off_t len)
+{
+	/* The file is the request's from now on: closed with its pool, sent or not. */
+	if (httpd_pool_cleanup(res->pool, body_file_close, (void *)(intptr_t)fd) < 0) {
+		close(fd);
+		httpd_log(HTTPD_LOG_ERR, "out of memory for a file response: sending an empty body");
+		httpd_response_set_body_buffer(res, "", 0);
+		return;
+	}
+	body_file_set(res, fd, offset, len, true);
+}
+
 void response_set_body_file_ref(struct httpd_response *res, int fd, off_t offset, off_t len)
 {
-	httpd_response_set_body_file(res, fd, offset, len);
-	res->fd_owned = false;
+	body_file_set(res, fd, offset, len, false);
 }
 
 int64_t httpd_response_body_length(const struct httpd_response *res)

@@ -264,5 +264,34 @@ def test_own_put_is_seen_at_once_by_the_same_worker():
         srv.cleanup()
 
 
+def test_files_a_module_opens_are_closed_when_sent():
+    # httpd_response_set_body_file takes the module's descriptor: it used to stay open after the answer
+    # went out (each download leaked one until the worker ran out); it is the request's now, closed with it,
+    # whether the body was sent whole, as a range, not at all (HEAD, 304), or through a body filter
+    srv = Server(workers=1)
+    srv.locations = ('location "/d/" { handler = "download" root = "%s" }\n'
+                     'location "/z/" { handler = "download" root = "%s" compress = {"gzip"} '
+                     'compress_types = {"*"} compress_min_length = 0 }\n' % (srv.root, srv.root))
+    srv.write_config()
+    srv.file("f.bin", os.urandom(50000))
+    srv.start()
+    try:
+        pid = worker_pid(srv)
+        for i in range(30):
+            for extra in ("", "Range: bytes=0-10\r\n", "Accept-Encoding: gzip\r\n"):
+                for prefix in ("/d/", "/z/"):
+                    r = get(srv, prefix + "f.bin", extra)
+                    assert r.status in (200, 206), r
+            s = srv.connect()
+            s.sendall(b"HEAD /d/f.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert Reader(s).response(head_request=True).status == 200
+            s.close()
+            etag = get(srv, "/d/f.bin").header("ETag")
+            assert get(srv, "/d/f.bin", "If-None-Match: %s\r\n" % etag).status == 304
+        assert wait_for(lambda: fds_under(pid, srv.root) == 0, timeout=10), fds_under(pid, srv.root)
+    finally:
+        srv.cleanup()
+
+
 if __name__ == "__main__":
     raise SystemExit(run(globals()))
