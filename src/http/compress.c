@@ -240,6 +240,22 @@ static int coding_apply(struct request *r, const struct module *m)
 	return coding_start(r, m);
 }
 
+/* RFC 9110 §7.7: an intermediary does not transform an answer whose Cache-Control says no-transform. */
+static bool no_transform(const struct httpd_response *res)
+{
+	const char *value = httpd_response_header(res, "Cache-Control"), *cc = value;
+
+	while (cc != NULL && (cc = strcasestr(cc, "no-transform")) != NULL) {
+		const char *end = cc + 12;
+		bool starts = cc == value || cc[-1] == ',' || cc[-1] == ' ' || cc[-1] == '\t';
+
+		if (starts && (*end == '\0' || *end == ',' || *end == ' ' || *end == '\t'))
+			return true;
+		cc = end;
+	}
+	return false;
+}
+
 int compress_apply(struct request *r)
 {
 	struct httpd_response *res = &r->res;
@@ -268,7 +284,7 @@ int compress_apply(struct request *r)
 	if (vary_add(res) < 0)
 		return 500;
 	/* Whole 200s only: a range of a compressed stream is no range of the file (ranges stay identity). */
-	if (res->status != 200 || httpd_response_header(res, "Content-Encoding") != NULL ||
+	if (res->status != 200 || httpd_response_header(res, "Content-Encoding") != NULL || no_transform(res) ||
 	    httpd_request_header(&r->req, "Range") != NULL ||
 	    (accept = httpd_request_header(&r->req, "Accept-Encoding")) == NULL)
 		return 0;

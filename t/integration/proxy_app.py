@@ -47,6 +47,9 @@ def echo(path):
                 time.sleep(0.02)
             yield b"the rest, after the gate\n" * 40
         return Response(drip(), mimetype="text/plain")
+    if path == "notransform":
+        return Response(b"keep these bytes as they are\n" * 100, mimetype="text/plain",
+                        headers={"Cache-Control": "public, no-transform"})
     if path == "encoded":
         import gzip as gzip_module
         body = gzip_module.compress(b"already compressed by the app\n" * 100)

@@ -379,6 +379,10 @@ def test_a_proxied_stream_is_compressed_as_it_arrives():
             s.close()
             assert released, seen[:200]
             assert seen == b"first part of the stream\n" * 40 + b"the rest, after the gate\n" * 40
+        # Cache-Control: no-transform (RFC 9110 §7.7): an intermediary leaves the bytes alone
+        r = ask(srv, "/notransform", "gzip, br")
+        assert r.status == 200 and r.header("Content-Encoding") is None, r
+        assert r.body == b"keep these bytes as they are\n" * 100 and r.header("Vary") == "Accept-Encoding", r
         # already encoded by the app: passed on as it is, not compressed again
         r = ask(srv, "/encoded", "gzip, br")
         assert r.header("Content-Encoding") == "gzip", r
