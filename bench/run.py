@@ -380,6 +380,17 @@ def routing_peers(args, work, docroot, workers, user, kind):
     return peers
 
 
+def h2o_http1_peer(work, name, workers, user, docroot, extra=""):
+    """h2o serving docroot over HTTP/1.1, extra (its own YAML lines) added at the top level."""
+    port = free_port()
+    conf = os.path.join(work, name + ".conf")
+    with open(conf, "w") as f:
+        f.write("%slisten:\n  host: 127.0.0.1\n  port: %d\nnum-threads: %d\nmax-connections: 20000\n"
+                "http1-request-timeout: 60\n%shosts:\n  default:\n    paths:\n      /:\n        file.dir: %s\n"
+                % ("user: %s\n" % user if user else "", port, workers, extra, docroot))
+    return Peer("h2o", port, ["h2o", "-c", conf])
+
+
 def compress_peers(args, work, docroot, workers, user, kind):
     """prefork-httpd compressing with the coding (and without, for 1 KiB), the baseline where it has the
     coding, nginx (gzip, or its brotli filter) and h2o, all at COMPRESS_LEVEL, from 256 bytes."""
@@ -414,14 +425,8 @@ def compress_peers(args, work, docroot, workers, user, kind):
                     " server { listen 127.0.0.1:%d; root %s; }\n}\n" % (body, port, docroot))
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
     if shutil.which("h2o"):
-        port = free_port()
-        conf = os.path.join(work, "h2o-%s.conf" % kind)
-        with open(conf, "w") as f:
-            f.write("%slisten:\n  host: 127.0.0.1\n  port: %d\nnum-threads: %d\nmax-connections: 20000\n"
-                    "http1-request-timeout: 60\ncompress: { %s: %d }\ncompress-minimum-size: 256\n"
-                    "hosts:\n  default:\n    paths:\n      /:\n        file.dir: %s\n"
-                    % ("user: %s\n" % user if user else "", port, workers, coding, level, docroot))
-        peers.append(Peer("h2o", port, ["h2o", "-c", conf]))
+        peers.append(h2o_http1_peer(work, "h2o-%s" % kind, workers, user, docroot,
+                                    "compress: { %s: %d }\ncompress-minimum-size: 256\n" % (coding, level)))
     return peers
 
 
@@ -569,13 +574,7 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
                        'server.username = "%s"\nserver.groupname = "%s"\n' % (user, user) if user else ""))
         peers.append(Peer("lighttpd", port, ["lighttpd", "-D", "-f", conf]))
     if shutil.which("h2o") and not log:
-        port = free_port()
-        conf = os.path.join(work, "h2o-%d.conf" % workers)
-        with open(conf, "w") as f:
-            f.write("%slisten:\n  host: 127.0.0.1\n  port: %d\nnum-threads: %d\nmax-connections: 20000\n"
-                    "http1-request-timeout: 60\nhosts:\n  default:\n    paths:\n      /:\n"
-                    "        file.dir: %s\n" % ("user: %s\n" % user if user else "", port, workers, docroot))
-        peers.append(Peer("h2o", port, ["h2o", "-c", conf]))
+        peers.append(h2o_http1_peer(work, "h2o-%d" % workers, workers, user, docroot))
     if workers == 1 and not log:
         floor = os.path.join(work, "floor")
         port = free_port()

@@ -219,20 +219,14 @@ static void source_drop(struct file_source *src)
 static void source_body(struct httpd_response *res, const struct file_source *src, uint64_t offset,
                         uint64_t len)
 {
-	if (src->content != NULL) {
+	if (src->content != NULL)
 		httpd_response_set_body_buffer(res, src->content + offset, (size_t)len);
-		if (offset == 0 && src->file != NULL && len == (uint64_t)httpd_file_stat(src->file)->st_size) {
-			res->memo = &file_cache_memo;   /* the whole file: its compressed copies are kept with it */
-			res->memo_key = src->file;
-		}
-	}
 	else if (src->owned)
 		httpd_response_set_body_file(res, src->fd, (off_t)offset, (off_t)len);
 	else
 		response_set_body_file_ref(res, src->fd, (off_t)offset, (off_t)len);
-	if (src->content == NULL && !src->owned && src->file != NULL && offset == 0 &&
-	    len == (uint64_t)httpd_file_stat(src->file)->st_size) {
-		res->memo = &file_cache_memo;   /* a cached file: its compressed copies are kept with it too */
+	if (src->file != NULL && offset == 0 && len == (uint64_t)httpd_file_stat(src->file)->st_size) {
+		res->memo = &file_cache_memo;   /* a whole cached file: its compressed copies are kept with it */
 		res->memo_key = src->file;
 	}
 }

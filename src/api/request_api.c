@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "conn_proxy.h"
+#include "content_coding.h"
 #include "log.h"
 #include "pool.h"
 #include "request.h"
@@ -99,63 +100,12 @@ const char *httpd_request_tls(const struct httpd_request *req, const char *field
 	return v == buf ? httpd_pool_strdup(r->pool, buf) : v;
 }
 
-/* The q parameter of one list member ("gzip;q=0.5"): 1000ths, 1000 without one. */
-static int qvalue(const char *params, size_t len)
-{
-	const char *q = params;
-	int value = 0, digits = 0;
-
-	while ((size_t)(q - params) < len && (q = memchr(q, ';', len - (size_t)(q - params))) != NULL) {
-		q++;
-		while (*q == ' ' || *q == '\t')
-			q++;
-		if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
-			q += 2;
-			if (*q == '1')
-				return 1000;
-			if (*q++ != '0')
-				return 0;
-			if (*q == '.') {
-				q++;
-				for (; digits < 3 && *q >= '0' && *q <= '9'; digits++, q++)
-					value = value * 10 + (*q - '0');
-			}
-			while (digits++ < 3)
-				value *= 10;
-			return value;
-		}
-	}
-	return 1000;
-}
-
 int httpd_request_accepts_encoding(const struct httpd_request *req, const char *coding)
 {
 	const char *v = httpd_request_header(req, "Accept-Encoding");
-	size_t coding_len = strlen(coding);
-	int star = -1;
 
-	if (v == NULL)
-		return 0;
-	while (*v != '\0') {
-		const char *start, *end;
-		size_t name_len;
-
-		while (*v == ' ' || *v == '\t' || *v == ',')
-			v++;
-		start = v;
-		end = strchr(v, ',');
-		if (end == NULL)
-			end = v + strlen(v);
-		name_len = strcspn(start, " \t;,");
-		if (name_len > (size_t)(end - start))
-			name_len = (size_t)(end - start);
-		if (name_len == coding_len && strncasecmp(start, coding, coding_len) == 0)
-			return qvalue(start, (size_t)(end - start)) > 0;
-		if (name_len == 1 && *start == '*')
-			star = qvalue(start, (size_t)(end - start));
-		v = end;
-	}
-	return star > 0;
+	/* The one reading of Accept-Encoding (RFC 9110 §12.5.3), compression's. */
+	return v != NULL && accept_encoding_q(v, coding) > 0;
 }
 
 int httpd_request_body_fd(const struct httpd_request *req)

@@ -140,25 +140,51 @@ int httpd_body_pull(struct httpd_body *in, struct httpd_chunk *chunk, size_t max
 	return rc;
 }
 
+int body_chunk_copy(const struct httpd_request *req, const struct httpd_chunk *chunk, void *buf)
+{
+	ssize_t got;
+
+	if (chunk->data != NULL) {
+		memcpy(buf, chunk->data, chunk->len);
+		return 0;
+	}
+	got = pread(chunk->fd, buf, chunk->len, chunk->offset);
+	if (got != (ssize_t)chunk->len) {
+		httpd_log_request(HTTPD_LOG_ERR, req, "reading the body's file: %s",
+		                  got < 0 ? strerror(errno) : "the file was truncated");
+		return -1;
+	}
+	return 0;
+}
+
 ssize_t httpd_body_read(struct httpd_body *in, void *buf, size_t len)
 {
 	struct httpd_chunk c;
 	int rc = httpd_body_pull(in, &c, len);
-	ssize_t got;
 
 	if (rc != 1)
 		return rc;
-	if (c.data != NULL) {
-		memcpy(buf, c.data, c.len);
-		return (ssize_t)c.len;
-	}
-	got = pread(c.fd, buf, c.len, c.offset);
-	if (got != (ssize_t)c.len) {
-		httpd_log_request(HTTPD_LOG_ERR, in->req, "reading the body's file: %s",
-		                  got < 0 ? strerror(errno) : "the file was truncated");
+	return body_chunk_copy(in->req, &c, buf) < 0 ? -1 : (ssize_t)c.len;
+}
+
+int body_copy_append(struct body_copy *copy, const void *data, size_t len, size_t limit)
+{
+	if (len > limit - copy->len)
 		return -1;
+	if (copy->len + len > copy->cap) {
+		size_t cap = copy->cap ? copy->cap : 16384;
+		char *grown;
+
+		while (cap < copy->len + len)
+			cap *= 2;
+		if ((grown = realloc(copy->buf, cap)) == NULL)
+			return -1;
+		copy->buf = grown;
+		copy->cap = cap;
 	}
-	return got;
+	memcpy(copy->buf + copy->len, data, len);
+	copy->len += len;
+	return 0;
 }
 
 int body_chain_pull(struct httpd_response *res, struct httpd_chunk *chunk, size_t max)
@@ -168,36 +194,23 @@ int body_chain_pull(struct httpd_response *res, struct httpd_chunk *chunk, size_
 
 int body_chain_collect(struct httpd_response *res, size_t limit, char **out, size_t *len)
 {
-	size_t cap = 4096, used = 0;
-	char *buf = malloc(cap);
+	struct body_copy copy = { NULL, 0, 0 };
 
-	if (buf == NULL)
-		return -1;
 	for (;;) {
 		struct httpd_chunk c;
 		int rc = body_chain_pull(res, &c, 16384);
 
 		if (rc == 0)
 			break;
-		if (rc != 1 || c.data == NULL || c.len > limit - used) {
-			free(buf);
+		if (rc != 1 || c.data == NULL || body_copy_append(&copy, c.data, c.len, limit) < 0) {
+			free(copy.buf);
 			return -1;
 		}
-		if (used + c.len > cap) {
-			char *grown;
-
-			while (used + c.len > cap)
-				cap *= 2;
-			if ((grown = realloc(buf, cap)) == NULL) {
-				free(buf);
-				return -1;
-			}
-			buf = grown;
-		}
-		memcpy(buf + used, c.data, c.len);
-		used += c.len;
 	}
-	*out = buf;
-	*len = used;
+	/* An empty body is a buffer too, for the caller to free. */
+	if (copy.buf == NULL && (copy.buf = malloc(1)) == NULL)
+		return -1;
+	*out = copy.buf;
+	*len = copy.len;
 	return 0;
 }

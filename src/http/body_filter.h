@@ -44,6 +44,17 @@ int body_chain_add(struct httpd_request *req, struct httpd_response *res, httpd_
 /* The next piece from the end of res's chain: httpd_body_pull's returns. */
 int body_chain_pull(struct httpd_response *res, struct httpd_chunk *chunk, size_t max);
 
+/* A chunk's bytes into buf (a file range read): 0, or -1 (logged for req) when the file came up short. */
+int body_chunk_copy(const struct httpd_request *req, const struct httpd_chunk *chunk, void *buf);
+
+/* Bytes gathered in one malloc'd buffer, grown as they come (its owner frees buf). */
+struct body_copy {
+	char  *buf;
+	size_t len, cap;
+};
+/* Appends len bytes, so long as the copy stays within limit: 0, or -1 past it or out of memory. */
+int body_copy_append(struct body_copy *copy, const void *data, size_t len, size_t limit);
+
 /*
  * Runs the whole chain now, into one malloc'd buffer the caller frees, for
  * a body whose source is in memory (the file cache's compressed copies): 0

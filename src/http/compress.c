@@ -21,19 +21,18 @@
 #include "request.h"
 
 /*
- * Compressed copies: a body in memory (the open-file cache keeps files to
- * 16 KiB) is compressed at once; a cached file up to MEMO_FILE_MAX is
- * compressed as the first response streams it, and the copy kept when it
- * ends.  Copies larger than MEMO_MAX are not kept.
+ * Compressed copies: a small file's content in memory (RESPONSE_SMALL_FILE)
+ * is compressed at once; a cached file up to MEMO_FILE_MAX is compressed as
+ * the first response streams it, and the copy kept when it ends.  Copies
+ * larger than MEMO_MAX are not kept.
  */
 #define MEMO_MAX      (1024 * 1024)
 #define MEMO_FILE_MAX (1024 * 1024)
-#define MEMO_PIECE    16384
 
 static const enum coding default_order[] = { CODING_ZSTD, CODING_BR, CODING_GZIP };
 
-
-int compress_type_matches(char *const *types, size_t count, const char *type)
+/* Does the media type match the list ("text/html", a type with a star, "*")?  Parameters do not count. */
+static bool type_matches(char *const *types, size_t count, const char *type)
 {
 	size_t len = strcspn(type, "; \t"), major = strcspn(type, "/");
 
@@ -42,15 +41,15 @@ int compress_type_matches(char *const *types, size_t count, const char *type)
 		size_t tlen = strlen(t);
 
 		if (strcmp(t, "*") == 0)
-			return 1;
+			return true;
 		if (tlen >= 2 && strcmp(t + tlen - 2, "/*") == 0) {
 			if (major < len && major == tlen - 2 && strncasecmp(type, t, major) == 0)
-				return 1;
+				return true;
 		} else if (tlen == len && strncasecmp(type, t, len) == 0) {
-			return 1;
+			return true;
 		}
 	}
-	return 0;
+	return false;
 }
 
 /* Vary: Accept-Encoding, once: a cache must key on it whether or not this response was compressed. */
@@ -116,8 +115,7 @@ struct memo_record {
 	const struct body_memo_ops *memo;
 	const void                 *key;
 	int                         coding, level;
-	char                       *buf;
-	size_t                      len, cap;
+	struct body_copy            copy;
 	bool                        abandoned;
 };
 
@@ -125,7 +123,7 @@ static void memo_record_free(void *arg)
 {
 	struct memo_record *rec = arg;
 
-	free(rec->buf);   /* NULL once its keeper took it */
+	free(rec->copy.buf);   /* NULL once its keeper took it */
 }
 
 static int memo_record_filter(void *ctx, struct httpd_body *in, struct httpd_chunk *out, size_t max)
@@ -134,32 +132,16 @@ static int memo_record_filter(void *ctx, struct httpd_body *in, struct httpd_chu
 	int rc = httpd_body_pull(in, out, max);
 
 	if (rc == 1 && !rec->abandoned) {
-		if (out->data == NULL || out->len > MEMO_MAX - rec->len) {
-			rec->abandoned = true;   /* too large to keep: this response still goes out whole */
-		} else {
-			if (rec->len + out->len > rec->cap) {
-				size_t cap = rec->cap ? rec->cap : MEMO_PIECE;
-				char *grown;
-
-				while (cap < rec->len + out->len)
-					cap *= 2;
-				if ((grown = realloc(rec->buf, cap)) == NULL) {
-					rec->abandoned = true;
-					return rc;
-				}
-				rec->buf = grown;
-				rec->cap = cap;
-			}
-			memcpy(rec->buf + rec->len, out->data, out->len);
-			rec->len += out->len;
-		}
-	} else if (rc == 0 && !rec->abandoned && rec->buf != NULL) {
+		/* Too large to keep (or no memory): this response still goes out whole, only uncopied. */
+		if (out->data == NULL || body_copy_append(&rec->copy, out->data, out->len, MEMO_MAX) < 0)
+			rec->abandoned = true;
+	} else if (rc == 0 && !rec->abandoned && rec->copy.buf != NULL) {
 		size_t kept;
 
 		/* Another response may have kept its copy first: then this one is dropped with the pool. */
 		if (rec->memo->get(rec->key, rec->coding, rec->level, &kept) == NULL &&
-		    rec->memo->keep(rec->key, rec->coding, rec->level, rec->buf, rec->len) != NULL)
-			rec->buf = NULL;   /* the keeper's now */
+		    rec->memo->keep(rec->key, rec->coding, rec->level, rec->copy.buf, rec->copy.len) != NULL)
+			rec->copy.buf = NULL;   /* the keeper's now */
 	}
 	return rc;
 }
@@ -188,7 +170,7 @@ static int memo_serve(struct request *r, const struct module *m)
 		httpd_response_set_body_buffer(res, packed, len);
 		return 1;
 	}
-	if (res->body == BODY_BUFFER && res->buf_len <= MEMO_PIECE) {
+	if (res->body == BODY_BUFFER && res->buf_len <= RESPONSE_SMALL_FILE) {
 		if (coding_start(r, m) != 0 || body_chain_collect(res, MEMO_MAX, &made, &len) < 0)
 			return -1;
 		packed = memo->keep(key, res->coding, res->coding_level, made, len);
@@ -210,7 +192,7 @@ static int memo_serve(struct request *r, const struct module *m)
 	rec = pool_alloc(res->pool, sizeof(*rec));
 	if (rec == NULL)
 		return 0;
-	*rec = (struct memo_record){ memo, key, res->coding, res->coding_level, NULL, 0, 0, false };
+	*rec = (struct memo_record){ memo, key, res->coding, res->coding_level, { NULL, 0, 0 }, false };
 	if (httpd_pool_cleanup(res->pool, memo_record_free, rec) < 0 || coding_start(r, m) != 0 ||
 	    body_chain_add(&r->req, res, memo_record_filter, rec, "compress") < 0)
 		return -1;
@@ -220,8 +202,6 @@ static int memo_serve(struct request *r, const struct module *m)
 static int coding_apply(struct request *r, const struct module *m)
 {
 	struct httpd_response *res = &r->res;
-	const struct body_memo_ops *memo = res->memo;
-	const void *key = res->memo_key;
 	int rc;
 
 	/* A range of this response would be a range of the compressed bytes: none is offered (ranges stay identity). */
@@ -229,8 +209,6 @@ static int coding_apply(struct request *r, const struct module *m)
 	if (httpd_response_add_header(res, "Content-Encoding", coding_name((enum coding)res->coding)) < 0 ||
 	    etag_weaken(res) < 0)
 		return 500;
-	res->memo = memo;   /* the head changed, the body did not */
-	res->memo_key = key;
 	if ((rc = memo_serve(r, m)) != 0)
 		return rc > 0 ? 0 : 500;   /* served from a copy, or streamed while one is recorded */
 	if (r->head.method == HTTPD_METHOD_HEAD) {
@@ -278,7 +256,7 @@ int compress_apply(struct request *r)
 	if (cc == NULL || (res->status != 200 && res->status != 206 && res->status != 304))
 		return 0;
 	type = httpd_response_header(res, "Content-Type");
-	if (type == NULL || !(cc->types != NULL ? compress_type_matches(cc->types, cc->type_count, type)
+	if (type == NULL || !(cc->types != NULL ? type_matches(cc->types, cc->type_count, type)
 	                                        : httpd_mime_compressible(type)))
 		return 0;
 	if (vary_add(res) < 0)

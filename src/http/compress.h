@@ -36,7 +36,4 @@ extern const struct directive_table compress_directives;
  */
 int compress_apply(struct request *r);
 
-/* Does the media type match the list ("text/html", "text/ *" for any text, "*")?  Parameters do not count. */
-int compress_type_matches(char *const *types, size_t count, const char *type);
-
 #endif

@@ -706,20 +706,12 @@ static ssize_t chain_read(struct h2_stream *st, uint8_t *buf, size_t len, uint32
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		return 0;
 	}
-	if (chunk.data != NULL) {
-		memcpy(buf, chunk.data, chunk.len);
-	} else if (st->h2->c->transport == &transport_tcp) {
+	if (chunk.data == NULL && st->h2->c->transport == &transport_tcp) {
 		st->seg_fd = chunk.fd;
 		st->seg_off = chunk.offset;
 		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-	} else {
-		ssize_t got = pread(chunk.fd, buf, chunk.len, chunk.offset);
-
-		if (got != (ssize_t)chunk.len) {
-			httpd_log_request(HTTPD_LOG_ERR, &st->r->req, "reading the body's file: %s",
-			                  got < 0 ? strerror(errno) : "the file was truncated");
-			return -1;
-		}
+	} else if (body_chunk_copy(&st->r->req, &chunk, buf) < 0) {
+		return -1;   /* TLS copies anyway: a file range is read into the frame */
 	}
 	return (ssize_t)chunk.len;
 }

@@ -240,12 +240,12 @@ void httpd_response_set_body_buffer(struct httpd_response *res, const void *data
 	res->buf_len = len;
 }
 
-static void body_file_set(struct httpd_response *res, int fd, off_t offset, off_t len, bool owned)
+/* Whose fd it is (the request's pool, or the open-file cache) is settled by the caller. */
+void response_set_body_file_ref(struct httpd_response *res, int fd, off_t offset, off_t len)
 {
 	response_discard_body(res);
 	res->body = BODY_FILE;
 	res->fd = fd;
-	res->fd_owned = owned;
 	res->file_offset = offset;
 	res->file_len = len;
 }
@@ -264,12 +264,7 @@ void httpd_response_set_body_file(struct httpd_response *res, int fd, off_t offs
 		httpd_response_set_body_buffer(res, "", 0);
 		return;
 	}
-	body_file_set(res, fd, offset, len, true);
-}
-
-void response_set_body_file_ref(struct httpd_response *res, int fd, off_t offset, off_t len)
-{
-	body_file_set(res, fd, offset, len, false);
+	response_set_body_file_ref(res, fd, offset, len);
 }
 
 int64_t httpd_response_body_length(const struct httpd_response *res)

@@ -31,7 +31,6 @@ struct httpd_response {
 	const char             *buf;
 	size_t                  buf_len;
 	int                     fd;
-	bool                    fd_owned;       /* closed with the body (not a cached file's) */
 	off_t                   file_offset;
 	off_t                   file_len;
 	httpd_stream_fn         stream;
