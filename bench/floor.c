@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct epoll_event ev, events[512];
-	int one = 1, lfd, epfd, close_after = 0, spin = 0;
+	int one = 1, lfd, epfd, close_after = 0, spin = 0, cacheable = 0;
 	char body[1024];
 
 	if (argc < 2)
@@ -39,13 +39,16 @@ int main(int argc, char **argv)
 			close_after = 1;
 		else if (strcmp(argv[i], "spin") == 0)
 			spin = 1;
+		else if (strcmp(argv[i], "cacheable") == 0)
+			cacheable = 1;   /* the origin of the proxy-cache scenario: fresh for an hour */
 		else
 			return 2;
 	}
 	memset(body, 'x', sizeof(body));
 	response_len = (size_t)snprintf(response, sizeof(response),
-	                                "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n%s\r\n",
-	                                close_after ? "Connection: close\r\n" : "");
+	                                "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n%s%s\r\n",
+	                                close_after ? "Connection: close\r\n" : "",
+	                                cacheable ? "Cache-Control: max-age=3600\r\n" : "");
 	memcpy(response + response_len, body, sizeof(body));
 	response_len += sizeof(body);
 	addr.sin_port = htons((unsigned short)atoi(argv[1]));

@@ -62,6 +62,10 @@ SCENARIOS = {
     "tls-handshake": ("1k.bin", 50, 1, True, False, True),
     # A reverse proxy in front of the floor responder, against nginx's proxy_pass with keepalive.
     "proxy-ka-1k":   ("1k.bin", 50, 1, False, False, "proxy"),
+    # Hits of a proxy cache (every request after the first), the floor as the origin with max-age=3600, against
+    # nginx's proxy_cache; our static module serving the same 1 KiB file runs in the same rounds
+    # (prefork-httpd-static).
+    "proxy-cache-hit-1k": ("1k.bin", 50, 1, False, False, "proxy-cache"),
     # Not timed: one 1 GiB PUT over one connection, against nginx's dav_methods PUT (lighttpd's
     # mod_webdav is another package, h2o writes no files): the server's peak memory while it streams.
     "upload-1g":     ("up/upload-1g.bin", 1, 1, False, False, "upload"),
@@ -116,7 +120,8 @@ UPLOAD_ROUNDS = 3
 COUNTED = ("idle-10k", "syscalls-ka-1k", "upload-1g", "h2-idle-2k")   # measured once per server, not in timed rounds
 OURS_LOG_OFF = "prefork-httpd-log-off"   # beside ka-1k-log's prefork-httpd, in the same rounds
 OURS_UNLIMITED = "prefork-httpd-unlimited"   # beside ka-1k-limited's prefork-httpd, in the same rounds
-OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED, OURS_ONE, OURS_PLAIN)
+OURS_STATIC = "prefork-httpd-static"   # beside proxy-cache-hit-1k's prefork-httpd: the same file, from static
+OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED, OURS_ONE, OURS_PLAIN, OURS_STATIC)
 LIMIT_RATE, LIMIT_BURST = 1000000, 100000   # requests a second, and burst: nothing is ever refused
 # The floor that never sleeps: a client writing to a sleeping server pays for waking it, so this is the
 # most req/s wrk reaches here, whatever the server.  Up only for its own turn (it keeps a core busy) and
@@ -309,6 +314,38 @@ def proxy_peers(args, work, workers, user, backend):
                     " server { listen 127.0.0.1:%d;\n  location / { proxy_pass http://floor;\n"
                     "   proxy_http_version 1.1;\n   proxy_set_header Connection \"\"; } }\n}\n"
                     % (backend, port))
+        peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
+    return peers
+
+
+def proxy_cache_peers(args, work, docroot, workers, user, backend):
+    """prefork-httpd's proxy cache and nginx's proxy_cache in front of the floor (max-age=3600), and our static
+    module serving the file the floor's body stands for, in the same rounds.  No baseline: a main before the
+    cache would not load the configuration."""
+    port = free_port()
+    conf = os.path.join(work, "prefork-httpd-cache.conf")
+    store = os.path.join(work, "httpd-cache")
+    shutil.rmtree(store, ignore_errors=True)
+    with open(conf, "w") as f:
+        f.write(ours_main("prefork-httpd", port, workers, work, args.modules) +
+                'proxy_cache_path "bench" { path = "%s"  size = "64m" }\n'
+                'upstream "floor" {\n  server = { "127.0.0.1:%d" }\n  keepalive = 64\n}\n'
+                'location "/" { handler = "proxy"  upstream = "floor"  proxy_cache = "bench" }\n' % (store, backend))
+    peers = [Peer("prefork-httpd", port, [os.path.abspath(args.httpd), "-F", "-f", conf]),
+             httpd_peer(OURS_STATIC, args.httpd, args.modules, workers, False, work, docroot)]
+    if shutil.which("nginx"):
+        port = free_port()
+        conf = os.path.join(work, "nginx-proxy-cache-%d.conf" % workers)
+        store = os.path.join(work, "nginx-cache")
+        shutil.rmtree(store, ignore_errors=True)
+        with open(conf, "w") as f:
+            f.write(nginx_main(user, workers, work) +
+                    "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n keepalive_requests 1000000;\n"
+                    " keepalive_timeout 60;\n proxy_cache_path %s keys_zone=bench:10m max_size=64m;\n"
+                    " upstream floor { server 127.0.0.1:%d; keepalive 64; }\n"
+                    " server { listen 127.0.0.1:%d;\n  location / { proxy_pass http://floor;\n"
+                    "   proxy_http_version 1.1;\n   proxy_set_header Connection \"\";\n   proxy_cache bench; } }\n}\n"
+                    % (store, backend, port))
         peers.append(Peer("nginx", port, ["nginx", "-c", conf, "-p", work]))
     return peers
 
@@ -520,6 +557,8 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
     user = "www-data" if os.geteuid() == 0 else None
     if tls == "proxy":
         return proxy_peers(args, work, workers, user, args.backend_port)
+    if tls == "proxy-cache":
+        return proxy_cache_peers(args, work, docroot, workers, user, args.backend_port)
     if tls in H2_KINDS:
         return h2_peers(args, work, docroot, workers, user, cleartext=tls == "h2c")
     if tls in COMPRESS:
@@ -1100,6 +1139,11 @@ def markdown(results, args):
         lines.append("ka-1k-br, prefork-httpd: CPU per request compressed with br (a cached copy) / uncompressed, "
                      "in the same rounds: %.2f×" % round_ratio(results["ka-1k-br"], "prefork-httpd", [OURS_PLAIN],
                                                               "cpu", min))
+    if "proxy-cache-hit-1k" in results and OURS_STATIC in results["proxy-cache-hit-1k"]:
+        lines.append("")
+        lines.append("proxy-cache-hit-1k, prefork-httpd: CPU per request of a cache hit / the same 1 KiB from the "
+                     "static module, in the same rounds: %.2f×" % round_ratio(results["proxy-cache-hit-1k"],
+                                                                            "prefork-httpd", [OURS_STATIC], "cpu", min))
     for scenario in ("vhosts-5k", "locations-5k", "rewrite-1k"):
         if scenario not in results:
             continue
@@ -1247,11 +1291,11 @@ def main():
             groups.setdefault((SCENARIOS[s][2], SCENARIOS[s][4], SCENARIOS[s][5]), []).append(s)
         for (workers, log, tls), group in groups.items():
             backend = None
-            if tls == "proxy":
+            if tls in ("proxy", "proxy-cache"):
                 # The floor responder as the application: what a backend costs is not counted.
                 args.backend_port = free_port()
-                backend = Peer("backend", args.backend_port, [os.path.join(work, "floor"), str(args.backend_port)],
-                               floor=True)
+                backend = Peer("backend", args.backend_port, [os.path.join(work, "floor"), str(args.backend_port)]
+                               + (["cacheable"] if tls == "proxy-cache" else []), floor=True)
                 backend.cpus = CLIENT_CPUS   # the application's cost is on the load's side, not the proxy's
                 backend.start()
             try:

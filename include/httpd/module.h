@@ -40,8 +40,10 @@ extern "C" {
  * Minor 3: body filters (httpd_hook_body_filter, httpd_body_pull,
  * httpd_body_read) and content codings (httpd_module_content_coding,
  * httpd_response_coding).
+ * Minor 4: httpd_response_set_date and httpd_http_date_parse (a cache
+ * answering with the Date it stored), httpd_pool_new and httpd_pool_free.
  */
-#define HTTPD_MODULE_ABI_MINOR 3
+#define HTTPD_MODULE_ABI_MINOR 4
 
 #define HTTPD_MODULE_ABI_SYMBOL  "httpd_module_abi"
 #define HTTPD_MODULE_ABI_MINOR_SYMBOL "httpd_module_abi_minor"
@@ -479,6 +481,11 @@ int httpd_request_on_cancel(struct httpd_request *req, void (*fn)(void *arg), vo
 /* --- Response ----------------------------------------------------------- */
 
 void httpd_response_set_status(struct httpd_response *res, int status);
+/*
+ * minor 4: the Date the answer carries instead of now (a cache's stored
+ * response keeps its origin's Date, RFC 9110 §6.6.1); 0 for now.
+ */
+void httpd_response_set_date(struct httpd_response *res, time_t date);
 int  httpd_response_status(const struct httpd_response *res);
 /*
  * Adds a header (copied).  Framing headers (Content-Length,
@@ -618,6 +625,13 @@ char *httpd_pool_printf(struct httpd_pool *pool, const char *fmt, ...)
 
 /* Runs fn(arg) when the request ends, whatever way it ends (close fds here). */
 int httpd_pool_cleanup(struct httpd_pool *pool, void (*fn)(void *arg), void *arg);
+/*
+ * minor 4: a pool of the module's own, for work that outlives the request
+ * that started it (a cache's background revalidation); freeing it runs its
+ * cleanups.  NULL when out of memory.
+ */
+struct httpd_pool *httpd_pool_new(void);
+void httpd_pool_free(struct httpd_pool *pool);
 
 /* --- Files -------------------------------------------------------------- */
 
@@ -694,6 +708,8 @@ size_t httpd_utf8_seq(const unsigned char *s, size_t left);
 /* IMF-fixdate (RFC 9110 §5.6.7) of t into buf; returns buf. */
 #define HTTPD_DATE_LEN 30
 char *httpd_http_date(time_t t, char buf[HTTPD_DATE_LEN]);
+/* minor 4: an HTTP date (IMF-fixdate, RFC 850 or asctime) into *out: 0, or -1 if it is not one. */
+int httpd_http_date_parse(const char *s, time_t *out);
 
 /* --- Logging ------------------------------------------------------------ */
 

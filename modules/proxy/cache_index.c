@@ -15,6 +15,7 @@ struct slot {
 	uint8_t  hash[32];
 	uint64_t size;
 	int64_t  last_use, stale_at;
+	uint64_t version;
 	uint32_t bucket_next;          /* the next slot in its bucket, or NIL */
 	uint32_t lru_prev, lru_next;   /* most recently used first; a free slot's lru_next is the free list */
 	uint32_t used;
@@ -236,6 +237,7 @@ int cache_index_lookup(struct cache_index *idx, const uint8_t hash[32], int64_t 
 		out->size = idx->slot[i].size;
 		out->last_use = now;
 		out->stale_at = idx->slot[i].stale_at;
+		out->version = idx->slot[i].version;
 	}
 	if (broken) {
 		index_clear(idx);
@@ -289,6 +291,7 @@ int cache_index_insert(struct cache_index *idx, const struct cache_index_info *i
 	idx->slot[i].size = info->size;
 	idx->slot[i].last_use = info->last_use;
 	idx->slot[i].stale_at = info->stale_at;
+	idx->slot[i].version = info->version;
 	idx->slot[i].used = 1;
 	b = bucket_of(idx, info->hash);
 	idx->slot[i].bucket_next = idx->bucket[b];

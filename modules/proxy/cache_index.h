@@ -26,6 +26,7 @@ struct cache_index_info {
 	uint64_t size;           /* bytes on disk: head and body */
 	int64_t  last_use;       /* seconds */
 	int64_t  stale_at;       /* when it stops being fresh (for inactive and eviction decisions), 0 unknown */
+	uint64_t version;        /* which file of that hash: a worker's copy of it is good while this is unchanged */
 };
 
 /* In the master: room for entries stored responses and max_bytes of them.  NULL with errno on failure. */

@@ -293,7 +293,14 @@ bool cache_field_unstorable(const char *name, size_t len, const char *connection
 
 bool cache_field_updates(const char *name, size_t len, const char *connection)
 {
-	return !cache_field_unstorable(name, len, connection) && !name_is(name, len, "Content-Length");
+	/* What describes the stored body (its length, coding, digest, range, entity tag) is the body's. */
+	static const char *const body_fields[] = { "Content-Length", "Content-Encoding", "Content-MD5", "Content-Range",
+	                                           "ETag" };
+
+	for (size_t i = 0; i < sizeof(body_fields) / sizeof(body_fields[0]); i++)
+		if (name_is(name, len, body_fields[i]))
+			return false;
+	return !cache_field_unstorable(name, len, connection);
 }
 
 /* host[:port] against host[:port], the port defaulted from the scheme, case-insensitive. */
@@ -366,4 +373,103 @@ size_t cache_status_format(char *out, size_t size, enum cache_status_kind kind, 
 	if (n > 0 && (size_t)n < size && detail != NULL)
 		n += snprintf(out + n, size - (size_t)n, "; detail=%s", detail);
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+int64_t cache_age_value(const char *value)
+{
+	/*
+	 * RFC 9111 §5.1: the first member of the list.  Leading digits with
+	 * something after them ("7200.0", "7200;x") are taken as that age rather
+	 * than ignored: erring old costs a revalidation, erring young serves stale.
+	 */
+	const char *v = value;
+	size_t digits;
+	int64_t age = 0;
+
+	while (is_space(*v))
+		v++;
+	digits = strspn(v, "0123456789");
+	if (digits == 0)
+		return CACHE_UNSET;
+	for (size_t i = 0; i < digits; i++) {
+		age = age * 10 + (v[i] - '0');
+		if (age >= CACHE_DELTA_MAX)
+			return CACHE_DELTA_MAX;
+	}
+	return age;
+}
+
+bool cache_etag_listed(const char *list, const char *etag)
+{
+	const char *e = strncmp(etag, "W/", 2) == 0 ? etag + 2 : etag;
+	size_t elen = strlen(e);
+
+	while (*list != '\0') {
+		const char *start, *end;
+
+		while (*list == ' ' || *list == '\t' || *list == ',')
+			list++;
+		if (*list == '*')
+			return true;
+		if (strncmp(list, "W/", 2) == 0)
+			list += 2;
+		start = list;
+		if (*list != '"')
+			return false;
+		end = strchr(list + 1, '"');
+		if (end == NULL)
+			return false;
+		if ((size_t)(end + 1 - start) == elen && memcmp(start, e, elen) == 0)
+			return true;
+		list = end + 1;
+	}
+	return false;
+}
+
+int cache_byte_range(const char *range, uint64_t len, uint64_t *first, uint64_t *last)
+{
+	uint64_t a = 0, b = 0;
+	const char *p;
+	bool suffix;
+
+	if (strncmp(range, "bytes=", 6) != 0)
+		return 0;
+	p = range + 6;
+	suffix = *p == '-';
+	if (suffix)
+		p++;
+	if (*p < '0' || *p > '9')
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (a > (UINT64_MAX - 9) / 10)
+			return 0;
+		a = a * 10 + (uint64_t)(*p - '0');
+	}
+	if (suffix) {
+		if (*p != '\0')
+			return 0;
+		if (a == 0 || len == 0)
+			return -1;
+		*first = a >= len ? 0 : len - a;
+		*last = len - 1;
+		return 1;
+	}
+	if (*p++ != '-')
+		return 0;
+	if (*p == '\0') {
+		b = UINT64_MAX;
+	} else {
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (b > (UINT64_MAX - 9) / 10)
+				return 0;
+			b = b * 10 + (uint64_t)(*p - '0');
+		}
+		if (*p != '\0' || b < a)
+			return 0;
+	}
+	if (a >= len)
+		return -1;
+	*first = a;
+	*last = b >= len ? len - 1 : b;
+	return 1;
 }

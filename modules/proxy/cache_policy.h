@@ -120,7 +120,8 @@ bool cache_field_unstorable(const char *name, size_t len, const char *connection
 /*
  * RFC 9111 §3.2 and §4.3.4: whether a field of a 304 (or of a HEAD's 200)
  * replaces the stored response's fields of that name: every storable one
- * but Content-Length (the stored body is what it describes).
+ * but those describing the stored body (Content-Length, Content-Encoding,
+ * Content-MD5, Content-Range, ETag).
  */
 bool cache_field_updates(const char *name, size_t len, const char *connection);
 
@@ -133,6 +134,26 @@ bool cache_field_updates(const char *name, size_t len, const char *connection);
  */
 bool cache_invalidation_target(const char *value, const char *scheme, const char *authority, char *out,
                                size_t size);
+
+/*
+ * An Age field's value (RFC 9111 §5.1): its first member's leading digits
+ * (taken even when something follows them: a malformed Age makes a response
+ * older, never younger), capped at CACHE_DELTA_MAX; CACHE_UNSET when it does
+ * not start with a digit ("abc", "-5"), which is ignored.
+ */
+int64_t cache_age_value(const char *value);
+
+/* Weak comparison of etag against an If-None-Match list (RFC 9110 §13.1.2); "*" matches. */
+bool cache_etag_listed(const char *list, const char *etag);
+
+/*
+ * A Range value against a body of len bytes, as a cache answers from its
+ * store: one "bytes=" range (first-last, first-, -suffix) gives 1 and
+ * [*first, *last]; several ranges, another unit or a malformed value give 0
+ * (the whole answer, RFC 9110 §14.2 lets a server ignore Range);
+ * -1 when it cannot be satisfied (416).
+ */
+int cache_byte_range(const char *range, uint64_t len, uint64_t *first, uint64_t *last);
 
 /* The outcome a Cache-Status field (RFC 9211) reports. */
 enum cache_status_kind {

@@ -25,6 +25,7 @@
 #include <httpd/http1.h>
 #include <httpd/module.h>
 
+#include "cache.h"
 #include "proxy_parse.h"
 #include "upstream.h"
 
@@ -53,12 +54,14 @@ struct proxy_loc {
 	uint64_t            max_temp_file;   /* proxy_max_temp_file_size: spill no more per response */
 	bool                via;
 	bool                retry_non_idempotent;
+	struct cache_conf   cache;
 };
 
 struct proxy_server {
 	struct upstream *ups;
 	size_t           count;
 	char            *temp_dir;   /* where buffering spills a response a slow client has not taken */
+	struct cache_zones *zones;   /* proxy_cache_path */
 };
 
 enum pstate { PS_CONNECTING, PS_SENDING, PS_HEAD, PS_BODY, PS_DONE };
@@ -122,6 +125,8 @@ struct proxy_req {
 	const char             *upgrade;        /* the client's Upgrade value, passed on (websocket) */
 	int64_t                 left;
 	struct httpd_chunked    chunked;
+	struct cache_req       *cache;          /* a cache location's request, or NULL */
+	bool                    answered;       /* the cache answered (a stale response) before the handler returned */
 };
 
 /* For timeouts and health windows: a tick's precision is plenty, and the coarse clock costs no TSC read. */
@@ -163,6 +168,7 @@ static const struct httpd_option upstream_options[] = {
 
 static const struct httpd_option server_options[] = {
 	HTTPD_OPTION_SECTION("upstream", HTTPD_OPT_MULTI | HTTPD_OPT_TITLED, upstream_options),
+	HTTPD_OPTION_SECTION("proxy_cache_path", HTTPD_OPT_MULTI | HTTPD_OPT_TITLED, cache_path_options),
 	HTTPD_OPTION_END
 };
 
@@ -181,6 +187,7 @@ static const struct httpd_option location_options[] = {
 	HTTPD_OPTION_SIZE("proxy_max_temp_file_size", "1g", 0, INT64_MAX),
 	HTTPD_OPTION_BOOL("via", "false"),
 	HTTPD_OPTION_BOOL("retry_non_idempotent", "false"),
+	CACHE_LOCATION_OPTIONS,
 	HTTPD_OPTION_END
 };
 
@@ -246,6 +253,7 @@ static void server_exit(void *data)
 		upstream_release(&ps->ups[i]);
 	free(ps->ups);
 	free(ps->temp_dir);
+	cache_zones_release(ps->zones);
 	free(ps);
 }
 
@@ -265,6 +273,8 @@ static int server_init(const struct httpd_conf *server, void **data, char *err, 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (cache_zones_init(server, &ps->zones, err, errlen) < 0)
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		const struct httpd_conf *sec = httpd_conf_section(server, "upstream", i);
 
@@ -323,6 +333,7 @@ static void release(void *data)
 		return;
 	if (pl->own.servers != NULL || pl->own.name != NULL)
 		upstream_release(&pl->own);
+	cache_conf_release(&pl->cache);
 	free(pl->path);
 	free(pl);
 }
@@ -381,7 +392,7 @@ static int configure(const struct httpd_location *loc, const struct httpd_conf *
 	(void)httpd_conf_size(opts, "proxy_max_temp_file_size", &pl->max_temp_file);
 	pl->via = httpd_conf_bool(opts, "via");
 	pl->retry_non_idempotent = httpd_conf_bool(opts, "retry_non_idempotent");
-	return 0;
+	return cache_conf_read(opts, pl->ps != NULL ? pl->ps->zones : NULL, &pl->cache, err, errlen);
 }
 
 /* --- the request head for the upstream ---------------------------------- */
@@ -552,7 +563,8 @@ static char *head_build(struct proxy_req *p)
 	for (size_t i = 0; i < req->header_count; i++) {
 		const struct httpd_header *h = &req->headers[i];
 
-		if (hop_by_hop(h->name, &connection) || forwarded_header(h->name, pl->forwarded))
+		if (hop_by_hop(h->name, &connection) || forwarded_header(h->name, pl->forwarded) ||
+		    (p->cache != NULL && cache_request_drops(p->cache, h->name)))
 			continue;
 		if (strcasecmp(h->name, "X-Forwarded-For") == 0 && (pl->forwarded == FWD_X || pl->forwarded == FWD_BOTH)) {
 			/* Every line, in order, extended below as nginx's $proxy_add_x_forwarded_for does. */
@@ -597,6 +609,8 @@ static char *head_build(struct proxy_req *p)
 	if (pl->via)   /* RFC 9110 §7.6.3: after any the client sent, the protocol it spoke */
 		buf_str(&b, req->version == 10 ? "Via: 1.0 prefork-httpd\r\n" : req->version == 20 ? "Via: 2 prefork-httpd\r\n"
 		       : "Via: 1.1 prefork-httpd\r\n");
+	if (p->cache != NULL)
+		buf_str(&b, cache_request_extra(p->cache));   /* the stored response's validators */
 	if (p->upgrade != NULL) {
 		buf_str(&b, "Connection: upgrade\r\nUpgrade: ");
 		buf_str(&b, p->upgrade);
@@ -798,6 +812,17 @@ static void fail(struct proxy_req *p, int status)
 	p->timer = NULL;
 	upstream_let_go(p, false);
 	p->state = PS_DONE;
+	if (!p->finished && p->cache != NULL && cache_upstream_failed(p->cache, status)) {
+		/* proxy_cache_use_stale or stale-if-error: the stored response answers. */
+		note_status(p, status);
+		if (p->pending) {
+			p->finished = true;
+			httpd_request_finish(p->req, HTTPD_OK);
+		} else {
+			p->answered = true;
+		}
+		return;
+	}
 	note_status(p, status);
 	if (p->finished)
 		return;
@@ -1223,6 +1248,7 @@ static void stream_wake(struct proxy_req *p)
 /* The upstream failed in the middle of the body: what is stored still goes out, then the client sees a cut. */
 static void body_break(struct proxy_req *p)
 {
+	cache_body_end(p->cache, false);
 	httpd_event_del(p->timer);
 	p->timer = NULL;
 	upstream_let_go(p, false);
@@ -1234,6 +1260,7 @@ static void body_break(struct proxy_req *p)
 /* The whole body is decoded and stored: the upstream connection goes back to the pool if it can. */
 static void body_complete(struct proxy_req *p, bool clean)
 {
+	cache_body_end(p->cache, true);
 	httpd_event_del(p->timer);
 	p->timer = NULL;
 	upstream_succeeded(p->srv);
@@ -1258,6 +1285,7 @@ static int store(struct proxy_req *p, const char *data, size_t n)
 {
 	if (n == 0)
 		return 0;
+	cache_body(p->cache, data, n);
 	if (p->file_wr == 0 && ready_room(p) >= n) {
 		memcpy(p->ready + p->ready_len, data, n);
 		p->ready_len += n;
@@ -1442,6 +1470,21 @@ static void response_start(struct proxy_req *p)
 	struct conn_lines connection = { .count = 0 };
 	uint64_t took = precise_ms() - p->started_ms;
 
+	if (p->cache != NULL && cache_upstream_head(p->cache, h)) {
+		/* Answered from the store (a 304 merged, or stale for a 5xx): the upstream's body is not wanted. */
+		bool clean = !proxy_head_has_body(h, p->head_request) && p->in_off == p->in_len && h->keep_alive;
+
+		note_status(p, h->status);
+		note_response_time(p, took);
+		httpd_event_del(p->timer);
+		p->timer = NULL;
+		upstream_succeeded(p->srv);
+		upstream_let_go(p, clean);
+		p->state = PS_DONE;
+		p->finished = true;
+		httpd_request_finish(p->req, HTTPD_OK);
+		return;
+	}
 	for (size_t i = 0; i < h->count; i++)
 		conn_lines_add(&connection, h->headers[i].name, h->headers[i].value);
 	httpd_response_set_status(p->res, h->status);
@@ -1468,6 +1511,7 @@ static void response_start(struct proxy_req *p)
 
 		httpd_event_del(p->timer);
 		p->timer = NULL;
+		cache_body_end(p->cache, !p->head_request);
 		upstream_succeeded(p->srv);
 		upstream_let_go(p, clean && !h->chunked);
 		p->state = PS_DONE;
@@ -1487,6 +1531,7 @@ static void response_start(struct proxy_req *p)
 			/* The whole body came with the head: it goes out from where it is, with a Content-Length. */
 			const char *whole = p->in + p->in_off;
 
+			cache_body(p->cache, whole, (size_t)p->left);
 			body_complete(p, p->in_len - p->in_off == (size_t)p->left);
 			httpd_response_set_body_buffer(p->res, whole, (size_t)p->left);
 			p->finished = true;
@@ -1537,6 +1582,9 @@ static void on_cancel(void *arg)
 	upstream_let_go(p, false);
 	p->state = PS_DONE;
 }
+
+static void cache_fetch(void *data, struct httpd_request *req, struct httpd_response *res, struct cache_req *cr);
+static int cache_refresh(void *data, struct httpd_request *req, struct cache_req *bg);
 
 static struct proxy_req *proxy_req_new(void *data, struct httpd_request *req, struct httpd_response *res)
 {
@@ -1612,8 +1660,20 @@ static int body(void *data, struct httpd_request *req, struct httpd_response *re
 	struct proxy_req *p = httpd_request_note(req, "proxy");
 
 	if (ev == HTTPD_BODY_START) {
-		int rc = proxy_start(data, req, res, &p);
+		struct proxy_loc *pl = data;
+		struct cache_req *cr = NULL;
+		int rc;
 
+		/* A request with a body is never answered from the store; an unsafe one invalidates it. */
+		if (pl->cache.zone != NULL &&
+		    cache_request_start(&pl->cache, req, res, cache_fetch, cache_refresh, data, &cr) != CACHE_FETCH)
+			return 500;
+		p = proxy_req_new(data, req, res);
+		if (p == NULL)
+			return 500;
+		p->cache = cr;
+		attempt(p);
+		rc = p->error;
 		return rc != 0 ? rc : HTTPD_OK;
 	}
 	if (p == NULL)
@@ -1660,16 +1720,258 @@ static int body(void *data, struct httpd_request *req, struct httpd_response *re
 	return HTTPD_OK;
 }
 
+/* A request that waited for another's fetch of its key goes to the origin itself after all. */
+static void cache_fetch(void *data, struct httpd_request *req, struct httpd_response *res, struct cache_req *cr)
+{
+	struct proxy_req *p = proxy_req_new(data, req, res);
+
+	if (p == NULL) {
+		httpd_request_finish(req, 500);
+		return;
+	}
+	p->cache = cr;
+	p->pending = true;
+	attempt(p);
+}
+
+/* --- background revalidation ---------------------------------------------
+ *
+ * stale-while-revalidate (RFC 5861 §3) and proxy_cache_background_update:
+ * the client was answered from the store, and the origin is asked again
+ * on a connection of the revalidation's own, with worker events and the
+ * cache's pool, so it outlives the request that started it.  Its answer
+ * goes only to the store; one overall deadline (connect_timeout +
+ * read_timeout) bounds it.
+ */
+struct refresh {
+	struct cache_req       *bg;
+	struct upstream_server *srv;
+	int                     fd;
+	struct httpd_event     *io, *deadline;
+	char                   *head, *in;
+	size_t                  head_len, head_off, in_len;
+	bool                    connected, got_head, chunked, until_eof;
+	int64_t                 left;
+	struct httpd_chunked    dec;
+	struct proxy_head       ph;
+};
+
+static void refresh_end(struct refresh *r, bool whole)
+{
+	httpd_event_del(r->io);
+	httpd_event_del(r->deadline);
+	close(r->fd);
+	if (r->srv->active > 0)
+		r->srv->active--;
+	cache_body_end(r->bg, whole);
+	cache_background_end(r->bg);   /* frees r too */
+}
+
+/* Decodes the body bytes in in[0..in_len) into the store: true when the revalidation has ended. */
+static bool refresh_take(struct refresh *r)
+{
+	size_t n;
+
+	if (r->chunked) {
+		size_t used = 0, produced = 0;
+		int rc = httpd_chunked_decode(&r->dec, r->in, r->in_len, &used, r->in, r->in_len, &produced, INT64_MAX);
+
+		if (rc != HTTPD_CHUNKED_DONE && rc != HTTPD_CHUNKED_AGAIN) {
+			refresh_end(r, false);
+			return true;
+		}
+		cache_body(r->bg, r->in, produced);
+		memmove(r->in, r->in + used, r->in_len - used);
+		r->in_len -= used;
+		if (rc == HTTPD_CHUNKED_DONE) {
+			refresh_end(r, true);
+			return true;
+		}
+		return false;
+	}
+	n = r->until_eof || (int64_t)r->in_len < r->left ? r->in_len : (size_t)r->left;
+	cache_body(r->bg, r->in, n);
+	r->in_len = 0;
+	if (!r->until_eof && (r->left -= (int64_t)n) == 0) {
+		refresh_end(r, true);
+		return true;
+	}
+	return false;
+}
+
+static void refresh_io(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct refresh *r = arg;
+
+	(void)req;
+	(void)events;
+	if (!r->connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+			httpd_log(HTTPD_LOG_ERR, "upstream %s: background revalidation: connect: %s", r->srv->name,
+			          strerror(err != 0 ? err : errno));
+			refresh_end(r, false);
+			return;
+		}
+		r->connected = true;
+	}
+	while (r->head_off < r->head_len) {
+		ssize_t n = send(r->fd, r->head + r->head_off, r->head_len - r->head_off, MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			refresh_end(r, false);
+			return;
+		}
+		r->head_off += (size_t)n;
+		if (r->head_off == r->head_len && httpd_event_fd_mod(r->io, HTTPD_EVENT_READ) < 0) {
+			refresh_end(r, false);
+			return;
+		}
+	}
+	for (;;) {
+		ssize_t n = recv(r->fd, r->in + r->in_len, IN_MAX - r->in_len, 0);
+		const char *why = NULL;
+		long head;
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			/* The end of a body without a length is its close; any other close is a cut. */
+			refresh_end(r, n == 0 && r->got_head && r->until_eof);
+			return;
+		}
+		r->in_len += (size_t)n;
+		if (r->got_head) {
+			if (refresh_take(r))
+				return;
+			continue;
+		}
+		head = proxy_head_parse(r->in, r->in_len, &r->ph, &why);
+		if (head < 0 || (head == 0 && r->in_len == IN_MAX)) {
+			refresh_end(r, false);
+			return;
+		}
+		if (head == 0)
+			continue;
+		if (r->ph.status < 200) {
+			memmove(r->in, r->in + head, r->in_len - (size_t)head);
+			r->in_len -= (size_t)head;
+			continue;
+		}
+		r->got_head = true;
+		/* A 304 merged (or a 5xx that leaves the stale entry as it is), or a body of nothing: done. */
+		if (cache_upstream_head(r->bg, &r->ph) || !proxy_head_has_body(&r->ph, false)) {
+			refresh_end(r, !proxy_head_has_body(&r->ph, false));
+			return;
+		}
+		r->chunked = r->ph.chunked;
+		if (r->chunked)
+			httpd_chunked_init(&r->dec);
+		r->until_eof = !r->chunked && r->ph.content_length < 0;
+		r->left = r->ph.content_length;
+		memmove(r->in, r->in + head, r->in_len - (size_t)head);
+		r->in_len -= (size_t)head;
+		if (r->in_len > 0 && refresh_take(r))
+			return;
+	}
+}
+
+static void refresh_timeout(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct refresh *r = arg;
+
+	(void)req;
+	(void)events;
+	r->deadline = NULL;
+	httpd_log(HTTPD_LOG_ERR, "upstream %s: background revalidation did not finish within connect_timeout + "
+	          "read_timeout", r->srv->name);
+	refresh_end(r, false);
+}
+
+static int cache_refresh(void *data, struct httpd_request *req, struct cache_req *bg)
+{
+	struct proxy_loc *pl = data;
+	struct httpd_pool *pool = cache_background_pool(bg);
+	struct refresh *r = httpd_pool_alloc(pool, sizeof(*r));
+	struct proxy_req tmp;
+	char *head;
+	int err = 0;
+
+	if (r == NULL)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->bg = bg;
+	r->fd = -1;
+	r->srv = upstream_pick(pl->up, now_ms(), 0);
+	if (r->srv == NULL)
+		return -1;
+	/* The request as the client's fetch would send it, from the client's request while it is there. */
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.req = req;
+	tmp.pl = pl;
+	tmp.up = pl->up;
+	tmp.srv = r->srv;
+	tmp.cache = bg;
+	tmp.fd = tmp.spill_fd = -1;
+	head = head_build(&tmp);
+	r->head = httpd_pool_alloc(pool, tmp.head_len + 1);
+	r->in = httpd_pool_alloc(pool, IN_MAX);
+	if (head == NULL || r->head == NULL || r->in == NULL)
+		return -1;
+	memcpy(r->head, head, tmp.head_len);
+	r->head_len = tmp.head_len;
+	r->fd = socket_connect(&tmp, &err);
+	if (r->fd < 0) {
+		httpd_log(HTTPD_LOG_ERR, "upstream %s: background revalidation: connect: %s", r->srv->name, strerror(err));
+		return -1;
+	}
+	r->io = httpd_worker_event_fd(r->fd, HTTPD_EVENT_WRITE, refresh_io, r);
+	r->deadline = httpd_worker_timer(pl->connect_ms + pl->read_ms, refresh_timeout, r);
+	if (r->io == NULL || r->deadline == NULL) {
+		httpd_event_del(r->io);
+		httpd_event_del(r->deadline);
+		close(r->fd);
+		return -1;
+	}
+	r->srv->active++;
+	return 0;
+}
+
 static int handler(void *data, struct httpd_request *req, struct httpd_response *res)
 {
 	struct proxy_req *p = httpd_request_note(req, "proxy");
+	struct proxy_loc *pl = data;
 
-	if (p == NULL) {
+	if (p == NULL && pl->cache.zone != NULL) {
+		struct cache_req *cr = NULL;
+
+		switch (cache_request_start(&pl->cache, req, res, cache_fetch, cache_refresh, data, &cr)) {
+		case CACHE_ANSWERED:
+			return HTTPD_OK;
+		case CACHE_WAITING:
+			return HTTPD_PENDING;
+		case CACHE_FAILED:
+			return 500;
+		case CACHE_FETCH:
+			break;
+		}
+		p = proxy_req_new(data, req, res);
+		if (p == NULL)
+			return 500;
+		p->cache = cr;
+		attempt(p);
+	} else if (p == NULL) {
 		int rc = proxy_start(data, req, res, &p);
 
 		if (rc != 0)
 			return rc;
 	}
+	if (p->answered)
+		return HTTPD_OK;
 	if (p->error != 0)
 		return p->error;
 	if (p->state == PS_DONE && !p->finished)
@@ -1831,6 +2133,7 @@ static int worker_init(void *data)
 	if (started || pl->ps == NULL || httpd_worker_id() != 0)
 		return 0;
 	started = true;
+	cache_worker_start(pl->ps->zones);
 	for (size_t i = 0; i < pl->ps->count; i++) {
 		struct upstream *u = &pl->ps->ups[i];
 		struct health_round *hr;
@@ -1854,6 +2157,14 @@ static int worker_init(void *data)
 	return 0;
 }
 
+/* $upstream_cache_status: HIT, MISS, EXPIRED, STALE, UPDATING, REVALIDATED or BYPASS, as nginx says them. */
+static const char *variable_cache_status(const struct httpd_request *req, char *scratch, size_t size)
+{
+	(void)scratch;
+	(void)size;
+	return httpd_request_note(req, "upstream_cache_status");
+}
+
 static int proxy_init(struct httpd_module_api *api)
 {
 	httpd_module_name(api, "proxy");
@@ -1865,6 +2176,7 @@ static int proxy_init(struct httpd_module_api *api)
 	httpd_hook_release(api, release);
 	httpd_hook_worker_init(api, worker_init);
 	httpd_hook_body(api, body);
+	httpd_module_variable(api, "upstream_cache_status", variable_cache_status);
 	httpd_hook_handler(api, handler, HTTPD_METHOD_GET | HTTPD_METHOD_HEAD | HTTPD_METHOD_POST | HTTPD_METHOD_PUT |
 	                   HTTPD_METHOD_DELETE | HTTPD_METHOD_PATCH | HTTPD_METHOD_OPTIONS | HTTPD_METHOD_OTHER);
 	return 0;

@@ -141,6 +141,16 @@ char *pool_strndup(struct httpd_pool *pool, const char *s, size_t len)
 	return copy;
 }
 
+struct httpd_pool *httpd_pool_new(void)
+{
+	return pool_create(4096);
+}
+
+void httpd_pool_free(struct httpd_pool *pool)
+{
+	pool_destroy(pool);
+}
+
 void *httpd_pool_alloc(struct httpd_pool *pool, size_t size)
 {
 	return pool_alloc(pool, size);

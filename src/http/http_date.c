@@ -154,3 +154,8 @@ bool http_date_parse(const char *s, time_t *out)
 	*out = timegm(&tm);
 	return *out != (time_t)-1;
 }
+
+int httpd_http_date_parse(const char *s, time_t *out)
+{
+	return s != NULL && http_date_parse(s, out) ? 0 : -1;
+}

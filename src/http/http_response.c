@@ -63,6 +63,11 @@ void response_discard_body(struct httpd_response *res)
 	res->memo = NULL;
 }
 
+void httpd_response_set_date(struct httpd_response *res, time_t date)
+{
+	res->date = date;
+}
+
 void httpd_response_set_status(struct httpd_response *res, int status)
 {
 	res->status = status;
@@ -415,7 +420,13 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 	}
 #undef HEAD_200_TOKENS
 #undef HEAD_200
-	head_put(&b, http_date_now(opts->now), HTTPD_DATE_LEN - 1);
+	if (res->date != 0) {
+		char date[HTTPD_DATE_LEN];
+
+		head_put(&b, httpd_http_date(res->date, date), HTTPD_DATE_LEN - 1);
+	} else {
+		head_put(&b, http_date_now(opts->now), HTTPD_DATE_LEN - 1);
+	}
 	head_put(&b, "\r\n", 2);
 	if (res->prebuilt_len > 0)
 		head_put(&b, res->prebuilt, res->prebuilt_len);
@@ -527,8 +538,15 @@ struct response_field *response_fields_build(struct httpd_response *res, const s
 		                                  sizeof("prefork-httpd/" PACKAGE_VERSION) - 1 };
 	else
 		f[n++] = (struct response_field){ "server", "prefork-httpd", 6, 13 };
-	f[n] = (struct response_field){ "date", pool_strndup(res->pool, http_date_now(opts->now), HTTPD_DATE_LEN - 1),
-	                                4, HTTPD_DATE_LEN - 1 };
+	if (res->date != 0) {
+		char *date = pool_alloc(res->pool, HTTPD_DATE_LEN);
+
+		f[n] = (struct response_field){ "date", date != NULL ? httpd_http_date(res->date, date) : NULL, 4,
+		                                HTTPD_DATE_LEN - 1 };
+	} else {
+		f[n] = (struct response_field){ "date", pool_strndup(res->pool, http_date_now(opts->now),
+		                                HTTPD_DATE_LEN - 1), 4, HTTPD_DATE_LEN - 1 };
+	}
 	if (f[n++].value == NULL)
 		return NULL;
 	for (size_t i = 0; i < res->prebuilt_count; i++) {

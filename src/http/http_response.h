@@ -42,6 +42,7 @@ struct httpd_response {
 	const char             *tunnel_pending; /* bytes already read from tunnel_fd, for the client first */
 	size_t                  tunnel_pending_len;
 	off_t                   head_length;    /* set_head_length: a HEAD answer's Content-Length, -2 none, -1 unset */
+	time_t                  date;           /* set_date: the Date the answer carries (a cache's stored one), 0 now */
 	/*
 	 * Fields formatted once and kept by their owner (a cached file's
 	 * validators and type): copied into the head as they are, before the

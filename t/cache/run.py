@@ -2,10 +2,10 @@
 """The public cache conformance suite, http-cache-tests (0.4.5, from the npm registry), through our proxy:
 the suite's origin bound to loopback (its server.mjs listens on every address: origin.mjs wraps it),
 prefork-httpd in front of it, the suite's command-line client against prefork-httpd.  Prints the scores
-(required, optimal, check) and fails below --floor required tests.  Not in `make check` (a few minutes);
-.ci/run runs it.
+(required, optimal, check) and fails below --floor required tests.  The proxy has a cache (proxy_cache);
+--no-cache scores the plain proxy instead.  Not in `make check` (a few minutes); .ci/run runs it.
 
-    t/cache/run.py --httpd build/src/httpd --modules build/modules/.libs --floor 97 [--show-failed]
+    t/cache/run.py --httpd build/src/httpd --modules build/modules/.libs --floor 145 [--show-failed]
 """
 import argparse
 import json
@@ -50,6 +50,7 @@ def main():
                     help="where the suite is installed")
     ap.add_argument("--floor", type=int, default=0, help="fail below this many required tests passed")
     ap.add_argument("--show-failed", action="store_true")
+    ap.add_argument("--no-cache", action="store_true", help="the plain proxy, for comparison")
     args = ap.parse_args()
     hct = suite_dir(args.cache)
     work = tempfile.mkdtemp(prefix="httpd-cache-tests-")
@@ -63,8 +64,10 @@ def main():
         f.write('listen = {"127.0.0.1:%d"}\nworkers = 2\npid_file = "%s/httpd.pid"\nerror_log = "%s/error.log"\n'
                 'access_log = "%s/access.log"\nmodule_dir = "%s"\n'
                 'upstream "origin" { server = { "127.0.0.1:%d" } }\n'
-                'location "/" { handler = "proxy"  upstream = "origin" }\n'
-                % (proxy_port, work, work, work, os.path.abspath(args.modules), origin_port))
+                'proxy_cache_path "suite" { path = "%s/cache"  size = "256m" }\n'
+                'location "/" { handler = "proxy"  upstream = "origin"%s }\n'
+                % (proxy_port, work, work, work, os.path.abspath(args.modules), origin_port, work,
+                   "" if args.no_cache else '  proxy_cache = "suite"'))
     httpd = subprocess.Popen([os.path.abspath(args.httpd), "-F", "-f", conf], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -85,8 +88,8 @@ def main():
                                check=True, timeout=60)
         data = json.loads(score.stdout)
         c = data["count"]
-        print("%s through prefork-httpd in %.0f s: required %d/%d, optimal %d/%d, check %d/%d"
-              % (SUITE, time.monotonic() - started, c["required"][0], c["required"][1], c["optimal"][0],
+        print("%s through prefork-httpd%s in %.0f s: required %d/%d, optimal %d/%d, check %d/%d"
+              % (SUITE, " (plain proxy, no cache)" if args.no_cache else "", time.monotonic() - started, c["required"][0], c["required"][1], c["optimal"][0],
                  c["optimal"][1], c["check"][0], c["check"][1]))
         if args.show_failed:
             print("required tests failed:\n  " + "\n  ".join(data["failed"]))

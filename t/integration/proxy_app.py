@@ -78,6 +78,8 @@ def echo(path):
                    body_sha256=digest.hexdigest(), peer_port=request.environ.get("REMOTE_PORT"),
                    chunked=request.environ.get("HTTP_TRANSFER_ENCODING", ""))
     resp.headers["X-App"] = NAME
+    if "cc" in args:
+        resp.headers["Cache-Control"] = args["cc"]   # for the proxy cache (test_seam.py)
     resp.headers["Keep-Alive"] = "timeout=5"            # hop-by-hop: must not reach the client
     resp.headers["X-Hop"] = "secret"
     resp.headers["Connection"] = "X-Hop"                # names X-Hop as hop-by-hop too

@@ -553,6 +553,51 @@ def test_a_third_party_filter_and_the_coding_on_a_proxied_stream_over_both_proto
         srv.cleanup()
 
 
+def test_the_cache_answers_after_the_checks_and_keeps_clients_and_hosts_apart():
+    # issue 35: the store is consulted only after the location's checks (an unsigned request for a
+    # signed, cached answer is refused, and never served from the store); what a request with credentials
+    # got is not kept for others; the key holds the host, so one site's name cannot fill another's
+    # entries; hits are compressed on their way out and served over h2c like any answer
+    srv = Seam()
+    try:
+        url = "/signed-cached/s?cc=public,max-age=600"
+        r = ask(srv, b"GET %s HTTP/1.1\r\nHost: a.test\r\n\r\n" % url.encode())
+        assert r.status == 401 and app_saw(srv, "/s?cc") == [], r
+        for _ in range(2):
+            h = rfc_headers("GET", url)
+            r = ask(srv, raw_request("GET", url, h))
+            assert r.status == 200 and r.header("Cache-Status") is not None, (r, srv.log()[-2000:])
+        assert len(app_saw(srv, "/s?cc")) == 1 and "; hit" in r.header("Cache-Status"), (r.headers, srv.seen())
+        r = ask(srv, b"GET %s HTTP/1.1\r\nHost: a.test\r\n\r\n" % url.encode())
+        assert r.status == 401 and r.header("Cache-Status") is None, r
+        # credentials: not stored (RFC 9111 §3.5), so the next client gets its own answer
+        for auth, echoed in ((b"Authorization: Bearer alice-token\r\n", True), (b"", False)):
+            r = ask(srv, b"GET /cached/me?cc=max-age=600 HTTP/1.1\r\nHost: a.test\r\n%s\r\n" % auth)
+            assert r.status == 200 and (b"alice-token" in r.body) == echoed, r
+        assert len(app_saw(srv, "/me?cc")) == 2
+        # another Host is another key: evil.test's answer is not a.test's
+        ask(srv, b"GET /cached/page?cc=max-age=600 HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+        r = ask(srv, b"GET /cached/page?cc=max-age=600 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert "fwd=uri-miss" in r.header("Cache-Status") and len(app_saw(srv, "/page?cc")) == 2, r.headers
+        assert json.loads(r.body)["headers"] and ["Host", "a.test"] in json.loads(r.body)["headers"]
+        # a hit, compressed on the way out (the store keeps what the app sent) and over h2c
+        r = ask(srv, b"GET /cached/page?cc=max-age=600&pad=%s HTTP/1.1\r\nHost: a.test\r\n\r\n" % (b"x" * 600))
+        r = ask(srv, b"GET /cached/page?cc=max-age=600&pad=%s HTTP/1.1\r\nHost: a.test\r\nAccept-Encoding: gzip"
+                     b"\r\n\r\n" % (b"x" * 600))
+        assert "; hit" in r.header("Cache-Status") and r.header("Content-Encoding") == "gzip", r.headers
+        assert json.loads(__import__("zlib").decompress(r.body, 47))["path"].startswith("/page"), r
+        rc, out, err = curl("--http2-prior-knowledge", "-D", "-", "-H", "Host: a.test",
+                            "http://127.0.0.1:%d/cached/page?cc=max-age=600" % srv.h2c_port)
+        head, _, data = out.partition(b"\r\n\r\n")
+        assert rc == 0 and b"cache-status: prefork-httpd; hit" in head, (err, head)
+        assert len(app_saw(srv, "/page?cc")) == 3, srv.seen()
+        for sub, _dirs, files in os.walk(os.path.join(srv.dir, "cache")):
+            for f in files:
+                assert b"alice-token" not in open(os.path.join(sub, f), "rb").read()
+    finally:
+        srv.cleanup()
+
+
 def test_try_files_and_regex_locations_stay_in_the_root():
     # issue 37: try_files looks only beneath the root; a regex location answers before an upload's body
     srv = Seam()

@@ -37,10 +37,13 @@ START_TEST(test_insert_lookup_remove)
 	ck_assert_int_eq(got.last_use, 12);
 	ck_assert_uint_eq(cache_index_count(idx), 1);
 	ck_assert_uint_eq(cache_index_bytes(idx), 100);
-	/* replacing keeps one entry, with the new size */
+	/* replacing keeps one entry, with the new size and version (what tells a worker its copy is old) */
 	a.size = 300;
+	a.version = 77;
 	ck_assert_int_eq(cache_index_insert(idx, &a, evicted, 8, &n), 0);
 	ck_assert_uint_eq(cache_index_count(idx), 1);
+	ck_assert_int_eq(cache_index_lookup(idx, a.hash, 13, &got), 1);
+	ck_assert_uint_eq(got.version, 77);
 	ck_assert_uint_eq(cache_index_bytes(idx), 300);
 	ck_assert_int_eq(cache_index_remove(idx, a.hash), 1);
 	ck_assert_int_eq(cache_index_remove(idx, a.hash), 0);

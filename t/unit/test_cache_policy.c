@@ -255,11 +255,15 @@ START_TEST(test_fields_stored_and_updated)
 	ck_assert(!cache_field_unstorable("X-Hop", 5, "close, x-hopper"));
 	ck_assert(!cache_field_unstorable("ETag", 4, NULL));
 	ck_assert(!cache_field_unstorable("Content-Length", 14, NULL));
-	/* a 304 updates every stored field but Content-Length */
+	/* a 304 updates every stored field but those that describe the stored body */
 	ck_assert(cache_field_updates("Cache-Control", 13, NULL));
 	ck_assert(cache_field_updates("Content-Type", 12, NULL));
 	ck_assert(cache_field_updates("X-Test-Header", 13, NULL));
 	ck_assert(!cache_field_updates("Content-Length", 14, NULL));
+	ck_assert(!cache_field_updates("Content-Encoding", 16, NULL));
+	ck_assert(!cache_field_updates("content-range", 13, NULL));
+	ck_assert(!cache_field_updates("Content-MD5", 11, NULL));
+	ck_assert(!cache_field_updates("ETag", 4, NULL));
 	ck_assert(!cache_field_updates("Upgrade", 7, NULL));
 }
 END_TEST
@@ -304,6 +308,62 @@ START_TEST(test_cache_status)
 }
 END_TEST
 
+START_TEST(test_age_values)
+{
+	ck_assert_int_eq(cache_age_value("7200"), 7200);
+	ck_assert_int_eq(cache_age_value(" 30 "), 30);
+	ck_assert_int_eq(cache_age_value("7200, 0"), 7200);          /* the first member */
+	ck_assert_int_eq(cache_age_value("0,7200"), 0);
+	ck_assert_int_eq(cache_age_value("7200.0"), 7200);           /* malformed: older, never younger */
+	ck_assert_int_eq(cache_age_value("7200;foo=bar"), 7200);
+	ck_assert_int_eq(cache_age_value("abc"), CACHE_UNSET);
+	ck_assert_int_eq(cache_age_value("-7200"), CACHE_UNSET);
+	ck_assert_int_eq(cache_age_value(""), CACHE_UNSET);
+	ck_assert_int_eq(cache_age_value("99999999999999999999999"), CACHE_DELTA_MAX);
+}
+END_TEST
+
+START_TEST(test_etags_listed)
+{
+	ck_assert(cache_etag_listed("\"a\"", "\"a\""));
+	ck_assert(cache_etag_listed("\"x\", W/\"a\"", "\"a\""));    /* weak comparison */
+	ck_assert(cache_etag_listed("\"a\"", "W/\"a\""));
+	ck_assert(cache_etag_listed("*", "\"a\""));
+	ck_assert(!cache_etag_listed("\"ab\"", "\"a\""));
+	ck_assert(!cache_etag_listed("\"a", "\"a\""));                  /* unterminated */
+	ck_assert(!cache_etag_listed("a", "\"a\""));
+	ck_assert(!cache_etag_listed("", "\"a\""));
+}
+END_TEST
+
+START_TEST(test_byte_ranges)
+{
+	uint64_t first = 0, last = 0;
+
+	ck_assert_int_eq(cache_byte_range("bytes=2-4", 10, &first, &last), 1);
+	ck_assert_uint_eq(first, 2);
+	ck_assert_uint_eq(last, 4);
+	ck_assert_int_eq(cache_byte_range("bytes=5-", 10, &first, &last), 1);
+	ck_assert_uint_eq(first, 5);
+	ck_assert_uint_eq(last, 9);
+	ck_assert_int_eq(cache_byte_range("bytes=-3", 10, &first, &last), 1);
+	ck_assert_uint_eq(first, 7);
+	ck_assert_uint_eq(last, 9);
+	ck_assert_int_eq(cache_byte_range("bytes=-30", 10, &first, &last), 1);
+	ck_assert_uint_eq(first, 0);
+	ck_assert_int_eq(cache_byte_range("bytes=8-100", 10, &first, &last), 1);
+	ck_assert_uint_eq(last, 9);
+	ck_assert_int_eq(cache_byte_range("bytes=10-", 10, &first, &last), -1);   /* 416 */
+	ck_assert_int_eq(cache_byte_range("bytes=-0", 10, &first, &last), -1);
+	ck_assert_int_eq(cache_byte_range("bytes=0-1", 0, &first, &last), -1);
+	ck_assert_int_eq(cache_byte_range("bytes=0-1,3-4", 10, &first, &last), 0); /* several: the whole */
+	ck_assert_int_eq(cache_byte_range("bytes=4-2", 10, &first, &last), 0);
+	ck_assert_int_eq(cache_byte_range("items=0-1", 10, &first, &last), 0);
+	ck_assert_int_eq(cache_byte_range("bytes=x", 10, &first, &last), 0);
+	ck_assert_int_eq(cache_byte_range("bytes=99999999999999999999999-", 10, &first, &last), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cache_policy");
@@ -318,6 +378,9 @@ int main(void)
 	tcase_add_test(tc, test_fields_stored_and_updated);
 	tcase_add_test(tc, test_invalidation_targets);
 	tcase_add_test(tc, test_cache_status);
+	tcase_add_test(tc, test_age_values);
+	tcase_add_test(tc, test_etags_listed);
+	tcase_add_test(tc, test_byte_ranges);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
