@@ -297,6 +297,54 @@ void cache_conf_release(struct cache_conf *cc)
 	cc->key = cc->bypass = NULL;
 }
 
+/* --- removing files, off the request path (a worker's timer) ------------------ */
+
+#define REMOVALS_MAX 1024
+
+struct removal {
+	struct cache_zone *zone;
+	uint8_t            hash[32];
+};
+
+static struct removal removals[REMOVALS_MAX];
+static size_t removal_count;
+static bool removal_armed;
+
+/* Removes a file the index no longer lists (if it lists it again, a new one was stored meanwhile: kept). */
+static void removal_do(const struct removal *r)
+{
+	if (cache_index_contains(r->zone->idx, r->hash) == 0)
+		(void)cache_store_remove(r->zone->dirfd, r->hash);
+}
+
+static void removals_run(struct httpd_request *req, void *arg, unsigned events)
+{
+	(void)req;
+	(void)arg;
+	(void)events;
+	removal_armed = false;
+	for (size_t i = 0; i < removal_count; i++)
+		removal_do(&removals[i]);
+	removal_count = 0;
+}
+
+/* The file of hash goes once this event-loop turn is over (evictions and invalidations). */
+static void removal_queue(struct cache_zone *z, const uint8_t hash[32])
+{
+	struct removal r = { .zone = z };
+
+	memcpy(r.hash, hash, 32);
+	if (removal_count == REMOVALS_MAX) {
+		removal_do(&r);   /* a flood of evictions: no worse than removing at once */
+		return;
+	}
+	removals[removal_count++] = r;
+	if (!removal_armed && httpd_worker_timer(1, removals_run, NULL) != NULL)
+		removal_armed = true;
+	else if (!removal_armed)
+		removals_run(NULL, NULL, 0);
+}
+
 /* --- inactive entries (a worker's timer) ------------------------------------- */
 
 static void zone_expire(struct httpd_request *req, void *arg, unsigned events)
@@ -407,9 +455,10 @@ static bool stored_measure(int fd, size_t *head, size_t *count, uint64_t *file_s
 static bool stored_parse(int fd, uint8_t *buf, size_t head, struct cache_field *fields, size_t count,
                          uint64_t file_size, const uint8_t hash[32], const char *key, size_t key_len, struct stored *s)
 {
+	/* file_size 0: a file still arriving, whose length says nothing yet. */
 	if (pread(fd, buf, head, 0) != (ssize_t)head || cache_meta_parse(buf, head, &s->meta, fields, count) != head ||
 	    memcmp(s->meta.hash, hash, 32) != 0 || s->meta.key_len != key_len || memcmp(s->meta.key, key, key_len) != 0 ||
-	    file_size != head + s->meta.body_len)
+	    (file_size != 0 && file_size != head + s->meta.body_len))
 		return false;
 	/* Every length is read: the byte after each string may become its NUL. */
 	for (size_t i = s->meta.field_count; i-- > 0;) {
@@ -603,6 +652,12 @@ struct cache_req {
 	void                    *fetch_arg;
 	cache_refresh_fn         refresh;
 	const char              *entry_vary, *entry_vary_values;   /* a background revalidation's variant */
+	bool                     published;     /* the file being stored has its .part name, for waiters */
+	int64_t                  response_time; /* of the response being stored (its head says 0 until it is whole) */
+	/* A waiter answered from another's file as it arrives. */
+	int                      part_fd;
+	uint64_t                 part_sent, part_idle_since;
+	bool                     part_waiting;
 };
 
 /* Errors name the request when there is one. */
@@ -848,6 +903,9 @@ static void cache_req_cleanup(void *arg)
 		close(cr->fd);   /* unnamed: a store that did not finish leaves nothing */
 	cr->fd = -1;
 	stored_close(&cr->entry);
+	if (cr->part_fd >= 0)
+		close(cr->part_fd);
+	cr->part_fd = -1;
 	if (cr->claimed)
 		cache_index_release(cr->zone->idx, cr->primary, getpid());
 	cr->claimed = false;
@@ -1002,6 +1060,140 @@ static bool bypassed(struct cache_req *cr)
 
 static void wait_poll(struct httpd_request *req, void *arg, unsigned events);
 
+/* How often a waiter reading another's unfinished file looks for more. */
+#define PART_POLL_MS 5
+
+static void part_wake(struct httpd_request *req, void *arg, unsigned events)
+{
+	struct cache_req *cr = arg;
+
+	(void)events;
+	cr->timer = NULL;
+	if (cr->part_waiting) {
+		cr->part_waiting = false;
+		httpd_response_stream_wake(req);
+	}
+}
+
+static uint64_t le64_at(int fd, off_t at, bool *ok)
+{
+	uint8_t b[8];
+	uint64_t v = 0;
+
+	*ok = pread(fd, b, 8, at) == 8;
+	for (int i = 0; *ok && i < 8; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+/*
+ * The body of another request's fetch, as it reaches its file: what is
+ * there, then AGAIN (a timer looks again) until the head says the file is
+ * whole (its response time set, its length known).  A file unlinked
+ * before it was whole (the fetch broke off), or no growth within
+ * proxy_cache_lock_timeout, is a cut.
+ */
+static ssize_t part_read(void *ctx, char *out, size_t len)
+{
+	struct cache_req *cr = ctx;
+	const off_t body_at = (off_t)cr->entry.head_len;
+
+	for (int pass = 0; pass < 2; pass++) {
+		ssize_t n = pread(cr->part_fd, out, len, body_at + (off_t)cr->part_sent);
+		bool ok_time, ok_len;
+		uint64_t response_time, body_len;
+		struct stat st;
+
+		if (n > 0) {
+			cr->part_sent += (uint64_t)n;
+			cr->part_idle_since = clock_ms();
+			return n;
+		}
+		if (n < 0)
+			return -1;
+		response_time = le64_at(cr->part_fd, 48, &ok_time);
+		body_len = le64_at(cr->part_fd, 56, &ok_len);
+		if (!ok_time || !ok_len)
+			return -1;
+		if (response_time != 0) {
+			if (cr->part_sent >= body_len)
+				return 0;
+			continue;   /* whole now: what came since the read above is there */
+		}
+		if (fstat(cr->part_fd, &st) < 0 || st.st_nlink == 0 ||
+		    clock_ms() - cr->part_idle_since > 2 * (uint64_t)cr->cc->lock_timeout_ms) {
+			CACHE_LOG(cr, "proxy cache \"%s\": the fetch this request waited for broke off", cr->zone->name);
+			return -1;
+		}
+		break;
+	}
+	if (cr->timer == NULL)
+		cr->timer = httpd_event_timer(cr->req, PART_POLL_MS, part_wake, cr);
+	if (cr->timer == NULL)
+		return -1;
+	cr->part_waiting = true;
+	return HTTPD_STREAM_AGAIN;
+}
+
+/*
+ * proxy_cache_lock: another request is fetching this key.  Once its
+ * response's head is in its file, this one is answered from that file as it
+ * fills, rather than when it is whole.  false while there is no such file
+ * yet (or it is another variant's).
+ */
+static bool partial_serve(struct cache_req *cr)
+{
+	struct stored *s = &cr->entry;
+	size_t head = 0, count = 0, values_len = 0;
+	uint64_t file_size = 0;
+	uint8_t *buf;
+	struct cache_field *fields;
+	const char *values;
+	char age_text[24];
+
+	if (cr->req->method != HTTPD_METHOD_GET || httpd_request_header(cr->req, "Range") != NULL)
+		return false;   /* a HEAD or a range waits for the whole entry */
+	cr->part_fd = cache_store_read_partial(cr->zone->dirfd, cr->primary);
+	if (cr->part_fd < 0)
+		return false;
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	if (!stored_measure(cr->part_fd, &head, &count, &file_size) ||
+	    (buf = httpd_pool_alloc(cr->pool, head + 1)) == NULL ||
+	    (fields = httpd_pool_alloc(cr->pool, (count ? count : 1) * sizeof(*fields))) == NULL ||
+	    !stored_parse(cr->part_fd, buf, head, fields, count, 0, cr->primary, cr->key, cr->key_len, s) ||
+	    s->meta.response_time != 0)
+		goto not_now;
+	if (s->vary != NULL) {
+		values = vary_values(cr->req, s->vary, &values_len);
+		if (values == NULL || values_len != s->meta.vary_len || memcmp(values, s->meta.vary, values_len) != 0)
+			goto not_now;
+	}
+	httpd_response_set_status(cr->res, s->meta.status);
+	for (size_t i = 0; i < s->meta.field_count; i++) {
+		const char *name = s->meta.fields[i].name;
+
+		if (strcasecmp(name, "Age") == 0 || strcasecmp(name, "Date") == 0 || strcasecmp(name, "Cache-Status") == 0)
+			continue;
+		(void)httpd_response_add_header(cr->res, name, s->meta.fields[i].value);
+	}
+	/* Fresh from the origin a moment ago: the origin's own Age, if it gave one. */
+	snprintf(age_text, sizeof(age_text), "%lld", (long long)(s->policy.age > 0 ? s->policy.age : 0));
+	(void)httpd_response_add_header(cr->res, "Age", httpd_pool_strdup(cr->pool, age_text));
+	if (s->policy.has_date)
+		httpd_response_set_date(cr->res, s->policy.date);
+	add_cache_status(cr, CACHE_STATUS_HIT, false, false, 0, "collapsed");
+	set_status_note(cr, "HIT");
+	cr->part_sent = 0;
+	cr->part_idle_since = clock_ms();
+	httpd_response_set_body_stream(cr->res, part_read, cr);
+	return true;
+not_now:
+	close(cr->part_fd);
+	cr->part_fd = -1;
+	return false;
+}
+
 /*
  * A miss: fetch it ourselves, or (proxy_cache_lock) wait for the worker
  * already fetching it.  Returns CACHE_FETCH or CACHE_WAITING.
@@ -1020,6 +1212,8 @@ static enum cache_start miss(struct cache_req *cr, enum cache_status_kind kind)
 		cr->claimed = true;
 		return CACHE_FETCH;
 	case 0:
+		if (partial_serve(cr))
+			return CACHE_ANSWERED;
 		break;
 	default:
 		return CACHE_FETCH;   /* no claim could be made: fetching twice is better than not at all */
@@ -1059,6 +1253,7 @@ static void background_start(struct cache_req *cr, const struct stored *s)
 	bg->kind = CACHE_STATUS_STALE;
 	bg->fd = -1;
 	bg->entry.fd = -1;
+	bg->part_fd = -1;
 	bg->extra = "";
 	bg->request_time = (int64_t)time(NULL);
 	bg->policy = cr->policy;
@@ -1206,6 +1401,7 @@ enum cache_start cache_request_start(const struct cache_conf *cc, struct httpd_r
 	cr->pool = req->pool;
 	cr->fd = -1;
 	cr->entry.fd = -1;
+	cr->part_fd = -1;
 	cr->fetch = fetch;
 	cr->refresh = refresh;
 	cr->fetch_arg = arg;
@@ -1288,7 +1484,7 @@ static size_t fields_to_store(const struct proxy_head *h, struct cache_field *ou
 static void invalidate_hash(struct cache_zone *z, const uint8_t hash[32])
 {
 	if (cache_index_remove(z->idx, hash) == 1)
-		(void)cache_store_remove(z->dirfd, hash);
+		removal_queue(z, hash);
 }
 
 /* RFC 9111 §4.4: the target of a successful unsafe request, and its Location and Content-Location. */
@@ -1329,6 +1525,9 @@ static bool head_write(struct cache_req *cr)
 
 static void store_abandon(struct cache_req *cr)
 {
+	if (cr->published)
+		cache_store_unpublish(cr->zone->dirfd, cr->hash);   /* waiters see the file unlinked: a cut */
+	cr->published = false;
 	if (cr->fd >= 0)
 		close(cr->fd);
 	cr->fd = -1;
@@ -1345,7 +1544,8 @@ static void store_begin(struct cache_req *cr, const struct proxy_head *h, const 
 	memset(&cr->meta, 0, sizeof(cr->meta));
 	memcpy(cr->meta.hash, cr->hash, 32);
 	cr->meta.request_time = cr->request_time;
-	cr->meta.response_time = (int64_t)time(NULL);
+	cr->response_time = (int64_t)time(NULL);
+	cr->meta.response_time = 0;   /* still arriving: the head says so until the commit */
 	cr->meta.status = h->status;
 	cr->meta.key = cr->key;
 	cr->meta.key_len = cr->key_len;
@@ -1374,8 +1574,13 @@ static void store_begin(struct cache_req *cr, const struct proxy_head *h, const 
 		return;
 	}
 	cr->written = 0;
-	if (!head_write(cr))
+	if (!head_write(cr)) {
 		store_abandon(cr);
+		return;
+	}
+	/* proxy_cache_lock: requests waiting for this fetch read the file as it fills (EEXIST: another fetch's). */
+	if (cr->claimed && cache_store_publish(cr->zone->dirfd, cr->fd, cr->hash) == 0)
+		cr->published = true;
 }
 
 /* A version no other commit of any worker has made: the time in nanoseconds, the pid, a count. */
@@ -1397,20 +1602,26 @@ static bool store_commit(struct cache_req *cr)
 	size_t n = 0;
 
 	cr->meta.body_len = cr->written;
+	if (cr->response_time != 0)
+		cr->meta.response_time = cr->response_time;
 	if (!head_write(cr) || cache_store_commit(cr->zone->dirfd, cr->fd, cr->hash) < 0) {
 		CACHE_LOG(cr, "proxy cache \"%s\": cannot store a response in %s: %s",
 		                  cr->zone->name, cr->zone->path, strerror(errno));
 		store_abandon(cr);
 		return false;
 	}
+	/* Named: waiters holding the file read on to its end; the unfinished name goes. */
+	if (cr->published)
+		cache_store_unpublish(cr->zone->dirfd, cr->hash);
+	cr->published = false;
 	store_abandon(cr);
 	memcpy(info.hash, cr->hash, 32);
 	if (cache_index_insert(cr->zone->idx, &info, evicted, EVICT_MAX, &n) < 0) {
-		(void)cache_store_remove(cr->zone->dirfd, cr->hash);
+		removal_queue(cr->zone, cr->hash);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++)
-		(void)cache_store_remove(cr->zone->dirfd, evicted[i]);
+		removal_queue(cr->zone, evicted[i]);
 	return true;
 }
 
@@ -1542,6 +1753,11 @@ bool cache_upstream_head(struct cache_req *cr, const struct proxy_head *h)
 		if (vary != NULL && cr->primary_other_variant)
 			key_hash(cr->key, cr->key_len, values, values_len, cr->hash);
 		store_begin(cr, h, values != NULL ? values : "", values_len);
+	}
+	if (cr->fd < 0 && cr->claimed && cr->req != NULL) {
+		/* Nothing will be stored: the requests waiting for it go to the origin now, not at the body's end. */
+		cache_index_release(cr->zone->idx, cr->primary, getpid());
+		cr->claimed = false;
 	}
 	if (cr->mode != MODE_PASS && cr->mode != MODE_INVALIDATE) {
 		int64_t ttl = cache_freshness_lifetime(&policy) - cache_current_age(&policy, time(NULL));

@@ -24,7 +24,7 @@ struct cache_field {
 
 struct cache_entry_meta {
 	uint8_t             hash[32];        /* of the key with its variant (the file's name) */
-	int64_t             request_time, response_time;
+	int64_t             request_time, response_time;   /* response_time 0: still arriving (a published .part) */
 	uint64_t            body_len;
 	int                 status;
 	const char         *key;             /* the cache key's text, to tell hash collisions apart */

@@ -303,6 +303,20 @@ int cache_index_insert(struct cache_index *idx, const struct cache_index_info *i
 	return 0;
 }
 
+int cache_index_contains(struct cache_index *idx, const uint8_t hash[32])
+{
+	bool broken = false;
+	int found;
+
+	if (index_lock(idx) != 0)
+		return -1;
+	found = slot_find(idx, hash, &broken) != NIL;
+	if (broken)
+		index_clear(idx);
+	index_unlock(idx);
+	return found;
+}
+
 int cache_index_remove(struct cache_index *idx, const uint8_t hash[32])
 {
 	bool broken = false;

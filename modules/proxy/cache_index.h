@@ -45,6 +45,9 @@ int cache_index_lookup(struct cache_index *idx, const uint8_t hash[32], int64_t 
 int cache_index_insert(struct cache_index *idx, const struct cache_index_info *info, uint8_t (*evicted)[32],
                        size_t max, size_t *n_evicted);
 
+/* Whether hash is stored now (its last use unchanged): 1, 0, or -1 when the lock failed. */
+int cache_index_contains(struct cache_index *idx, const uint8_t hash[32]);
+
 /* Removes hash: 1 if it was there, 0 if not, -1 when the lock failed. */
 int cache_index_remove(struct cache_index *idx, const uint8_t hash[32]);
 

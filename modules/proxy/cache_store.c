@@ -80,6 +80,44 @@ int cache_store_commit(int dirfd, int fd, const uint8_t hash[32])
 	return 0;
 }
 
+/* "ab/.part-abcd...": where an unfinished file of hash can be opened by requests waiting for it. */
+static void part_name(const uint8_t hash[32], char out[CACHE_FILE_NAME_MAX + 8])
+{
+	char name[CACHE_FILE_NAME_MAX];
+
+	cache_file_name(hash, name);
+	snprintf(out, CACHE_FILE_NAME_MAX + 8, "%.2s/.part-%.64s", name, name + 3);
+}
+
+int cache_store_publish(int dirfd, int fd, const uint8_t hash[32])
+{
+	char name[CACHE_FILE_NAME_MAX + 8], proc[64];
+
+	part_name(hash, name);
+	name[2] = '\0';
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return -1;
+	name[2] = '/';
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW);
+}
+
+void cache_store_unpublish(int dirfd, const uint8_t hash[32])
+{
+	char name[CACHE_FILE_NAME_MAX + 8];
+
+	part_name(hash, name);
+	(void)unlinkat(dirfd, name, 0);
+}
+
+int cache_store_read_partial(int dirfd, const uint8_t hash[32])
+{
+	char name[CACHE_FILE_NAME_MAX + 8];
+
+	part_name(hash, name);
+	return openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+
 int cache_store_read(int dirfd, const uint8_t hash[32])
 {
 	char name[CACHE_FILE_NAME_MAX];
@@ -142,8 +180,8 @@ static void scan_dir(int dirfd, const char *sub, struct cache_index *idx, int64_
 		size_t n = 0;
 		int file;
 
-		if (strncmp(e->d_name, ".new-", 5) == 0) {
-			/* A writer died between its link and its rename: the name was never the entry's. */
+		if (strncmp(e->d_name, ".new-", 5) == 0 || strncmp(e->d_name, ".part-", 6) == 0) {
+			/* A writer died between its link and its rename, or while its file was filling. */
 			if (unlinkat(fd, e->d_name, 0) == 0)
 				(*removed)++;
 			continue;

@@ -29,6 +29,17 @@ int cache_store_begin(int dirfd);
 /* Names the whole file fd as hash's, replacing what was there: 0, or -1 with errno (fd stays the caller's). */
 int cache_store_commit(int dirfd, int fd, const uint8_t hash[32]);
 
+/*
+ * Request collapsing: an unfinished file (cache_store_begin's) named
+ * "ab/.part-<hash>" while it fills, so requests waiting for the same
+ * response can read it as it arrives; the name goes when the file is
+ * committed or given up (the file itself lives on under its real name, or
+ * not at all).  0, or -1 with errno (EEXIST: another fetch has the name).
+ */
+int  cache_store_publish(int dirfd, int fd, const uint8_t hash[32]);
+void cache_store_unpublish(int dirfd, const uint8_t hash[32]);
+int  cache_store_read_partial(int dirfd, const uint8_t hash[32]);
+
 /* Opens hash's file for reading: its fd, or -1 with errno (ENOENT: not stored). */
 int cache_store_read(int dirfd, const uint8_t hash[32]);
 
@@ -38,7 +49,7 @@ int cache_store_remove(int dirfd, const uint8_t hash[32]);
 /*
  * Puts every whole stored response into idx (with now as its last use),
  * removing files that are not ones (a damaged head, a wrong length, a
- * stray name).  Counts what it kept and removed.  0, or -1 with errno when
+ * writer's leftover name).  Counts what it kept and removed.  0, or -1 with errno when
  * the directory cannot be read.
  */
 int cache_store_scan(int dirfd, struct cache_index *idx, int64_t now, size_t *kept, size_t *removed);

@@ -45,8 +45,10 @@ START_TEST(test_insert_lookup_remove)
 	ck_assert_int_eq(cache_index_lookup(idx, a.hash, 13, &got), 1);
 	ck_assert_uint_eq(got.version, 77);
 	ck_assert_uint_eq(cache_index_bytes(idx), 300);
+	ck_assert_int_eq(cache_index_contains(idx, a.hash), 1);
 	ck_assert_int_eq(cache_index_remove(idx, a.hash), 1);
 	ck_assert_int_eq(cache_index_remove(idx, a.hash), 0);
+	ck_assert_int_eq(cache_index_contains(idx, a.hash), 0);
 	ck_assert_uint_eq(cache_index_count(idx), 0);
 	ck_assert_uint_eq(cache_index_bytes(idx), 0);
 	/* more than the index may hold is refused */
