@@ -114,12 +114,17 @@ class Origin:
             h.wfile.write(body)
 
     @staticmethod
-    def gated(h, gate, abort):
+    def chunked_head(h, media_type):
+        """A 200, fresh for ten minutes, whose body follows in chunks."""
         h.send_response(200)
-        h.send_header("Content-Type", "text/plain")
+        h.send_header("Content-Type", media_type)
         h.send_header("Cache-Control", "max-age=600")
         h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
+
+    @staticmethod
+    def gated(h, gate, abort):
+        Origin.chunked_head(h, "text/plain")
         part = b"part one\n" * 1000
         h.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
         h.wfile.flush()
@@ -133,11 +138,7 @@ class Origin:
 
     @staticmethod
     def big(h, size, pause):
-        h.send_response(200)
-        h.send_header("Content-Type", "application/octet-stream")
-        h.send_header("Cache-Control", "max-age=600")
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
+        Origin.chunked_head(h, "application/octet-stream")
         block = bytes(range(256)) * 1024
         left = size
         try:
