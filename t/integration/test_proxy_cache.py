@@ -663,6 +663,33 @@ def test_a_client_that_leaves_mid_miss_leaves_no_truncated_entry():
         srv.stop()
 
 
+def test_key_bypass_methods_and_inactive():
+    srv = cache_server(zone_extra='inactive = "2s"',
+                       location_extra='proxy_cache_key = "$host$uri"  proxy_cache_bypass = "$http_x_refresh"  '
+                                      'proxy_cache_methods = {"GET"}')
+    try:
+        path = uniq("key")
+        # the key leaves the query out: two queries, one entry
+        first = get(srv, path + "?cc=max-age=600&v=1")
+        assert "stored" in first.header("cache-status")
+        other = get(srv, path + "?cc=max-age=600&v=2")
+        assert other.body == first.body and "; hit" in other.header("cache-status"), other.headers
+        # a bypass goes to the origin and stores what it gets; "0" is no bypass
+        assert "; hit" in get(srv, path + "?cc=max-age=600", "X-Refresh: 0\r\n").header("cache-status")
+        fresh = get(srv, path + "?cc=max-age=600", "X-Refresh: 1\r\n")
+        assert fresh.body == (path + " #2").encode() and "fwd=bypass; stored" in fresh.header("cache-status"), fresh
+        assert get(srv, path + "?cc=max-age=600").body == fresh.body
+        # HEAD is not among proxy_cache_methods here: passed on as it is
+        head = get(srv, path + "?cc=max-age=600", method="HEAD")
+        assert head.status == 200 and "fwd=bypass" in head.header("cache-status") and origin().count(path) == 3
+        # inactive: unused for 2 s, the entry and its file go (a worker's timer, off the request path)
+        assert stored_files(srv.store)
+        assert wait_for(lambda: stored_files(srv.store) == [], timeout=10), stored_files(srv.store)
+        assert "uri-miss" in get(srv, path + "?cc=max-age=600").header("cache-status")
+    finally:
+        srv.stop()
+
+
 def test_config_errors_name_their_line():
     srv = Server()
     try:
