@@ -196,7 +196,7 @@ static struct cache_zone *zone_make(const struct httpd_conf *server, const struc
 			zone_unref(z);
 			return NULL;
 		}
-		httpd_log(HTTPD_LOG_INFO, "proxy cache \"%s\": %zu stored responses found in %s, %zu damaged or "
+		httpd_log(HTTPD_LOG_NOTICE, "proxy cache \"%s\": %zu stored responses found in %s, %zu damaged or "
 		          "unfinished files removed", name, kept_n, path, removed);
 	}
 	return z;

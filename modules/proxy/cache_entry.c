@@ -1,7 +1,9 @@
 /* The on-disk head of a stored response, and Vary's secondary key: see cache_entry.h. */
 #include "cache_entry.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * Layout, integers little-endian:
@@ -185,6 +187,76 @@ static bool out_put(char *out, size_t size, size_t *n, const char *text, size_t 
 	return true;
 }
 
+struct member {
+	const char *p;
+	size_t      len;
+};
+
+static int member_order(const void *a, const void *b)
+{
+	const struct member *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = strncasecmp(x->p, y->p, n);
+
+	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * One field value, normalised: list members trimmed and joined by ","
+ * (whitespace around a comma is no part of a list member), runs of
+ * whitespace inside one made a single space.  Accept-Language is also
+ * case-folded and its members sorted (their order means nothing there:
+ * each carries its own weight).  false when it does not fit.
+ */
+static bool value_put(char *out, size_t size, size_t *n, const char *value, bool language)
+{
+	struct member m[32];
+	size_t count = 0;
+	const char *p = value;
+
+	while (*p != '\0' && count < sizeof(m) / sizeof(m[0])) {
+		const char *start, *end;
+
+		while (ows(*p))
+			p++;
+		start = p;
+		while (*p != '\0' && *p != ',')
+			p++;
+		end = p;
+		while (end > start && ows(end[-1]))
+			end--;
+		m[count++] = (struct member){ start, (size_t)(end - start) };
+		if (*p == ',')
+			p++;
+	}
+	if (*p != '\0')
+		m[count - 1].len = strlen(m[count - 1].p);   /* more members than room: the rest as one */
+	if (language)
+		qsort(m, count, sizeof(m[0]), member_order);
+	for (size_t i = 0; i < count; i++) {
+		bool space = false;
+
+		if (i > 0 && !out_put(out, size, n, ",", 1))
+			return false;
+		for (size_t k = 0; k < m[i].len; k++) {
+			char c = m[i].p[k];
+
+			if (ows(c)) {
+				space = true;
+				continue;
+			}
+			if (space && !out_put(out, size, n, " ", 1))
+				return false;
+			space = false;
+			if (language && c >= 'A' && c <= 'Z')
+				c = (char)(c + 32);
+			if (!out_put(out, size, n, &c, 1))
+				return false;
+		}
+	}
+	return true;
+}
+
 long cache_vary_values(const char *vary, cache_header_fn header, void *arg, char *out, size_t size)
 {
 	size_t n = 0;
@@ -215,22 +287,9 @@ long cache_vary_values(const char *vary, cache_header_fn header, void *arg, char
 		if (!out_put(out, size, &n, ":", 1))
 			return -1;
 		value = header(arg, name, name_len);
-		if (value != NULL) {
-			bool space = false, started = false;
-
-			for (const char *v = value; *v != '\0'; v++) {
-				if (ows(*v)) {
-					space = started;
-					continue;
-				}
-				if (space && !out_put(out, size, &n, " ", 1))
-					return -1;
-				if (!out_put(out, size, &n, v, 1))
-					return -1;
-				space = false;
-				started = true;
-			}
-		}
+		if (value != NULL && !value_put(out, size, &n, value,
+		                                name_len == 15 && strncasecmp(name, "accept-language", 15) == 0))
+			return -1;
 		if (!out_put(out, size, &n, "\n", 1))
 			return -1;
 	}

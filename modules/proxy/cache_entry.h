@@ -55,8 +55,10 @@ typedef const char *(*cache_header_fn)(void *arg, const char *name, size_t name_
 /*
  * The secondary key of a request for a response with Vary (RFC 9111 §4.1):
  * for each field name Vary lists, in order, "name:value\n" with the name in
- * lower case and the value with its whitespace normalised (trimmed, runs of
- * spaces and tabs made one space; absent: empty).  Writes at most size
+ * lower case and the value normalised: its list members trimmed and joined
+ * by ",", runs of spaces and tabs inside one made one space (absent: empty);
+ * Accept-Language's members case-folded and sorted, since neither their
+ * order nor their case means anything.  Writes at most size
  * bytes (NUL-terminated); returns the length, or -1 when it does not fit
  * or Vary is "*" (which no later request matches).
  */

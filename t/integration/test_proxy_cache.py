@@ -551,12 +551,20 @@ def test_the_store_is_shared_by_workers_and_kept_across_a_reload_and_a_restart()
             if path in line and " HIT " in line:
                 pids.add(line.split()[-1])
         assert len(pids) == 2, ("hits came from one worker only", pids)
+        def scans():
+            # the first load logs to stderr (the error log is not open yet), a reload to the error log
+            return (srv.stderr() + srv.log()).count("stored responses found")
+        assert scans() == 1, srv.stderr() + srv.log()
         srv.signal(signal.SIGHUP)
         assert wait_for(lambda: "; hit" in get(srv, url).header("cache-status"), timeout=10)
+        # the reload kept the zone as it was (same path and size): the store was not read again
+        assert wait_for(lambda: "reloaded " in srv.log(), timeout=10), srv.log()
+        assert scans() == 1, srv.stderr() + srv.log()
         srv.stop()
         srv.start()
         r = get(srv, url)
         assert "; hit" in r.header("cache-status") and origin().count(path) == 1, r.headers
+        assert "1 stored responses found" in srv.stderr(), srv.stderr()
     finally:
         srv.stop()
 

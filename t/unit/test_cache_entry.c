@@ -135,11 +135,11 @@ START_TEST(test_vary_values)
 	struct fake_request req = { { "Accept-Encoding", "accept-language", NULL }, { "  gzip,   br\t", "en", NULL } };
 	char out[256];
 
-	ck_assert_int_eq(cache_vary_values("Accept-Encoding", lookup, &req, out, sizeof(out)), 25);
-	ck_assert_str_eq(out, "accept-encoding:gzip, br\n");
+	ck_assert_int_eq(cache_vary_values("Accept-Encoding", lookup, &req, out, sizeof(out)), 24);
+	ck_assert_str_eq(out, "accept-encoding:gzip,br\n");
 	ck_assert_int_gt(cache_vary_values("accept-language, X-Missing ,ACCEPT-ENCODING", lookup, &req, out,
 	                                   sizeof(out)), 0);
-	ck_assert_str_eq(out, "accept-language:en\nx-missing:\naccept-encoding:gzip, br\n");
+	ck_assert_str_eq(out, "accept-language:en\nx-missing:\naccept-encoding:gzip,br\n");
 	ck_assert_int_eq(cache_vary_values("", lookup, &req, out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "");
 	ck_assert_int_eq(cache_vary_values("Accept-Encoding, *", lookup, &req, out, sizeof(out)), -1);
@@ -152,6 +152,20 @@ START_TEST(test_vary_values)
 		ck_assert_int_gt(cache_vary_values("Accept-Encoding", lookup, &again, other, sizeof(other)), 0);
 		ck_assert_int_gt(cache_vary_values("Accept-Encoding", lookup, &req, out, sizeof(out)), 0);
 		ck_assert_str_eq(out, other);
+	}
+	/* list whitespace means nothing; Accept-Language's order and case mean nothing either */
+	{
+		struct fake_request a = { { "foo", "accept-language", NULL }, { " 1 ,  2 ", " eN ,De;q=0.5 ", NULL } };
+		struct fake_request b = { { "foo", "accept-language", NULL }, { "1,2", "de;q=0.5, en", NULL } };
+		struct fake_request c = { { "foo", "accept-language", NULL }, { "1 2", "en", NULL } };
+		char other[256];
+
+		ck_assert_int_gt(cache_vary_values("Foo, Accept-Language", lookup, &a, out, sizeof(out)), 0);
+		ck_assert_str_eq(out, "foo:1,2\naccept-language:de;q=0.5,en\n");
+		ck_assert_int_gt(cache_vary_values("Foo, Accept-Language", lookup, &b, other, sizeof(other)), 0);
+		ck_assert_str_eq(out, other);
+		ck_assert_int_gt(cache_vary_values("Foo, Accept-Language", lookup, &c, other, sizeof(other)), 0);
+		ck_assert_str_ne(out, other);
 	}
 }
 END_TEST
