@@ -1578,7 +1578,7 @@ static void store_begin(struct cache_req *cr, const struct proxy_head *h, const 
 		store_abandon(cr);
 		return;
 	}
-	/* proxy_cache_lock: requests waiting for this fetch read the file as it fills (EEXIST: another fetch's). */
+	/* proxy_cache_lock: requests waiting for this fetch read the file as it fills. */
 	if (cr->claimed && cache_store_publish(cr->zone->dirfd, cr->fd, cr->hash) == 0)
 		cr->published = true;
 }

@@ -99,6 +99,12 @@ int cache_store_publish(int dirfd, int fd, const uint8_t hash[32])
 		return -1;
 	name[2] = '/';
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	/* The caller holds the key's claim: a name already there is a dead or timed-out fetch's. */
+	(void)unlinkat(dirfd, name, 0);
 	return linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW);
 }
 

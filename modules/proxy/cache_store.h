@@ -34,7 +34,8 @@ int cache_store_commit(int dirfd, int fd, const uint8_t hash[32]);
  * "ab/.part-<hash>" while it fills, so requests waiting for the same
  * response can read it as it arrives; the name goes when the file is
  * committed or given up (the file itself lives on under its real name, or
- * not at all).  0, or -1 with errno (EEXIST: another fetch has the name).
+ * not at all).  The caller holds the key's claim, so a name already there
+ * (a fetch that died, or outlived its claim) is replaced.  0, or -1 with errno.
  */
 int  cache_store_publish(int dirfd, int fd, const uint8_t hash[32]);
 void cache_store_unpublish(int dirfd, const uint8_t hash[32]);
