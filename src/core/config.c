@@ -24,15 +24,37 @@ static struct {
 	bool                 collecting;   /* pass 2: error_page reads its file */
 } loading;
 
+/* Whether msg starts with "file:line: " already (a module names the line of a section it read). */
+static bool has_origin(const char *msg)
+{
+	const char *colon = strchr(msg, ':');
+	size_t digits;
+
+	if (colon == NULL || colon == msg || strchr(" \t", msg[0]) != NULL)
+		return false;
+	digits = strspn(colon + 1, "0123456789");
+	return digits > 0 && colon[1 + digits] == ':' && colon[2 + digits] == ' ';
+}
+
 void config_report(const char *file, int line, const char *msg)
 {
 	loading.errors++;
+	if (line <= 0 && has_origin(msg)) {
+		fprintf(stderr, "%s\n", msg);
+		if (loading.log_errors)
+			httpd_log(HTTPD_LOG_ERR, "%s", msg);
+		return;
+	}
 	if (line > 0)
 		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
 	else
 		fprintf(stderr, "%s: %s\n", file, msg);
-	if (loading.log_errors)
-		httpd_log(HTTPD_LOG_ERR, "%s:%d: %s", file, line, msg);
+	if (loading.log_errors) {
+		if (line > 0)
+			httpd_log(HTTPD_LOG_ERR, "%s:%d: %s", file, line, msg);
+		else
+			httpd_log(HTTPD_LOG_ERR, "%s: %s", file, msg);
+	}
 }
 
 void config_error(const char *file, int line, const char *fmt, ...)
