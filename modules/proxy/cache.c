@@ -1020,11 +1020,18 @@ static bool lookup(struct cache_req *cr, struct stored *s, enum cache_status_kin
 	return false;
 }
 
+/* The header lines of a conditional request for s (RFC 9111 §4.3.1), in pool; NULL out of memory. */
+static char *validators(struct httpd_pool *pool, const struct stored *s)
+{
+	const char *etag = s->etag, *lm = s->last_modified;
+
+	return httpd_pool_printf(pool, "%s%s%s%s%s%s", etag ? "If-None-Match: " : "", etag ? etag : "",
+	                         etag ? "\r\n" : "", lm ? "If-Modified-Since: " : "", lm ? lm : "", lm ? "\r\n" : "");
+}
+
 /* Validators for a conditional request to the origin (RFC 9111 §4.3.1). */
 static void revalidate_with(struct cache_req *cr, struct stored *s)
 {
-	const char *etag, *lm;
-
 	if (s->from_memo) {
 		/* The worker's copy may change before the origin answers: the request's own. */
 		uint8_t hash[32];
@@ -1037,14 +1044,10 @@ static void revalidate_with(struct cache_req *cr, struct stored *s)
 			return;
 		}
 	}
-	etag = s->etag;
-	lm = s->last_modified;
 	cr->entry = *s;
 	s->fd = -1;
 	cr->mode = MODE_REVALIDATE;
-	cr->extra = httpd_pool_printf(cr->pool, "%s%s%s%s%s%s", etag ? "If-None-Match: " : "", etag ? etag : "",
-	                              etag ? "\r\n" : "", lm ? "If-Modified-Since: " : "", lm ? lm : "",
-	                              lm ? "\r\n" : "");
+	cr->extra = validators(cr->pool, &cr->entry);
 }
 
 static bool bypassed(struct cache_req *cr)
@@ -1233,7 +1236,6 @@ static void background_start(struct cache_req *cr, const struct stored *s)
 {
 	struct httpd_pool *pool;
 	struct cache_req *bg;
-	const char *etag, *lm;
 	/* Long enough for any fetch to finish; a worker that dies holding it delays the next one this long. */
 	int64_t hold = 60000;
 
@@ -1276,11 +1278,7 @@ static void background_start(struct cache_req *cr, const struct stored *s)
 	}
 	bg->entry_vary = bg->entry.vary;
 	bg->entry_vary_values = bg->entry.meta.vary;
-	etag = bg->entry.etag;
-	lm = bg->entry.last_modified;
-	bg->extra = httpd_pool_printf(pool, "%s%s%s%s%s%s", etag ? "If-None-Match: " : "", etag ? etag : "",
-	                              etag ? "\r\n" : "", lm ? "If-Modified-Since: " : "", lm ? lm : "",
-	                              lm ? "\r\n" : "");
+	bg->extra = validators(pool, &bg->entry);
 	if (bg->extra == NULL || cr->refresh(cr->fetch_arg, cr->req, bg) < 0)
 		httpd_pool_free(pool);
 	return;
@@ -1460,15 +1458,23 @@ const char *cache_request_extra(const struct cache_req *cr)
 
 /* --- the origin's answer ------------------------------------------------------ */
 
-/* The response's fields as the store keeps them: no framing, nothing hop-by-hop, no Server. */
-static size_t fields_to_store(const struct proxy_head *h, struct cache_field *out, size_t max)
+/* The response's Connection value (the fields it names are hop-by-hop), or NULL. */
+static const char *head_connection(const struct proxy_head *h)
 {
 	const char *connection = NULL;
-	size_t n = 0;
 
 	for (size_t i = 0; i < h->count; i++)
 		if (strcasecmp(h->headers[i].name, "Connection") == 0)
 			connection = h->headers[i].value;
+	return connection;
+}
+
+/* The response's fields as the store keeps them: no framing, nothing hop-by-hop, no Server. */
+static size_t fields_to_store(const struct proxy_head *h, struct cache_field *out, size_t max)
+{
+	const char *connection = head_connection(h);
+	size_t n = 0;
+
 	for (size_t i = 0; i < h->count && n < max; i++) {
 		const char *name = h->headers[i].name;
 		size_t len = strlen(name);
@@ -1632,15 +1638,12 @@ static bool freshen(struct cache_req *cr, const struct proxy_head *h)
 	struct cache_field *fields = httpd_pool_alloc(cr->pool, CACHE_ENTRY_FIELDS_MAX * sizeof(*fields));
 	struct cache_field fresh[PROXY_HEADERS_MAX];
 	size_t n = 0, fresh_n = fields_to_store(h, fresh, PROXY_HEADERS_MAX);
-	const char *connection = NULL;
+	const char *connection = head_connection(h);
 	loff_t from;
 	uint64_t left;
 
 	if (fields == NULL)
 		return false;
-	for (size_t i = 0; i < h->count; i++)
-		if (strcasecmp(h->headers[i].name, "Connection") == 0)
-			connection = h->headers[i].value;
 	for (size_t i = 0; i < s->meta.field_count; i++) {
 		bool replaced = false;
 
