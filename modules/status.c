@@ -204,6 +204,23 @@ static void format_prometheus(struct out *o, const struct snapshot *s, int openm
 	              "# TYPE httpd_connections_refused%s counter\nhttpd_connections_refused_total %llu\n",
 	           suffix, suffix, (unsigned long long)t->accepted, suffix, suffix, (unsigned long long)t->handled,
 	           suffix, suffix, (unsigned long long)t->refused);
+	out_printf(o, "# HELP httpd_redis_errors%s Redis commands that failed: unreachable, timed out or refused.\n"
+	              "# TYPE httpd_redis_errors%s counter\nhttpd_redis_errors_total %llu\n"
+	              "# HELP httpd_redis_request_duration_seconds Time from a Redis command to its answer.\n"
+	              "# TYPE httpd_redis_request_duration_seconds histogram\n",
+	           suffix, suffix, (unsigned long long)t->redis_errors);
+	cumulative = 0;
+	for (int b = 0; b < SCORE_REDIS_BUCKETS; b++) {
+		cumulative += t->redis_buckets[b];
+		if (b == SCORE_REDIS_BUCKETS - 1)
+			out_printf(o, "httpd_redis_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+			           (unsigned long long)cumulative);
+		else
+			out_printf(o, "httpd_redis_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			           score_redis_bucket_us[b] / 1e6, (unsigned long long)cumulative);
+	}
+	out_printf(o, "httpd_redis_request_duration_seconds_sum %.6f\nhttpd_redis_request_duration_seconds_count %llu\n",
+	           (double)t->redis_duration_us_sum / 1e6, (unsigned long long)cumulative);
 	out_printf(o, "# HELP httpd_connections Open connections by state.\n# TYPE httpd_connections gauge\n"
 	              "httpd_connections{state=\"reading\"} %llu\nhttpd_connections{state=\"writing\"} %llu\n"
 	              "httpd_connections{state=\"keepalive\"} %llu\nhttpd_connections{state=\"draining\"} %llu\n",

@@ -42,8 +42,10 @@ extern "C" {
  * httpd_response_coding).
  * Minor 4: httpd_response_set_date and httpd_http_date_parse (a cache
  * answering with the Date it stored), httpd_pool_new and httpd_pool_free.
+ * Minor 5: checks that wait (HTTPD_PENDING from a check, or from a body
+ * check at END, then httpd_request_check_done), and Redis (httpd_redis_*).
  */
-#define HTTPD_MODULE_ABI_MINOR 4
+#define HTTPD_MODULE_ABI_MINOR 5
 
 #define HTTPD_MODULE_ABI_SYMBOL  "httpd_module_abi"
 #define HTTPD_MODULE_ABI_MINOR_SYMBOL "httpd_module_abi_minor"
@@ -67,7 +69,8 @@ enum httpd_method {
 /* Hook return values besides an HTTP status code. */
 #define HTTPD_OK        0   /* done: the response is filled in, or go on */
 #define HTTPD_DECLINED (-1) /* no objection / not interested: go on */
-#define HTTPD_PENDING  (-2) /* handler: the response comes later (httpd_request_finish) */
+#define HTTPD_PENDING  (-2) /* handler: the response comes later (httpd_request_finish); check: the verdict
+                               * comes later (httpd_request_check_done) */
 
 struct httpd_pool;
 struct httpd_location;
@@ -231,12 +234,16 @@ typedef void (*httpd_worker_exit_fn)(void *data);
  * Check phase: after routing, before any body byte is read (and before
  * 100 Continue).  HTTPD_DECLINED lets the request on, HTTPD_OK answers it
  * with res, a status refuses it; headers added to res stay on the refusal.
+ * minor 5: HTTPD_PENDING waits for something outside (Redis) without
+ * holding the worker: nothing more is read from the client until the
+ * check calls httpd_request_check_done with its verdict.
  */
 typedef int  (*httpd_check_fn)(void *data, struct httpd_request *req, struct httpd_response *res);
 /*
  * Body-check phase, for check modules that must see the body (a digest):
  * called with each event as the body streams; HTTPD_OK or HTTPD_DECLINED
  * goes on (DECLINED at START: not for this request), a status refuses.
+ * minor 5: at END it may return HTTPD_PENDING, as a check may.
  */
 typedef int  (*httpd_body_fn)(void *data, struct httpd_request *req, struct httpd_response *res,
                               enum httpd_body_event ev, const void *buf, size_t len);
@@ -424,6 +431,16 @@ void *httpd_request_note(const struct httpd_request *req, const char *key);
  * callback; afterwards the request and its pool may be gone.
  */
 void httpd_request_finish(struct httpd_request *req, int rc);
+
+/*
+ * minor 5: the verdict of a check (or a body check at END) that returned
+ * HTTPD_PENDING: HTTPD_DECLINED (or HTTPD_OK from a body check) goes on to
+ * the next check, HTTPD_OK from a check answers with res, a status refuses
+ * (headers added to res stay on it).  Call it once, from an event, timer
+ * or Redis callback; afterwards the request may be gone.  If the client
+ * goes first the request ends without it (pool cleanups run as usual).
+ */
+void httpd_request_check_done(struct httpd_request *req, int rc);
 
 #define HTTPD_EVENT_READ  1u
 #define HTTPD_EVENT_WRITE 2u
@@ -632,6 +649,66 @@ int httpd_pool_cleanup(struct httpd_pool *pool, void (*fn)(void *arg), void *arg
  */
 struct httpd_pool *httpd_pool_new(void);
 void httpd_pool_free(struct httpd_pool *pool);
+
+/* --- Redis: state a fleet of servers shares (minor 5) ------------------- */
+
+struct httpd_redis;
+struct httpd_redis_script;
+
+enum httpd_redis_type {
+	HTTPD_REDIS_FAILED,    /* no answer: unreachable, or slower than the timeout (str says which) */
+	HTTPD_REDIS_STRING, HTTPD_REDIS_STATUS, HTTPD_REDIS_ERROR, HTTPD_REDIS_INTEGER, HTTPD_REDIS_NIL,
+	HTTPD_REDIS_ARRAY,
+};
+
+/* An answer, valid during the callback only. */
+struct httpd_redis_reply {
+	enum httpd_redis_type           type;
+	long long                       integer;    /* INTEGER */
+	const char                     *str;        /* STRING, STATUS, ERROR (and FAILED: why) */
+	size_t                          len;
+	size_t                          elements;   /* ARRAY: the first 16 members, one level deep */
+	const struct httpd_redis_reply *element;
+};
+
+/*
+ * In the master (server_init or configure): a Redis server at address,
+ * "HOST:PORT", "[IPv6]:PORT" or "unix:/path" (a host name is resolved here,
+ * once), with the password in password_file (NULL for none; read now, and
+ * refused when group or others may read it), and timeout_ms for each
+ * command to be answered.  Nothing connects here: httpd -t needs no Redis.
+ * NULL with err on failure.  Each worker opens one connection on first
+ * use, pipelines every command on it and, when a command is late or the
+ * connection fails, fails what was queued and reconnects with backoff.
+ */
+struct httpd_redis *httpd_redis_new(const char *address, const char *password_file, unsigned timeout_ms,
+                                    char *err, size_t errlen);
+/* In the master, from the module's release or server_exit hook (a worker frees nothing). */
+void httpd_redis_free(struct httpd_redis *rd);
+const char *httpd_redis_address(const struct httpd_redis *rd);
+/*
+ * A Lua script, in the master: loaded (SCRIPT LOAD) on every connection and
+ * run by its SHA1 (EVALSHA), sent whole once when a restarted Redis lost it.
+ * At most 8 per endpoint; NULL when out of room or memory.
+ */
+const struct httpd_redis_script *httpd_redis_script(struct httpd_redis *rd, const char *source);
+
+typedef void (*httpd_redis_fn)(struct httpd_request *req, void *arg, const struct httpd_redis_reply *reply);
+/*
+ * In a worker: sends argv (binary-safe) and returns 0; fn(req, arg, reply)
+ * comes later from the event loop, exactly once and never from within
+ * this call, with the answer or HTTPD_REDIS_FAILED.  If req ends first,
+ * fn is not called.  req may be NULL for work tied to no request.  -1 when
+ * nothing was sent (Redis down and the worker waiting to retry, out of
+ * memory): fn is then never called, and the caller decides at once.
+ */
+int httpd_redis_command(struct httpd_redis *rd, struct httpd_request *req, httpd_redis_fn fn, void *arg,
+                        int argc, const char *const *argv, const size_t *argv_len);
+/* The same for a script: argv is what follows the script (numkeys, keys, args). */
+int httpd_redis_eval(struct httpd_redis *rd, struct httpd_request *req, const struct httpd_redis_script *script,
+                     httpd_redis_fn fn, void *arg, int argc, const char *const *argv, const size_t *argv_len);
+/* From the module's worker_exit: the worker's connection closes, nothing is told. */
+void httpd_redis_worker_exit(struct httpd_redis *rd);
 
 /* --- Files -------------------------------------------------------------- */
 

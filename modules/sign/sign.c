@@ -39,14 +39,15 @@ enum token {
 	T_OK, T_MISSING_SIGNATURE, T_MALFORMED, T_UNKNOWN_KEY, T_KEY_NOT_VALID, T_UNKNOWN_PARAMETER, T_ALG,
 	T_MISSING_CREATED, T_CREATED_IN_FUTURE, T_TOO_OLD, T_EXPIRED, T_MISSING_NONCE, T_BAD_NONCE,
 	T_NOT_COVERED, T_DIGEST_MISMATCH, T_DIGEST_ALGORITHM, T_COMPONENT_UNAVAILABLE, T_SIGNATURE_MISMATCH,
-	T_REPLAY, T_NONCE_STORE_FULL, T_RESTARTED, T_INTERNAL,
+	T_REPLAY, T_NONCE_STORE_FULL, T_RESTARTED, T_INTERNAL, T_NONCE_STORE_UNAVAILABLE,
+	T_PENDING,   /* not a verdict: the nonce is being claimed in Redis */
 };
 
 static const char *const token_names[] = {
 	"ok", "missing-signature", "malformed", "unknown-key", "key-not-valid", "unknown-parameter", "alg",
 	"missing-created", "created-in-future", "too-old", "expired", "missing-nonce", "bad-nonce",
 	"not-covered", "digest-mismatch", "digest-algorithm", "component-unavailable", "signature-mismatch",
-	"replay", "nonce-store-full", "restarted", "internal",
+	"replay", "nonce-store-full", "restarted", "internal", "nonce-store-unavailable", "pending",
 };
 
 enum mode { MODE_RFC9421, MODE_CLASSIC, MODE_ANY };
@@ -58,7 +59,19 @@ struct sign_key {
 	time_t   not_before, not_after;   /* 0: no bound */
 };
 
+/*
+ * The nonce store a server block's locations share: this machine's shared
+ * memory (backend "shm"), or Redis for a fleet (backend "redis").
+ */
+struct sign_server {
+	struct nonce_store              *shm;
+	struct httpd_redis              *redis;
+	const struct httpd_redis_script *claim;
+	char                            *prefix;
+};
+
 struct sign_location {
+	const struct sign_server *server;   /* NULL under httpd -t */
 	struct sign_key *keys;
 	size_t           key_count;
 	long             window, skew;
@@ -82,6 +95,11 @@ struct sign_state {
 	const struct sign_key *key;
 	const char           *timestamp, *nonce, *mac_hex;
 	time_t                expires;
+	/* a claim sent to Redis: what the verdict needs when it comes */
+	const char           *key_id;
+	int64_t               created;
+	bool                  at_end;     /* the body check waits for it, not the head check */
+	struct httpd_response *res;
 };
 
 static struct nonce_store *store;      /* made in the master; every worker inherits it */
@@ -111,11 +129,30 @@ static const struct httpd_option location_options[] = {
 	HTTPD_OPTION_END
 };
 
+static const char *const backends[] = { "shm", "redis", NULL };
+
 static const struct httpd_option store_options[] = {
 	HTTPD_OPTION_INT("entries", "65536"),
 	HTTPD_OPTION_STR("path", NULL),
+	HTTPD_OPTION_ENUM("backend", "shm", backends),
+	HTTPD_OPTION_STR("redis", "127.0.0.1:6379"),
+	HTTPD_OPTION_STR("prefix", "httpd:nonce:"),
+	HTTPD_OPTION_DURATION("timeout", "250ms", 1, 60 * 1000),
+	HTTPD_OPTION_STR("password_file", NULL),
 	HTTPD_OPTION_END
 };
+
+/*
+ * One round trip per accepted signature: the fleet's epoch (written when
+ * missing: a Redis that is new, or restarted without its data, has
+ * forgotten the nonces of the window) and SET NX PX of the nonce.
+ * KEYS: epoch marker, nonce.  ARGV: now (seconds), time to live (ms).
+ */
+static const char claim_script[] =
+	"local e = redis.call('GET', KEYS[1])\n"
+	"if not e then e = ARGV[1]; redis.call('SET', KEYS[1], e) end\n"
+	"if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return {1, tonumber(e)} end\n"
+	"return {0, tonumber(e)}\n";
 
 static const struct httpd_option server_options[] = {
 	HTTPD_OPTION_SECTION("sign_nonce_store", 0, store_options),
@@ -268,12 +305,12 @@ static int sign_configure(const struct httpd_location *loc, const struct httpd_c
 	const char *mode;
 	char where[300];
 
-	(void)loc;
 	if (sl == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	*data = sl;
+	sl->server = httpd_location_server_data(loc, "sign");
 	if (sc == NULL || httpd_conf_count(sc, "key") == 0) {
 		snprintf(err, errlen, "check \"sign\" needs a sign { key \"ID\" { secret_file = \"...\" } } block");
 		goto fail;
@@ -354,22 +391,22 @@ static char *store_default_path(const struct httpd_conf *server)
 	return path;
 }
 
-static int sign_server_init(const struct httpd_conf *server, void **server_data, char *err, size_t errlen)
+/* Backend "shm": this machine's store, kept across reloads unless its size or file changed. */
+static int shm_store_init(const struct httpd_conf *server, const struct httpd_conf *sc, const char *where,
+                          struct sign_server *ss, char *err, size_t errlen)
 {
-	const struct httpd_conf *sc = httpd_conf_section(server, "sign_nonce_store", 0);
 	long entries = sc != NULL ? httpd_conf_int(sc, "entries") : 65536;
 	const char *set = sc != NULL ? httpd_conf_str(sc, "path") : NULL;
-	char where[300], *path;
+	char *path;
 
 	if (entries < 16 || entries > (1L << 28)) {
-		snprintf(err, errlen, "%s: sign_nonce_store: entries must be 16 to 268435456",
-		         sc != NULL ? httpd_conf_origin(sc, where, sizeof(where)) : "?");
+		snprintf(err, errlen, "%s: sign_nonce_store: entries must be 16 to 268435456", where);
 		return -1;
 	}
 	path = set != NULL ? strdup(set) : store_default_path(server);
 	if (path == NULL || path[0] != '/') {
 		snprintf(err, errlen, "%s: sign_nonce_store: path must be absolute (the pid file's, with .nonces, "
-		         "by default)", sc != NULL ? httpd_conf_origin(sc, where, sizeof(where)) : "?");
+		         "by default)", where);
 		free(path);
 		return -1;
 	}
@@ -379,16 +416,14 @@ static int sign_server_init(const struct httpd_conf *server, void **server_data,
 
 		*slash = '\0';
 		if (path[0] != '\0' && access(path, W_OK | X_OK) < 0) {
-			snprintf(err, errlen, "%s: sign_nonce_store: cannot make the store in %s: %s",
-			         sc != NULL ? httpd_conf_origin(sc, where, sizeof(where)) : "?", path, strerror(errno));
+			snprintf(err, errlen, "%s: sign_nonce_store: cannot make the store in %s: %s", where, path,
+			         strerror(errno));
 			free(path);
 			return -1;
 		}
 		free(path);
-		*server_data = NULL;
 		return 0;
 	}
-	/* A reload keeps the store (and so every nonce already seen) unless its size or file changed. */
 	if (store == NULL || nonce_store_entries(store) != (size_t)entries ||
 	    strcmp(nonce_store_path(store), path) != 0) {
 		struct nonce_store *s = nonce_store_open(path, (size_t)entries, store, err, errlen);
@@ -400,22 +435,90 @@ static int sign_server_init(const struct httpd_conf *server, void **server_data,
 		if (nonce_store_fresh(s))
 			httpd_log(HTTPD_LOG_NOTICE, "sign: new nonce store %s (%ld entries): signatures created before "
 			          "now are refused as \"restarted\"", path, entries);
-		if (store != NULL && store_users == 0)
-			nonce_store_destroy(store);
-		store = s;
+		store = s;   /* the one it replaces goes with the last configuration using it (sign_server_exit) */
 		store_users = 0;
 	}
 	free(path);
 	store_users++;
-	*server_data = store;
+	ss->shm = store;
+	return 0;
+}
+
+/* Backend "redis": the fleet's store; nothing connects here (httpd -t needs no Redis). */
+static int redis_store_init(const struct httpd_conf *sc, const char *where, struct sign_server *ss,
+                            char *err, size_t errlen)
+{
+	const char *prefix = httpd_conf_str(sc, "prefix"), *address = httpd_conf_str(sc, "redis");
+	uint64_t timeout_ms = 250;
+	char why[400];
+
+	if (httpd_conf_duration(sc, "timeout", &timeout_ms) < 0)
+		timeout_ms = 250;
+	if (address == NULL || *address == '\0') {
+		snprintf(err, errlen, "%s: sign_nonce_store: backend \"redis\" needs redis = \"HOST:PORT\" "
+		         "(or \"unix:/path\")", where);
+		return -1;
+	}
+	ss->redis = httpd_redis_new(address, httpd_conf_str(sc, "password_file"), (unsigned)timeout_ms, why,
+	                            sizeof(why));
+	if (ss->redis == NULL) {
+		snprintf(err, errlen, "%s: sign_nonce_store: %s", where, why);
+		return -1;
+	}
+	ss->prefix = strdup(prefix != NULL ? prefix : "");
+	ss->claim = httpd_redis_script(ss->redis, claim_script);
+	if (ss->prefix == NULL || ss->claim == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
 static void sign_server_exit(void *server_data)
 {
-	/* An older store is left mapped for the workers still draining with it; the current one stays. */
-	if (server_data == store && store_users > 0)
-		store_users--;
+	struct sign_server *ss = server_data;
+
+	if (ss == NULL)
+		return;
+	/*
+	 * The master's mapping of a store no configuration uses any more goes
+	 * (the workers still draining with it have their own; the file stays).
+	 */
+	if (ss->shm != NULL && ss->shm != store) {
+		nonce_store_destroy(ss->shm);
+	} else if (ss->shm != NULL && store_users > 0 && --store_users == 0) {
+		nonce_store_destroy(store);
+		store = NULL;
+	}
+	/* The master's copy: workers forked with it keep their own. */
+	httpd_redis_free(ss->redis);
+	free(ss->prefix);
+	free(ss);
+}
+
+static int sign_server_init(const struct httpd_conf *server, void **server_data, char *err, size_t errlen)
+{
+	const struct httpd_conf *sc = httpd_conf_section(server, "sign_nonce_store", 0);
+	struct sign_server *ss = calloc(1, sizeof(*ss));
+	char where[300] = "?";
+	int rc;
+
+	if (ss == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (sc != NULL)
+		httpd_conf_origin(sc, where, sizeof(where));
+	if (sc != NULL && strcmp(httpd_conf_str(sc, "backend"), "redis") == 0)
+		rc = redis_store_init(sc, where, ss, err, errlen);
+	else
+		rc = shm_store_init(server, sc, where, ss, err, errlen);
+	if (rc < 0) {
+		sign_server_exit(ss);
+		return -1;
+	}
+	*server_data = ss;
+	return 0;
 }
 
 /* --- refusals ----------------------------------------------------------- */
@@ -430,6 +533,7 @@ static int refuse(struct httpd_request *req, struct httpd_response *res, const s
 	case T_MALFORMED:
 		return 400;
 	case T_NONCE_STORE_FULL:
+	case T_NONCE_STORE_UNAVAILABLE:
 		return httpd_response_add_header(res, "Retry-After", "1") < 0 ? 500 : 503;
 	case T_INTERNAL:
 		return 500;
@@ -506,7 +610,7 @@ static enum token freshness(const struct sign_location *sl, const struct sign_ke
 		return T_CREATED_IN_FUTURE;
 	if (created < (int64_t)now - sl->window)
 		return T_TOO_OLD;
-	if (created < (int64_t)nonce_store_started(store))
+	if (sl->server != NULL && sl->server->shm != NULL && created < (int64_t)nonce_store_started(sl->server->shm))
 		return T_RESTARTED;   /* it may have been used before this start */
 	return T_OK;
 }
@@ -523,9 +627,22 @@ static bool nonce_ok(const char *nonce)
 	return true;
 }
 
-static enum token nonce_claim(const struct sign_key *k, const char *nonce, time_t expires, time_t now)
+/* Claims the nonce until expires: at once in shared memory, or T_PENDING to claim it in Redis (claim_send). */
+static enum token nonce_claim(struct sign_state *st, const struct sign_key *k, const char *nonce, int64_t created,
+                              time_t expires, time_t now)
 {
-	switch (nonce_store_claim(store, k->id, nonce, expires, now)) {
+	const struct sign_server *ss = st->sl->server;
+
+	if (ss == NULL)
+		return T_INTERNAL;
+	if (ss->redis != NULL) {
+		st->key_id = k->id;
+		st->nonce = nonce;
+		st->created = created;
+		st->expires = expires;
+		return T_PENDING;
+	}
+	switch (nonce_store_claim(ss->shm, k->id, nonce, expires, now)) {
 	case NONCE_CLAIMED: return T_OK;
 	case NONCE_REPLAY:  return T_REPLAY;
 	case NONCE_FULL:    return T_NONCE_STORE_FULL;
@@ -619,7 +736,7 @@ static enum token rfc_verify_one(struct httpd_request *req, struct sign_state *s
 	if (sig->item.bare.len != sizeof(mac) || !sign_equal(mac, sig->item.bare.str, sizeof(mac)))
 		return T_SIGNATURE_MISMATCH;
 	/* Only a verified signature may claim a nonce: forgeries cannot fill the store. */
-	return nonce_claim(k, nonce->value.str,
+	return nonce_claim(st, k, nonce->value.str, created->value.integer,
 	                   (time_t)(created->value.integer + sl->window + sl->skew), now);
 }
 
@@ -657,8 +774,8 @@ static enum token rfc_verify(struct httpd_request *req, struct sign_state *st, c
 			continue;   /* someone else's signature: ignored, as long as one of ours verifies */
 		*key_id = k->id;
 		t = rfc_verify_one(req, st, &msg, in, sig, k, &arena, now);
-		if (t == T_OK)
-			return T_OK;
+		if (t == T_OK || t == T_PENDING)
+			return t;
 		if (first == T_OK)
 			first = t;
 	}
@@ -716,7 +833,7 @@ static enum token classic_finish(struct httpd_request *req, struct sign_state *s
 	}
 	if (!sign_equal(mac, given, sizeof(mac)))
 		return T_SIGNATURE_MISMATCH;
-	return nonce_claim(st->key, st->nonce, st->expires, now);
+	return nonce_claim(st, st->key, st->nonce, strtoll(st->timestamp, NULL, 10), st->expires, now);
 }
 
 static enum token classic_head(struct httpd_request *req, struct sign_state *st, const char **key_id)
@@ -769,6 +886,80 @@ static void state_free(void *arg)
 	st->hash = NULL;
 }
 
+/* The signature verified and its nonce is ours: the rest of the head check. */
+static int head_verified(struct httpd_request *req, struct httpd_response *res, struct sign_state *st,
+                         const char *key_id)
+{
+	if (st->expected_len > 0 && !has_body(req)) {
+		/* A covered digest of an empty body. */
+		uint8_t d[64];
+		struct sign_hash *h = sign_hash_new(st->digest_alg);
+
+		if (h == NULL || sign_hash_final(h, d) != st->expected_len || !sign_equal(d, st->expected, st->expected_len))
+			return refuse(req, res, st->sl, T_DIGEST_MISMATCH, key_id);
+	}
+	if (has_body(req) && httpd_request_note_set(req, "sign", st) < 0)
+		return 500;
+	return HTTPD_DECLINED;
+}
+
+/* Redis answered a claim with {claimed, epoch}, or did not answer. */
+static enum token claim_verdict(const struct sign_state *st, const struct httpd_redis_reply *reply)
+{
+	const struct httpd_redis_reply *e = reply->element;
+
+	if (reply->type != HTTPD_REDIS_ARRAY || reply->elements != 2 || e[0].type != HTTPD_REDIS_INTEGER ||
+	    e[1].type != HTTPD_REDIS_INTEGER)
+		return T_NONCE_STORE_UNAVAILABLE;   /* the core logged why */
+	/* Signatures from before the fleet's store began (plus the clocks' skew) may have been used: refused. */
+	if (st->created < e[1].integer + st->sl->skew)
+		return T_RESTARTED;
+	return e[0].integer == 1 ? T_OK : T_REPLAY;
+}
+
+static void claim_answered(struct httpd_request *req, void *arg, const struct httpd_redis_reply *reply)
+{
+	struct sign_state *st = arg;
+	enum token t = claim_verdict(st, reply);
+	int rc;
+
+	if (t != T_OK)
+		rc = refuse(req, st->res, st->sl, t, st->key_id);
+	else
+		rc = st->at_end ? HTTPD_OK : head_verified(req, st->res, st, st->key_id);
+	httpd_request_check_done(req, rc);
+}
+
+/* One round trip to Redis for the claim (claim_script); HTTPD_PENDING, or the refusal when it cannot go. */
+static int claim_send(struct httpd_request *req, struct httpd_response *res, struct sign_state *st, bool at_end)
+{
+	const struct sign_server *ss = st->sl->server;
+	time_t now = time(NULL);
+	long long ttl_ms = ((long long)st->expires - (long long)now) * 1000;
+	char *epoch_key = httpd_pool_printf(req->pool, "%sepoch", ss->prefix);
+	char *nonce_key = httpd_pool_printf(req->pool, "%s%s:%s", ss->prefix, st->key_id, st->nonce);
+	char now_s[24], ttl_s[24];
+	const char *argv[5];
+	size_t len[5];
+
+	if (epoch_key == NULL || nonce_key == NULL)
+		return 500;
+	snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
+	snprintf(ttl_s, sizeof(ttl_s), "%lld", ttl_ms < 1000 ? 1000LL : ttl_ms);
+	argv[0] = "2";
+	argv[1] = epoch_key;
+	argv[2] = nonce_key;
+	argv[3] = now_s;
+	argv[4] = ttl_s;
+	for (int i = 0; i < 5; i++)
+		len[i] = strlen(argv[i]);
+	st->res = res;
+	st->at_end = at_end;
+	if (httpd_redis_eval(ss->redis, req, ss->claim, claim_answered, st, 5, argv, len) < 0)
+		return refuse(req, res, st->sl, T_NONCE_STORE_UNAVAILABLE, st->key_id);
+	return HTTPD_PENDING;
+}
+
 static int sign_check(void *data, struct httpd_request *req, struct httpd_response *res)
 {
 	struct sign_location *sl = data;
@@ -787,19 +978,11 @@ static int sign_check(void *data, struct httpd_request *req, struct httpd_respon
 	          (sl->mode == MODE_ANY && httpd_request_header(req, "Signature-Input") == NULL &&
 	           httpd_request_header(req, "X-Sign") != NULL);
 	t = classic ? classic_head(req, st, &key_id) : rfc_verify(req, st, &key_id);
+	if (t == T_PENDING)
+		return claim_send(req, res, st, false);
 	if (t != T_OK)
 		return refuse(req, res, sl, t, key_id);
-	if (st->expected_len > 0 && !has_body(req)) {
-		/* A covered digest of an empty body. */
-		uint8_t d[64];
-		struct sign_hash *h = sign_hash_new(st->digest_alg);
-
-		if (h == NULL || sign_hash_final(h, d) != st->expected_len || !sign_equal(d, st->expected, st->expected_len))
-			return refuse(req, res, sl, T_DIGEST_MISMATCH, key_id);
-	}
-	if (has_body(req) && httpd_request_note_set(req, "sign", st) < 0)
-		return 500;
-	return HTTPD_DECLINED;
+	return head_verified(req, res, st, key_id);
 }
 
 static int sign_body_check(void *data, struct httpd_request *req, struct httpd_response *res,
@@ -831,6 +1014,8 @@ static int sign_body_check(void *data, struct httpd_request *req, struct httpd_r
 		if (st->classic) {
 			sign_hex(d, n, hex);
 			t = classic_finish(req, st, hex);
+			if (t == T_PENDING)
+				return claim_send(req, res, st, true);
 			return t == T_OK ? HTTPD_OK : refuse(req, res, st->sl, t, st->key->id);
 		}
 		if (n != st->expected_len || !sign_equal(d, st->expected, n))

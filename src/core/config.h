@@ -105,11 +105,15 @@ struct httpd_location {
 	size_t                      limit_conn_count;
 	int                     limit_req_status, limit_conn_status;
 	bool                    limit_req_dry_run;
+	int                     limit_req_redis_failure;   /* enum limit_redis_failure */
 	const struct httpd_config *config;
 	const struct httpd_server *server;
 	const char             *file;
 	int                     line;
 };
+
+/* limit_req_redis_failure: what a zone in Redis does when Redis does not answer. */
+enum limit_redis_failure { LIMIT_REDIS_CLOSED, LIMIT_REDIS_OPEN };
 
 /* Client certificates (tls_verify_client). */
 enum tls_verify { TLS_VERIFY_OFF, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRED };

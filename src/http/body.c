@@ -15,12 +15,16 @@ static void fd_close(void *arg)
 	close((int)(intptr_t)arg);
 }
 
-/* Every body-check hook of the location gets ev; a status from one refuses the request. */
-static int checks_run(struct request *r, enum httpd_body_event ev, const void *buf, size_t len)
+/*
+ * Every body-check hook of the location gets ev, from the check numbered
+ * from on; a status from one refuses the request.  At END a check may wait
+ * (HTTPD_PENDING): BODY_WAIT, and body_end_resume goes on after it.
+ */
+static int checks_run(struct request *r, enum httpd_body_event ev, const void *buf, size_t len, size_t from)
 {
 	const struct httpd_location *loc = r->loc;
 
-	for (size_t i = 0; i < loc->check_count; i++) {
+	for (size_t i = from; i < loc->check_count; i++) {
 		const struct location_module *lm = &loc->checks[i];
 		int rc;
 
@@ -29,8 +33,15 @@ static int checks_run(struct request *r, enum httpd_body_event ev, const void *b
 		rc = lm->mod->api.body_check(lm->data, &r->req, &r->res, ev, buf, len);
 		if (rc == HTTPD_DECLINED && ev == HTTPD_BODY_START)
 			r->body.checks_off |= 1u << i;
-		else if (rc != HTTPD_OK && rc != HTTPD_DECLINED)
+		else if (rc == HTTPD_PENDING && ev == HTTPD_BODY_END) {
+			r->body.check_next = (uint32_t)i + 1;
+			return BODY_WAIT;
+		} else if (rc != HTTPD_OK && rc != HTTPD_DECLINED) {
+			if (rc < 400 || rc > 599)
+				httpd_log_request(HTTPD_LOG_ERR, &r->req, "module %s: body check returned %d, not a status",
+				                  lm->mod->name, rc);
 			return rc >= 400 && rc <= 599 ? rc : 500;
+		}
 	}
 	return 0;
 }
@@ -72,7 +83,7 @@ int body_start(struct request *r)
 		if (b->scratch == NULL)
 			return 500;
 	}
-	rc = checks_run(r, HTTPD_BODY_START, NULL, 0);
+	rc = checks_run(r, HTTPD_BODY_START, NULL, 0, 0);
 	if (rc != 0)
 		return rc;
 	b->held = checks_pending(r);
@@ -163,19 +174,17 @@ int body_data(struct request *r, const char *buf, size_t len)
 	if (len == 0)
 		return 0;
 	r->body.received += len;
-	rc = checks_run(r, HTTPD_BODY_DATA, buf, len);
+	rc = checks_run(r, HTTPD_BODY_DATA, buf, len, 0);
 	if (rc != 0)
 		return rc;
 	return r->body.to_module ? to_module(r, HTTPD_BODY_DATA, buf, len) : to_core(r, buf, len);
 }
 
-int body_end(struct request *r)
+/* The END checks passed (all of them, some perhaps after waiting). */
+static int body_checked(struct request *r)
 {
 	struct request_body *b = &r->body;
-	int rc = checks_run(r, HTTPD_BODY_END, NULL, 0);
 
-	if (rc != 0)
-		return rc;
 	if (b->to_module)
 		return to_module(r, HTTPD_BODY_END, NULL, 0);
 	r->req.body_len = b->received;
@@ -191,6 +200,22 @@ int body_end(struct request *r)
 	if (b->held && r->loc->handler.mod->api.body != NULL)
 		return replay_begin(r);
 	return 0;
+}
+
+int body_end(struct request *r)
+{
+	int rc = checks_run(r, HTTPD_BODY_END, NULL, 0, 0);
+
+	return rc != 0 ? rc : body_checked(r);
+}
+
+int body_end_resume(struct request *r, int rc)
+{
+	if (rc == HTTPD_OK || rc == HTTPD_DECLINED)
+		rc = checks_run(r, HTTPD_BODY_END, NULL, 0, r->body.check_next);
+	else if (rc < 400 || rc > 599)
+		rc = 500;
+	return rc != 0 ? rc : body_checked(r);
 }
 
 /* Every check passed: the handler's body hook may now take the body it would have streamed. */

@@ -32,6 +32,7 @@ struct request_body {
 	bool                paused;       /* httpd_request_body_pause: deliver nothing for now */
 	bool                turns;        /* read in BODY_READ_TURN turns (it came faster than 4 KiB) */
 	uint32_t            checks_off;   /* body-check modules that declined at START */
+	uint32_t            check_next;   /* after a body check waited at END: the next one to ask */
 	char               *mem;
 	size_t              mem_len, mem_cap;
 	int                 fd;           /* spill file, or -1 */
@@ -51,6 +52,14 @@ int body_data(struct request *r, const char *buf, size_t len);
  * hook (replaying is then set).  0 or a status.
  */
 int body_end(struct request *r);
+/*
+ * BODY_WAIT from body_end: a body check decides later (HTTPD_PENDING at
+ * END).  body_end_resume takes its verdict (HTTPD_OK or HTTPD_DECLINED to
+ * go on, else a status) and does the rest of body_end: 0, a status, or
+ * BODY_WAIT again for a later check that waits too.
+ */
+#define BODY_WAIT 3
+int body_end_resume(struct request *r, int rc);
 /*
  * Hands the held body to the handler's body hook until it pauses:
  * 0 once all of it and END went, BODY_AGAIN while paused, or a status.

@@ -133,12 +133,11 @@ static enum step body_begin(struct conn *c, struct request *r)
 	return STEP_CONTINUE;
 }
 
-/* After the core's gates: the check modules, then the body phase or the handler. */
-static enum step gates_passed(struct conn *c, struct request *r, int rc)
+/* After the check modules: the body phase or the handler, or their answer. */
+static enum step checks_passed(struct conn *c, struct request *r, int rc)
 {
 	struct http1 *h = http1_of(c);
-	if (rc == 0)
-		rc = request_check(r);
+
 	if (rc == HTTPD_DECLINED)
 		return has_body(r) ? body_begin(c, r) : (request_handle(r), STEP_CONTINUE);
 	/* Answered or refused before the body: it stays unread, so the connection closes after. */
@@ -149,6 +148,27 @@ static enum step gates_passed(struct conn *c, struct request *r, int rc)
 	else
 		http1_error(c, rc, rc == 400);
 	return STEP_CONTINUE;
+}
+
+/* After the core's gates: the check modules (one may wait: nothing more is read meanwhile). */
+static enum step gates_passed(struct conn *c, struct request *r, int rc)
+{
+	if (rc == 0)
+		rc = request_check(r);
+	if (rc == REQUEST_WAIT) {
+		http1_wait(r);
+		return STEP_CONTINUE;
+	}
+	return checks_passed(c, r, rc);
+}
+
+static void http1_checks_done(struct request *r, int rc)
+{
+	struct conn *c = r->conn;
+
+	timer_disarm(&c->timer);
+	if (checks_passed(c, r, rc) != STEP_CLOSED)
+		worker_defer(c->w, c);
 }
 
 static enum step head_complete(struct conn *c, size_t head_start, size_t head_len)
@@ -264,12 +284,9 @@ static enum step body_replay_step(struct conn *c, struct request *r)
 	return STEP_CONTINUE;
 }
 
-static enum step body_finished(struct conn *c, struct request *r)
+/* The body's checks passed (rc 0) or refused it. */
+static enum step body_checked(struct conn *c, struct request *r, int rc)
 {
-	int rc;
-
-	timer_disarm(&c->timer);
-	rc = body_end(r);
 	if (rc != 0) {
 		http1_error(c, rc, false);
 		return STEP_CONTINUE;
@@ -278,6 +295,28 @@ static enum step body_finished(struct conn *c, struct request *r)
 		return body_replay_step(c, r);
 	request_handle(r);
 	return STEP_CONTINUE;
+}
+
+static enum step body_finished(struct conn *c, struct request *r)
+{
+	int rc;
+
+	timer_disarm(&c->timer);
+	rc = request_body_end(r);
+	if (rc == BODY_WAIT) {
+		http1_wait(r);   /* a body check decides later */
+		return STEP_CONTINUE;
+	}
+	return body_checked(c, r, rc);
+}
+
+static void http1_body_checked(struct request *r, int rc)
+{
+	struct conn *c = r->conn;
+
+	timer_disarm(&c->timer);
+	if (body_checked(c, r, rc) != STEP_CLOSED)
+		worker_defer(c->w, c);
 }
 
 static enum step body_failed(struct conn *c, int status)
@@ -820,6 +859,8 @@ static const struct request_output http1_output = {
 	.wait        = http1_wait,
 	.finish      = http1_finish,
 	.gate_done   = http1_gate_done,
+	.checks_done = http1_checks_done,
+	.body_checked = http1_body_checked,
 	.body_pause  = http1_body_pause,
 	.body_resume = http1_body_resume,
 	.body_unread = http1_body_unread,

@@ -169,18 +169,27 @@ static void stream_replay(struct h2_stream *st)
 		request_handle(st->r);
 }
 
-static void stream_body_end(struct h2_stream *st)
+/* The body's checks passed (rc 0) or refused it. */
+static void stream_body_checked(struct h2_stream *st, int rc)
 {
-	int rc;
-
-	st->body_done = true;
-	rc = body_end(st->r);
 	if (rc != 0)
 		request_fail(st->r, rc);
 	else if (st->r->body.replaying)
 		stream_replay(st);
 	else
 		request_handle(st->r);
+}
+
+static void stream_body_end(struct h2_stream *st)
+{
+	int rc;
+
+	st->body_done = true;
+	rc = request_body_end(st->r);
+	if (rc == BODY_WAIT)
+		st->waiting = true;   /* a body check decides later */
+	else
+		stream_body_checked(st, rc);
 }
 
 /* Hands one piece of DATA to the body phase; false once the request failed. */
@@ -232,13 +241,11 @@ static void stream_body_begin(struct h2_stream *st)
 	stream_body_feed(st);
 }
 
-/* After the core's gates: the check modules, then the body phase or the handler. */
-static void stream_gates_passed(struct h2_stream *st, int rc)
+/* After the check modules: the body phase or the handler, or their answer. */
+static void stream_checks_passed(struct h2_stream *st, int rc)
 {
 	struct request *r = st->r;
 
-	if (rc == 0)
-		rc = request_check(r);
 	if (rc == HTTPD_DECLINED) {
 		if (request_has_body(r))
 			stream_body_begin(st);
@@ -252,6 +259,17 @@ static void stream_gates_passed(struct h2_stream *st, int rc)
 		request_respond(r);
 	else
 		request_fail(r, rc);
+}
+
+/* After the core's gates: the check modules (one may wait). */
+static void stream_gates_passed(struct h2_stream *st, int rc)
+{
+	if (rc == 0)
+		rc = request_check(st->r);
+	if (rc == REQUEST_WAIT)
+		st->waiting = true;
+	else
+		stream_checks_passed(st, rc);
 }
 
 /*
@@ -1067,6 +1085,24 @@ static void http2_gate_done(struct request *r, int rc)
 	worker_defer(r->w, r->conn);
 }
 
+static void http2_checks_done(struct request *r, int rc)
+{
+	struct h2_stream *st = r->stream;
+
+	st->waiting = false;
+	stream_checks_passed(st, rc);
+	worker_defer(r->w, r->conn);
+}
+
+static void http2_body_checked(struct request *r, int rc)
+{
+	struct h2_stream *st = r->stream;
+
+	st->waiting = false;
+	stream_body_checked(st, rc);
+	worker_defer(r->w, r->conn);
+}
+
 static void http2_body_pause(struct request *r)
 {
 	(void)r;   /* held DATA is not consumed meanwhile: the window closes and the client waits */
@@ -1097,6 +1133,8 @@ static const struct request_output http2_output = {
 	.wait        = http2_wait,
 	.finish      = http2_finish,
 	.gate_done   = http2_gate_done,
+	.checks_done = http2_checks_done,
+	.body_checked = http2_body_checked,
 	.body_pause  = http2_body_pause,
 	.body_resume = http2_body_resume,
 	.body_unread = http2_body_unread,

@@ -309,8 +309,16 @@ static int zones_build(const struct directive_use *use)
 		if (req)
 			(void)config_rate_parse(rate, &per_ks);   /* checked while parsing */
 		(void)httpd_conf_size(z, "size", &size);
-		zone = limit_zone_get(httpd_conf_title(z), req ? LIMIT_REQ : LIMIT_CONN, key, size, per_ks, err,
-		                      sizeof(err));
+		if (req && httpd_conf_enum(z, "backend") == 1) {
+			uint64_t timeout_ms = 250;
+
+			(void)httpd_conf_duration(z, "timeout", &timeout_ms);
+			zone = limit_zone_redis(httpd_conf_title(z), key, per_ks, httpd_conf_str(z, "redis"),
+			                        httpd_conf_str(z, "password_file"), (unsigned)timeout_ms, err, sizeof(err));
+		} else {
+			zone = limit_zone_get(httpd_conf_title(z), req ? LIMIT_REQ : LIMIT_CONN, key, size, per_ks, err,
+			                      sizeof(err));
+		}
 		if (zone == NULL) {
 			config_error(file, line, "%s \"%s\": %s", use->d->name, httpd_conf_title(z), err);
 			rc = -1;
@@ -439,10 +447,17 @@ static const struct directive log_format_rows[] = {
 	{ .name = NULL },
 };
 
+static const char *const zone_backends[] = { "shm", "redis", NULL };
+static const char *const closed_open[] = { "closed", "open", NULL };
+
 static const struct directive req_zone_rows[] = {
 	{ "key", 0, DIRECTIVE_EXPR, NULL, .flags = 0 },
 	{ "rate", 0, DIRECTIVE_RATE, NULL, .flags = 0 },
 	{ "size", 0, DIRECTIVE_SIZE, "10m", 0, INT64_MAX, .flags = 0 },
+	{ "backend", 0, DIRECTIVE_ENUM, "shm", .words = zone_backends },
+	{ "redis", 0, DIRECTIVE_STR, "127.0.0.1:6379", .flags = 0 },
+	{ "timeout", 0, DIRECTIVE_DURATION, "250ms", 1, 60000, .flags = 0 },
+	{ "password_file", 0, DIRECTIVE_PATH, NULL, .flags = 0 },
 	{ .name = NULL },
 };
 
@@ -520,6 +535,8 @@ static const struct directive http_rows[] = {
 	{ "limit_req_status", GATE, DIRECTIVE_INT, "429", 400, 599, DIRECTIVE_LOCATION_AT(limit_req_status) },
 	{ "limit_conn_status", GATE, DIRECTIVE_INT, "429", 400, 599, DIRECTIVE_LOCATION_AT(limit_conn_status) },
 	{ "limit_req_dry_run", GATE, DIRECTIVE_BOOL, "false", DIRECTIVE_LOCATION_AT(limit_req_dry_run) },
+	{ "limit_req_redis_failure", GATE, DIRECTIVE_ENUM, "closed", .words = closed_open,
+	  DIRECTIVE_LOCATION_AT(limit_req_redis_failure) },
 	{ .name = NULL },
 };
 

@@ -67,7 +67,9 @@ struct limit_zone {
 	uint64_t            size, rate;
 	size_t              entries;
 	struct siphash_key  secret;      /* private: the master's, inherited by every worker */
-	struct zone_shared *shm;
+	struct zone_shared *shm;         /* NULL for a zone in Redis */
+	struct limit_redis *redis;       /* backend "redis": the fleet's buckets (limit_redis.c) */
+	void              (*redis_free)(struct limit_redis *rd);
 	struct expr         key;
 	unsigned            refs;
 	struct limit_zone  *next;
@@ -94,6 +96,8 @@ static void zone_free(struct limit_zone *z)
 {
 	if (z->shm != NULL)
 		munmap(z->shm, sizeof(*z->shm) + z->entries * sizeof(struct zone_entry));
+	if (z->redis != NULL)
+		z->redis_free(z->redis);
 	expr_free(&z->key);
 	free(z->name);
 	free(z->key_text);
@@ -108,7 +112,8 @@ struct limit_zone *limit_zone_get(const char *name, enum limit_kind kind, const 
 	size_t bytes;
 
 	for (z = zones; z != NULL; z = z->next) {
-		if (strcmp(z->name, name) == 0 && z->kind == kind && strcmp(z->key_text, key) == 0 && z->size == size) {
+		if (strcmp(z->name, name) == 0 && z->kind == kind && strcmp(z->key_text, key) == 0 && z->size == size &&
+		    z->redis == NULL) {
 			z->rate = rate;   /* the rate may change: the buckets stay */
 			z->refs++;
 			return z;
@@ -288,4 +293,123 @@ void limit_zone_conn_release(struct limit_zone *z, const char *key, size_t len)
 		}
 	}
 	pthread_mutex_unlock(&z->shm->lock);
+}
+
+/* --- zones kept elsewhere (limit_redis.c) ------------------------------------ */
+
+struct limit_zone *limit_zone_remote(const char *name, const char *key, uint64_t rate, struct limit_redis *rd,
+                                     void (*rd_free)(struct limit_redis *rd), char *err, size_t errlen)
+{
+	struct limit_zone *z = calloc(1, sizeof(*z));
+
+	if (z == NULL || (z->name = strdup(name)) == NULL || (z->key_text = strdup(key)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (expr_compile(key, &z->key, err, errlen) < 0)
+		goto fail;
+	z->kind = LIMIT_REQ;
+	z->rate = rate;
+	z->redis = rd;
+	z->redis_free = rd_free;
+	/* Not among the shared-memory zones a reload reuses: its state is elsewhere, nothing to keep. */
+	z->refs = 1;
+	return z;
+fail:
+	if (z != NULL)
+		zone_free(z);
+	else
+		rd_free(rd);
+	return NULL;
+}
+
+struct limit_redis *limit_zone_redis_of(const struct limit_zone *z)
+{
+	return z->redis;
+}
+
+uint64_t limit_zone_rate(const struct limit_zone *z)
+{
+	return z->rate;
+}
+
+/* --- zones in Redis: made here, used by limit_redis.c ------------------------ */
+
+/*
+ * limit_bucket_take in Lua, atomic in Redis, on Redis' own clock (so the
+ * instances' clocks need not agree).  KEYS: the bucket.  ARGV: rate per
+ * 1000 s, burst, delay.  Returns {0 passed | 1 delayed | 2 rejected,
+ * wait ms}.  An idle bucket expires once it would have drained.
+ */
+static const char take_script[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local rate, burst, delay = tonumber(ARGV[1]), tonumber(ARGV[2]) * 1000, tonumber(ARGV[3]) * 1000\n"
+	"local ttl = math.floor((burst + 1000) * 1000 / rate) + 1000\n"
+	"local b = redis.call('HMGET', KEYS[1], 'e', 'l')\n"
+	"if not b[2] then\n"
+	"  redis.call('HSET', KEYS[1], 'e', 0, 'l', now)\n"
+	"  redis.call('PEXPIRE', KEYS[1], ttl)\n"
+	"  return {0, 0}\n"
+	"end\n"
+	"local ms = now - tonumber(b[2])\n"
+	"if ms < -60000 then ms = 1 elseif ms < 0 then ms = 0 end\n"
+	"local excess = tonumber(b[1]) - math.floor(ms * rate / 1000) + 1000\n"
+	"if excess < 0 then excess = 0 end\n"
+	"if excess > burst then return {2, math.floor((excess - burst) * 1000 / rate)} end\n"
+	"redis.call('HSET', KEYS[1], 'e', excess, 'l', now)\n"
+	"redis.call('PEXPIRE', KEYS[1], ttl)\n"
+	"if excess <= delay then return {0, 0} end\n"
+	"local w = math.floor((excess - delay) * 1000 / rate)\n"
+	"if w > 0 then return {1, w} end\n"
+	"return {0, 0}\n";
+
+static void limit_redis_free(struct limit_redis *rd)
+{
+	httpd_redis_free(rd->redis);
+	free(rd->prefix);
+	free(rd);
+}
+
+struct limit_zone *limit_zone_redis(const char *name, const char *key, uint64_t rate, const char *address,
+                                    const char *password_file, unsigned timeout_ms, char *err, size_t errlen)
+{
+	struct limit_redis *rd = calloc(1, sizeof(*rd));
+	size_t plen = strlen(name) + sizeof("httpd:limit::");
+
+	if (rd == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (rate == 0) {
+		snprintf(err, errlen, "rate must be above 0");
+		free(rd);
+		return NULL;
+	}
+	rd->redis = httpd_redis_new(address, password_file, timeout_ms, err, errlen);
+	if (rd->redis == NULL) {
+		free(rd);
+		return NULL;
+	}
+	rd->prefix = malloc(plen);
+	rd->take = httpd_redis_script(rd->redis, take_script);
+	if (rd->prefix == NULL || rd->take == NULL) {
+		snprintf(err, errlen, "out of memory");
+		limit_redis_free(rd);
+		return NULL;
+	}
+	snprintf(rd->prefix, plen, "httpd:limit:%s:", name);
+	return limit_zone_remote(name, key, rate, rd, limit_redis_free, err, errlen);
+}
+
+bool limit_zone_in_redis(const struct limit_zone *z)
+{
+	return limit_zone_redis_of(z) != NULL;
+}
+
+const char *limit_zone_redis_address(const struct limit_zone *z)
+{
+	const struct limit_redis *rd = limit_zone_redis_of(z);
+
+	return rd != NULL ? httpd_redis_address(rd->redis) : NULL;
 }

@@ -451,6 +451,72 @@ static void limit_conn_release(void *arg)
 	limit_zone_conn_release(h->zone, h->key, h->len);
 }
 
+/* What a limit_req verdict does to r: 0 to go on, a status, or REQUEST_WAIT (delayed on a timer). */
+static int limit_verdict_apply(struct request *r, const struct limit_zone *zone, const char *key,
+                               enum limit_verdict v, uint64_t wait_ms)
+{
+	const struct httpd_location *loc = r->loc;
+
+	if (v == LIMIT_REJECTED) {
+		r->limit_req_status = loc->limit_req_dry_run ? "REJECTED_DRY_RUN" : "REJECTED";
+		if (!loc->limit_req_dry_run)
+			return limit_refuse(r, loc->limit_req_status, limit_zone_name(zone), key, wait_ms, "limit_req");
+		httpd_log_request(HTTPD_LOG_WARN, &r->req, "limit_req \"%s\": key \"%.64s\" over its limit "
+		                  "(dry run: let through)", limit_zone_name(zone), key);
+		return 0;
+	}
+	if (v == LIMIT_DELAYED && loc->limit_req_dry_run) {
+		r->limit_req_status = "DELAYED_DRY_RUN";
+		return 0;
+	}
+	if (v == LIMIT_DELAYED) {
+		/* Its turn comes later: wait on a timer, the loop serves others meanwhile. */
+		r->limit_req_status = "DELAYED";
+		if (httpd_event_timer(&r->req, wait_ms > UINT32_MAX ? UINT32_MAX : (unsigned)wait_ms,
+		                      limit_delay_over, NULL) == NULL)
+			return 500;
+		return REQUEST_WAIT;
+	}
+	if (r->limit_req_status == NULL)
+		r->limit_req_status = "PASSED";
+	return 0;
+}
+
+struct limit_ask {
+	const struct limit_zone *zone;
+	const char              *key;
+};
+
+/* A zone in Redis answered (or did not: then limit_req_redis_failure decides). */
+static void limit_redis_answered(struct httpd_request *req, void *arg, enum limit_verdict v, uint64_t wait_ms,
+                                 bool failed)
+{
+	struct request *r = request_of(req);
+	struct limit_ask *ask = arg;
+	int rc;
+
+	if (failed && r->loc->limit_req_redis_failure == LIMIT_REDIS_OPEN) {
+		httpd_log_request(HTTPD_LOG_WARN, req, "limit_req \"%s\": Redis %s did not answer: let through "
+		                  "(limit_req_redis_failure = \"open\")", limit_zone_name(ask->zone),
+		                  limit_zone_redis_address(ask->zone));
+		rc = 0;
+	} else if (failed) {
+		httpd_log_request(HTTPD_LOG_ERR, req, "limit_req \"%s\": Redis %s did not answer: refused "
+		                  "(limit_req_redis_failure = \"closed\")", limit_zone_name(ask->zone),
+		                  limit_zone_redis_address(ask->zone));
+		r->limit_req_status = "REJECTED";
+		rc = response_header_push(&r->res, "Retry-After", "1") < 0 ? 500 : 503;
+	} else {
+		rc = limit_verdict_apply(r, ask->zone, ask->key, v, wait_ms);
+	}
+	if (rc == REQUEST_WAIT)
+		return;
+	if (rc == 0)
+		rc = request_gate(r);   /* the limits after it, then the rest of the gate */
+	if (rc != REQUEST_WAIT)
+		r->out->gate_done(r, rc);
+}
+
 static int limits_apply(struct request *r)
 {
 	const struct httpd_location *loc = r->loc;
@@ -461,33 +527,30 @@ static int limits_apply(struct request *r)
 		size_t len = 0;
 		const char *key = limit_key(r, lr->zone, &len);
 		enum limit_verdict v;
+		int rc;
 
 		if (key == NULL)
 			continue;
-		v = limit_zone_request(lr->zone, key, len, (int64_t)monotonic_ms(), lr->burst, lr->delay, &wait_ms);
-		if (v == LIMIT_REJECTED) {
-			r->limit_req_status = loc->limit_req_dry_run ? "REJECTED_DRY_RUN" : "REJECTED";
-			if (!loc->limit_req_dry_run)
-				return limit_refuse(r, loc->limit_req_status, limit_zone_name(lr->zone), key, wait_ms,
-				                    "limit_req");
-			httpd_log_request(HTTPD_LOG_WARN, &r->req, "limit_req \"%s\": key \"%.64s\" over its limit "
-			                  "(dry run: let through)", limit_zone_name(lr->zone), key);
-			continue;
-		}
-		if (v == LIMIT_DELAYED && loc->limit_req_dry_run) {
-			r->limit_req_status = "DELAYED_DRY_RUN";
-			continue;
-		}
-		if (v == LIMIT_DELAYED) {
-			/* Its turn comes later: wait on a timer, the loop serves others meanwhile. */
-			r->limit_req_status = "DELAYED";
-			if (httpd_event_timer(&r->req, wait_ms > UINT32_MAX ? UINT32_MAX : (unsigned)wait_ms,
-			                      limit_delay_over, NULL) == NULL)
+		if (limit_zone_in_redis(lr->zone)) {
+			struct limit_ask *ask = pool_alloc(r->pool, sizeof(*ask));
+
+			if (ask == NULL)
 				return 500;
-			return REQUEST_WAIT;
+			ask->zone = lr->zone;
+			ask->key = key;
+			if (limit_zone_request_redis(lr->zone, &r->req, key, len, lr->burst, lr->delay, limit_redis_answered,
+			                             ask) == 0)
+				return REQUEST_WAIT;
+			/* Not even sent (Redis down, the worker waiting to retry): decided now, the same way. */
+			if (loc->limit_req_redis_failure == LIMIT_REDIS_OPEN)
+				continue;
+			r->limit_req_status = "REJECTED";
+			return response_header_push(&r->res, "Retry-After", "1") < 0 ? 500 : 503;
 		}
-		if (r->limit_req_status == NULL)
-			r->limit_req_status = "PASSED";
+		v = limit_zone_request(lr->zone, key, len, (int64_t)monotonic_ms(), lr->burst, lr->delay, &wait_ms);
+		rc = limit_verdict_apply(r, lr->zone, key, v, wait_ms);
+		if (rc != 0)
+			return rc;
 	}
 	if (r->limits_done)
 		return 0;
@@ -547,8 +610,8 @@ int request_check(struct request *r)
 {
 	const struct httpd_location *loc = r->loc;
 
-	for (size_t i = 0; i < loc->check_count; i++) {
-		const struct location_module *lm = &loc->checks[i];
+	while (r->check_next < loc->check_count) {
+		const struct location_module *lm = &loc->checks[r->check_next++];
 		int rc;
 
 		if (lm->mod->api.check == NULL)
@@ -556,9 +619,49 @@ int request_check(struct request *r)
 		rc = lm->mod->api.check(lm->data, &r->req, &r->res);
 		if (rc == HTTPD_DECLINED)
 			continue;
+		if (rc == HTTPD_PENDING) {
+			r->check_waiting = CHECK_WAIT_HEAD;
+			return REQUEST_WAIT;
+		}
 		return rc == HTTPD_OK ? HTTPD_OK : status_checked(lm->mod, "check", rc, r);
 	}
 	return HTTPD_DECLINED;
+}
+
+int request_body_end(struct request *r)
+{
+	int rc = body_end(r);
+
+	if (rc == BODY_WAIT)
+		r->check_waiting = CHECK_WAIT_BODY;
+	return rc;
+}
+
+void httpd_request_check_done(struct httpd_request *req, int rc)
+{
+	struct request *r = request_of(req);
+	enum check_wait waited = r->check_waiting;
+
+	if (waited == CHECK_WAIT_NONE || r->aborted || r->conn == NULL) {
+		httpd_log_request(HTTPD_LOG_ERR, req, "httpd_request_check_done: no check of this request is waiting");
+		return;
+	}
+	r->check_waiting = CHECK_WAIT_NONE;
+	if (waited == CHECK_WAIT_BODY) {
+		rc = body_end_resume(r, rc);
+		if (rc == BODY_WAIT) {
+			r->check_waiting = CHECK_WAIT_BODY;
+			return;
+		}
+		r->out->body_checked(r, rc);
+		return;
+	}
+	if (rc == HTTPD_DECLINED)
+		rc = request_check(r);   /* the checks after it */
+	else if (rc != HTTPD_OK)
+		rc = status_checked(r->loc->checks[r->check_next - 1].mod, "check", rc, r);
+	if (rc != REQUEST_WAIT)
+		r->out->checks_done(r, rc);
 }
 
 void request_handle(struct request *r)

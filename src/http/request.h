@@ -37,6 +37,10 @@ struct request_output {
 	void (*finish)(struct request *r);
 	/* A gate that waited (REQUEST_WAIT) decided: 0 lets the request on to its checks, else a status. */
 	void (*gate_done)(struct request *r, int rc);
+	/* A check that waited (HTTPD_PENDING) decided: HTTPD_DECLINED goes on, HTTPD_OK answers, else a status. */
+	void (*checks_done)(struct request *r, int rc);
+	/* A body check that waited at END decided: 0 as after body_end, else a status. */
+	void (*body_checked)(struct request *r, int rc);
 	/* A module pauses the body (httpd_request_body_pause): its read timeout stops meanwhile. */
 	void (*body_pause)(struct request *r);
 	/* A body a module paused is wanted again (httpd_request_body_resume). */
@@ -44,6 +48,9 @@ struct request_output {
 	/* The request is answered before its body was read: the body must not pass for the next request. */
 	void (*body_unread)(struct request *r);
 };
+
+/* Which of a request's checks is waiting (returned HTTPD_PENDING) for httpd_request_check_done. */
+enum check_wait { CHECK_WAIT_NONE, CHECK_WAIT_HEAD, CHECK_WAIT_BODY };
 
 struct request_note {
 	const char          *key;
@@ -80,6 +87,8 @@ struct request {
 	const char                  *limit_req_status;   /* $limit_req_status: PASSED, DELAYED, ... */
 	unsigned                     gate;       /* request_gate: the next limit_req to apply */
 	bool                         limits_done;
+	unsigned                     check_next;    /* request_check: the next check module to ask */
+	enum check_wait              check_waiting;
 	uint64_t                     started_ms;
 	uint64_t                     started_us;  /* precise, only when the log format shows request time */
 	size_t                       head_bytes;  /* the head as received, blank lines before it included */
@@ -113,8 +122,17 @@ int request_begin(struct request *r);
 #define REQUEST_WAIT 2
 int request_gate(struct request *r);
 
-/* Check phase: HTTPD_DECLINED to go on, HTTPD_OK when a check answered, or an error status. */
+/*
+ * Check phase: HTTPD_DECLINED to go on, HTTPD_OK when a check answered, an
+ * error status, or REQUEST_WAIT when a check decides later: then
+ * r->out->checks_done gets the verdict.
+ */
 int request_check(struct request *r);
+/*
+ * body_end for a protocol: BODY_WAIT when a body check decides later, and
+ * r->out->body_checked then gets what body_end would have returned.
+ */
+int request_body_end(struct request *r);
 
 /* Handler phase (body complete): responds now, or leaves the request pending. */
 void request_handle(struct request *r);

@@ -16,6 +16,9 @@ const char *const score_method_names[SM_COUNT] = {
 const uint32_t score_bucket_ms[SCORE_BUCKETS] = {
 	5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, UINT32_MAX,
 };
+const uint32_t score_redis_bucket_us[SCORE_REDIS_BUCKETS] = {
+	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, UINT32_MAX,
+};
 
 struct scoreboard *scoreboard_create(void)
 {
@@ -72,6 +75,11 @@ void score_counters_add(struct score_counters *to, const struct score_counters *
 		if (from->codes[k].key != 0)
 			codes_add(to, from->codes[k].key, from->codes[k].count);
 	to->codes_other += from->codes_other;
+	to->redis_commands += from->redis_commands;
+	to->redis_errors += from->redis_errors;
+	to->redis_duration_us_sum += from->redis_duration_us_sum;
+	for (int b = 0; b < SCORE_REDIS_BUCKETS; b++)
+		to->redis_buckets[b] += from->redis_buckets[b];
 }
 
 void score_counters_read(struct score_counters *to, const struct score_counters *from)
@@ -153,4 +161,21 @@ void score_request(int status, unsigned method, uint64_t bytes_in, uint64_t byte
 		}
 	}
 	score_add(&c->codes_other, 1);
+}
+
+void score_redis(bool failed, uint64_t duration_us)
+{
+	struct score_counters *c;
+	int b = 0;
+
+	if (score_self == NULL)
+		return;
+	c = &score_self->c;
+	score_add(&c->redis_commands, 1);
+	if (failed)
+		score_add(&c->redis_errors, 1);
+	score_add(&c->redis_duration_us_sum, duration_us);
+	while (b < SCORE_REDIS_BUCKETS - 1 && duration_us > score_redis_bucket_us[b])
+		b++;
+	score_add(&c->redis_buckets[b], 1);
 }

@@ -17,6 +17,7 @@
 #define SCORE_SLOTS      2048   /* worker processes alive at once, draining generations included */
 #define SCORE_CODES      48     /* distinct (status, method) pairs counted per slot */
 #define SCORE_BUCKETS    12     /* request duration histogram */
+#define SCORE_REDIS_BUCKETS 10  /* Redis command duration histogram */
 #define SCORE_HISTORY    300    /* seconds of the requests-per-second chart */
 #define SCORE_REQUEST    96     /* the request a worker is serving, for crash reports */
 
@@ -27,6 +28,8 @@ enum score_method { SM_GET, SM_HEAD, SM_POST, SM_PUT, SM_DELETE, SM_OPTIONS, SM_
 extern const char *const score_method_names[SM_COUNT];
 /* Upper bounds of the duration buckets, in ms (the last one is +Inf). */
 extern const uint32_t score_bucket_ms[SCORE_BUCKETS];
+/* Upper bounds of the Redis buckets, in microseconds (the last one is +Inf). */
+extern const uint32_t score_redis_bucket_us[SCORE_REDIS_BUCKETS];
 
 struct score_code {
 	uint32_t key;     /* status << 4 | method; 0: empty */
@@ -43,6 +46,10 @@ struct score_counters {
 	uint64_t          buckets[SCORE_BUCKETS];   /* not cumulative: one bucket per request */
 	struct score_code codes[SCORE_CODES];
 	uint64_t          codes_other;              /* pairs that did not fit */
+	uint64_t          redis_commands;           /* answered, failed or timed out */
+	uint64_t          redis_errors;             /* unreachable, timed out, or an error reply */
+	uint64_t          redis_duration_us_sum;
+	uint64_t          redis_buckets[SCORE_REDIS_BUCKETS];
 };
 
 struct score_slot {
@@ -99,5 +106,7 @@ static inline void score_set(uint64_t *gauge, uint64_t v)
 /* One request answered (in the log phase). */
 void score_request(int status, unsigned method, uint64_t bytes_in, uint64_t bytes_out, uint64_t duration_ms);
 enum score_method score_method_of(unsigned httpd_method);
+/* One Redis command done (answered, or failed after duration_us), for the metrics. */
+void score_redis(bool failed, uint64_t duration_us);
 
 #endif

@@ -59,15 +59,15 @@ def test_module_list_shows_abi_and_use():
         rc, out, err = httpd("-M", "-f", srv.conf)
         assert rc == 0, err
         rows = dict((line.split()[0], line.split()[1:]) for line in out.splitlines()[1:])
-        assert rows["static"] == ["2.4", "yes"], rows
-        assert rows["echo"] == ["2.4", "no"] and rows["sign"] == ["2.4", "no"], rows
-        assert rows["gzip"] == ["2.4", "no"] and rows["brotli"] == ["2.4", "no"], rows
+        assert rows["static"] == ["2.5", "yes"], rows
+        assert rows["echo"] == ["2.5", "no"] and rows["sign"] == ["2.5", "no"], rows
+        assert rows["gzip"] == ["2.5", "no"] and rows["brotli"] == ["2.5", "no"], rows
         # a coding module is used when compress names its coding
         srv.locations = srv.locations.replace('handler = "static"', 'handler = "static"\n  compress = {"br"}')
         srv.write_config()
         rc, out, err = httpd("-M", "-f", srv.conf)
         rows = dict((line.split()[0], line.split()[1:]) for line in out.splitlines()[1:])
-        assert rc == 0 and rows["brotli"] == ["2.4", "yes"] and rows["zstd"] == ["2.4", "no"], (rows, err)
+        assert rc == 0 and rows["brotli"] == ["2.5", "yes"] and rows["zstd"] == ["2.5", "no"], (rows, err)
         assert rows["abi1"][0] == "1" and rows["badabi"][0] != "2", rows
     finally:
         srv.cleanup()
