@@ -21,8 +21,12 @@ same rounds, so a change on the request path is judged against it in one run.
 Results: bench/results/latest.md and latest.svg, and docs/benchmarks.md.
 """
 import argparse
+import atexit
+import base64
 import collections
 import datetime
+import hashlib
+import hmac
 import os
 import platform
 import re
@@ -87,6 +91,10 @@ SCENARIOS = {
     # Compression on the fly (Accept-Encoding: br or gzip) of text files, against nginx's gzip and its
     # brotli filter (libnginx-mod-http-brotli-filter) and h2o's compress, at the same levels (gzip 6, br 5);
     # ka-1k-br has our server without compression beside it in the same rounds (prefork-httpd-plain).
+    # Signed GETs of the 1 KiB file (RFC 9421 hmac-sha256, each with its own nonce, signed before the round by
+    # the client): the nonce store in shared memory (prefork-httpd) and in a local redis-server
+    # (prefork-httpd-redis, same rounds); no peer has RFC 9421.  The Redis round trip's cost is the ratio.
+    "sign-rfc9421":    ("1k.bin", 50, 1, False, False, "sign"),
     "ka-1k-br":        ("1k.txt", 50, 1, False, False, "compress-br"),
     "ka-100k-gzip":    ("100k.txt", 50, 1, False, False, "compress-gzip"),
     "ka-100k-br":      ("100k.txt", 50, 1, False, False, "compress-br"),
@@ -121,7 +129,22 @@ COUNTED = ("idle-10k", "syscalls-ka-1k", "upload-1g", "h2-idle-2k")   # measured
 OURS_LOG_OFF = "prefork-httpd-log-off"   # beside ka-1k-log's prefork-httpd, in the same rounds
 OURS_UNLIMITED = "prefork-httpd-unlimited"   # beside ka-1k-limited's prefork-httpd, in the same rounds
 OURS_STATIC = "prefork-httpd-static"   # beside proxy-cache-hit-1k's prefork-httpd: the same file, from static
-OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED, OURS_ONE, OURS_PLAIN, OURS_STATIC)
+OURS_REDIS = "prefork-httpd-redis"   # beside sign-rfc9421's prefork-httpd: the nonce store in Redis
+OURS = ("prefork-httpd", "baseline", OURS_LOG_OFF, OURS_UNLIMITED, OURS_ONE, OURS_PLAIN, OURS_STATIC, OURS_REDIS)
+SIGN_SECRET = bytes(range(64))
+SIGN_POOL_RPS = 120000   # signed requests made ready per second of a round: more than wrk sends here
+SIGN_WRK_SCRIPT = """local reqs, i = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do
+    local input, sig = line:match("^(.-)\t(.*)$")
+    reqs[#reqs + 1] = wrk.format("GET", "/1k.bin", {["Signature-Input"] = input, ["Signature"] = sig})
+  end
+end
+function request()
+  i = i + 1
+  return reqs[i]
+end
+"""
 LIMIT_RATE, LIMIT_BURST = 1000000, 100000   # requests a second, and burst: nothing is ever refused
 # The floor that never sleeps: a client writing to a sleeping server pays for waking it, so this is the
 # most req/s wrk reaches here, whatever the server.  Up only for its own turn (it keeps a core busy) and
@@ -369,6 +392,57 @@ def limited_peers(args, work, docroot, workers, user):
     return peers
 
 
+def sign_peers(args, work, docroot, workers, user):
+    """prefork-httpd with the sign check on the 1 KiB file, its nonce store in shared memory and in a
+    redis-server started here (pinned with the client, nothing saved; its CPU is not the server's)."""
+    key = os.path.join(work, "sign.key")
+    with open(key, "w") as f:
+        f.write(base64.b64encode(SIGN_SECRET).decode() + "\n")
+    os.chmod(key, 0o600)
+    if user:
+        shutil.chown(key, user)
+    redis_port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", work, "--daemonize", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                             preexec_fn=pinned(CLIENT_CPUS))
+    atexit.register(lambda: (redis.kill(), redis.wait()))
+    if not wait_port(redis_port):
+        raise SystemExit("redis-server did not start")
+    peers = []
+    for name, store in (("prefork-httpd", "sign_nonce_store { entries = 4194304 }\n"),
+                        (OURS_REDIS, 'sign_nonce_store { backend = "redis"  redis = "127.0.0.1:%d"  prefix = "%s:" }\n'
+                         % (redis_port, "bench"))):
+        port = free_port()
+        conf = os.path.join(work, "%s-sign.conf" % name)
+        with open(conf, "w") as f:
+            f.write(ours_main(name, port, workers, work, args.modules) + store +
+                    'location "/" { handler = "static" root = "%s" check = {"sign"}\n'
+                    '  sign { key "bench" { secret_file = "%s" } } }\n' % (docroot, key))
+        peers.append(Peer(name, port, [os.path.abspath(args.httpd), "-F", "-f", conf]))
+    # A fleet long up: its epoch in the past, so nothing is refused as "restarted".
+    s = socket.create_connection(("127.0.0.1", redis_port), timeout=5)
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$11\r\nbench:epoch\r\n$1\r\n0\r\n")
+    s.recv(64)
+    s.close()
+    return peers
+
+
+def sign_pool(port, count, work):
+    """count requests for /1k.bin, each signed now with its own nonce, as "Signature-Input\tSignature" lines."""
+    token = os.urandom(6).hex()
+    created = int(time.time())
+    path = os.path.join(work, "sign-pool.txt")
+    with open(path, "w") as f:
+        for i in range(count):
+            params = '("@method" "@target-uri");created=%d;keyid="bench";alg="hmac-sha256";nonce="%s-%d"' % (
+                created, token, i)
+            base = '"@method": GET\n"@target-uri": http://127.0.0.1:%d/1k.bin\n"@signature-params": %s' % (port, params)
+            mac = base64.b64encode(hmac.new(SIGN_SECRET, base.encode(), hashlib.sha256).digest()).decode()
+            f.write("sig1=%s\tsig1=:%s:\n" % (params, mac))
+    return path
+
+
 def routing_config(kind, docroot, big):
     """Our configuration for a routing scenario: 5,000 servers or locations, or 1,000 rewrite rules (big), or one."""
     if kind == "vhosts":
@@ -561,6 +635,8 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
         return proxy_cache_peers(args, work, docroot, workers, user, args.backend_port)
     if tls in H2_KINDS:
         return h2_peers(args, work, docroot, workers, user, cleartext=tls == "h2c")
+    if tls == "sign":
+        return sign_peers(args, work, docroot, workers, user)
     if tls in COMPRESS:
         return compress_peers(args, work, docroot, workers, user, tls)
     if tls in ROUTING:
@@ -624,9 +700,11 @@ def make_peers(args, work, docroot, workers, log, close, tls=False):
     return peers
 
 
-def wrk(port, path, conns, duration, close, tls=False, cpus=None, host=None, coding=None):
+def wrk(port, path, conns, duration, close, tls=False, cpus=None, host=None, coding=None, script=None):
     """Requests wrk made, and the CPU seconds wrk itself spent (from its rusage when reaped)."""
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "10s"]
+    if script:   # (Lua file, its argument)
+        argv += ["-s", script[0]]
     if close:
         argv += ["-H", "Connection: close"]
     if host:
@@ -634,7 +712,8 @@ def wrk(port, path, conns, duration, close, tls=False, cpus=None, host=None, cod
     if coding:
         argv += ["-H", "Accept-Encoding: %s" % coding]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls is True else "http", port, path)],
+    out = subprocess.run(argv + ["%s://127.0.0.1:%d/%s" % ("https" if tls is True else "http", port, path)]
+                         + (["--", script[1]] if script else []),
                          stdout=subprocess.PIPE, preexec_fn=pinned(cpus),
                          stderr=subprocess.STDOUT, timeout=duration + 60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -673,8 +752,17 @@ def h2load(port, path, conns, streams, duration, tls, cpus=None):
     return int(m.group(4)), client_cpu
 
 
-def warm_up(peer, tls, close, path="1k.bin"):
-    if tls in H2_KINDS:
+def signed_wrk_script(work):
+    path = os.path.join(work, "sign.lua")
+    with open(path, "w") as f:
+        f.write(SIGN_WRK_SCRIPT)
+    return path
+
+
+def warm_up(peer, tls, close, path="1k.bin", work=None):
+    if tls == "sign":
+        wrk(peer.port, path, 10, 1, close, script=(signed_wrk_script(work), sign_pool(peer.port, SIGN_POOL_RPS, work)))
+    elif tls in H2_KINDS:
         h2load(peer.port, path, 2, 10, 0, tls == "h2")
     else:
         wrk(peer.port, path, 10, 1, close, tls, host=peer.host, coding=COMPRESS.get(tls))
@@ -686,7 +774,13 @@ def measure(peer, scenario, args):
     path, conns, _, close, _, tls = SCENARIOS[scenario]
     irq0 = softirq_seconds(peer.cpus) if peer.cpus else None
     cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
-    if tls in H2_KINDS:
+    if tls == "sign":
+        # The requests are signed before the clock starts: only the server's checking is measured.
+        script = (signed_wrk_script(args.work), sign_pool(peer.port, SIGN_POOL_RPS * args.duration, args.work))
+        cpu0, t0 = cpu_seconds(peer.proc.pid), time.monotonic()
+        n, client = wrk(peer.port, path, conns, args.duration, close, False, CLIENT_CPUS if peer.cpus else None,
+                        script=script)
+    elif tls in H2_KINDS:
         n, client = h2load(peer.port, path, conns, H2_STREAMS[scenario], args.duration, tls == "h2",
                            CLIENT_CPUS if peer.cpus else None)
     else:
@@ -984,7 +1078,7 @@ def run_group(args, work, docroot, scenarios, workers, log, tls=False):
                     continue
                 p.start()
                 first = SCENARIOS[group[0]][0]
-                warm_up(p, tls, close, first if tls in ROUTING or tls in COMPRESS else "1k.bin")
+                warm_up(p, tls, close, first if tls in ROUTING or tls in COMPRESS else "1k.bin", work)
             if tls in COMPRESS:
                 skipped = [p for p in peers if p.name != OURS_PLAIN and not compresses(p, first, COMPRESS[tls])]
                 for p in skipped:
@@ -1144,6 +1238,11 @@ def markdown(results, args):
         lines.append("proxy-cache-hit-1k, prefork-httpd: CPU per request of a cache hit / the same 1 KiB from the "
                      "static module, in the same rounds: %.2f×" % round_ratio(results["proxy-cache-hit-1k"],
                                                                             "prefork-httpd", [OURS_STATIC], "cpu", min))
+    if "sign-rfc9421" in results and OURS_REDIS in results["sign-rfc9421"]:
+        lines.append("")
+        lines.append("sign-rfc9421: CPU per signed request with the nonce store in Redis / in shared memory, in the "
+                     "same rounds: %.2f×" % round_ratio(results["sign-rfc9421"], OURS_REDIS, ["prefork-httpd"],
+                                                        "cpu", min))
     for scenario in ("vhosts-5k", "locations-5k", "rewrite-1k"):
         if scenario not in results:
             continue
@@ -1267,6 +1366,7 @@ def main():
         raise SystemExit("%s not built: run ./dev.sh check (or make) first" % args.httpd)
 
     work = tempfile.mkdtemp(prefix="httpd-bench-")
+    args.work = work
     os.chmod(work, 0o755)
     docroot = os.path.join(work, "www")
     os.mkdir(docroot)

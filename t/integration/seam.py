@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 from harness import IS_ROOT, Server, free_port, module_dir_with_tests
+from redisutil import Redis, settled
 from test_proxy import App
 from tlsutil import CA
 
@@ -19,6 +20,8 @@ SECRET = base64.b64decode("uzvJfB4u3N0Jy4T7NZ75MDVcr8zSTInedJtkgcu46YW4XByzNJjxB
 
 _CA = []
 _APP = []
+_REDIS = []
+NONCE_PREFIX = "seam:nonce:"
 
 
 def ca():
@@ -35,16 +38,29 @@ def app():
     return _APP[0]
 
 
+def redis():
+    """One redis-server for the seam tests of a file, its fleet settled (its epoch long past)."""
+    if not _REDIS or _REDIS[0].proc is None:
+        _REDIS[:] = [Redis()]
+        settled(_REDIS[0], NONCE_PREFIX)
+    return _REDIS[0]
+
+
 def stop_app():
     for a in _APP:
         a.stop()
+    for r in _REDIS:
+        r.cleanup()
+    _REDIS[:] = []
 
 
 class Seam(Server):
-    def __init__(self, extra_locations="", start=True):
+    def __init__(self, extra_locations="", start=True, nonces="redis"):
         super().__init__(workers=2)
         self.ca, a, b, self.alice = ca()
         self.app = app()
+        self.redis = redis()
+        self.nonces = nonces
         self.plain_port = self.port
         self.tls_port = free_port()
         self.pp_port = free_port()
@@ -100,6 +116,10 @@ class Seam(Server):
             "A_CERT": self.certs["a_cert"], "A_KEY": self.certs["a_key"], "B_CERT": self.certs["b_cert"],
             "B_KEY": self.certs["b_key"], "CLIENT_CA": self.ca.cert, "SIGN_KEY": self.sign_key,
             "EXTRA_LOCATIONS": self.extra_locations, "HTPASSWD": self.htpasswd,
+            "REDIS_PORT": self.redis.port,
+            "NONCE_STORE": ('sign_nonce_store { entries = 4096 }' if self.nonces == "shm" else
+                            'sign_nonce_store { backend = "redis"  redis = "127.0.0.1:%d"  prefix = "%s" }'
+                            % (self.redis.port, NONCE_PREFIX)),
         }
         for k, v in values.items():
             text = text.replace("@%s@" % k, str(v))

@@ -45,7 +45,7 @@ class Sandbox:
             os.makedirs(mapped, exist_ok=True)
         else:
             os.makedirs(os.path.dirname(mapped), exist_ok=True)
-            if key in ("error_page", "secret_file", "auth_basic_user_file", "tls_ticket_key_file") and \
+            if key in ("error_page", "secret_file", "auth_basic_user_file", "tls_ticket_key_file", "password_file") and \
                     not os.path.exists(mapped):
                 with open(mapped, "wb") as f:
                     f.write(self.content(key))
@@ -58,6 +58,8 @@ class Sandbox:
             return base64.b64encode(os.urandom(32)) + b"\n"
         if key == "tls_ticket_key_file":
             return os.urandom(80)
+        if key == "password_file":
+            return b"redis password\n"
         if key == "auth_basic_user_file":
             hashed = subprocess.run(["openssl", "passwd", "-6", "example"], stdout=subprocess.PIPE,
                                     check=True).stdout.strip()

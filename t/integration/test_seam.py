@@ -276,8 +276,8 @@ def test_proxy_path_is_built_from_the_path_the_location_matched():
 
 
 def test_a_restart_reopens_no_replay_window():
-    # defect 8: the nonce store is a file that outlives the master
-    srv = Seam()
+    # defect 8: the nonce store is a file that outlives the master (the shm backend's)
+    srv = Seam(nonces="shm")
     try:
         h = rfc_headers("GET", "/api/once", created=int(time.time()) + 20)
         assert ask(srv, raw_request("GET", "/api/once", h)).status == 200
@@ -297,6 +297,58 @@ def test_a_restart_reopens_no_replay_window():
         srv.start()
         r = ask(srv, raw_request("GET", "/api/old", rfc_headers("GET", "/api/old", created=before)))
         assert r.status == 401 and r.header("Sign-Error") == "restarted", r
+    finally:
+        srv.cleanup()
+
+
+def test_the_fleets_stores_fail_closed_and_forgeries_cost_redis_nothing():
+    # issue 36: the nonce store and the API's rate are the fleet's, in Redis.  A forged signature is
+    # refused before any claim (Redis sees nothing of it); with Redis paused every signed or
+    # fleet-limited request fails closed (503, nothing reaches the app or the disk) while the static
+    # site, the cache and h2c answer at once on the same workers; Redis back, service resumes
+    # without a reload, and a replay over the other protocol is still a replay
+    srv = Seam()
+    try:
+        nonce_keys = lambda: len(srv.redis.command("KEYS", "seam:nonce:*").split())  # noqa: E731
+        before = nonce_keys()
+        for i in range(5):
+            h = rfc_headers("GET", "/api/forged-%d" % i, tamper=True)
+            r = ask(srv, raw_request("GET", "/api/forged-%d" % i, h))
+            assert r.status == 401 and r.header("Sign-Error") == "signature-mismatch", r
+        assert nonce_keys() == before and app_saw(srv, "/forged-") == []
+        assert ask(srv, b"GET /cached/p?cc=public,max-age=600 HTTP/1.1\r\nHost: a.test\r\n\r\n").status == 200
+        os.kill(srv.redis.proc.pid, signal.SIGSTOP)
+        try:
+            h = rfc_headers("GET", "/api/while-paused")
+            r = ask(srv, raw_request("GET", "/api/while-paused", h))
+            assert r.status == 503 and r.header("Retry-After") == "1", r
+            body = b"signed while Redis was away\n"
+            h = rfc_headers("PUT", "/signed-uploads/paused.txt", body)
+            r = ask(srv, raw_request("PUT", "/signed-uploads/paused.txt", h, body))
+            assert r.status == 503 and r.header("Sign-Error") == "nonce-store-unavailable", r
+            assert not os.path.exists(os.path.join(srv.root, "uploads", "paused.txt"))
+            assert app_saw(srv, "/while-paused") == []
+            for path in (b"/", b"/cached/p?cc=public,max-age=600", b"/healthz"):
+                r = ask(srv, b"GET %s HTTP/1.1\r\nHost: a.test\r\n\r\n" % path, timeout=5)
+                assert r.status == 200, (path, r)
+            rc, out, err = curl("--http2-prior-knowledge", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--max-time", "5", "http://127.0.0.1:%d/" % srv.h2c_port, "-H", "Host: a.test")
+            assert rc == 0 and out == b"200", (rc, out, err)
+        finally:
+            os.kill(srv.redis.proc.pid, signal.SIGCONT)
+        # both workers back: each retries after its own backoff, two seconds at most
+        time.sleep(2.2)
+        passed = []
+        assert wait_for(lambda: passed.append(ask(srv, raw_request("GET", "/api/back", rfc_headers(
+            "GET", "/api/back")), timeout=5).status) or passed[-3:] == [200] * 3, timeout=10), passed
+        h = rfc_headers("GET", "/api/again")
+        assert ask(srv, raw_request("GET", "/api/again", h)).status == 200
+        args = ["--http2-prior-knowledge", "-sS", "-D", "-", "-o", "/dev/null",
+                "http://127.0.0.1:%d/api/again" % srv.h2c_port, "-H", "Host: 127.0.0.1"]
+        for k, v in h:
+            args += ["-H", "%s: %s" % (k, v)]
+        rc, out, err = curl(*args)
+        assert rc == 0 and b" 401" in out and b"sign-error: replay" in out.lower(), (out, err)
     finally:
         srv.cleanup()
 
