@@ -27,6 +27,7 @@
 
 #include "cache.h"
 #include "proxy_parse.h"
+#include "resolve.h"
 #include "upstream.h"
 
 #define OUT_MAX  (64 * 1024)   /* request body bytes held for a slow upstream before the client waits */
@@ -75,6 +76,7 @@ struct proxy_req;
  */
 struct upstream_conn {
 	int                     fd;
+	unsigned                generation;   /* its server slot's when it connected */
 	struct httpd_event     *ev;
 	unsigned                want;
 	struct upstream        *u;
@@ -163,6 +165,8 @@ static const struct httpd_option upstream_options[] = {
 	HTTPD_OPTION_DURATION("keepalive_timeout", "60", 1000, 86400 * 1000),
 	HTTPD_OPTION_STR("health_check", NULL),
 	HTTPD_OPTION_DURATION("health_interval", "5", 1000, 3600 * 1000),
+	HTTPD_OPTION_STR_LIST("resolver", "{}"),
+	HTTPD_OPTION_DURATION("resolver_valid", "30", 1000, 86400 * 1000),
 	HTTPD_OPTION_END
 };
 
@@ -225,22 +229,50 @@ static int upstream_read(const struct httpd_conf *sec, struct upstream *u, char 
 		if (u->health_check == NULL)
 			return -1;
 	}
-	u->servers = calloc(n, sizeof(*u->servers));
-	if (u->servers == NULL)
-		return -1;
+	/* A server given by name takes UPSTREAM_NAME_SLOTS slots, one per address it may resolve to. */
 	for (size_t i = 0; i < n; i++) {
-		if (upstream_server_parse(httpd_conf_list_str(sec, "server", i), &u->servers[i], why, sizeof(why)) < 0) {
+		const char *text = httpd_conf_list_str(sec, "server", i);
+		struct upstream_server one;
+
+		if (upstream_server_parse(text, &one, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "%s: upstream \"%s\": %s", origin, u->name, why);
 			return -1;
 		}
-		u->count++;
+		if (one.host != NULL)
+			u->named++;
+		free(one.host);
+		free(one.name);
 	}
+	u->servers = calloc(n + u->named * (UPSTREAM_NAME_SLOTS - 1), sizeof(*u->servers));
+	if (u->servers == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct upstream_server *s = &u->servers[u->count];
+
+		if (upstream_server_parse(httpd_conf_list_str(sec, "server", i), s, why, sizeof(why)) < 0)
+			return -1;
+		u->count++;
+		if (s->host == NULL)
+			continue;
+		s->first_slot = u->count - 1;
+		for (size_t k = 1; k < UPSTREAM_NAME_SLOTS; k++) {
+			struct upstream_server *slot = &u->servers[u->count];
+
+			*slot = *s;
+			slot->name = strdup(s->name);
+			if (slot->name == NULL)
+				return -1;
+			u->count++;
+		}
+	}
+	if (u->named > 0 && resolver_read(sec, u, origin, err, errlen) < 0)
+		return -1;
 	if (u->health_check != NULL && upstream_health_map(u) < 0) {
 		snprintf(err, errlen, "%s: upstream \"%s\": cannot map the health table: %s", origin, u->name,
 		         strerror(errno));
 		return -1;
 	}
-	return 0;
+	return resolve_at_load(u, origin, err, errlen);
 }
 
 static void server_exit(void *data)
@@ -313,6 +345,11 @@ static int proxy_to_read(const char *url, struct proxy_loc *pl, char *err, size_
 	}
 	if (upstream_server_parse(rest, &pl->own.servers[0], why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "proxy_to: %s", why);
+		return -1;
+	}
+	if (pl->own.servers[0].host != NULL) {
+		snprintf(err, errlen, "proxy_to \"%s\": a server given by name goes in an upstream block, which resolves "
+		         "it (upstream \"app\" { server = {\"%s\"} })", url, rest);
 		return -1;
 	}
 	pl->own.count = 1;
@@ -750,7 +787,8 @@ static void upstream_let_go(struct proxy_req *p, bool reusable)
 	uc->owner = NULL;
 	if (p->srv != NULL && p->srv->active > 0)
 		p->srv->active--;
-	if (reusable && uc->ev != NULL && p->up->keepalive > 0) {
+	/* A connection to an address its name no longer has (the slot changed meanwhile) is not kept. */
+	if (reusable && uc->ev != NULL && p->up->keepalive > 0 && uc->generation == uc->s->generation) {
 		struct upstream_server *s = uc->s;
 		uint64_t now = now_ms();
 
@@ -925,7 +963,9 @@ static void attempt(struct proxy_req *p)
 	}
 	p->tried |= (size_t)(p->srv - p->up->servers) < 64 ? 1ull << (p->srv - p->up->servers) : 0;
 	p->srv->active++;
-	(void)httpd_request_note_set(p->req, "upstream_addr", p->srv->name);   /* lives as long as the config */
+	/* An address as written lives as long as the config; a name's slot may change, so its address is copied. */
+	(void)httpd_request_note_set(p->req, "upstream_addr", p->srv->host == NULL ? p->srv->name :
+	                             httpd_pool_strdup(p->req->pool, p->srv->addr_text));
 	/* Built per attempt: Host may name this server (proxy_host = "upstream"). */
 	p->head = head_build(p);
 	if (p->head == NULL) {
@@ -954,6 +994,7 @@ static void attempt(struct proxy_req *p)
 		p->uc->fd = fd;
 		p->uc->u = p->up;
 		p->uc->s = p->srv;
+		p->uc->generation = p->srv->generation;
 		p->uc->want = HTTPD_EVENT_WRITE;
 		p->uc->ev = httpd_worker_event_fd(fd, HTTPD_EVENT_WRITE, uc_event, p->uc);
 		if (p->uc->ev == NULL) {
@@ -2120,16 +2161,31 @@ static void health_tick(struct httpd_request *req, void *arg, unsigned events)
 	(void)req;
 	(void)events;
 	for (size_t i = 0; i < hr->u->count; i++)
-		probe_start(&hr->probes[i]);
+		if (hr->u->servers[i].host == NULL)   /* a name's slots differ from worker to worker */
+			probe_start(&hr->probes[i]);
 	if (httpd_worker_timer(hr->u->health_interval_ms, health_tick, hr) == NULL)
 		httpd_log(HTTPD_LOG_ERR, "upstream \"%s\": cannot schedule health checks: out of memory", hr->u->name);
 }
 
+/* A slot whose address its name no longer has: its pooled connections close (requests on it finish). */
+static void slot_gone(struct upstream *u, struct upstream_server *s)
+{
+	(void)u;
+	while (s->idle_count > 0)
+		uc_destroy(s->idle[--s->idle_count]);
+}
+
 static int worker_init(void *data)
 {
-	static bool started;
+	static bool started, resolving;
 	struct proxy_loc *pl = data;
 
+	if (!resolving && pl->ps != NULL) {
+		/* Every worker keeps its own upstreams' names up to date. */
+		resolving = true;
+		for (size_t i = 0; i < pl->ps->count; i++)
+			(void)resolve_worker_start(&pl->ps->ups[i], slot_gone);
+	}
 	if (started || pl->ps == NULL || httpd_worker_id() != 0)
 		return 0;
 	started = true;

@@ -345,6 +345,18 @@ class Reader:
         return data == b"" and not self.buf
 
 
+def helper_stop(proc, log, directory):
+    """Ends a helper a test started (haproxy, dnsmasq): TERM, KILL after 10 s; its log and directory go."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def recv_all(sock):
     """Every byte until the peer closes."""
     data = b""

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 
-from harness import HTTPD, Reader, Server, curl, free_port, run, wait_for
+from harness import curl, free_port, helper_stop, HTTPD, Reader, run, Server, wait_for
 from redisutil import PREFIX, REDIS_SERVER, Redis, settled
 from test_haproxy import HAPROXY
 from test_sign import classic_headers, raw_request, rfc_headers, write_key
@@ -156,14 +156,7 @@ backend be
         assert wait_for(up, timeout=15), "haproxy did not start"
 
     def cleanup(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        helper_stop(self.proc, self.log, self.dir)
 
 
 def test_through_haproxy_twenty_signed_requests_pass_once_and_their_replays_are_refused():

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import KeepaliveLoad, Server, curl, free_port, recv_all, run, wait_for
+from harness import curl, free_port, helper_stop, KeepaliveLoad, recv_all, run, Server, wait_for
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SHUTDOWN_DELAY = 3
@@ -99,14 +99,7 @@ backend be
             return f.read()
 
     def cleanup(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        helper_stop(self.proc, self.log, self.dir)
 
 
 def setup():

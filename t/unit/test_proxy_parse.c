@@ -1,4 +1,6 @@
 /* What an upstream sends back: response heads, chunked framing, and picking servers. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +128,18 @@ START_TEST(test_balance)
 	ck_assert_int_eq(upstream_server_parse("unix:/run/app.sock", &s[2], err, sizeof(err)), 0);
 	ck_assert_str_eq(s[0].name, "127.0.0.1:8000");
 	ck_assert_int_eq(s[0].weight, 3);
-	ck_assert_int_eq(upstream_server_parse("app.internal:80", &bad, err, sizeof(err)), -1);
+	/* a DNS name: no address yet, its slots are filled when it resolves */
+	ck_assert_int_eq(upstream_server_parse("app.internal:80 weight=2", &bad, err, sizeof(err)), 0);
+	ck_assert_str_eq(bad.host, "app.internal");
+	ck_assert_int_eq(bad.port, 80);
+	ck_assert_int_eq(bad.addrlen, 0);
+	ck_assert_int_eq(bad.weight, 2);
+	free(bad.host);
+	free(bad.name);
+	ck_assert_int_eq(upstream_server_parse("app_internal:80", &bad, err, sizeof(err)), -1);
+	ck_assert_int_eq(upstream_server_parse("-app:80", &bad, err, sizeof(err)), -1);
+	ck_assert_int_eq(upstream_server_parse("app.internal", &bad, err, sizeof(err)), -1);
+	ck_assert_int_eq(upstream_server_parse("1.2.3.4.5:80", &bad, err, sizeof(err)), -1);
 	ck_assert_int_eq(upstream_server_parse("127.0.0.1", &bad, err, sizeof(err)), -1);
 	ck_assert_int_eq(upstream_server_parse("127.0.0.1:0", &bad, err, sizeof(err)), -1);
 	ck_assert_int_eq(upstream_server_parse("127.0.0.1:80 weight=0", &bad, err, sizeof(err)), -1);
@@ -161,6 +174,90 @@ START_TEST(test_balance)
 }
 END_TEST
 
+static unsigned gone_calls;
+
+static void gone(struct upstream *u, struct upstream_server *s)
+{
+	(void)u;
+	(void)s;
+	gone_calls++;
+}
+
+static struct sockaddr_storage v4(const char *ip, uint16_t port)
+{
+	struct sockaddr_storage a;
+	struct sockaddr_in *in = (struct sockaddr_in *)&a;
+
+	memset(&a, 0, sizeof(a));
+	in->sin_family = AF_INET;
+	in->sin_port = htons(port);
+	ck_assert_int_eq(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+	return a;
+}
+
+/* A name's slots across re-resolutions: what stays keeps its slot, what went is emptied, what came fills a free one. */
+START_TEST(test_name_slots)
+{
+	struct upstream_server slots[UPSTREAM_NAME_SLOTS];
+	struct upstream u = { .servers = slots, .count = UPSTREAM_NAME_SLOTS };
+	struct sockaddr_storage a[UPSTREAM_NAME_SLOTS + 2];
+	char err[128];
+	unsigned gen_a;
+
+	ck_assert_int_eq(upstream_server_parse("app.test:8000", &slots[0], err, sizeof(err)), 0);
+	for (size_t i = 1; i < UPSTREAM_NAME_SLOTS; i++) {
+		slots[i] = slots[0];
+		slots[i].name = strdup(slots[0].name);
+	}
+	/* nothing resolved yet: nothing to pick */
+	ck_assert_ptr_null(upstream_pick(&u, 1000, 0));
+	a[0] = v4("10.0.0.1", 8000);
+	ck_assert_uint_eq(upstream_name_set(&u, 0, a, 1, gone), 1);
+	ck_assert_str_eq(slots[0].addr_text, "10.0.0.1:8000");
+	ck_assert_ptr_eq(upstream_pick(&u, 1000, 0), &slots[0]);
+	gen_a = slots[0].generation;
+	/* 10.0.0.2 comes, 10.0.0.1 stays in its slot (same generation: its pooled connections stay) */
+	a[0] = v4("10.0.0.2", 8000);
+	a[1] = v4("10.0.0.1", 8000);
+	a[2] = v4("10.0.0.2", 8000);   /* twice in one answer: one slot */
+	ck_assert_uint_eq(upstream_name_set(&u, 0, a, 3, gone), 1);
+	ck_assert_uint_eq(slots[0].generation, gen_a);
+	ck_assert_str_eq(slots[1].addr_text, "10.0.0.2:8000");
+	ck_assert_int_eq(slots[2].addrlen, 0);
+	ck_assert_uint_eq(gone_calls, 0);
+	/* both are picked, in turn */
+	{
+		int seen[2] = { 0, 0 };
+
+		for (int i = 0; i < 10; i++)
+			seen[upstream_pick(&u, 1000, 0) - slots]++;
+		ck_assert_int_eq(seen[0], 5);
+		ck_assert_int_eq(seen[1], 5);
+	}
+	/* 10.0.0.1 goes: its slot is emptied (its pool closed), then 10.0.0.3 takes it with a new generation */
+	a[0] = v4("10.0.0.2", 8000);
+	a[1] = v4("10.0.0.3", 8000);
+	ck_assert_uint_eq(upstream_name_set(&u, 0, a, 2, gone), 2);
+	ck_assert_uint_eq(gone_calls, 1);
+	ck_assert_str_eq(slots[0].addr_text, "10.0.0.3:8000");
+	ck_assert_uint_ne(slots[0].generation, gen_a);
+	ck_assert_str_eq(slots[1].addr_text, "10.0.0.2:8000");
+	/* more addresses than slots: the first UPSTREAM_NAME_SLOTS */
+	for (size_t i = 0; i < UPSTREAM_NAME_SLOTS + 2; i++) {
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "10.0.1.%zu", i + 1);
+		a[i] = v4(ip, 8000);
+	}
+	upstream_name_set(&u, 0, a, UPSTREAM_NAME_SLOTS + 2, gone);
+	for (size_t i = 0; i < UPSTREAM_NAME_SLOTS; i++)
+		ck_assert_int_ne(slots[i].addrlen, 0);
+	for (size_t i = 0; i < UPSTREAM_NAME_SLOTS; i++)
+		free(slots[i].name);
+	free(slots[0].host);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("proxy_parse");
@@ -169,6 +266,7 @@ int main(void)
 	tcase_add_test(tc, test_head);
 	tcase_add_test(tc, test_chunked);
 	tcase_add_test(tc, test_balance);
+	tcase_add_test(tc, test_name_slots);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
