@@ -121,7 +121,7 @@ CLIENT_CPUS, SERVER_CPUS = None, None
 Sample = collections.namedtuple("Sample", "rps cpu client busy softirq")   # CPU figures in µs per request
 Row = collections.namedtuple("Row", "rps cpu cpu_min cpu_max client busy softirq rounds")   # medians; rounds: Samples
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx-light", "lighttpd": "lighttpd", "h2o": "h2o", "strace": "strace",
-                "perf": "linux-perf", "h2load": "nghttp2-client", "apache2": "apache2",
+                "perf": "linux-perf", "h2load": "nghttp2-client", "apache2": "apache2", "redis-server": "redis-server",
                 "/usr/lib/lighttpd/mod_openssl.so": "lighttpd-mod-openssl",
                 NGINX_BROTLI: "libnginx-mod-http-brotli-filter"}
 UPLOAD_ROUNDS = 3

@@ -351,8 +351,8 @@ static void connected(const redisAsyncContext *ac, int status)
 {
 	struct httpd_redis *rd = ac->data;
 
-	if (status != REDIS_OK)
-		failure_log(rd, ac->errstr != NULL ? ac->errstr : "cannot connect", ac->c.err == REDIS_ERR_IO ? errno : 0);
+	if (status != REDIS_OK)   /* hiredis' errstr already says why ("Connection refused") */
+		failure_log(rd, ac->errstr != NULL ? ac->errstr : "cannot connect", 0);
 }
 
 static void disconnected(const redisAsyncContext *ac, int status)

@@ -9,6 +9,7 @@ import pwd
 import shutil
 import subprocess
 
+from dnsutil import DNS
 from harness import IS_ROOT, Server, free_port, module_dir_with_tests
 from redisutil import Redis, settled
 from test_proxy import App
@@ -21,7 +22,9 @@ SECRET = base64.b64decode("uzvJfB4u3N0Jy4T7NZ75MDVcr8zSTInedJtkgcu46YW4XByzNJjxB
 _CA = []
 _APP = []
 _REDIS = []
+_DNS = []
 NONCE_PREFIX = "seam:nonce:"
+APP_NAME = "app.seam.test"   # the application's upstream is given by name, which dns() answers
 
 
 def ca():
@@ -46,12 +49,23 @@ def redis():
     return _REDIS[0]
 
 
+def dns():
+    """One dnsmasq for the seam tests of a file: APP_NAME is 127.0.0.1."""
+    if not _DNS:
+        _DNS.append(DNS())
+    _DNS[0].set({APP_NAME: ["127.0.0.1"]})
+    return _DNS[0]
+
+
 def stop_app():
     for a in _APP:
         a.stop()
     for r in _REDIS:
         r.cleanup()
     _REDIS[:] = []
+    for d in _DNS:
+        d.cleanup()
+    _DNS[:] = []
 
 
 class Seam(Server):
@@ -60,6 +74,7 @@ class Seam(Server):
         self.ca, a, b, self.alice = ca()
         self.app = app()
         self.redis = redis()
+        self.dns = dns()
         self.nonces = nonces
         self.plain_port = self.port
         self.tls_port = free_port()
@@ -116,7 +131,7 @@ class Seam(Server):
             "A_CERT": self.certs["a_cert"], "A_KEY": self.certs["a_key"], "B_CERT": self.certs["b_cert"],
             "B_KEY": self.certs["b_key"], "CLIENT_CA": self.ca.cert, "SIGN_KEY": self.sign_key,
             "EXTRA_LOCATIONS": self.extra_locations, "HTPASSWD": self.htpasswd,
-            "REDIS_PORT": self.redis.port,
+            "REDIS_PORT": self.redis.port, "DNS_PORT": self.dns.port, "APP_NAME": APP_NAME,
             "NONCE_STORE": ('sign_nonce_store { entries = 4096 }' if self.nonces == "shm" else
                             'sign_nonce_store { backend = "redis"  redis = "127.0.0.1:%d"  prefix = "%s" }'
                             % (self.redis.port, NONCE_PREFIX)),

@@ -353,6 +353,30 @@ def test_the_fleets_stores_fail_closed_and_forgeries_cost_redis_nothing():
         srv.cleanup()
 
 
+def test_the_app_found_by_name_stays_reachable_and_checked_when_dns_fails():
+    # issue 36: the application's upstream is a name the workers re-resolve.  DNS that stops answering
+    # is no outage (the last good address stays, the failure is logged once), and nothing about the
+    # name changes what the checks in front of it decide
+    srv = Seam()
+    try:
+        r = ask(srv, b"GET /app/by-name HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 200 and json.loads(r.body)["path"] == "/by-name", r
+        srv.dns.set({})
+        assert wait_for(lambda: "app.seam.test does not resolve" in srv.log(), timeout=15), srv.log()[-2000:]
+        for i in range(6):
+            r = ask(srv, b"GET /app/still-%d HTTP/1.1\r\nHost: a.test\r\n\r\n" % i)
+            assert r.status == 200, r
+        r = ask(srv, b"GET /api/unsigned HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert r.status == 401 and app_saw(srv, "/unsigned") == [], r
+        h = rfc_headers("GET", "/api/by-name")
+        assert ask(srv, raw_request("GET", "/api/by-name", h)).status == 200
+        srv.dns.set({"app.seam.test": ["127.0.0.1"]})
+        assert wait_for(lambda: "app.seam.test resolves to 1 address now" in srv.log(), timeout=15), srv.log()[-2000:]
+    finally:
+        srv.dns.set({"app.seam.test": ["127.0.0.1"]})
+        srv.cleanup()
+
+
 def test_access_rules_use_the_real_client_address():
     # issue 34's access rules in the seam: /status is for 127.0.0.1 only, whoever connects
     srv = Seam()
