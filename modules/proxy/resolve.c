@@ -83,7 +83,7 @@ static int library_ready(char *err, size_t errlen)
 /* "127.0.0.53" or "127.0.0.1:5353" or "[::1]:53": c-ares' "host:port" list, checked here. */
 int resolver_read(const struct httpd_conf *sec, struct upstream *u, const char *origin, char *err, size_t errlen)
 {
-	size_t n = httpd_conf_count(sec, "resolver"), len = 0;
+	size_t n = httpd_conf_count(sec, "resolver"), len = 0, used = 0;
 	uint64_t valid = 30000;
 
 	(void)httpd_conf_duration(sec, "resolver_valid", &valid);
@@ -92,7 +92,7 @@ int resolver_read(const struct httpd_conf *sec, struct upstream *u, const char *
 		return 0;   /* /etc/resolv.conf's, and /etc/hosts first */
 	for (size_t i = 0; i < n; i++)
 		len += strlen(httpd_conf_list_str(sec, "resolver", i)) + 1;
-	u->resolver = calloc(1, len + 1);
+	u->resolver = calloc(1, len);   /* "a,b,c": each with its comma or, the last, its NUL */
 	if (u->resolver == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -122,9 +122,9 @@ int resolver_read(const struct httpd_conf *sec, struct upstream *u, const char *
 			         origin, u->name, r);
 			return -1;
 		}
-		if (i > 0)
-			strcat(u->resolver, ",");
-		strcat(u->resolver, r);
+		memcpy(u->resolver + used, r, strlen(r));
+		used += strlen(r);
+		u->resolver[used++] = i + 1 < n ? ',' : '\0';
 	}
 	return 0;
 }
@@ -198,7 +198,7 @@ static void load_answered(void *arg, int status, int timeouts, struct ares_addri
 
 int resolve_at_load(struct upstream *u, const char *origin, char *err, size_t errlen)
 {
-	struct upstream_resolver fake = { .u = u };
+	struct upstream_resolver load = { .u = u };   /* only its u: the channel is polled here */
 	struct ares_options opts = { .timeout = 1000, .tries = 3 };
 	struct name_query *queries;
 	size_t nq = 0, left;
@@ -207,25 +207,25 @@ int resolve_at_load(struct upstream *u, const char *origin, char *err, size_t er
 
 	if (u->named == 0 || httpd_config_checking())
 		return 0;   /* httpd -t needs no DNS, as a build machine has none of the cluster's */
-	if (channel_make(u, &fake.channel, &opts, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES, err, errlen) < 0)
+	if (channel_make(u, &load.channel, &opts, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES, err, errlen) < 0)
 		return -1;
 	queries = calloc(u->named, sizeof(*queries));
 	if (queries == NULL) {
-		ares_destroy(fake.channel);
+		ares_destroy(load.channel);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < u->count; i++) {
 		if (u->servers[i].host == NULL || u->servers[i].first_slot != i)
 			continue;
-		queries[nq] = (struct name_query){ .res = &fake, .first = i };
-		ares_getaddrinfo(fake.channel, u->servers[i].host, NULL, &hints, load_answered, &queries[nq]);
+		queries[nq] = (struct name_query){ .res = &load, .first = i };
+		ares_getaddrinfo(load.channel, u->servers[i].host, NULL, &hints, load_answered, &queries[nq]);
 		nq++;
 	}
 	for (;;) {
 		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
 		struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-		int bits = ares_getsock(fake.channel, socks, ARES_GETSOCK_MAXNUM), np = 0;
+		int bits = ares_getsock(load.channel, socks, ARES_GETSOCK_MAXNUM), np = 0;
 
 		left = 0;
 		for (size_t i = 0; i < nq; i++)
@@ -247,12 +247,12 @@ int resolve_at_load(struct upstream *u, const char *origin, char *err, size_t er
 			break;
 		waited += 100;
 		for (int i = 0; i < np; i++)
-			ares_process_fd(fake.channel, pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ? pfd[i].fd : ARES_SOCKET_BAD,
+			ares_process_fd(load.channel, pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ? pfd[i].fd : ARES_SOCKET_BAD,
 			                pfd[i].revents & POLLOUT ? pfd[i].fd : ARES_SOCKET_BAD);
 		if (np == 0)
-			ares_process_fd(fake.channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+			ares_process_fd(load.channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	}
-	ares_destroy(fake.channel);   /* what is still out is answered with ARES_EDESTRUCTION */
+	ares_destroy(load.channel);   /* what is still out is answered with ARES_EDESTRUCTION */
 	for (size_t i = 0; i < nq && rc == 0; i++) {
 		const struct upstream_server *s = &u->servers[queries[i].first];
 

@@ -252,7 +252,7 @@ static void reply_arrived(redisAsyncContext *ac, void *reply, void *privdata)
 
 	(void)ac;
 	cmd_unlink(cmd);
-	if (r != NULL && r->type == REDIS_REPLY_ERROR && cmd->script != NULL &&
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && cmd->script != NULL && !cmd->as_eval &&
 	    strncmp(r->str, "NOSCRIPT", 8) == 0 && rd->ac != NULL) {
 		/* The server lost its scripts (a restart): send the source once. */
 		cmd->as_eval = true;
@@ -274,6 +274,14 @@ static void reply_arrived(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 	cmd_deliver(cmd, &out);
 	cmd_free(cmd);
+}
+
+/* After a failure no connection is tried for a while: 100 ms, doubling to 2 s until Redis answers again. */
+static void backoff_start(struct httpd_redis *rd, uint64_t now_ms)
+{
+	rd->backoff_ms = rd->backoff_ms == 0 ? BACKOFF_FIRST_MS
+	                 : rd->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rd->backoff_ms * 2;
+	rd->retry_at_ms = now_ms + rd->backoff_ms;
 }
 
 static void timer_fired(struct httpd_request *req, void *arg, unsigned events);
@@ -324,9 +332,7 @@ static void connection_drop(struct httpd_redis *rd, const char *why, int err)
 			c->fn = NULL;
 	} else {
 		failure_log(rd, why, err);
-		rd->backoff_ms = rd->backoff_ms == 0 ? BACKOFF_FIRST_MS
-		                 : rd->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rd->backoff_ms * 2;
-		rd->retry_at_ms = now + rd->backoff_ms;
+		backoff_start(rd, now);
 	}
 	if (rd->timer != NULL) {
 		httpd_event_del(rd->timer);
@@ -361,9 +367,7 @@ static void disconnected(const redisAsyncContext *ac, int status)
 
 	if (status != REDIS_OK) {
 		failure_log(rd, ac->errstr != NULL ? ac->errstr : "connection lost", 0);
-		rd->backoff_ms = rd->backoff_ms == 0 ? BACKOFF_FIRST_MS
-		                 : rd->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rd->backoff_ms * 2;
-		rd->retry_at_ms = monotonic_ms() + rd->backoff_ms;
+		backoff_start(rd, monotonic_ms());
 	}
 }
 
@@ -395,8 +399,7 @@ static int connection_open(struct httpd_redis *rd)
 		if (rd->ac != NULL)
 			redisAsyncFree(rd->ac);
 		rd->ac = NULL;
-		rd->backoff_ms = rd->backoff_ms == 0 ? BACKOFF_FIRST_MS : rd->backoff_ms;
-		rd->retry_at_ms = now + rd->backoff_ms;
+		backoff_start(rd, now);
 		return -1;
 	}
 	rd->ac->data = rd;

@@ -104,6 +104,27 @@ static void zone_free(struct limit_zone *z)
 	free(z);
 }
 
+/* A zone's name, key (compiled) and rate, before its state: NULL with a reason in err. */
+static struct limit_zone *zone_new(const char *name, enum limit_kind kind, const char *key, uint64_t rate,
+                                   char *err, size_t errlen)
+{
+	struct limit_zone *z = calloc(1, sizeof(*z));
+
+	if (z == NULL || (z->name = strdup(name)) == NULL || (z->key_text = strdup(key)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (expr_compile(key, &z->key, err, errlen) < 0)
+		goto fail;
+	z->kind = kind;
+	z->rate = rate;
+	return z;
+fail:
+	if (z != NULL)
+		zone_free(z);
+	return NULL;
+}
+
 struct limit_zone *limit_zone_get(const char *name, enum limit_kind kind, const char *key, uint64_t size,
                                   uint64_t rate, char *err, size_t errlen)
 {
@@ -123,16 +144,10 @@ struct limit_zone *limit_zone_get(const char *name, enum limit_kind kind, const 
 		snprintf(err, errlen, "size must be from 8k to 4g");
 		return NULL;
 	}
-	z = calloc(1, sizeof(*z));
-	if (z == NULL || (z->name = strdup(name)) == NULL || (z->key_text = strdup(key)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	if (expr_compile(key, &z->key, err, errlen) < 0)
-		goto fail;
-	z->kind = kind;
+	z = zone_new(name, kind, key, rate, err, errlen);
+	if (z == NULL)
+		return NULL;
 	z->size = size;
-	z->rate = rate;
 	z->entries = (size_t)(size - sizeof(struct zone_shared)) / sizeof(struct zone_entry);
 	bytes = sizeof(struct zone_shared) + z->entries * sizeof(struct zone_entry);
 	z->shm = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -300,27 +315,17 @@ void limit_zone_conn_release(struct limit_zone *z, const char *key, size_t len)
 struct limit_zone *limit_zone_remote(const char *name, const char *key, uint64_t rate, struct limit_redis *rd,
                                      void (*rd_free)(struct limit_redis *rd), char *err, size_t errlen)
 {
-	struct limit_zone *z = calloc(1, sizeof(*z));
+	struct limit_zone *z = zone_new(name, LIMIT_REQ, key, rate, err, errlen);
 
-	if (z == NULL || (z->name = strdup(name)) == NULL || (z->key_text = strdup(key)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
+	if (z == NULL) {
+		rd_free(rd);
+		return NULL;
 	}
-	if (expr_compile(key, &z->key, err, errlen) < 0)
-		goto fail;
-	z->kind = LIMIT_REQ;
-	z->rate = rate;
 	z->redis = rd;
 	z->redis_free = rd_free;
 	/* Not among the shared-memory zones a reload reuses: its state is elsewhere, nothing to keep. */
 	z->refs = 1;
 	return z;
-fail:
-	if (z != NULL)
-		zone_free(z);
-	else
-		rd_free(rd);
-	return NULL;
 }
 
 struct limit_redis *limit_zone_redis_of(const struct limit_zone *z)

@@ -482,6 +482,27 @@ static int limit_verdict_apply(struct request *r, const struct limit_zone *zone,
 	return 0;
 }
 
+/*
+ * A zone in Redis that cannot say (no answer, or Redis down): limit_req_redis_failure decides, 0 (open) or
+ * 503 (closed).  Logged once a second per worker: a Redis that is down would otherwise log every request.
+ */
+static int limit_redis_down(struct request *r, const struct limit_zone *zone)
+{
+	static time_t logged;
+	bool open = r->loc->limit_req_redis_failure == LIMIT_REDIS_OPEN;
+
+	if (r->w->now != logged) {
+		logged = r->w->now;
+		httpd_log_request(open ? HTTPD_LOG_WARN : HTTPD_LOG_ERR, &r->req, "limit_req \"%s\": Redis %s did not "
+		                  "answer: %s (limit_req_redis_failure = \"%s\")", limit_zone_name(zone),
+		                  limit_zone_redis_address(zone), open ? "let through" : "refused", open ? "open" : "closed");
+	}
+	if (open)
+		return 0;
+	r->limit_req_status = "REJECTED";
+	return response_header_push(&r->res, "Retry-After", "1") < 0 ? 500 : 503;
+}
+
 struct limit_ask {
 	const struct limit_zone *zone;
 	const char              *key;
@@ -495,20 +516,7 @@ static void limit_redis_answered(struct httpd_request *req, void *arg, enum limi
 	struct limit_ask *ask = arg;
 	int rc;
 
-	if (failed && r->loc->limit_req_redis_failure == LIMIT_REDIS_OPEN) {
-		httpd_log_request(HTTPD_LOG_WARN, req, "limit_req \"%s\": Redis %s did not answer: let through "
-		                  "(limit_req_redis_failure = \"open\")", limit_zone_name(ask->zone),
-		                  limit_zone_redis_address(ask->zone));
-		rc = 0;
-	} else if (failed) {
-		httpd_log_request(HTTPD_LOG_ERR, req, "limit_req \"%s\": Redis %s did not answer: refused "
-		                  "(limit_req_redis_failure = \"closed\")", limit_zone_name(ask->zone),
-		                  limit_zone_redis_address(ask->zone));
-		r->limit_req_status = "REJECTED";
-		rc = response_header_push(&r->res, "Retry-After", "1") < 0 ? 500 : 503;
-	} else {
-		rc = limit_verdict_apply(r, ask->zone, ask->key, v, wait_ms);
-	}
+	rc = failed ? limit_redis_down(r, ask->zone) : limit_verdict_apply(r, ask->zone, ask->key, v, wait_ms);
 	if (rc == REQUEST_WAIT)
 		return;
 	if (rc == 0)
@@ -542,10 +550,10 @@ static int limits_apply(struct request *r)
 			                             ask) == 0)
 				return REQUEST_WAIT;
 			/* Not even sent (Redis down, the worker waiting to retry): decided now, the same way. */
-			if (loc->limit_req_redis_failure == LIMIT_REDIS_OPEN)
-				continue;
-			r->limit_req_status = "REJECTED";
-			return response_header_push(&r->res, "Retry-After", "1") < 0 ? 500 : 503;
+			rc = limit_redis_down(r, lr->zone);
+			if (rc != 0)
+				return rc;
+			continue;
 		}
 		v = limit_zone_request(lr->zone, key, len, (int64_t)monotonic_ms(), lr->burst, lr->delay, &wait_ms);
 		rc = limit_verdict_apply(r, lr->zone, key, v, wait_ms);

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import tempfile
 
-from harness import IS_ROOT, free_port, helper_stop, wait_for
+from harness import free_port, helper_output, helper_stop, IS_ROOT, wait_for
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
@@ -56,9 +56,7 @@ class DNS:
             self.proc.send_signal(signal.SIGHUP)
 
     def output(self):
-        self.log.flush()
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
+        return helper_output(self.log)
 
     def cleanup(self):
         helper_stop(self.proc, self.log, self.dir)

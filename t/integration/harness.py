@@ -345,6 +345,13 @@ class Reader:
         return data == b"" and not self.buf
 
 
+def helper_output(log):
+    """What a helper (haproxy, dnsmasq) wrote to its log so far."""
+    log.flush()
+    with open(log.name, errors="replace") as f:
+        return f.read()
+
+
 def helper_stop(proc, log, directory):
     """Ends a helper a test started (haproxy, dnsmasq): TERM, KILL after 10 s; its log and directory go."""
     proc.terminate()

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import curl, free_port, helper_stop, KeepaliveLoad, recv_all, run, Server, wait_for
+from harness import curl, free_port, helper_output, helper_stop, KeepaliveLoad, recv_all, run, Server, wait_for
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SHUTDOWN_DELAY = 3
@@ -94,9 +94,7 @@ backend be
         return states
 
     def output(self):
-        self.log.flush()
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
+        return helper_output(self.log)
 
     def cleanup(self):
         helper_stop(self.proc, self.log, self.dir)
