@@ -1,6 +1,7 @@
 #include "http2.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <malloc.h>
 
 #include "body_filter.h"
+#include "http2_mem.h"
 #include "http_parse.h"
 #include "http_response.h"
 #include "log.h"
@@ -23,15 +25,28 @@
 #define STREAM_WINDOW   (256 * 1024)
 #define CONN_WINDOW     (1024 * 1024)
 #define OUT_CHUNK       (64 * 1024)   /* frames gathered per write */
-#define FILE_AHEAD      (128 * 1024)  /* a file body read at once where it is copied (TLS) */
 #define H2_BIG          16384         /* libnghttp2 blocks this large get pages of their own */
 #define H2_BIG_MAX      4
+/*
+ * A connection quiet this long gives back its buffers.  Not at once: a
+ * busy client goes quiet between every burst of streams, and handing the
+ * pages back each time cost a tenth of the CPU (madvise and refaults).
+ */
+#define H2_RELEASE_MS   250
 /* Work a connection may cause beyond its requests (resets, pings, settings, empty frames) before it is cut off. */
 #define GLITCH_BASE     100
 #define GLITCHES_PER_REQUEST 2
 
 struct h2_conn;
 struct h2_tunnel;
+
+/*
+ * A DATA payload is never copied into libnghttp2's frame buffer (NO_COPY):
+ * it goes from the response's memory or the file straight into the output
+ * buffer beside the frame's header, or on plain TCP from the file to the
+ * socket by sendfile.
+ */
+enum seg_kind { SEG_SENDFILE, SEG_PREAD, SEG_MEMORY };
 
 struct h2_stream {
 	struct h2_conn      *h2;
@@ -58,10 +73,11 @@ struct h2_stream {
 	size_t               held_len, held_cap;
 	size_t               buf_off;        /* buffer body: bytes sent */
 	off_t                file_done;      /* file body: bytes sent */
-	int                  seg_fd;         /* the DATA frame made NO_COPY: its payload's file and offset */
+	/* The DATA frame made NO_COPY: where its payload comes from (enum seg_kind). */
+	unsigned char        seg_kind;
+	int                  seg_fd;
 	off_t                seg_off;
-	char                *ahead;          /* file body over TLS: read ahead of the frames */
-	size_t               ahead_off, ahead_len;
+	const char          *seg_mem;
 	struct h2_stream    *prev, *next;
 };
 
@@ -98,6 +114,8 @@ struct h2_conn {
 	bool                 closing;        /* done: the last frames go out, then a lingering close */
 	bool                 busy;           /* a stream began since the idle timer was armed */
 	bool                 idle;           /* h2_idle_release gave back what it could; cleared by a stream */
+	uint64_t             quiet_ms;       /* when the connection last went quiet */
+	struct deadline      release;        /* gives the buffers back once it has stayed quiet (H2_RELEASE_MS) */
 	struct h2_big {
 		void  *p;
 		size_t len;
@@ -690,22 +708,69 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 
 /* --- responses ----------------------------------------------------------- */
 
+static bool out_reserve(struct h2_conn *h2, size_t len);
 static bool out_append(struct h2_conn *h2, const void *data, size_t len);
 
-/* A file DATA frame without a copy: its header joins the frames before it, its payload waits as the segment. */
-static int send_file_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
-                          nghttp2_data_source *src, void *user)
+/*
+ * A file's bytes read into the output buffer; false (logged) if the file
+ * ended early or failed.  The kernel copies into a 64-byte aligned place
+ * (to one 9 bytes past a frame header it copied a third slower), and the
+ * bytes are moved down the few bytes to their place, cache-hot.
+ */
+static bool out_pread(struct h2_conn *h2, struct h2_stream *st, size_t length)
+{
+	while (length > 0) {
+		char *to = h2->out + h2->out_len;
+		char *aligned = (char *)(((uintptr_t)to + 63) & ~(uintptr_t)63);
+		ssize_t got = pread(st->seg_fd, aligned, length, st->seg_off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			httpd_log_request(HTTPD_LOG_ERR, &st->r->req, got == 0 ? "the file was truncated while being sent"
+			                  : "reading the file to send: %s", strerror(errno));
+			return false;
+		}
+		if (aligned != to)
+			memmove(to, aligned, (size_t)got);
+		h2->out_len += (size_t)got;
+		st->seg_off += got;
+		length -= (size_t)got;
+	}
+	return true;
+}
+
+/* A DATA frame whose payload libnghttp2 never copied: its header, then the payload from where it is. */
+static int send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+                     nghttp2_data_source *src, void *user)
 {
 	struct h2_conn *h2 = user;
 	struct h2_stream *st = src->ptr;
+	size_t mark;
 
 	(void)s;
 	(void)frame;   /* no padding is ever asked for (no select_padding callback) */
-	if (!out_append(h2, framehd, 9))
+	if (st->seg_kind == SEG_SENDFILE) {
+		if (!out_append(h2, framehd, 9))
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		h2->seg = (struct h2_file_segment){ st->r, st->seg_fd, st->seg_off, (off_t)length, false, false };
+		/* mem_send stops here: the payload is written before any later frame is made. */
+		return NGHTTP2_ERR_PAUSE;
+	}
+	if (!out_reserve(h2, 9 + length + 63))   /* 63: out_pread's alignment */
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	h2->seg = (struct h2_file_segment){ st->r, st->seg_fd, st->seg_off, (off_t)length, false, false };
-	/* mem_send stops here: the payload is written before any later frame is made. */
-	return NGHTTP2_ERR_PAUSE;
+	mark = h2->out_len;
+	memcpy(h2->out + h2->out_len, framehd, 9);
+	h2->out_len += 9;
+	if (st->seg_kind == SEG_MEMORY) {
+		memcpy(h2->out + h2->out_len, st->seg_mem, length);
+		h2->out_len += length;
+	} else if (!out_pread(h2, st, length)) {
+		h2->out_len = mark;   /* the stream is reset instead; the frames before stay whole */
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	/* mem_send would go on making frames here without returning: enough for one write stops it. */
+	return h2->out_len >= OUT_CHUNK ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 /* A filtered body's next piece as one DATA frame: a file range without a copy on plain TCP. */
@@ -725,6 +790,7 @@ static ssize_t chain_read(struct h2_stream *st, uint8_t *buf, size_t len, uint32
 		return 0;
 	}
 	if (chunk.data == NULL && st->h2->c->transport == &transport_tcp) {
+		st->seg_kind = SEG_SENDFILE;
 		st->seg_fd = chunk.fd;
 		st->seg_off = chunk.offset;
 		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
@@ -747,46 +813,28 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 	switch (res->body) {
 	case BODY_BUFFER:
 		n = (ssize_t)(res->buf_len - st->buf_off < len ? res->buf_len - st->buf_off : len);
-		memcpy(buf, res->buf + st->buf_off, (size_t)n);
+		st->seg_kind = SEG_MEMORY;
+		st->seg_mem = res->buf + st->buf_off;
 		st->buf_off += (size_t)n;
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 		if (st->buf_off == res->buf_len)
 			*flags |= NGHTTP2_DATA_FLAG_EOF;
 		break;
 	case BODY_FILE: {
 		off_t left = res->file_len - st->file_done;
 
-		if (left > 0 && st->h2->c->transport == &transport_tcp) {
-			/* Plain TCP: the payload goes by sendfile from send_file_data, never copied here. */
+		if (left > 0) {
+			/*
+			 * Plain TCP: the payload goes by sendfile, never through user
+			 * space.  TLS encrypts from user space: the file is read straight
+			 * into the output buffer beside the frame's header (out_pread).
+			 */
 			n = (off_t)len < left ? (ssize_t)len : (ssize_t)left;
+			st->seg_kind = st->h2->c->transport == &transport_tcp ? SEG_SENDFILE : SEG_PREAD;
 			st->seg_fd = res->fd;
 			st->seg_off = res->file_offset + st->file_done;
 			st->file_done += n;
 			*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-		} else if (left > 0) {
-			/*
-			 * TLS copies anyway (the record is encrypted from user space): read
-			 * ahead FILE_AHEAD at a time, so a DATA frame costs a copy, not a
-			 * pread (64 of them per MiB at 16 KiB frames).
-			 */
-			if (st->ahead_off == st->ahead_len) {
-				size_t want = left > FILE_AHEAD ? FILE_AHEAD : (size_t)left;
-				ssize_t got;
-
-				if (st->ahead == NULL && (st->ahead = pool_alloc(st->r->pool, FILE_AHEAD)) == NULL)
-					return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-				got = pread(res->fd, st->ahead, want, res->file_offset + st->file_done);
-				if (got <= 0) {
-					httpd_log_request(HTTPD_LOG_ERR, &st->r->req, got == 0 ? "the file was truncated while being "
-					                  "sent" : "reading the file to send: %s", strerror(errno));
-					return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-				}
-				st->ahead_off = 0;
-				st->ahead_len = (size_t)got;
-			}
-			n = (ssize_t)(st->ahead_len - st->ahead_off < len ? st->ahead_len - st->ahead_off : len);
-			memcpy(buf, st->ahead + st->ahead_off, (size_t)n);
-			st->ahead_off += (size_t)n;
-			st->file_done += n;
 		}
 		if (st->file_done == res->file_len)
 			*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -1142,10 +1190,12 @@ static const struct request_output http2_output = {
 
 /* --- the connection ------------------------------------------------------ */
 
-static bool out_append(struct h2_conn *h2, const void *data, size_t len)
+/* Room for len more bytes in the output buffer; false (logged) out of memory. */
+static bool out_reserve(struct h2_conn *h2, size_t len)
 {
 	if (h2->out_len + len > h2->out_cap) {
-		size_t cap = h2->out_len + len > OUT_CHUNK ? h2->out_len + len : OUT_CHUNK;
+		/* A write's worth, and past it room for the frame that ends one (send_data pauses there). */
+		size_t cap = h2->out_len + len <= OUT_CHUNK ? OUT_CHUNK : h2->out_len + len + OUT_CHUNK / 2;
 		char *grown = realloc(h2->out, cap);
 
 		if (grown == NULL) {
@@ -1155,6 +1205,13 @@ static bool out_append(struct h2_conn *h2, const void *data, size_t len)
 		h2->out = grown;
 		h2->out_cap = cap;
 	}
+	return true;
+}
+
+static bool out_append(struct h2_conn *h2, const void *data, size_t len)
+{
+	if (!out_reserve(h2, len))
+		return false;
 	memcpy(h2->out + h2->out_len, data, len);
 	h2->out_len += len;
 	return true;
@@ -1289,23 +1346,47 @@ static void h2_timer_update(struct conn *c)
 	h2->busy = false;
 }
 
+static bool h2_quiet(const struct conn *c, const struct h2_conn *h2)
+{
+	return h2->open == 0 && h2->out_len == 0 && h2->seg.r == NULL && h2->zombies.next == &h2->zombies &&
+	       c->in_off == c->in_len;
+}
+
 /*
- * Nothing in flight and nothing to send: the connection gives back what it
- * need not hold while it waits (its output buffer, its request pool, the
- * input buffer), so an idle HTTP/2 connection costs its session alone.
+ * Nothing in flight and nothing to send: the input buffer and the request
+ * pool go back to the worker now (cheap, and another connection may take
+ * them); the output buffer and libnghttp2's frame pages once the
+ * connection has stayed quiet H2_RELEASE_MS, so an idle HTTP/2 connection
+ * costs its session alone.
  */
 static void h2_idle_release(struct conn *c)
 {
 	struct h2_conn *h2 = h2_of(c);
 
-	if (h2->open > 0 || h2->out_len > 0 || h2->seg.r != NULL || h2->zombies.next != &h2->zombies ||
-	    c->in_off != c->in_len || h2->idle)
+	if (!h2_quiet(c, h2) || h2->idle)
 		return;
+	conn_idle(c);
+	h2->quiet_ms = c->w->now_ms;
+	if (h2->release.next == NULL)
+		deadline_arm(c->w, &h2->release, H2_RELEASE_MS);
+}
+
+static void h2_release_fire(struct deadline *d)
+{
+	struct h2_conn *h2 = (struct h2_conn *)(void *)((char *)d - offsetof(struct h2_conn, release));
+	struct conn *c = h2->c;
+	uint64_t quiet_for = c->w->now_ms - h2->quiet_ms;
+
+	if (!h2_quiet(c, h2) || h2->idle || h2->closing)
+		return;   /* busy again: its next quiet moment arms this anew */
+	if (quiet_for < H2_RELEASE_MS) {
+		deadline_arm(c->w, d, H2_RELEASE_MS - quiet_for);
+		return;
+	}
 	h2->idle = true;
 	free(h2->out);
 	h2->out = NULL;
 	h2->out_cap = 0;
-	conn_idle(c);
 	/* libnghttp2's frame buffer holds nothing between frames: its pages go back until the next one. */
 	for (size_t i = 0; i < h2->nbig; i++)
 		(void)madvise(h2->big[i].p, h2->big[i].len, MADV_DONTNEED);
@@ -1433,6 +1514,7 @@ static void http2_abort(struct conn *c)
 	}
 	while (h2->zombies.next != &h2->zombies)
 		zombie_bury(h2->zombies.next);
+	deadline_disarm(&h2->release);
 	nghttp2_session_del(h2->s);
 	free(h2->out);
 	free(h2);
@@ -1451,7 +1533,7 @@ const struct conn_protocol http2_protocol = {
 /*
  * libnghttp2's memory.  Its frame buffer (16 KiB, made with the session)
  * gets pages of its own, which an idle connection hands back to the kernel
- * (h2_idle_release); everything else comes from malloc.
+ * (h2_idle_release); the rest comes from the worker's free lists (http2_mem.c).
  */
 static void *h2_mem_malloc(size_t n, void *user)
 {
@@ -1459,7 +1541,7 @@ static void *h2_mem_malloc(size_t n, void *user)
 	void *p;
 
 	if (n < H2_BIG || h2->nbig == H2_BIG_MAX)
-		return malloc(n);
+		return http2_block_alloc(n);
 	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
@@ -1478,10 +1560,10 @@ static struct h2_big *h2_mem_big(struct h2_conn *h2, void *p)
 static void h2_mem_free(void *p, void *user)
 {
 	struct h2_conn *h2 = user;
-	struct h2_big *b = p != NULL ? h2_mem_big(h2, p) : NULL;
+	struct h2_big *b = p != NULL && h2->nbig > 0 ? h2_mem_big(h2, p) : NULL;
 
 	if (b == NULL) {
-		free(p);
+		http2_block_free(p);
 		return;
 	}
 	(void)munmap(b->p, b->len);
@@ -1494,23 +1576,21 @@ static void *h2_mem_calloc(size_t count, size_t size, void *user)
 
 	if (size != 0 && count > SIZE_MAX / size)
 		return NULL;
-	if (count * size < H2_BIG)
-		return calloc(count, size);
-	p = h2_mem_malloc(count * size, user);   /* fresh pages are zero, and so is malloc's fallback below */
-	if (p != NULL && h2_mem_big(user, p) == NULL)
-		memset(p, 0, count * size);
+	p = h2_mem_malloc(count * size, user);
+	if (p != NULL && (count * size < H2_BIG || h2_mem_big(user, p) == NULL))
+		memset(p, 0, count * size);   /* fresh pages are zero already */
 	return p;
 }
 
 static void *h2_mem_realloc(void *p, size_t n, void *user)
 {
 	struct h2_conn *h2 = user;
-	struct h2_big *b = p != NULL ? h2_mem_big(h2, p) : NULL;
+	struct h2_big *b = p != NULL && h2->nbig > 0 ? h2_mem_big(h2, p) : NULL;
 	size_t old;
 	void *q;
 
 	if (b == NULL && n < H2_BIG)
-		return realloc(p, n);
+		return http2_block_realloc(p, n);
 	old = b != NULL ? b->len : p != NULL ? malloc_usable_size(p) : 0;
 	q = h2_mem_malloc(n, user);
 	if (q == NULL)
@@ -1541,7 +1621,7 @@ static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
 		nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
 		nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks, on_frame_not_send);
 		nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
-		nghttp2_session_callbacks_set_send_data_callback(callbacks, send_file_data);
+		nghttp2_session_callbacks_set_send_data_callback(callbacks, send_data);
 	}
 	if (nghttp2_option_new(&opt) != 0)
 		return -1;
@@ -1595,6 +1675,7 @@ int http2_start(struct conn *c)
 	h2->c = c;
 	h2->streams.next = h2->streams.prev = &h2->streams;
 	h2->zombies.next = h2->zombies.prev = &h2->zombies;
+	h2->release.fire = h2_release_fire;
 	slot_of(c)->h2 = h2;
 	c->proto = &http2_protocol;
 	timer_arm(c->w->timers, TIMER_HEADER, &c->timer, c->w->now_ms);

@@ -453,6 +453,32 @@ def test_flow_control_holds_the_response_to_the_client_window():
         srv.cleanup()
 
 
+def test_a_file_cut_short_while_sent_over_tls_resets_its_stream_and_the_connection_serves_on():
+    """Over TLS a file's DATA is read straight into the frames: a file that shrinks meanwhile ends its
+    stream with INTERNAL_ERROR (never a hang, never bytes from elsewhere) and the connection goes on."""
+    srv = Seam()
+    try:
+        data = os.urandom(1 << 20)
+        srv.file("site/shrinks.bin", data)
+        c = H2(srv.tls_port, tls_name="a.test", cafile=srv.ca.cert, auto_ack=False)
+        sid = c.request("GET", "/shrinks.bin", authority="a.test", scheme="https")
+        assert c.wait(lambda: len(c.responses[sid].body) == 65535), c.responses[sid]   # the window, unopened
+        with open(os.path.join(srv.root, "site/shrinks.bin"), "r+b") as f:
+            f.truncate(100000)
+        c.auto_ack = True
+        c.conn.acknowledge_received_data(65535, sid)
+        c.flush()
+        r = c.response(sid)
+        assert r.reset == 2 and not r.ended, r                # RST_STREAM INTERNAL_ERROR
+        assert bytes(r.body) == data[:len(r.body)] and len(r.body) <= 100000, len(r.body)
+        again = c.get("/index.html", authority="a.test", scheme="https")
+        assert again.status == 200 and bytes(again.body) == b"<h1>the seam site</h1>\n", again
+        c.close()
+        assert "truncated while being sent" in srv.log(), srv.log()
+    finally:
+        srv.cleanup()
+
+
 def test_rfc9218_urgency_decides_whose_data_goes_first():
     srv = h2c_server()
     try:
