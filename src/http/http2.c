@@ -1190,6 +1190,71 @@ static const struct request_output http2_output = {
 
 /* --- the connection ------------------------------------------------------ */
 
+/*
+ * The frames of one write are made in one buffer all of the worker's
+ * HTTP/2 connections share: a write usually takes them all, and then the
+ * connection holds no output buffer at all.  Only what the socket did not
+ * take moves to a buffer of the connection's own (out_keep).
+ */
+static char  *shared_out;
+static size_t shared_cap;
+static bool   shared_taken;
+
+/* The output buffer goes back: emptied, or on the connection's end. */
+static void out_release(struct h2_conn *h2)
+{
+	if (h2->out == shared_out && h2->out != NULL)
+		shared_taken = false;
+	else
+		free(h2->out);
+	h2->out = NULL;
+	h2->out_cap = h2->out_len = h2->out_off = 0;
+}
+
+/* An empty buffer to make frames in: the shared one, unless another connection is making its frames there. */
+static bool out_take(struct h2_conn *h2)
+{
+	if (h2->out != NULL)
+		return true;
+	if (!shared_taken) {
+		if (shared_out == NULL && (shared_out = malloc(OUT_CHUNK)) == NULL)
+			goto nomem;
+		if (shared_cap == 0)
+			shared_cap = OUT_CHUNK;
+		shared_taken = true;
+		h2->out = shared_out;
+		h2->out_cap = shared_cap;
+		return true;
+	}
+	if ((h2->out = malloc(OUT_CHUNK)) == NULL)
+		goto nomem;
+	h2->out_cap = OUT_CHUNK;
+	return true;
+nomem:
+	httpd_log(HTTPD_LOG_ERR, "%s: out of memory sending HTTP/2 frames", h2->c->peer);
+	return false;
+}
+
+/* The socket took only part: the rest moves to the connection's own buffer, and the shared one is free again. */
+static bool out_keep(struct h2_conn *h2)
+{
+	size_t left = h2->out_len - h2->out_off;
+	char *own;
+
+	if (h2->out != shared_out || h2->out == NULL)
+		return true;
+	if ((own = malloc(left)) == NULL) {
+		httpd_log(HTTPD_LOG_ERR, "%s: out of memory keeping HTTP/2 frames", h2->c->peer);
+		return false;
+	}
+	memcpy(own, h2->out + h2->out_off, left);
+	shared_taken = false;
+	h2->out = own;
+	h2->out_cap = h2->out_len = left;
+	h2->out_off = 0;
+	return true;
+}
+
 /* Room for len more bytes in the output buffer; false (logged) out of memory. */
 static bool out_reserve(struct h2_conn *h2, size_t len)
 {
@@ -1201,6 +1266,10 @@ static bool out_reserve(struct h2_conn *h2, size_t len)
 		if (grown == NULL) {
 			httpd_log(HTTPD_LOG_ERR, "%s: out of memory sending HTTP/2 frames", h2->c->peer);
 			return false;
+		}
+		if (h2->out == shared_out) {
+			shared_out = grown;
+			shared_cap = cap;
 		}
 		h2->out = grown;
 		h2->out_cap = cap;
@@ -1274,25 +1343,31 @@ static int h2_flush(struct conn *c)
 			ssize_t n;
 
 			if (!c->writable)
-				return 0;
+				goto wait;
 			/* more: a file payload follows at once (MSG_MORE, one segment for header and data) */
 			n = c->transport->writev(c, &iov, 1, h2->seg.r != NULL);
 			if (n < 0) {
 				int rc = write_failed(c, "send");
 
-				if (rc <= 0)
-					return rc;
+				if (rc < 0)
+					return rc;   /* c and h2 are gone */
+				if (rc == 0)
+					goto wait;
 				continue;
 			}
 			h2->out_off += (size_t)n;
 			continue;
 		}
-		h2->out_off = h2->out_len = 0;
+		out_release(h2);
 		if (h2->seg.r != NULL) {
 			int rc = segment_write(c, h2);
 
 			if (rc <= 0)
 				return rc;
+		}
+		if (!out_take(h2)) {
+			conn_close(c);
+			return -1;
 		}
 		while (h2->out_len < OUT_CHUNK && h2->seg.r == NULL) {
 			const uint8_t *data;
@@ -1310,9 +1385,17 @@ static int h2_flush(struct conn *c)
 				return -1;
 			}
 		}
-		if (h2->out_len == 0 && h2->seg.r == NULL)
+		if (h2->out_len == 0 && h2->seg.r == NULL) {
+			out_release(h2);
 			return 0;
+		}
 	}
+wait:
+	if (!out_keep(h2)) {
+		conn_close(c);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1355,9 +1438,9 @@ static bool h2_quiet(const struct conn *c, const struct h2_conn *h2)
 /*
  * Nothing in flight and nothing to send: the input buffer and the request
  * pool go back to the worker now (cheap, and another connection may take
- * them); the output buffer and libnghttp2's frame pages once the
- * connection has stayed quiet H2_RELEASE_MS, so an idle HTTP/2 connection
- * costs its session alone.
+ * them; the output buffer went with the last write), libnghttp2's frame
+ * pages once the connection has stayed quiet H2_RELEASE_MS, so an idle
+ * HTTP/2 connection costs its session alone.
  */
 static void h2_idle_release(struct conn *c)
 {
@@ -1384,9 +1467,6 @@ static void h2_release_fire(struct deadline *d)
 		return;
 	}
 	h2->idle = true;
-	free(h2->out);
-	h2->out = NULL;
-	h2->out_cap = 0;
 	/* libnghttp2's frame buffer holds nothing between frames: its pages go back until the next one. */
 	for (size_t i = 0; i < h2->nbig; i++)
 		(void)madvise(h2->big[i].p, h2->big[i].len, MADV_DONTNEED);
@@ -1516,7 +1596,7 @@ static void http2_abort(struct conn *c)
 		zombie_bury(h2->zombies.next);
 	deadline_disarm(&h2->release);
 	nghttp2_session_del(h2->s);
-	free(h2->out);
+	out_release(h2);
 	free(h2);
 	slot_of(c)->h2 = NULL;
 }
