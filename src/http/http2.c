@@ -11,7 +11,6 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <malloc.h>
 
 #include "body_filter.h"
 #include "http2_mem.h"
@@ -33,6 +32,7 @@
  * pages back each time cost a tenth of the CPU (madvise and refaults).
  */
 #define H2_RELEASE_MS   250
+#define H2_SETTINGS_MAX 9             /* SETTINGS_NO_RFC7540_PRIORITIES, the highest identifier we keep */
 /* Work a connection may cause beyond its requests (resets, pings, settings, empty frames) before it is cut off. */
 #define GLITCH_BASE     100
 #define GLITCHES_PER_REQUEST 2
@@ -116,6 +116,14 @@ struct h2_conn {
 	bool                 idle;           /* h2_idle_release gave back what it could; cleared by a stream */
 	uint64_t             quiet_ms;       /* when the connection last went quiet */
 	struct deadline      release;        /* gives the buffers back once it has stayed quiet (H2_RELEASE_MS) */
+	unsigned char        settings_unacked;  /* our SETTINGS frames the client has not acknowledged */
+	bool                 table_reset;    /* SETTINGS asked the client to empty its HPACK table, to park */
+	bool                 restoring;      /* h2_unpark feeds the new session what the old one knew */
+	struct h2_parked {
+		uint32_t settings[H2_SETTINGS_MAX + 1];   /* the client's, by identifier */
+		int32_t  remote_window;    /* what the client's connection window lets us send */
+		int32_t  last_stream;      /* the last stream the client opened */
+	}                    parked;         /* with s NULL: what the session knew that the next one must */
 	struct h2_big {
 		void  *p;
 		size_t len;
@@ -368,6 +376,10 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 
 	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
+	if (h2->restoring) {
+		h2->reading = NULL;   /* h2_unpark's stand-in for the streams before: no request */
+		return 0;
+	}
 	if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
 		st = stream_of(h2, frame->hd.stream_id);
 		if (st != NULL)
@@ -540,6 +552,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
  */
 static void glitch(struct h2_conn *h2, const char *what)
 {
+	if (h2->restoring)
+		return;   /* frames h2_unpark made up */
 	h2->glitches++;
 	if (h2->goaway || h2->glitches <= GLITCH_BASE + (uint64_t)h2->answered * GLITCHES_PER_REQUEST)
 		return;
@@ -589,6 +603,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 	case NGHTTP2_SETTINGS:
 		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
 			glitch(h2, "SETTINGS frames");
+		else if (h2->settings_unacked > 0)
+			h2->settings_unacked--;
 		return 0;
 	case NGHTTP2_WINDOW_UPDATE:
 		if (frame->window_update.window_size_increment == 0)
@@ -1436,17 +1452,215 @@ static bool h2_quiet(const struct conn *c, const struct h2_conn *h2)
 }
 
 /*
+ * Parking: a connection that has stayed quiet gives back its libnghttp2
+ * session (some 9 KiB: the session, its stream map, its HPACK tables) and
+ * keeps the little a new session must know to carry on where it stopped:
+ * the client's settings, the window it gave us, its last stream.  The one
+ * thing that cannot be carried over is the client's HPACK table, so a
+ * session is parked only when that table is empty: at once if the client
+ * never added to it, else after SETTINGS_HEADER_TABLE_SIZE went to 0 and
+ * back, which makes the client empty it (RFC 7541 §4.2) once it
+ * acknowledges them.  Our own HPACK table may start afresh: the client
+ * keeps our old entries, but we never refer to them, and the ones we add
+ * are always its newest.
+ */
+static int session_new(struct h2_conn *h2, const struct httpd_config *cfg);
+
+static const uint8_t client_magic[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* What the new session wants to send while it is told the old one's state: never sent (the client has it). */
+static bool session_output_drop(nghttp2_session *s)
+{
+	for (;;) {
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(s, &data);
+
+		if (n == 0)
+			return true;
+		if (n < 0)
+			return false;
+	}
+}
+
+/* The stand-in's body: as many zeros as its source counts down. */
+static ssize_t zeros_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                          nghttp2_data_source *src, void *user)
+{
+	size_t *left = src->ptr;
+	size_t n = *left < len ? *left : len;
+
+	(void)s;
+	(void)id;
+	(void)user;
+	memset(buf, 0, n);
+	*left -= n;
+	if (*left == 0)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static uint8_t *frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t stream)
+{
+	*p++ = (uint8_t)(len >> 16);
+	*p++ = (uint8_t)(len >> 8);
+	*p++ = (uint8_t)len;
+	*p++ = type;
+	*p++ = flags;
+	*p++ = (uint8_t)(stream >> 24);
+	*p++ = (uint8_t)(stream >> 16);
+	*p++ = (uint8_t)(stream >> 8);
+	*p++ = (uint8_t)stream;
+	return p;
+}
+
+static bool h2_park(struct conn *c)
+{
+	struct h2_conn *h2 = h2_of(c);
+	nghttp2_session *s = h2->s;
+
+	int32_t window;
+
+	if (s == NULL || !h2_quiet(c, h2) || h2->goaway || h2->closing || h2->settings_unacked > 1 ||
+	    nghttp2_session_want_write(s) ||
+	    nghttp2_session_get_hd_inflate_dynamic_table_size(s) != 0 ||
+	    nghttp2_session_get_effective_recv_data_length(s) != 0)
+		return false;
+	/* A window below the initial one is spent again on the stand-in stream (h2_unpark), which must hold it. */
+	window = nghttp2_session_get_remote_window_size(s);
+	if (window < NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE &&
+	    (nghttp2_session_get_last_proc_stream_id(s) == 0 ||
+	     (uint32_t)(NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE - window) >
+	     nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)))
+		return false;
+	for (int id = 1; id <= H2_SETTINGS_MAX; id++)
+		if (id != 7)   /* no setting has identifier 7 (libnghttp2 would abort) */
+			h2->parked.settings[id] = nghttp2_session_get_remote_settings(s, (nghttp2_settings_id)id);
+	h2->parked.remote_window = nghttp2_session_get_remote_window_size(s);
+	h2->parked.last_stream = nghttp2_session_get_last_proc_stream_id(s);
+	nghttp2_session_del(s);
+	h2->s = NULL;
+	h2->table_reset = false;
+	h2->idle = true;
+	httpd_log(HTTPD_LOG_DEBUG, "%s: HTTP/2 connection quiet: its session parked", c->peer);
+	return true;
+}
+
+/*
+ * A parked connection is woken (by the client, a timeout, a stop): a new
+ * session, told what the old one knew as if the client had said it (its
+ * settings, its window, a stand-in for its last stream, so frames about
+ * old streams find them closed, not idle), and what that makes it answer
+ * is dropped.  0, or -1 out of memory.
+ */
+static int h2_unpark(struct conn *c)
+{
+	struct h2_conn *h2 = h2_of(c);
+	struct h2_parked *pk = &h2->parked;
+	uint8_t in[sizeof(client_magic) - 1 + 9 + 6 * H2_SETTINGS_MAX + 9 + 13 + 15], *p = in, *settings;
+	unsigned unacked = h2->settings_unacked;
+	ssize_t n = 0;
+
+	if (h2->s != NULL)
+		return 0;
+	h2->restoring = true;
+	if (session_new(h2, c->w->config) < 0)
+		goto fail;
+	memcpy(p, client_magic, sizeof(client_magic) - 1);
+	p += sizeof(client_magic) - 1;
+	settings = p;
+	p += 9;
+	for (int id = 1; id <= H2_SETTINGS_MAX; id++) {
+		uint32_t v = pk->settings[id];
+
+		if (id == 7 || v == nghttp2_session_get_remote_settings(h2->s, (nghttp2_settings_id)id))
+			continue;
+		*p++ = 0;
+		*p++ = (uint8_t)id;
+		*p++ = (uint8_t)(v >> 24);
+		*p++ = (uint8_t)(v >> 16);
+		*p++ = (uint8_t)(v >> 8);
+		*p++ = (uint8_t)v;
+	}
+	(void)frame_head(settings, (size_t)(p - settings - 9), NGHTTP2_SETTINGS, NGHTTP2_FLAG_NONE, 0);
+	if (unacked == 0)
+		p = frame_head(p, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);   /* the client had acknowledged ours */
+	if (pk->remote_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE) {
+		uint32_t more = (uint32_t)(pk->remote_window - NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE);
+
+		p = frame_head(p, 4, NGHTTP2_WINDOW_UPDATE, NGHTTP2_FLAG_NONE, 0);
+		*p++ = (uint8_t)(more >> 24);
+		*p++ = (uint8_t)(more >> 16);
+		*p++ = (uint8_t)(more >> 8);
+		*p++ = (uint8_t)more;
+	}
+	if (pk->last_stream > 0) {
+		/* GET / over http with HPACK's static table alone: the stand-in opens, and is answered below. */
+		static const uint8_t get[] = { 0x82, 0x86, 0x84, 0x01, 0x01, 'x' };   /* :authority x, not indexed */
+
+		p = frame_head(p, sizeof(get), NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM,
+		               (uint32_t)pk->last_stream);
+		memcpy(p, get, sizeof(get));
+		p += sizeof(get);
+	}
+	if (!session_output_drop(h2->s))
+		goto fail;
+	n = nghttp2_session_mem_recv(h2->s, in, (size_t)(p - in));
+	if (n != p - in)
+		goto fail;
+	n = 0;
+	if (pk->last_stream > 0) {
+		/*
+		 * The stand-in is answered, never sent: a bare 200 (HPACK's static
+		 * table: our table stays the client's) and, in zeros, what the
+		 * client's window to us had lost, so the new session's window is
+		 * the old one's.  The answer closes the stand-in.
+		 */
+		static const nghttp2_nv status = { (uint8_t *)":status", (uint8_t *)"200", 7, 3,
+		                                   NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE };
+		size_t owed = pk->remote_window < NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE
+		            ? (size_t)(NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE - pk->remote_window) : 0;
+		nghttp2_data_provider zeros = { .source.ptr = &owed, .read_callback = zeros_read };
+
+		if (nghttp2_submit_response(h2->s, pk->last_stream, &status, 1, owed > 0 ? &zeros : NULL) != 0)
+			goto fail;
+	}
+	if (!session_output_drop(h2->s)) {
+		n = NGHTTP2_ERR_NOMEM;
+		goto fail;
+	}
+	h2->settings_unacked = (unsigned char)unacked;
+	h2->restoring = false;
+	h2->idle = false;   /* its next quiet moment parks it again */
+	httpd_log(HTTPD_LOG_DEBUG, "%s: HTTP/2 connection resumed from its parked session", c->peer);
+	return 0;
+fail:
+	h2->restoring = false;
+	/* Only memory can fail here: the frames are ours.  The connection is closed. */
+	httpd_log(HTTPD_LOG_ERR, "%s: cannot resume a parked HTTP/2 connection: %s", c->peer,
+	          n < 0 ? nghttp2_strerror((int)n) : "out of memory");
+	return -1;
+}
+
+/*
  * Nothing in flight and nothing to send: the input buffer and the request
  * pool go back to the worker now (cheap, and another connection may take
- * them; the output buffer went with the last write), libnghttp2's frame
- * pages once the connection has stayed quiet H2_RELEASE_MS, so an idle
- * HTTP/2 connection costs its session alone.
+ * them; the output buffer went with the last write); once the connection
+ * has stayed quiet H2_RELEASE_MS, its session is parked, so an idle
+ * HTTP/2 connection costs little more than an idle HTTP/1.1 one.
  */
 static void h2_idle_release(struct conn *c)
 {
 	struct h2_conn *h2 = h2_of(c);
 
-	if (!h2_quiet(c, h2) || h2->idle)
+	if (!h2_quiet(c, h2))
+		return;
+	if (h2->table_reset && h2->settings_unacked == 0) {
+		/* The client acknowledged the table's reset and has sent nothing since: park now. */
+		h2->table_reset = false;
+		if (h2_park(c))
+			return;
+	}
+	if (h2->idle)
 		return;
 	conn_idle(c);
 	h2->quiet_ms = c->w->now_ms;
@@ -1459,23 +1673,44 @@ static void h2_release_fire(struct deadline *d)
 	struct h2_conn *h2 = (struct h2_conn *)(void *)((char *)d - offsetof(struct h2_conn, release));
 	struct conn *c = h2->c;
 	uint64_t quiet_for = c->w->now_ms - h2->quiet_ms;
+	int32_t owed;
+	nghttp2_settings_entry table_size[] = { { NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 0 },
+	                                        { NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096 } };
 
-	if (!h2_quiet(c, h2) || h2->idle || h2->closing)
+	if (!h2_quiet(c, h2) || h2->idle || h2->closing || h2->s == NULL)
 		return;   /* busy again: its next quiet moment arms this anew */
 	if (quiet_for < H2_RELEASE_MS) {
 		deadline_arm(c->w, d, H2_RELEASE_MS - quiet_for);
 		return;
 	}
+	/* Window the client is owed for what it sent: given now, so the next session need not know of it. */
+	owed = nghttp2_session_get_effective_recv_data_length(h2->s);
+	if (owed > 0 && !h2->goaway && nghttp2_submit_window_update(h2->s, NGHTTP2_FLAG_NONE, 0, owed) == 0 &&
+	    h2_flush(c) < 0)
+		return;
+	if (h2_park(c))
+		return;
 	h2->idle = true;
 	/* libnghttp2's frame buffer holds nothing between frames: its pages go back until the next one. */
 	for (size_t i = 0; i < h2->nbig; i++)
 		(void)madvise(h2->big[i].p, h2->big[i].len, MADV_DONTNEED);
+	if (h2->goaway || h2->table_reset || h2->settings_unacked > 1 ||
+	    nghttp2_session_get_hd_inflate_dynamic_table_size(h2->s) == 0)
+		return;
+	/* The client's HPACK table holds entries: ask it to empty them, and park once it has said yes. */
+	if (nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, &table_size[0], 1) != 0 ||
+	    nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, &table_size[1], 1) != 0)
+		return;
+	h2->settings_unacked += 2;
+	h2->table_reset = true;
+	if (h2_flush(c) == 0)
+		h2_timer_update(c);
 }
 
 /* A graceful stop or keepalive_requests: no new streams; those under way finish. */
 static void h2_goaway(struct h2_conn *h2)
 {
-	if (h2->goaway)
+	if (h2->goaway || h2_unpark(h2->c) < 0)
 		return;
 	h2->goaway = true;
 	(void)nghttp2_submit_goaway(h2->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->s),
@@ -1507,6 +1742,10 @@ static void http2_run(struct conn *c)
 
 	if (h2->closing) {
 		h2_close_when_flushed(c);
+		return;
+	}
+	if (h2_unpark(c) < 0) {
+		conn_close(c);
 		return;
 	}
 	for (;;) {
@@ -1557,7 +1796,7 @@ static void http2_timeout(struct conn *c, enum timer_kind kind)
 	if (kind != TIMER_KEEPALIVE)
 		httpd_log(HTTPD_LOG_INFO, "%s: HTTP/2 connection timed out (%s)", c->peer,
 		          kind == TIMER_SEND ? "send_timeout" : kind == TIMER_HANDLER ? "handler_timeout" : "body_timeout");
-	if (h2->closing) {
+	if (h2->closing || h2_unpark(c) < 0) {
 		conn_close(c);   /* even the last frames could not be sent in time */
 		return;
 	}
@@ -1595,7 +1834,8 @@ static void http2_abort(struct conn *c)
 	while (h2->zombies.next != &h2->zombies)
 		zombie_bury(h2->zombies.next);
 	deadline_disarm(&h2->release);
-	nghttp2_session_del(h2->s);
+	if (h2->s != NULL)
+		nghttp2_session_del(h2->s);
 	out_release(h2);
 	free(h2);
 	slot_of(c)->h2 = NULL;
@@ -1671,7 +1911,7 @@ static void *h2_mem_realloc(void *p, size_t n, void *user)
 
 	if (b == NULL && n < H2_BIG)
 		return http2_block_realloc(p, n);
-	old = b != NULL ? b->len : p != NULL ? malloc_usable_size(p) : 0;
+	old = b != NULL ? b->len : p != NULL ? http2_block_size(p) : 0;
 	q = h2_mem_malloc(n, user);
 	if (q == NULL)
 		return NULL;
@@ -1723,8 +1963,10 @@ static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
 	h2->mem = (nghttp2_mem){ h2, h2_mem_malloc, h2_mem_free, h2_mem_calloc, h2_mem_realloc };
 	rc = nghttp2_session_server_new3(&h2->s, callbacks, h2, opt, &h2->mem);
 	nghttp2_option_del(opt);
-	if (rc != 0)
+	if (rc != 0) {
+		h2->s = NULL;
 		return -1;
+	}
 	{
 		nghttp2_settings_entry iv[] = {
 			{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2_max_concurrent_streams },
@@ -1737,8 +1979,10 @@ static int session_new(struct h2_conn *h2, const struct httpd_config *cfg)
 		if (nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
 		    nghttp2_session_set_local_window_size(h2->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
 			nghttp2_session_del(h2->s);
+			h2->s = NULL;
 			return -1;
 		}
+		h2->settings_unacked = 1;
 	}
 	return 0;
 }

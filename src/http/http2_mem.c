@@ -1,47 +1,165 @@
 #include "http2_mem.h"
 
-#include <malloc.h>
-#include <stdlib.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#define CLASS_BYTES 16
-#define CLASSES     64             /* blocks up to 1 KiB are kept */
-#define KEEP_MAX    (256 * 1024)   /* bytes kept on the lists at most */
+#define CHUNK      (32 * 1024)   /* a class's mapping; chunks start on this boundary */
+#define HEAD       64            /* the chunk's header, before its first block */
 
-static void  *free_list[CLASSES + 1];
-static size_t kept;
+static const uint32_t class_size[] = {
+	16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 1024, 1280, 1536,
+	2048, 2560, 3072, 4096, 5120, 6144, 8192,
+};
+#define CLASSES (sizeof(class_size) / sizeof(class_size[0]))
+#define LARGE   CLASSES          /* one block in a mapping of its own */
 
-/* Size classes are whole multiples of CLASS_BYTES: a block made for class k holds k * CLASS_BYTES at least. */
+struct chunk {
+	uint32_t      cls;
+	uint32_t      used;          /* blocks handed out */
+	size_t        len;           /* the mapping's length */
+	char         *bump;          /* the first block never handed out */
+	void         *free;          /* blocks given back */
+	struct chunk *prev, *next;   /* in its class's list of chunks with room */
+	bool          listed;
+};
+
+_Static_assert(sizeof(struct chunk) <= HEAD, "the chunk header fits before the first block");
+
+static struct chunk *room[CLASSES];    /* chunks a block can come from */
+static struct chunk *spare[CLASSES];   /* one emptied chunk kept per class, so a busy class does not map anew */
+
+static struct chunk *chunk_of(const void *p)
+{
+	return (struct chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK - 1));
+}
+
+/* A mapping of len bytes that starts on a CHUNK boundary; NULL if none. */
+static struct chunk *chunk_map(size_t len)
+{
+	size_t span = len + CHUNK;
+	char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *start;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	start = (char *)(((uintptr_t)p + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
+	if (start > p)
+		(void)munmap(p, (size_t)(start - p));
+	if (p + span > start + len)
+		(void)munmap(start + len, (size_t)(p + span - (start + len)));
+	return (struct chunk *)(void *)start;
+}
+
+static size_t class_of(size_t n)
+{
+	size_t lo = 0, hi = CLASSES;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (class_size[mid] < n)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;   /* CLASSES (LARGE) past the largest */
+}
+
+static void room_add(struct chunk *c)
+{
+	c->prev = NULL;
+	c->next = room[c->cls];
+	if (c->next != NULL)
+		c->next->prev = c;
+	room[c->cls] = c;
+	c->listed = true;
+}
+
+static void room_remove(struct chunk *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		room[c->cls] = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->listed = false;
+}
+
+static bool chunk_full(const struct chunk *c)
+{
+	return c->free == NULL && c->bump + class_size[c->cls] > (const char *)c + CHUNK;
+}
+
 void *http2_block_alloc(size_t n)
 {
-	size_t k = n == 0 ? 1 : (n + CLASS_BYTES - 1) / CLASS_BYTES;
+	size_t k = class_of(n == 0 ? 1 : n);
+	struct chunk *c;
 	void *p;
 
-	if (k > CLASSES)
-		return malloc(n);
-	p = free_list[k];
-	if (p == NULL)
-		return malloc(k * CLASS_BYTES);
-	free_list[k] = *(void **)p;
-	kept -= k * CLASS_BYTES;
+	if (k == LARGE) {
+		size_t len = (HEAD + n + 4095) & ~(size_t)4095;
+
+		if (n > SIZE_MAX - HEAD - 4095 || (c = chunk_map(len)) == NULL)
+			return NULL;
+		*c = (struct chunk){ .cls = LARGE, .used = 1, .len = len };
+		return (char *)c + HEAD;
+	}
+	c = room[k];
+	if (c == NULL) {
+		c = spare[k];
+		spare[k] = NULL;
+		if (c == NULL && (c = chunk_map(CHUNK)) == NULL)
+			return NULL;
+		*c = (struct chunk){ .cls = (uint32_t)k, .len = CHUNK, .bump = (char *)c + HEAD };
+		room_add(c);
+	}
+	if (c->free != NULL) {
+		p = c->free;
+		c->free = *(void **)p;
+	} else {
+		p = c->bump;
+		c->bump += class_size[k];
+	}
+	c->used++;
+	if (chunk_full(c))
+		room_remove(c);
 	return p;
 }
 
 void http2_block_free(void *p)
 {
-	size_t k;
+	struct chunk *c;
 
 	if (p == NULL)
 		return;
-	/* A block goes to the largest class it can hold: malloc's own size says which. */
-	k = malloc_usable_size(p) / CLASS_BYTES;
-	if (k == 0 || k > CLASSES || kept + k * CLASS_BYTES > KEEP_MAX) {
-		free(p);
+	c = chunk_of(p);
+	if (c->cls == LARGE) {
+		(void)munmap(c, c->len);
 		return;
 	}
-	*(void **)p = free_list[k];
-	free_list[k] = p;
-	kept += k * CLASS_BYTES;
+	*(void **)p = c->free;
+	c->free = p;
+	if (--c->used > 0) {
+		if (!c->listed)
+			room_add(c);
+		return;
+	}
+	if (c->listed)
+		room_remove(c);
+	if (spare[c->cls] == NULL)
+		spare[c->cls] = c;   /* its pages stay: the next block of this size needs no mapping, no fault */
+	else
+		(void)munmap(c, CHUNK);
+}
+
+size_t http2_block_size(const void *p)
+{
+	const struct chunk *c = chunk_of(p);
+
+	return c->cls == LARGE ? c->len - HEAD : class_size[c->cls];
 }
 
 void *http2_block_realloc(void *p, size_t n)
@@ -51,7 +169,7 @@ void *http2_block_realloc(void *p, size_t n)
 
 	if (p == NULL)
 		return http2_block_alloc(n);
-	have = malloc_usable_size(p);
+	have = http2_block_size(p);
 	if (n <= have)
 		return p;
 	q = http2_block_alloc(n);

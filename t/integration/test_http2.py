@@ -34,10 +34,10 @@ def teardown_module():
     stop_app()
 
 
-def h2c_server(extra="", workers=1, locations=None, flags="h2c"):
+def h2c_server(extra="", workers=1, locations=None, flags="h2c", log_level="info"):
     srv = Server(workers=workers)
     srv.listen = ["127.0.0.1:%d %s" % (srv.port, flags)]
-    srv.globals_text = 'access_log_buffer = "0"\nerror_log_level = "info"\n' + extra
+    srv.globals_text = 'access_log_buffer = "0"\nerror_log_level = "%s"\n' % log_level + extra
     srv.locations = locations.replace("@ROOT@", srv.root) if locations else ('location "/echo" { handler = "echo" }\n'
                                   'location "/" { handler = "static"  root = "%s" }\n' % srv.root)
     srv.file("index.html", "hello over h2\n")
@@ -475,6 +475,54 @@ def test_a_file_cut_short_while_sent_over_tls_resets_its_stream_and_the_connecti
         assert again.status == 200 and bytes(again.body) == b"<h1>the seam site</h1>\n", again
         c.close()
         assert "truncated while being sent" in srv.log(), srv.log()
+    finally:
+        srv.cleanup()
+
+
+def parked(srv, c, times):
+    """Reads c (its SETTINGS acknowledged) until the server's log says a connection was parked this many times."""
+    return c.wait(lambda: srv.log().count("its session parked") >= times, timeout=10)
+
+
+def test_an_idle_connection_parks_its_session_and_resumes_where_it_stopped():
+    """A quiet connection gives back its libnghttp2 session.  The client's HPACK table is emptied first
+    (SETTINGS_HEADER_TABLE_SIZE to 0 and back, RFC 7541 §4.2); the session that resumes it knows the
+    client's settings, the windows either way and the streams before, so nothing the client does next
+    can tell: a big download and upload, many streams, indexed headers, a PING, and the GOAWAY of a
+    reload naming the last stream."""
+    srv = h2c_server(log_level="debug")
+    try:
+        big = os.urandom(1 << 20)
+        srv.file("big.bin", big)
+        c = H2(srv.port)
+        hdrs = [("x-long-indexed-header", "v" * 200), ("user-agent", "parking-test/1")]
+        assert c.get("/index.html", headers=hdrs).status == 200
+        # The client's table holds entries: the server asks for it empty, then parks.
+        assert c.wait(lambda: (1, 0) in c.settings_seen and c.settings_seen[-1] == (1, 4096)), c.settings_seen
+        assert parked(srv, c, 1), srv.log()
+        # What needs the old session's state: the window it gave (1 MiB takes many updates), HPACK
+        # both ways (the client refers to new entries of its own, we to ours), and stream ids going on.
+        r = c.get("/big.bin", headers=hdrs)
+        assert r.status == 200 and bytes(r.body) == big, r
+        sids = [c.request("GET", "/index.html", headers=hdrs) for _ in range(30)]
+        for sid in sids:
+            r = c.response(sid)
+            assert r.status == 200 and bytes(r.body) == b"hello over h2\n", r
+        assert parked(srv, c, 2), srv.log()
+        body = os.urandom(600000)   # past the stream's 256 KiB window: the server must open it again
+        r = c.response(c.request("POST", "/echo", headers=[("accept", "application/json")], body=body))
+        assert r.status == 200 and json.loads(bytes(r.body))["body_length"] == len(body), r
+        assert parked(srv, c, 3), srv.log()
+        c.conn.ping(b"parked!!")
+        c.flush()
+        assert c.wait(lambda: srv.log().count("resumed from its parked session") >= 3), srv.log()
+        assert parked(srv, c, 4), srv.log()
+        last = sids[-1] + 2   # the echo's stream
+        srv.signal(signal.SIGHUP)
+        assert c.wait_closed(), "the reload's GOAWAY should end the quiet connection"
+        assert c.terminated == NO_ERROR and c.last_stream_id == last, (c.terminated, c.last_stream_id, last)
+        c.close()
+        assert "cannot resume" not in srv.log() and "HTTP/2:" not in srv.log(), srv.log()
     finally:
         srv.cleanup()
 
