@@ -1558,6 +1558,9 @@ static int h2_unpark(struct conn *c)
 	struct h2_parked *pk = &h2->parked;
 	uint8_t in[sizeof(client_magic) - 1 + 9 + 6 * H2_SETTINGS_MAX + 9 + 13 + 15], *p = in, *settings;
 	unsigned unacked = h2->settings_unacked;
+	/* zeros_read counts it down while the output is dropped below: it lives as long as this call */
+	size_t owed = pk->remote_window < NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE
+	            ? (size_t)(NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE - pk->remote_window) : 0;
 	ssize_t n = 0;
 
 	if (h2->s != NULL)
@@ -1617,8 +1620,6 @@ static int h2_unpark(struct conn *c)
 		 */
 		static const nghttp2_nv status = { (uint8_t *)":status", (uint8_t *)"200", 7, 3,
 		                                   NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE };
-		size_t owed = pk->remote_window < NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE
-		            ? (size_t)(NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE - pk->remote_window) : 0;
 		nghttp2_data_provider zeros = { .source.ptr = &owed, .read_callback = zeros_read };
 
 		if (nghttp2_submit_response(h2->s, pk->last_stream, &status, 1, owed > 0 ? &zeros : NULL) != 0)

@@ -5,6 +5,28 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/*
+ * Under AddressSanitizer the blocks are poisoned while free and past what
+ * was asked for, so a use after free or an overflow inside a chunk is
+ * caught as it would be in malloc's memory.
+ */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HTTP2_MEM_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define HTTP2_MEM_ASAN 1
+#endif
+#ifdef HTTP2_MEM_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define CHUNK      (32 * 1024)   /* a class's mapping; chunks start on this boundary */
 #define HEAD       64            /* the chunk's header, before its first block */
 
@@ -105,6 +127,7 @@ void *http2_block_alloc(size_t n)
 		if (n > SIZE_MAX - HEAD - 4095 || (c = chunk_map(len)) == NULL)
 			return NULL;
 		*c = (struct chunk){ .cls = LARGE, .used = 1, .len = len };
+		POISON((char *)c + HEAD + n, len - HEAD - n);
 		return (char *)c + HEAD;
 	}
 	c = room[k];
@@ -113,16 +136,21 @@ void *http2_block_alloc(size_t n)
 		spare[k] = NULL;
 		if (c == NULL && (c = chunk_map(CHUNK)) == NULL)
 			return NULL;
+		UNPOISON(c, HEAD);
 		*c = (struct chunk){ .cls = (uint32_t)k, .len = CHUNK, .bump = (char *)c + HEAD };
+		POISON((char *)c + HEAD, CHUNK - HEAD);
 		room_add(c);
 	}
 	if (c->free != NULL) {
 		p = c->free;
+		UNPOISON(p, sizeof(void *));
 		c->free = *(void **)p;
 	} else {
 		p = c->bump;
 		c->bump += class_size[k];
 	}
+	POISON(p, class_size[k]);
+	UNPOISON(p, n);
 	c->used++;
 	if (chunk_full(c))
 		room_remove(c);
@@ -137,11 +165,14 @@ void http2_block_free(void *p)
 		return;
 	c = chunk_of(p);
 	if (c->cls == LARGE) {
+		UNPOISON(c, c->len);
 		(void)munmap(c, c->len);
 		return;
 	}
+	UNPOISON(p, sizeof(void *));
 	*(void **)p = c->free;
 	c->free = p;
+	POISON(p, class_size[c->cls]);
 	if (--c->used > 0) {
 		if (!c->listed)
 			room_add(c);
@@ -149,10 +180,12 @@ void http2_block_free(void *p)
 	}
 	if (c->listed)
 		room_remove(c);
-	if (spare[c->cls] == NULL)
+	if (spare[c->cls] == NULL) {
 		spare[c->cls] = c;   /* its pages stay: the next block of this size needs no mapping, no fault */
-	else
+	} else {
+		UNPOISON(c, CHUNK);
 		(void)munmap(c, CHUNK);
+	}
 }
 
 size_t http2_block_size(const void *p)
@@ -170,8 +203,12 @@ void *http2_block_realloc(void *p, size_t n)
 	if (p == NULL)
 		return http2_block_alloc(n);
 	have = http2_block_size(p);
-	if (n <= have)
+	UNPOISON(p, have);   /* what was asked for is not known here: the whole block is copied */
+	if (n <= have) {
+		POISON(p, have);
+		UNPOISON(p, n);
 		return p;
+	}
 	q = http2_block_alloc(n);
 	if (q == NULL)
 		return NULL;
