@@ -106,6 +106,7 @@ struct h2_conn {
 	struct h2_stream     streams;        /* sentinel of the open streams */
 	struct h2_stream     zombies;        /* closed before their queued HEADERS went: freed once dropped */
 	struct h2_stream    *reading;        /* the stream whose header block is being read (no lookup per field) */
+	struct h2_stream    *last_found;     /* stream_of's last answer, while the stream is open */
 	unsigned             open;
 	unsigned             requests;
 	unsigned             answered;       /* streams whose whole response went out */
@@ -151,9 +152,17 @@ static struct h2_conn *h2_of(struct conn *c)
 
 /* --- streams ------------------------------------------------------------ */
 
+/* The stream with this id; the last one found is kept, since a frame's callbacks ask for it several times. */
 static struct h2_stream *stream_of(struct h2_conn *h2, int32_t id)
 {
-	return nghttp2_session_get_stream_user_data(h2->s, id);
+	struct h2_stream *st;
+
+	if (h2->last_found != NULL && h2->last_found->id == id)
+		return h2->last_found;
+	st = nghttp2_session_get_stream_user_data(h2->s, id);
+	if (st != NULL)
+		h2->last_found = st;
+	return st;
 }
 
 static void stream_unlink(struct h2_stream *st)
@@ -163,6 +172,8 @@ static void stream_unlink(struct h2_stream *st)
 	st->h2->open--;
 	if (st->h2->reading == st)
 		st->h2->reading = NULL;
+	if (st->h2->last_found == st)
+		st->h2->last_found = NULL;
 }
 
 static void stream_reset(struct h2_stream *st, uint32_t code)
@@ -1517,7 +1528,6 @@ static bool h2_park(struct conn *c)
 {
 	struct h2_conn *h2 = h2_of(c);
 	nghttp2_session *s = h2->s;
-
 	int32_t window;
 
 	if (s == NULL || !h2_quiet(c, h2) || h2->goaway || h2->closing || h2->settings_unacked > 1 ||

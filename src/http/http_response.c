@@ -490,17 +490,36 @@ static bool connection_specific(const char *name, size_t len)
 	return false;
 }
 
+/* The names the core and the bundled modules write, in the case they write them: HTTP/2's lower case needs no copy. */
+static const char *known_lower(const char *name, size_t len)
+{
+	static const struct { const char *canonical, *lower; size_t len; } known[] = {
+		{ "ETag", "etag", 4 }, { "Vary", "vary", 4 }, { "Last-Modified", "last-modified", 13 },
+		{ "Content-Type", "content-type", 12 }, { "Accept-Ranges", "accept-ranges", 13 },
+		{ "Cache-Control", "cache-control", 13 }, { "Content-Encoding", "content-encoding", 16 },
+		{ "Content-Range", "content-range", 13 }, { "Location", "location", 8 }, { "Expires", "expires", 7 },
+	};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (known[i].len == len && memcmp(known[i].canonical, name, len) == 0)
+			return known[i].lower;
+	return NULL;
+}
+
 static bool field_add(struct httpd_pool *pool, struct response_field *f, size_t *n, const char *name, size_t name_len,
                       const char *value, size_t value_len)
 {
 	bool lower = true;
+	const char *known;
 	char *copy;
 
 	if (connection_specific(name, name_len))
 		return true;
 	for (size_t i = 0; i < name_len && lower; i++)
 		lower = !(name[i] >= 'A' && name[i] <= 'Z');
-	if (!lower) {
+	if (!lower && (known = known_lower(name, name_len)) != NULL) {
+		name = known;
+	} else if (!lower) {
 		copy = pool_alloc(pool, name_len + 1);
 		if (copy == NULL)
 			return false;
