@@ -4,10 +4,10 @@
  * libnghttp2 server session set up as the daemon sets it up (manual window
  * updates, the flood limits), whose header blocks are gathered as
  * http/http2.c gathers them and mapped by http_head_from_h2 into the head
- * every module sees.
+ * every module sees.  libnghttp2's memory is the daemon's (http2_mem.c).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/http \
- *       t/fuzz/fuzz_h2.c src/http/http_parse.c -lnghttp2 -o fuzz_h2
+ *       t/fuzz/fuzz_h2.c src/http/http_parse.c src/http/http2_mem.c -lnghttp2 -o fuzz_h2
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "http2_mem.h"
 #include "http_parse.h"
 
 #define FIELDS_MAX 64
@@ -108,8 +109,40 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
 	return nghttp2_session_consume(s, id, len);
 }
 
+/* libnghttp2's memory as the daemon gives it (http2_mem.c), poisoned while free under AddressSanitizer. */
+static void *mem_malloc(size_t n, void *user)
+{
+	(void)user;
+	return http2_block_alloc(n);
+}
+
+static void mem_free(void *p, void *user)
+{
+	(void)user;
+	http2_block_free(p);
+}
+
+static void *mem_calloc(size_t count, size_t size, void *user)
+{
+	void *p;
+
+	(void)user;
+	if (size != 0 && count > SIZE_MAX / size)
+		return NULL;
+	if ((p = http2_block_alloc(count * size)) != NULL)
+		memset(p, 0, count * size);
+	return p;
+}
+
+static void *mem_realloc(void *p, size_t n, void *user)
+{
+	(void)user;
+	return http2_block_realloc(p, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static nghttp2_mem mem = { NULL, mem_malloc, mem_free, mem_calloc, mem_realloc };
 	static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	static struct gather g;
 	nghttp2_session_callbacks *cbs;
@@ -133,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
 	nghttp2_option_set_max_continuations(opt, 8);
 	nghttp2_option_set_max_settings(opt, 32);
-	if (nghttp2_session_server_new2(&s, cbs, &g, opt) == 0) {
+	if (nghttp2_session_server_new3(&s, cbs, &g, opt, &mem) == 0) {
 		const uint8_t *out;
 
 		if (nghttp2_session_mem_recv(s, preface, sizeof(preface) - 1) == (ssize_t)(sizeof(preface) - 1)) {
