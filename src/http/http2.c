@@ -114,7 +114,7 @@ struct h2_conn {
 	bool                 goaway;         /* a GOAWAY went or is queued: no new streams */
 	bool                 closing;        /* done: the last frames go out, then a lingering close */
 	bool                 busy;           /* a stream began since the idle timer was armed */
-	bool                 idle;           /* h2_idle_release gave back what it could; cleared by a stream */
+	bool                 idle;           /* quiet long enough: frame pages given back or session parked; cleared by a stream */
 	uint64_t             quiet_ms;       /* when the connection last went quiet */
 	struct deadline      release;        /* gives the buffers back once it has stayed quiet (H2_RELEASE_MS) */
 	unsigned char        settings_unacked;  /* our SETTINGS frames the client has not acknowledged */
@@ -1244,10 +1244,11 @@ static bool out_take(struct h2_conn *h2)
 	if (h2->out != NULL)
 		return true;
 	if (!shared_taken) {
-		if (shared_out == NULL && (shared_out = malloc(OUT_CHUNK)) == NULL)
-			goto nomem;
-		if (shared_cap == 0)
+		if (shared_out == NULL) {
+			if ((shared_out = malloc(OUT_CHUNK)) == NULL)
+				goto nomem;
 			shared_cap = OUT_CHUNK;
+		}
 		shared_taken = true;
 		h2->out = shared_out;
 		h2->out_cap = shared_cap;
@@ -1684,7 +1685,7 @@ static void h2_release_fire(struct deadline *d)
 	struct h2_conn *h2 = (struct h2_conn *)(void *)((char *)d - offsetof(struct h2_conn, release));
 	struct conn *c = h2->c;
 	uint64_t quiet_for = c->w->now_ms - h2->quiet_ms;
-	int32_t owed;
+	int32_t credit;
 	nghttp2_settings_entry table_size[] = { { NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 0 },
 	                                        { NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096 } };
 
@@ -1695,8 +1696,8 @@ static void h2_release_fire(struct deadline *d)
 		return;
 	}
 	/* Window the client is owed for what it sent: given now, so the next session need not know of it. */
-	owed = nghttp2_session_get_effective_recv_data_length(h2->s);
-	if (owed > 0 && !h2->goaway && nghttp2_submit_window_update(h2->s, NGHTTP2_FLAG_NONE, 0, owed) == 0 &&
+	credit = nghttp2_session_get_effective_recv_data_length(h2->s);
+	if (credit > 0 && !h2->goaway && nghttp2_submit_window_update(h2->s, NGHTTP2_FLAG_NONE, 0, credit) == 0 &&
 	    h2_flush(c) < 0)
 		return;
 	if (h2_park(c))
