@@ -143,6 +143,7 @@ struct httpd_server {
 	int                    tls_key_line;
 	int                    tls_min_version, tls_max_version;   /* TLS1_2_VERSION ... */
 	const char            *tls_ciphers;
+	const char            *tls_ciphersuites;   /* TLS 1.3 */
 	const char            *tls_client_ca;
 	enum tls_verify        tls_verify_client;
 	struct tls_server     *tls;            /* NULL without a certificate */

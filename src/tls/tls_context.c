@@ -25,12 +25,20 @@
 /*
  * TLS 1.2 ciphers unless tls_ciphers says otherwise: forward secrecy and
  * AEAD only (Mozilla's "intermediate" list), so no CBC (LUCKY13) and no
- * static RSA (ROBOT).  TLS 1.3 suites are OpenSSL's, all of them AEAD.
+ * static RSA (ROBOT).
  */
 #define TLS_DEFAULT_CIPHERS \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
 	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
 	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+
+/*
+ * TLS 1.3 suites unless tls_ciphersuites says otherwise: Mozilla's order,
+ * AES-128-GCM first (OpenSSL's own puts AES-256 first, 15% more CPU per
+ * byte here); SSL_OP_PRIORITIZE_CHACHA still gives ChaCha20 to a client
+ * that asks for it first (one without AES instructions).
+ */
+#define TLS13_DEFAULT_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 struct tls_server {
 	SSL_CTX                   *ctx;
@@ -117,7 +125,9 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
 	SSL_set_min_proto_version(ssl, t->srv->tls_min_version);
 	SSL_set_max_proto_version(ssl, t->srv->tls_max_version);
 	SSL_set_options(ssl, SSL_CTX_get_options(t->ctx));
-	if (SSL_set_cipher_list(ssl, t->srv->tls_ciphers != NULL ? t->srv->tls_ciphers : TLS_DEFAULT_CIPHERS) != 1) {
+	if (SSL_set_cipher_list(ssl, t->srv->tls_ciphers != NULL ? t->srv->tls_ciphers : TLS_DEFAULT_CIPHERS) != 1 ||
+	    SSL_set_ciphersuites(ssl, t->srv->tls_ciphersuites != NULL ? t->srv->tls_ciphersuites
+	                                                               : TLS13_DEFAULT_SUITES) != 1) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -164,7 +174,8 @@ static int ctx_build(struct httpd_config *config, struct httpd_server *srv, tls_
 	char err[256], label[300], msg[1024];
 	struct tls_server *t = calloc(1, sizeof(*t));
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION;
+	uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
+	                   SSL_OP_NO_COMPRESSION;
 
 	server_label(srv, label, sizeof(label));
 	if (t == NULL || ctx == NULL) {
@@ -188,6 +199,13 @@ static int ctx_build(struct httpd_config *config, struct httpd_server *srv, tls_
 		snprintf(msg, sizeof(msg), "%s: tls_ciphers \"%s\" names no cipher OpenSSL knows", label,
 		         srv->tls_ciphers);
 		ERR_clear_error();
+		goto fail;
+	}
+	/* each name was checked at its line (tls_directives.c) */
+	if (SSL_CTX_set_ciphersuites(ctx, srv->tls_ciphersuites != NULL ? srv->tls_ciphersuites
+	                                                                : TLS13_DEFAULT_SUITES) != 1) {
+		snprintf(msg, sizeof(msg), "%s: tls_ciphersuites \"%s\": %s", label, srv->tls_ciphersuites,
+		         ssl_error_text(err, sizeof(err)));
 		goto fail;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, srv->tls_certificate) != 1) {

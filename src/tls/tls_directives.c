@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "config.h"
 
 /* A private key must be the server's alone: refused when group or others may read or replace it. */
@@ -85,6 +88,58 @@ static int protocols_check(const char *text, char *err, size_t errlen)
 	else if (rc == -2)
 		snprintf(err, errlen, "tls_protocols: \"%s\" leaves a gap; name consecutive versions", text);
 	return rc == 0 ? 0 : -1;
+}
+
+/* A cipher list OpenSSL takes whole: one without a single cipher it knows is a mistake. */
+static int ciphers_check(const char *text, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int ok = ctx != NULL && SSL_CTX_set_cipher_list(ctx, text) == 1;
+
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	if (!ok)
+		snprintf(err, errlen, "tls_ciphers: \"%s\" names no cipher OpenSSL knows", text);
+	return ok ? 0 : -1;
+}
+
+/*
+ * OpenSSL drops a TLS 1.3 suite name it does not know when another in the
+ * list is good: each is tried alone, so a typo is an error here, not a
+ * suite silently missing.
+ */
+static int suites_check(const char *text, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *p = text;
+	int rc = ctx != NULL ? 0 : -1;
+
+	while (rc == 0 && *p != '\0') {
+		size_t len = strcspn(p, ":");
+		char name[128];
+
+		if (len == 0 || len >= sizeof(name)) {
+			rc = -1;
+		} else {
+			memcpy(name, p, len);
+			name[len] = '\0';
+			rc = SSL_CTX_set_ciphersuites(ctx, name) == 1 ? 0 : -1;
+		}
+		if (rc != 0)
+			snprintf(err, errlen, "tls_ciphersuites: \"%.*s\" is not a TLS 1.3 suite OpenSSL knows "
+			         "(TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, ...)",
+			         (int)len, p);
+		p += len;
+		if (*p == ':')
+			p++;
+	}
+	if (rc == 0 && p == text) {
+		snprintf(err, errlen, "tls_ciphersuites: the list is empty");
+		rc = -1;
+	}
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return rc;
 }
 
 static int protocols_build(const struct directive_use *use)
@@ -167,7 +222,9 @@ static const struct directive tls_rows[] = {
 	  DIRECTIVE_SERVER_AT(tls_certificate_key), .build = key_build },
 	{ "tls_protocols", TOP_SERVER, DIRECTIVE_STR, NULL, .check = protocols_check,
 	  .store = DIRECTIVE_IN_SERVER, .build = protocols_build },
-	{ "tls_ciphers", TOP_SERVER, DIRECTIVE_STR, NULL, DIRECTIVE_SERVER_AT(tls_ciphers) },
+	{ "tls_ciphers", TOP_SERVER, DIRECTIVE_STR, NULL, .check = ciphers_check, DIRECTIVE_SERVER_AT(tls_ciphers) },
+	{ "tls_ciphersuites", TOP_SERVER, DIRECTIVE_STR, NULL, .check = suites_check,
+	  DIRECTIVE_SERVER_AT(tls_ciphersuites) },
 	{ "tls_client_ca", TOP_SERVER, DIRECTIVE_PATH, NULL, .check = readable_check,
 	  DIRECTIVE_SERVER_AT(tls_client_ca) },
 	{ "tls_verify_client", TOP_SERVER, DIRECTIVE_ENUM, NULL, .words = verify_modes,

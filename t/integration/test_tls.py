@@ -148,6 +148,36 @@ def test_tls_protocols_and_ciphers_per_server():
         srv.cleanup()
 
 
+def test_tls13_suites_prefer_aes128_and_follow_tls_ciphersuites_per_server():
+    srv = tls_server(b_extra='tls_ciphersuites = "TLS_CHACHA20_POLY1305_SHA256"')
+    try:
+        # OpenSSL's client offers AES-256 first: the server's order (AES-128 first) wins
+        rc, out = s_client(srv.tls_port, "-servername", "a.test", "-tls1_3")
+        assert rc == 0 and "TLS_AES_128_GCM_SHA256" in out, out
+        # a client that offers only AES-256 still gets it
+        rc, out = s_client(srv.tls_port, "-servername", "a.test", "-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384")
+        assert rc == 0 and "TLS_AES_256_GCM_SHA384" in out, out
+        # b.test's own list, chosen after SNI
+        rc, out = s_client(srv.tls_port, "-servername", "b.test", "-tls1_3")
+        assert rc == 0 and "TLS_CHACHA20_POLY1305_SHA256" in out, out
+        rc, out = s_client(srv.tls_port, "-servername", "b.test", "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256")
+        assert rc != 0, out
+    finally:
+        srv.cleanup()
+    srv = tls_server(start=False, a_extra='tls_ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_NO_SUCH_SUITE"')
+    try:
+        rc, err = check(srv)
+        assert rc == 1 and '%s:%d: tls_ciphersuites: "TLS_NO_SUCH_SUITE" is not a TLS 1.3 suite' % (
+            srv.conf, conf_line(srv, "tls_ciphersuites")) in err, err
+        srv.write_config(open(srv.conf).read().replace('tls_ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_NO_SUCH_SUITE"',
+                                                       'tls_ciphers = "NO-SUCH-CIPHER"'))
+        rc, err = check(srv)
+        assert rc == 1 and '%s:%d: tls_ciphers: "NO-SUCH-CIPHER" names no cipher' % (
+            srv.conf, conf_line(srv, "tls_ciphers")) in err, err
+    finally:
+        srv.cleanup()
+
+
 def test_large_file_byte_identical_with_ktls_fallback():
     srv = tls_server(globals_text="tls_ktls = true\n")
     try:
