@@ -20,7 +20,6 @@
 #define IN_BUF_INITIAL   4096
 #define LINGER_MAX_BYTES (1 << 20)
 #define POOL_CHUNK       8192    /* a proxied request (its state and the upstream head) fits in one */
-#define SPARE_MAX        64      /* per worker: enough for a burst, bounded when load drops */
 
 static size_t proto_data_size;
 
@@ -174,7 +173,7 @@ static void in_give_back(struct conn *c)
 	char *drop = c->in;
 	size_t drop_cap = c->in_cap;
 
-	if (c->in_cap == IN_BUF_INITIAL && w->spare_buf_count < SPARE_MAX) {
+	if (c->in_cap == IN_BUF_INITIAL && w->spare_buf_count < WORKER_SPARE_BUFS) {
 		w->spare_bufs[w->spare_buf_count++] = c->in;
 		drop = NULL;
 	} else if (c->in_cap > w->spare_big_cap) {
@@ -199,7 +198,7 @@ void conn_idle(struct conn *c)
 	if (c->in != NULL)
 		in_give_back(c);
 	if (c->spare_pool != NULL) {
-		if (w->spare_pool_count < SPARE_MAX) {
+		if (w->spare_pool_count < WORKER_SPARE_POOLS) {
 			w->spare_pools[w->spare_pool_count++] = c->spare_pool;
 		} else {
 			pool_destroy(c->spare_pool);
@@ -216,7 +215,7 @@ void conn_pool_give(struct conn *c, struct httpd_pool *pool)
 	pool_reset(pool);
 	if (c->spare_pool == NULL) {
 		c->spare_pool = pool;   /* the connection's next request reuses the first chunk */
-	} else if (w->spare_pool_count < SPARE_MAX) {
+	} else if (w->spare_pool_count < WORKER_SPARE_POOLS) {
 		w->spare_pools[w->spare_pool_count++] = pool;   /* HTTP/2: many requests end on one connection */
 	} else {
 		pool_destroy(pool);

@@ -64,6 +64,14 @@ struct worker_hooks {
 	void (*round_end)(void);
 };
 
+/*
+ * Spares kept per worker.  Pools: as many as the default
+ * http2_max_concurrent_streams, so a connection using all its streams
+ * takes no pool from malloc in steady state (8 KiB each, 1 MiB at most).
+ */
+#define WORKER_SPARE_BUFS  64
+#define WORKER_SPARE_POOLS 128
+
 struct worker {
 	int                         id;
 	int                         epfd;
@@ -100,9 +108,9 @@ struct worker {
 	uint64_t                    request_seq;
 	uint64_t                    request_id_base;
 	/* Input buffers and pools of connections gone idle, for busy ones to reuse: no malloc per request. */
-	char                       *spare_bufs[64];
+	char                       *spare_bufs[WORKER_SPARE_BUFS];
 	size_t                      spare_buf_count;
-	struct httpd_pool          *spare_pools[64];
+	struct httpd_pool          *spare_pools[WORKER_SPARE_POOLS];
 	size_t                      spare_pool_count;
 	char                       *spare_big;      /* one larger input buffer (a body's turns, a long head) */
 	size_t                      spare_big_cap;

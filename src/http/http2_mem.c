@@ -74,19 +74,32 @@ static struct chunk *chunk_map(size_t len)
 	return (struct chunk *)(void *)start;
 }
 
+#define CLASS_STEP  16
+#define CLASS_SLOTS (8192 / CLASS_STEP + 1)   /* the largest class, in steps */
+
+/* The class of each size rounded up to CLASS_STEP: a load per allocation, not a search. */
+static uint8_t class_by_step[CLASS_SLOTS];
+static bool    classes_ready;
+
+static void classes_fill(void)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < CLASS_SLOTS; i++) {
+		while (class_size[k] < i * CLASS_STEP)
+			k++;
+		class_by_step[i] = (uint8_t)k;
+	}
+	classes_ready = true;
+}
+
 static size_t class_of(size_t n)
 {
-	size_t lo = 0, hi = CLASSES;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (class_size[mid] < n)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;   /* CLASSES (LARGE) past the largest */
+	if (n > class_size[CLASSES - 1])
+		return LARGE;
+	if (!classes_ready)
+		classes_fill();
+	return class_by_step[(n + CLASS_STEP - 1) / CLASS_STEP];
 }
 
 static void room_add(struct chunk *c)
