@@ -221,6 +221,11 @@ static void format_prometheus(struct out *o, const struct snapshot *s, int openm
 	}
 	out_printf(o, "httpd_redis_request_duration_seconds_sum %.6f\nhttpd_redis_request_duration_seconds_count %llu\n",
 	           (double)t->redis_duration_us_sum / 1e6, (unsigned long long)cumulative);
+	out_printf(o, "# HELP httpd_http2_sessions_parked%s Quiet HTTP/2 connections whose session was given back.\n"
+	              "# TYPE httpd_http2_sessions_parked%s counter\nhttpd_http2_sessions_parked_total %llu\n"
+	              "# HELP httpd_http2_sessions_resumed%s Parked HTTP/2 sessions taken up again.\n"
+	              "# TYPE httpd_http2_sessions_resumed%s counter\nhttpd_http2_sessions_resumed_total %llu\n",
+	           suffix, suffix, (unsigned long long)t->h2_parked, suffix, suffix, (unsigned long long)t->h2_resumed);
 	out_printf(o, "# HELP httpd_connections Open connections by state.\n# TYPE httpd_connections gauge\n"
 	              "httpd_connections{state=\"reading\"} %llu\nhttpd_connections{state=\"writing\"} %llu\n"
 	              "httpd_connections{state=\"keepalive\"} %llu\nhttpd_connections{state=\"draining\"} %llu\n",

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pool.h"
 #include "request.h"
+#include "scoreboard.h"
 
 /* Receive windows: a stream's bounds what one upload holds before its phase takes it, the connection's all of them. */
 #define STREAM_WINDOW   (256 * 1024)
@@ -1552,6 +1553,8 @@ static bool h2_park(struct conn *c)
 	h2->s = NULL;
 	h2->table_reset = false;
 	h2->idle = true;
+	if (score_self != NULL)
+		score_add(&score_self->c.h2_parked, 1);
 	httpd_log(HTTPD_LOG_DEBUG, "%s: HTTP/2 connection quiet: its session parked", c->peer);
 	return true;
 }
@@ -1643,6 +1646,8 @@ static int h2_unpark(struct conn *c)
 	h2->settings_unacked = (unsigned char)unacked;
 	h2->restoring = false;
 	h2->idle = false;   /* its next quiet moment parks it again */
+	if (score_self != NULL)
+		score_add(&score_self->c.h2_resumed, 1);
 	httpd_log(HTTPD_LOG_DEBUG, "%s: HTTP/2 connection resumed from its parked session", c->peer);
 	return 0;
 fail:

@@ -80,6 +80,8 @@ void score_counters_add(struct score_counters *to, const struct score_counters *
 	to->redis_duration_us_sum += from->redis_duration_us_sum;
 	for (int b = 0; b < SCORE_REDIS_BUCKETS; b++)
 		to->redis_buckets[b] += from->redis_buckets[b];
+	to->h2_parked += from->h2_parked;
+	to->h2_resumed += from->h2_resumed;
 }
 
 void score_counters_read(struct score_counters *to, const struct score_counters *from)

@@ -50,6 +50,8 @@ struct score_counters {
 	uint64_t          redis_errors;             /* unreachable, timed out, or an error reply */
 	uint64_t          redis_duration_us_sum;
 	uint64_t          redis_buckets[SCORE_REDIS_BUCKETS];
+	uint64_t          h2_parked;                /* idle HTTP/2 sessions given back (see http2.c) */
+	uint64_t          h2_resumed;               /* parked sessions taken up again */
 };
 
 struct score_slot {

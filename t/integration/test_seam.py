@@ -717,5 +717,65 @@ def test_add_header_values_cannot_split_the_response():
         srv.cleanup()
 
 
+def prometheus_counter(srv, name):
+    r = ask(srv, b"GET /status?format=prometheus HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    assert r.status == 200, r
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("%s is not in the metrics:\n%s" % (name, r.body.decode()))
+
+
+def test_a_parked_h2_session_over_tls_resumes_with_every_check_in_place():
+    # Parking (issue 33) frees a quiet connection's HTTP/2 session and makes a new one from what the
+    # old one knew.  Over TLS, beside the proxy, sign, auth_basic and the nonce store: the resumed
+    # session is the same virtual host's, and a signature, its replay and a password are checked as
+    # on a fresh connection.
+    from h2client import H2
+    srv = Seam()
+    try:
+        parked0 = prometheus_counter(srv, "httpd_http2_sessions_parked_total")
+        resumed0 = prometheus_counter(srv, "httpd_http2_sessions_resumed_total")
+        c = H2(srv.tls_port, tls_name="a.test", cafile=srv.ca.cert)
+        authority = "a.test:%d" % srv.tls_port
+        hdrs = [("x-indexed-by-the-client", "v" * 120)]
+        r = c.get("/", headers=hdrs, authority=authority, scheme="https")
+        assert r.status == 200 and b"seam site" in bytes(r.body), r
+        # the client's HPACK table is emptied (RFC 7541 §4.2), then the session goes
+        assert c.wait(lambda: (1, 0) in c.settings_seen and c.settings_seen[-1] == (1, 4096)), c.settings_seen
+        assert c.wait(lambda: prometheus_counter(srv, "httpd_http2_sessions_parked_total") > parked0), srv.log()
+        body = os.urandom(70000)   # past the first stream window the resumed session must grant again
+        signed = [(k.lower(), v) for k, v in rfc_headers(
+            "POST", "/api/parked", body=body, host="a.test", port=srv.tls_port, scheme="https")]
+        r = c.response(c.request("POST", "/api/parked", headers=hdrs + signed, body=body, authority=authority,
+                                 scheme="https"))
+        assert r.status == 200, r
+        assert prometheus_counter(srv, "httpd_http2_sessions_resumed_total") > resumed0
+        saw = app_saw(srv, "/api/parked")
+        assert len(saw) == 1 and saw[0][2] == hashlib.sha256(body).hexdigest(), saw
+        # parked again, then the same signature: a replay, refused before the app sees it
+        assert c.wait(lambda: prometheus_counter(srv, "httpd_http2_sessions_parked_total") > parked0 + 1)
+        r = c.response(c.request("POST", "/api/parked", headers=hdrs + signed, body=body, authority=authority,
+                                 scheme="https"))
+        assert r.status == 401, r
+        assert len(app_saw(srv, "/api/parked")) == 1
+        r = c.get("/staff/index.html", authority=authority, scheme="https")
+        assert r.status == 401, r
+        cred = base64.b64encode(b"alice:wrong").decode()
+        r = c.get("/staff/index.html", headers=[("authorization", "Basic " + cred)], authority=authority,
+                  scheme="https")
+        assert r.status == 401, r
+        cred = base64.b64encode(b"alice:staff password").decode()
+        r = c.get("/staff/index.html", headers=[("authorization", "Basic " + cred)], authority=authority,
+                  scheme="https")
+        assert r.status in (200, 404), r   # past the password (the page itself may not exist)
+        r = c.get("/app/after-parking", authority=authority, scheme="https")
+        assert r.status == 200 and app_saw(srv, "after-parking"), (r, srv.seen()[-3:])
+        c.close()
+        assert "cannot resume" not in srv.log() and "HTTP/2:" not in srv.log(), srv.log()
+    finally:
+        srv.cleanup()
+
+
 if __name__ == "__main__":
     raise SystemExit(run(globals()))

@@ -53,7 +53,7 @@ def start(extra="", store="", workers=2):
 
 def rfc_headers(method, target, body=b"", components=('"@method"', '"@target-uri"'), created=None,
                 keyid="app-1", secret=SECRET, extra_params="", nonce_value=None, host="127.0.0.1",
-                headers=(), label="sig1", digest="sha-256", tamper=False, port=None):
+                headers=(), label="sig1", digest="sha-256", tamper=False, port=None, scheme="http"):
     """Signature-Input and Signature over the raw request, as RFC 9421 §2.5 builds the base."""
     created = int(time.time()) if created is None else created
     nonce_value = nonce() if nonce_value is None else nonce_value
@@ -73,7 +73,7 @@ def rfc_headers(method, target, body=b"", components=('"@method"', '"@target-uri
         if name == "@method":
             value = method
         elif name == "@target-uri":
-            value = "http://%s%s" % (authority, target)
+            value = "%s://%s%s" % (scheme, authority, target)
         elif name == "@authority":
             value = authority
         elif name == "@path":
