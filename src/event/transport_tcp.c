@@ -48,6 +48,12 @@ static void tcp_close(struct conn *c)
 	c->fd = -1;
 }
 
+static int tcp_flush(struct conn *c)
+{
+	(void)c;
+	return 0;   /* plain TCP holds nothing */
+}
+
 const struct transport transport_tcp = {
 	.name = "tcp",
 	.read = tcp_read,
@@ -55,5 +61,6 @@ const struct transport transport_tcp = {
 	.sendfile = tcp_sendfile,
 	.shutdown = tcp_shutdown,
 	.close = tcp_close,
+	.flush = tcp_flush,
 	.short_read_drains = true,
 };

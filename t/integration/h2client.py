@@ -68,6 +68,7 @@ class H2:
         self.last_stream_id = None
         self.closed = False
         self.window_updates = 0
+        self.pings_acked = 0
         self.settings_seen = []    # (identifier, value) of every SETTINGS the server sent
         self.auto_ack = auto_ack   # False: the client's windows stay as the server used them
         self.flush()
@@ -120,6 +121,8 @@ class H2:
                 self.last_stream_id = ev.last_stream_id
             elif isinstance(ev, h2.events.WindowUpdated):
                 self.window_updates += 1
+            elif isinstance(ev, h2.events.PingAckReceived):
+                self.pings_acked += 1
             elif isinstance(ev, h2.events.RemoteSettingsChanged):
                 self.settings_seen += [(int(k), v.new_value) for k, v in ev.changed_settings.items()]
         try:

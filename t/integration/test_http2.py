@@ -479,6 +479,38 @@ def test_a_file_cut_short_while_sent_over_tls_resets_its_stream_and_the_connecti
         srv.cleanup()
 
 
+def test_records_gathered_over_tls_reach_a_client_that_stops_reading_whole_and_in_order():
+    """Over TLS the records of one write are made together and sent at once; what the socket does not
+    take is held and goes first.  A client that stops reading with 12 MiB under way (so the socket
+    fills mid-send), writes a PING meanwhile (read while records are held), then reads on, gets every
+    byte of every file in order, the PING's answer, and a next request on the same connection."""
+    srv = Seam()
+    try:
+        files = {"/big%d.bin" % i: os.urandom(4 << 20) for i in range(3)}
+        for path, data in files.items():
+            srv.file("site" + path, data)
+        c = H2(srv.tls_port, tls_name="a.test", cafile=srv.ca.cert,
+               settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+        c.conn.increment_flow_control_window((1 << 31) - 1 - 65535)
+        c.flush()
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sids = {path: c.request("GET", path, authority="a.test", scheme="https") for path in files}
+        time.sleep(1)   # not reading: the server's sends fill the socket and the rest is held
+        c.conn.ping(b"heldping")
+        c.flush()
+        for path, sid in sids.items():
+            r = c.response(sid, timeout=60)
+            assert r.status == 200 and len(r.body) == len(files[path]) and bytes(r.body) == files[path], \
+                (path, r.status, len(r.body))
+        assert c.wait(lambda: c.pings_acked >= 1), "the PING sent while records were held went unanswered"
+        again = c.get("/index.html", authority="a.test", scheme="https")
+        assert again.status == 200 and bytes(again.body) == b"<h1>the seam site</h1>\n", again
+        c.close()
+        assert "HTTP/2:" not in srv.log() and "TLS write failed" not in srv.log(), srv.log()
+    finally:
+        srv.cleanup()
+
+
 def parked(srv, c, times):
     """Reads c (its SETTINGS acknowledged) until the server's log says a connection was parked this many times."""
     return c.wait(lambda: srv.log().count("its session parked") >= times, timeout=10)
