@@ -41,6 +41,9 @@ struct conn_protocol {
 struct conn {
 	struct event_source          ev;
 	int                          fd;
+	/* In the hole after fd: the transport's output, which HTTP/2 flushes (see transport.h). */
+	bool                         tx_gather;    /* the protocol calls transport->flush: TLS may gather records */
+	bool                         tx_holding;   /* the transport holds bytes the socket has not taken */
 	const struct transport      *transport;
 	void                        *transport_data;
 	const struct conn_protocol  *proto;        /* NULL until conn_begin installs one */
@@ -61,7 +64,6 @@ struct conn {
 	bool                         yielded;      /* on the worker's yielded list */
 	bool                         corked;       /* TCP_CORK set: the connection closes after its last bytes */
 	bool                         tls_no_sni;   /* TLS without SNI: the default server's settings hold */
-	bool                         tx_gather;    /* the protocol calls transport->flush: TLS may gather records */
 	struct worker               *w;
 	struct timer                 timer;
 	const struct listener       *listener;
@@ -72,7 +74,6 @@ struct conn {
 	char                        *local_owned;  /* what local points to when a wildcard listener made us ask */
 	struct conn_proxy           *proxy;        /* what a PROXY preamble said, or NULL */
 	const struct httpd_server   *sni_server;   /* TLS: the server the SNI named (or the default), or NULL */
-	struct tx_held              *tx_held;      /* bytes the transport made that the socket has not taken */
 
 	/* input: bytes [in_off, in_len) of in are unconsumed */
 	char                        *in;

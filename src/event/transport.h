@@ -16,12 +16,6 @@
 
 struct conn;
 
-/* What a transport made for the socket and could not write yet: bytes [off, len) of data, sent first. */
-struct tx_held {
-	size_t len, off;
-	char   data[];
-};
-
 struct transport {
 	const char *name;
 	ssize_t (*read)(struct conn *c, void *buf, size_t len);
@@ -34,7 +28,7 @@ struct transport {
 	/* Closes the socket and frees what the transport holds. */
 	void    (*close)(struct conn *c);
 	/*
-	 * Writes what the transport holds (c->tx_held: TLS records gathered
+	 * Writes what the transport holds (c->tx_holding: TLS records gathered
 	 * for one send that the socket did not all take): 0 once nothing is
 	 * held, -1 with errno.  Only a connection with c->tx_gather set is
 	 * ever held for, and its protocol calls this when it has nothing else

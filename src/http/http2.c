@@ -1413,7 +1413,7 @@ static int h2_flush(struct conn *c)
 		if (h2->out_len == 0 && h2->seg.r == NULL) {
 			out_release(h2);
 			/* The transport may hold records it gathered (TLS): they go now, or on the socket's next room. */
-			if (c->tx_held != NULL && c->transport->flush(c) < 0)
+			if (c->tx_holding && c->transport->flush(c) < 0)
 				return write_failed(c, "send") < 0 ? -1 : 0;
 			return 0;
 		}
@@ -1437,7 +1437,7 @@ static void h2_timer_update(struct conn *c)
 	struct h2_conn *h2 = h2_of(c);
 	int kind = h2->open == 0 ? TIMER_KEEPALIVE : -1;
 
-	if (h2->out_off < h2->out_len || h2->seg.r != NULL || c->tx_held != NULL)
+	if (h2->out_off < h2->out_len || h2->seg.r != NULL || c->tx_holding)
 		kind = TIMER_SEND;
 	for (struct h2_stream *st = h2->streams.next; st != &h2->streams && kind != TIMER_SEND; st = st->next) {
 		if (st->tunnel != NULL)
@@ -1460,7 +1460,7 @@ static void h2_timer_update(struct conn *c)
 static bool h2_quiet(const struct conn *c, const struct h2_conn *h2)
 {
 	return h2->open == 0 && h2->out_len == 0 && h2->seg.r == NULL && h2->zombies.next == &h2->zombies &&
-	       c->in_off == c->in_len && c->tx_held == NULL;
+	       c->in_off == c->in_len && !c->tx_holding;
 }
 
 /*
@@ -1745,7 +1745,7 @@ static void h2_close_when_flushed(struct conn *c)
 	h2->closing = true;
 	if (h2_flush(c) < 0)
 		return;
-	if (h2->out_off < h2->out_len || h2->seg.r != NULL || c->tx_held != NULL) {
+	if (h2->out_off < h2->out_len || h2->seg.r != NULL || c->tx_holding) {
 		timer_arm(c->w->timers, TIMER_SEND, &c->timer, c->w->now_ms);
 		return;
 	}

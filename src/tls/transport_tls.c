@@ -35,7 +35,7 @@ static bool ktls_missing_logged;
  * h2-1m spent a third more system time than a server sending its records
  * together.  For a connection whose protocol flushes (c->tx_gather), the
  * records of one write are made into this buffer through a BIO of ours
- * and sent at once; what the socket does not take is held (c->tx_held)
+ * and sent at once; what the socket does not take is held (c->tx_holding)
  * and goes out before anything else.  While bytes are held, whatever
  * OpenSSL writes on its own (a KeyUpdate answered inside a read, an alert)
  * is added behind them, so the records stay in order.
@@ -46,6 +46,29 @@ static char        *gather;
 static size_t       gather_len, gather_cap;
 static BIO         *gather_bio;
 static BIO_METHOD  *gather_method;
+
+/* What the socket did not take: bytes [off, len) of data, in the SSL's ex_data (an idle connection pays nothing). */
+struct tx_held {
+	size_t len, off;
+	char   data[];
+};
+
+static int held_index = -1;
+
+static struct tx_held *held_of(struct conn *c)
+{
+	return c->tx_holding ? SSL_get_ex_data(c->transport_data, held_index) : NULL;
+}
+
+static bool held_set(struct conn *c, struct tx_held *h)
+{
+	if (held_index < 0 && (held_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0)
+		return false;
+	if (SSL_set_ex_data(c->transport_data, held_index, h) != 1)
+		return false;
+	c->tx_holding = h != NULL;
+	return true;
+}
 
 static const struct transport transport_tls;
 
@@ -158,7 +181,7 @@ static void gather_end(SSL *ssl, BIO *sock)
 /* Adds len bytes behind what c holds. */
 static bool held_add(struct conn *c, const char *data, size_t len)
 {
-	struct tx_held *h = c->tx_held;
+	struct tx_held *h = held_of(c);
 	size_t keep = h != NULL ? h->len - h->off : 0;
 	struct tx_held *n;
 
@@ -171,15 +194,30 @@ static bool held_add(struct conn *c, const char *data, size_t len)
 	if (keep > 0)
 		memcpy(n->data, h->data + h->off, keep);
 	memcpy(n->data + keep, data, len);
+	if (!held_set(c, n)) {
+		free(n);
+		return false;
+	}
 	free(h);
-	c->tx_held = n;
 	return true;
+}
+
+/* Drops what c holds (the connection is closing, or its bytes went). */
+static void held_drop(struct conn *c)
+{
+	struct tx_held *h = held_of(c);
+
+	if (h != NULL) {
+		(void)held_set(c, NULL);
+		free(h);
+		c->tx_holding = false;
+	}
 }
 
 /* Sends what c holds: 0 once all of it went, -1 with errno (EAGAIN: the socket is full). */
 static int tls_flush(struct conn *c)
 {
-	struct tx_held *h = c->tx_held;
+	struct tx_held *h = held_of(c);
 
 	while (h != NULL && h->off < h->len) {
 		ssize_t n = send(c->fd, h->data + h->off, h->len - h->off, MSG_NOSIGNAL);
@@ -190,8 +228,7 @@ static int tls_flush(struct conn *c)
 			return -1;
 		h->off += (size_t)n;
 	}
-	free(h);
-	c->tx_held = NULL;
+	held_drop(c);
 	return 0;
 }
 
@@ -297,7 +334,7 @@ static ssize_t tls_read(struct conn *c, void *buf, size_t len)
 		return transport_tcp.read(c, buf, len);
 	c->tls_read_wants_write = false;
 	/* Bytes are held: what OpenSSL writes inside this read goes behind them. */
-	if (c->tx_held != NULL)
+	if (c->tx_holding)
 		sock = gather_begin(ssl_of(c));
 	ERR_clear_error();
 	rc = SSL_read_ex(ssl_of(c), buf, len, &n);
@@ -340,7 +377,7 @@ static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt, b
 	(void)more;
 	if (ssl_of(c) == NULL)
 		return transport_tcp.writev(c, iov, iovcnt, more);
-	if (c->tx_held != NULL && tls_flush(c) < 0)
+	if (c->tx_holding && tls_flush(c) < 0)
 		return -1;
 	if ((iovcnt == 1 || iov[0].iov_len >= TLS_RECORD) && iov[0].iov_len > TLS_RECORD && c->tx_gather &&
 	    SSL_is_init_finished(ssl_of(c)) && (sock = gather_begin(ssl_of(c))) != NULL)
@@ -363,7 +400,7 @@ static ssize_t tls_sendfile(struct conn *c, int fd, off_t *offset, size_t len, b
 
 	if (ssl == NULL)
 		return transport_tcp.sendfile(c, fd, offset, len, last);
-	if (c->tx_held != NULL && tls_flush(c) < 0)
+	if (c->tx_holding && tls_flush(c) < 0)
 		return -1;
 	if (c->w->config->tls_ktls) {
 		if (BIO_get_ktls_send(SSL_get_wbio(ssl))) {
@@ -397,9 +434,8 @@ static int tls_shutdown(struct conn *c)
 	SSL *ssl = ssl_of(c);
 
 	/* What is held goes first; a protocol shuts down only once it flushed, so this is a last try. */
-	if (c->tx_held != NULL && tls_flush(c) < 0) {
-		free(c->tx_held);
-		c->tx_held = NULL;
+	if (c->tx_holding && tls_flush(c) < 0) {
+		held_drop(c);
 		return shutdown(c->fd, SHUT_WR);   /* no close_notify after a cut in the records */
 	}
 	/* close_notify first, so the client can tell our end of the data from a cut. */
@@ -416,16 +452,15 @@ static void tls_close(struct conn *c)
 	SSL *ssl = ssl_of(c);
 
 	if (ssl != NULL) {
-		if (SSL_is_init_finished(ssl) && !c->peer_closed && c->tx_held == NULL) {
+		if (SSL_is_init_finished(ssl) && !c->peer_closed && !c->tx_holding) {
 			ERR_clear_error();
 			(void)SSL_shutdown(ssl);
 		}
+		held_drop(c);
 		SSL_free(ssl);
 		ERR_clear_error();
 		c->transport_data = NULL;
 	}
-	free(c->tx_held);
-	c->tx_held = NULL;
 	close(c->fd);
 	c->fd = -1;
 }
