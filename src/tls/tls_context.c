@@ -40,6 +40,17 @@
  */
 #define TLS13_DEFAULT_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
+/* The server's lists, or the defaults above. */
+static const char *ciphers_of(const struct httpd_server *srv)
+{
+	return srv->tls_ciphers != NULL ? srv->tls_ciphers : TLS_DEFAULT_CIPHERS;
+}
+
+static const char *suites_of(const struct httpd_server *srv)
+{
+	return srv->tls_ciphersuites != NULL ? srv->tls_ciphersuites : TLS13_DEFAULT_SUITES;
+}
+
 struct tls_server {
 	SSL_CTX                   *ctx;
 	const struct httpd_server *srv;
@@ -125,9 +136,7 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
 	SSL_set_min_proto_version(ssl, t->srv->tls_min_version);
 	SSL_set_max_proto_version(ssl, t->srv->tls_max_version);
 	SSL_set_options(ssl, SSL_CTX_get_options(t->ctx));
-	if (SSL_set_cipher_list(ssl, t->srv->tls_ciphers != NULL ? t->srv->tls_ciphers : TLS_DEFAULT_CIPHERS) != 1 ||
-	    SSL_set_ciphersuites(ssl, t->srv->tls_ciphersuites != NULL ? t->srv->tls_ciphersuites
-	                                                               : TLS13_DEFAULT_SUITES) != 1) {
+	if (SSL_set_cipher_list(ssl, ciphers_of(t->srv)) != 1 || SSL_set_ciphersuites(ssl, suites_of(t->srv)) != 1) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -195,15 +204,14 @@ static int ctx_build(struct httpd_config *config, struct httpd_server *srv, tls_
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_min_proto_version(ctx, srv->tls_min_version);
 	SSL_CTX_set_max_proto_version(ctx, srv->tls_max_version);
-	if (SSL_CTX_set_cipher_list(ctx, srv->tls_ciphers != NULL ? srv->tls_ciphers : TLS_DEFAULT_CIPHERS) != 1) {
+	if (SSL_CTX_set_cipher_list(ctx, ciphers_of(srv)) != 1) {
 		snprintf(msg, sizeof(msg), "%s: tls_ciphers \"%s\" names no cipher OpenSSL knows", label,
 		         srv->tls_ciphers);
 		ERR_clear_error();
 		goto fail;
 	}
 	/* each name was checked at its line (tls_directives.c) */
-	if (SSL_CTX_set_ciphersuites(ctx, srv->tls_ciphersuites != NULL ? srv->tls_ciphersuites
-	                                                                : TLS13_DEFAULT_SUITES) != 1) {
+	if (SSL_CTX_set_ciphersuites(ctx, suites_of(srv)) != 1) {
 		snprintf(msg, sizeof(msg), "%s: tls_ciphersuites \"%s\": %s", label, srv->tls_ciphersuites,
 		         ssl_error_text(err, sizeof(err)));
 		goto fail;
