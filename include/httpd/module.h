@@ -497,6 +497,7 @@ int httpd_request_on_cancel(struct httpd_request *req, void (*fn)(void *arg), vo
 
 /* --- Response ----------------------------------------------------------- */
 
+/* A status outside 100-999 is answered as 500. */
 void httpd_response_set_status(struct httpd_response *res, int status);
 /*
  * minor 4: the Date the answer carries instead of now (a cache's stored

@@ -70,7 +70,7 @@ void httpd_response_set_date(struct httpd_response *res, time_t date)
 
 void httpd_response_set_status(struct httpd_response *res, int status)
 {
-	res->status = status;
+	res->status = status >= 100 && status <= 999 ? status : 500;   /* three digits, or the module erred */
 }
 
 int httpd_response_status(const struct httpd_response *res)
@@ -533,24 +533,43 @@ static bool field_add(struct httpd_pool *pool, struct response_field *f, size_t 
 	return true;
 }
 
+/* ":status" as three digits (httpd_response_set_status keeps it to 100-999), from a table made once. */
+static const char *status_digits(const struct httpd_response *res)
+{
+	static char table[900][4];
+	static bool made;
+	char *d;
+
+	if (res->status < 100 || res->status > 999)
+		return "500";
+	if (!made) {
+		for (int s = 100; s <= 999; s++) {
+			d = table[s - 100];
+			d[0] = (char)('0' + s / 100);
+			d[1] = (char)('0' + s / 10 % 10);
+			d[2] = (char)('0' + s % 10);
+			d[3] = '\0';
+		}
+		made = true;
+	}
+	return table[res->status - 100];
+}
+
 struct response_field *response_fields_build(struct httpd_response *res, const struct response_head_opts *opts,
                                              size_t *count)
 {
 	bool no_body = res->status == 204 || res->status == 304 || res->status < 200;
 	size_t cap = 6 + res->prebuilt_count, n = 0;
 	struct response_field *f;
-	char num[32], *status, *length = NULL;
+	char num[32], *length = NULL;
+	const char *status;
 
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
 		cap++;
 	f = pool_alloc(res->pool, cap * sizeof(*f));
-	status = pool_alloc(res->pool, 4);
-	if (f == NULL || status == NULL)
+	if (f == NULL)
 		return NULL;
-	status[0] = (char)('0' + res->status / 100 % 10);
-	status[1] = (char)('0' + res->status / 10 % 10);
-	status[2] = (char)('0' + res->status % 10);
-	status[3] = '\0';
+	status = status_digits(res);
 	f[n++] = (struct response_field){ ":status", status, 7, 3 };
 	if (opts->server_tokens)
 		f[n++] = (struct response_field){ "server", "prefork-httpd/" PACKAGE_VERSION, 6,
@@ -563,16 +582,17 @@ struct response_field *response_fields_build(struct httpd_response *res, const s
 		f[n] = (struct response_field){ "date", date != NULL ? httpd_http_date(res->date, date) : NULL, 4,
 		                                HTTPD_DATE_LEN - 1 };
 	} else {
-		f[n] = (struct response_field){ "date", pool_strndup(res->pool, http_date_now(opts->now),
-		                                HTTPD_DATE_LEN - 1), 4, HTTPD_DATE_LEN - 1 };
+		/* Not copied: the cache is rewritten only with another second's date of the same length, so a
+		 * HEADERS frame packed later carries a date at most that much newer. */
+		f[n] = (struct response_field){ "date", http_date_now(opts->now), 4, HTTPD_DATE_LEN - 1 };
 	}
 	if (f[n++].value == NULL)
 		return NULL;
+	/* The file cache's fields are made in lower case and are none of the connection's. */
 	for (size_t i = 0; i < res->prebuilt_count; i++) {
 		const struct response_header *h = &res->prebuilt_fields[i];
 
-		if (!field_add(res->pool, f, &n, h->name, h->name_len, h->value, h->value_len))
-			return NULL;
+		f[n++] = (struct response_field){ h->name, h->value, h->name_len, h->value_len };
 	}
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
 		if (!field_add(res->pool, f, &n, h->name, h->name_len, h->value, h->value_len))

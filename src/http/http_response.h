@@ -91,8 +91,10 @@ void response_header_set_value(struct response_header *h, const char *value);
 /* Removes every header called name. */
 void response_header_remove(struct httpd_response *res, const char *name);
 /*
- * Fields prebuilt as text ("Name: value\r\n" each) and as headers; both
- * must live as long as the response.  Replaces any prebuilt before.
+ * Fields prebuilt as text ("Name: value\r\n" each) and as headers, the
+ * headers named in lower case and none of them connection-specific (HTTP/2
+ * sends them as they are); both must live as long as the response.
+ * Replaces any prebuilt before.
  */
 void response_fields_prebuilt(struct httpd_response *res, const char *text, size_t len,
                               const struct response_header *fields, size_t count);

@@ -123,6 +123,57 @@ START_TEST(test_prebuilt_fields_expand_in_order)
 }
 END_TEST
 
+/* HTTP/2's fields: ":status" from three digits, the prebuilt ones as they are (lower case), the length last. */
+START_TEST(test_h2_fields_status_prebuilt_and_length)
+{
+	static const struct response_header lower[] = {
+		{ .name = "etag", .name_len = 4, .value = "\"e1\"", .value_len = 4 },
+		{ .name = "content-type", .name_len = 12, .value = "text/plain", .value_len = 10 },
+	};
+	struct response_head_opts opts = { .version = 11, .keep_alive = true, .now = 784111777 };
+	struct response_field *f;
+	size_t n;
+
+	response_fields_prebuilt(&res, prebuilt_text, sizeof(prebuilt_text) - 1, lower, 2);
+	ck_assert_int_eq(httpd_response_add_header(&res, "X-Module", "kept"), 0);
+	httpd_response_set_status(&res, 203);
+	httpd_response_set_body_buffer(&res, "hello", 5);
+	f = response_fields_build(&res, &opts, &n);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(n, 7);
+	ck_assert_str_eq(f[0].name, ":status");
+	ck_assert_str_eq(f[0].value, "203");
+	ck_assert_str_eq(f[2].name, "date");
+	ck_assert_str_eq(f[2].value, "Sun, 06 Nov 1994 08:49:37 GMT");
+	ck_assert_str_eq(f[3].name, "etag");
+	ck_assert_str_eq(f[4].name, "content-type");
+	ck_assert_str_eq(f[5].name, "x-module");
+	ck_assert_str_eq(f[6].name, "content-length");
+	ck_assert_str_eq(f[6].value, "5");
+	ck_assert_uint_eq(f[6].value_len, 1);
+}
+END_TEST
+
+/* A module's status outside 100-999 is answered as 500: three digits in both protocols, never "000". */
+START_TEST(test_status_out_of_range_is_500)
+{
+	struct response_head_opts opts = { .version = 11, .keep_alive = true, .now = 784111777 };
+	struct response_field *f;
+	size_t n;
+
+	httpd_response_set_status(&res, 1000);
+	ck_assert_int_eq(httpd_response_status(&res), 500);
+	httpd_response_set_status(&res, 42);
+	ck_assert_int_eq(httpd_response_status(&res), 500);
+	ck_assert_ptr_nonnull(strstr(head_of(&res), "HTTP/1.1 500 "));
+	f = response_fields_build(&res, &opts, &n);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_str_eq(f[0].value, "500");
+	httpd_response_set_status(&res, 999);
+	ck_assert_int_eq(httpd_response_status(&res), 999);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("response");
@@ -134,6 +185,8 @@ int main(void)
 	tcase_add_test(tc, test_header_remove_keeps_order_and_tail);
 	tcase_add_test(tc, test_prebuilt_fields_seen_and_edited);
 	tcase_add_test(tc, test_prebuilt_fields_expand_in_order);
+	tcase_add_test(tc, test_h2_fields_status_prebuilt_and_length);
+	tcase_add_test(tc, test_status_out_of_range_is_500);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
