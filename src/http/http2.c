@@ -56,6 +56,7 @@ struct h2_stream {
 	struct h2_pseudo     ps;
 	struct httpd_header *fields;
 	size_t               count, cap;
+	size_t               cookie;         /* 1 + the index of the first Cookie field; 0: none yet */
 	size_t               field_bytes;    /* as SETTINGS_MAX_HEADER_LIST_SIZE counts them */
 	bool                 too_large;      /* past max_head or max_headers: answered 431 */
 	bool                 trailers;       /* the header block being read is the trailer section */
@@ -267,15 +268,29 @@ static void stream_body_feed(struct h2_stream *st)
 		stream_body_end(st);
 }
 
+/* RFC 9110 §10.1.1: the client that asked waits for this before its body; every check has let it through. */
+static void stream_continue(struct h2_stream *st)
+{
+	static const nghttp2_nv interim[] = {
+		{ (uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE },
+	};
+
+	if (nghttp2_submit_headers(st->h2->s, NGHTTP2_FLAG_NONE, st->id, NULL, interim, 1, NULL) < 0)
+		httpd_log_request(HTTPD_LOG_INFO, &st->r->req, "cannot send 100 Continue over HTTP/2");
+}
+
 static void stream_body_begin(struct h2_stream *st)
 {
-	int rc = body_start(st->r);
+	struct request *r = st->r;
+	int rc = body_start(r);
 
 	if (rc != 0) {
 		stream_fail(st, rc);
 		return;
 	}
 	st->body_phase = true;
+	if (r->head.expect_continue && !st->in_ended && st->held_len == 0 && r->body.received == 0)
+		stream_continue(st);
 	stream_body_feed(st);
 }
 
@@ -429,6 +444,28 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 	return 0;
 }
 
+/*
+ * RFC 9113 §8.2.3: a client may split Cookie into crumbs, one field each,
+ * and they must be one field again before an HTTP/1.1 upstream or a module
+ * sees them (browsers do split; two Cookie lines to a backend are one
+ * cookie with a comma in it).  Joined with "; " into the first field.
+ */
+static int cookie_join(struct h2_stream *st, const uint8_t *value, size_t valuelen)
+{
+	struct httpd_header *first = &st->fields[st->cookie - 1];
+	char *joined = pool_alloc(st->r->pool, first->value_len + 2 + valuelen + 1);
+
+	if (joined == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	memcpy(joined, first->value, first->value_len);
+	memcpy(joined + first->value_len, "; ", 2);
+	memcpy(joined + first->value_len + 2, value, valuelen);
+	joined[first->value_len + 2 + valuelen] = '\0';
+	first->value = joined;
+	first->value_len += 2 + valuelen;
+	return 0;
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
 {
@@ -472,6 +509,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 		}
 		return 0;
 	}
+	if (namelen == 6 && memcmp(name, "cookie", 6) == 0 && st->cookie != 0)
+		return cookie_join(st, value, valuelen);
 	if (st->count == st->cap) {
 		size_t cap = st->cap ? st->cap * 2 : 16;
 		struct httpd_header *grown;
@@ -502,6 +541,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 		copy[namelen + 1 + valuelen] = '\0';
 		st->fields[st->count] = (struct httpd_header){ copy, copy + namelen + 1, namelen, valuelen };
 	}
+	if (namelen == 6 && memcmp(name, "cookie", 6) == 0)
+		st->cookie = st->count + 1;
 	st->count++;
 	return 0;
 }

@@ -602,6 +602,7 @@ int http_head_from_h2(const struct h2_pseudo *ps, struct httpd_header *headers, 
                       bool end_stream, struct http_head *out)
 {
 	const struct httpd_header *host_header = NULL;
+	const char *expect = NULL;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -648,7 +649,17 @@ int http_head_from_h2(const struct h2_pseudo *ps, struct httpd_header *headers, 
 		} else if (h->name_len == 14 && memcmp(h->name, "content-length", 14) == 0 &&
 		           httpd_http1_content_length(h->value, &out->content_length) != 0) {
 			return 400;
+		} else if (h->name_len == 6 && memcmp(h->name, "expect", 6) == 0) {
+			if (expect != NULL)
+				return 417;
+			expect = h->value;
 		}
+	}
+	/* RFC 9110 §10.1.1, as over HTTP/1.1: 100-continue or nothing; the 100 is an interim HEADERS. */
+	if (expect != NULL) {
+		if (strcasecmp(expect, "100-continue") != 0)
+			return 417;
+		out->expect_continue = !end_stream;
 	}
 	/* :authority is the host; a Host that names another is malformed (§8.3.1). */
 	if (ps->authority != NULL) {

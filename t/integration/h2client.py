@@ -21,6 +21,7 @@ class Response:
         self.ended = False
         self.reset = None      # RST_STREAM error code, if the stream was reset
         self.trailers = []
+        self.interim = []      # the header lists of 1xx answers, in order
 
     @property
     def status(self):
@@ -106,6 +107,8 @@ class H2:
             r = self.responses.setdefault(sid, Response()) if sid else None
             if isinstance(ev, h2.events.ResponseReceived):
                 r.headers = list(ev.headers)
+            elif isinstance(ev, h2.events.InformationalResponseReceived):
+                r.interim.append(list(ev.headers))
             elif isinstance(ev, h2.events.TrailersReceived):
                 r.trailers = list(ev.headers)
             elif isinstance(ev, h2.events.DataReceived):

@@ -10,9 +10,11 @@ import gzip
 import hashlib
 import json
 import os
+import random
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -216,6 +218,61 @@ def test_real_ip_proxy_protocol_and_misdirected_requests_over_h2():
         c = H2(srv.port, preamble=b"PROXY TCP4 198.51.100.4 127.0.0.1 5555 80\r\n")
         r = c.get("/echo", headers=[("accept", "application/json")])
         assert r.status == 200 and json.loads(bytes(r.body))["client"] == "198.51.100.4", r
+        c.close()
+    finally:
+        srv.cleanup()
+
+
+def test_cookie_crumbs_are_one_field_for_modules_and_the_upstream():
+    """Browsers split Cookie into one field per cookie over HTTP/2 (RFC 9113 §8.2.3, for HPACK).  The
+    crumbs are joined with "; " before anything else sees them: the echo module sees one field, and
+    the HTTP/1.1 upstream behind the proxy one Cookie line (two lines would reach gunicorn as one
+    cookie whose value has a comma in it)."""
+    srv = Seam()
+    try:
+        c = H2(srv.h2c_port)
+        crumbs = [("cookie", "a=1"), ("x-between", "y"), ("cookie", "b=2"), ("cookie", "sid=abc")]
+        r = c.get("/echo", authority="a.test", headers=crumbs)
+        text = bytes(r.body).decode()
+        assert r.status == 200 and text.lower().count("cookie:") == 1 and "cookie: a=1; b=2; sid=abc\n" in text, text
+        r = c.get("/app/cookies", authority="a.test", headers=crumbs)
+        seen = json.loads(bytes(r.body))
+        cookies = [v for k, v in seen["headers"] if k.lower() == "cookie"]
+        assert r.status == 200 and cookies == ["a=1; b=2; sid=abc"], seen["headers"]
+        r = c.get("/app/one", authority="a.test", headers=[("cookie", "only=1")])
+        assert [v for k, v in json.loads(bytes(r.body))["headers"] if k.lower() == "cookie"] == ["only=1"]
+        c.close()
+    finally:
+        srv.cleanup()
+
+
+def test_expect_100_continue_over_h2_after_every_check():
+    """RFC 9110 §10.1.1 over HTTP/2: a client that asks waits for an interim 100 (HEADERS) before its
+    body (until this, one that waited got nothing and sent after its own timeout).  It comes only once
+    the checks passed: a signed location
+    refuses an unsigned request with its final answer, and no 100; another expectation is 417."""
+    srv = Seam()
+    try:
+        c = H2(srv.h2c_port)
+        body = os.urandom(100000)
+        sid = c.request("PUT", "/uploads/expected.bin", headers=[("expect", "100-continue"),
+                                                                 ("content-length", str(len(body)))],
+                        authority="a.test", end=False)
+        assert c.wait(lambda: c.responses.get(sid) is not None and c.responses[sid].interim), c.responses.get(sid)
+        assert c.responses[sid].interim[0] == [(":status", "100")] and c.responses[sid].status is None
+        c.send_body(sid, body)
+        r = c.response(sid)
+        assert r.status == 201, r
+        with open(os.path.join(srv.root, "uploads", "expected.bin"), "rb") as f:
+            assert f.read() == body
+        # the signed API: an unsigned request is refused before its body, and gets no 100
+        sid = c.request("POST", "/api/items", headers=[("expect", "100-continue"), ("content-length", "10")],
+                        authority="a.test", end=False)
+        r = c.response(sid)
+        assert r.status == 401 and r.interim == [], r
+        r = c.response(c.request("POST", "/echo", headers=[("expect", "something-else")], body=b"x",
+                                 authority="a.test"))
+        assert r.status == 417, r
         c.close()
     finally:
         srv.cleanup()
@@ -507,6 +564,238 @@ def test_records_gathered_over_tls_reach_a_client_that_stops_reading_whole_and_i
         assert again.status == 200 and bytes(again.body) == b"<h1>the seam site</h1>\n", again
         c.close()
         assert "HTTP/2:" not in srv.log() and "TLS write failed" not in srv.log(), srv.log()
+    finally:
+        srv.cleanup()
+
+
+def test_a_key_update_asked_for_mid_transfer_is_answered_in_order_over_h2():
+    """TLS 1.3 KeyUpdate (RFC 8446 §4.6.3) while gathered records are under way: openssl s_client stops
+    reading with 16 MiB in flight, then sends a KeyUpdate that asks for one back.  OpenSSL writes the
+    answer at the server's next write, among the records gathered into one send: it must follow
+    every record made with the old key and precede every record made with the new one, and any
+    other order leaves the client unable to decrypt.  The client gets the whole file, byte for
+    byte, and sees the server's KeyUpdate."""
+    srv = Seam()
+    msgs = os.path.join(srv.root, "s_client.msg")
+    try:
+        data = os.urandom(16 << 20)
+        srv.file("site/huge.bin", data)
+        client = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % srv.tls_port,
+                                   "-servername", "a.test", "-CAfile", srv.ca.cert, "-alpn", "h2", "-tls1_3",
+                                   "-brief", "-msg", "-msgfile", msgs],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            block = hpack.Encoder().encode([(":method", "GET"), (":path", "/huge.bin"), (":scheme", "https"),
+                                            (":authority", "a.test")])
+            client.stdin.write(PREFACE + SettingsFrame(0, settings={4: (1 << 31) - 1}).serialize() +
+                               WindowUpdateFrame(0, window_increment=(1 << 31) - 1 - 65535).serialize() +
+                               HeadersFrame(1, block, flags=["END_STREAM", "END_HEADERS"]).serialize())
+            client.stdin.flush()
+            time.sleep(1)                        # not reading: the server's socket fills and records are held
+            got = client.stdout.read1(65536)
+            client.stdin.write(b"K\n")           # s_client's command: KeyUpdate, update_requested
+            client.stdin.flush()
+            body, ended = bytearray(), False
+            deadline = time.monotonic() + 60
+            while not ended and time.monotonic() < deadline:
+                piece = client.stdout.read1(1 << 20)
+                if not piece:
+                    break
+                got += piece
+                body, ended = bytearray(), False
+                for ftype, flags, sid, payload in frames(got):
+                    if ftype == 0 and sid == 1:
+                        body += payload
+                        ended = ended or bool(flags & 1)
+        finally:
+            client.stdin.close()
+            client.wait(timeout=10)
+        assert ended and len(body) == len(data) and bytes(body) == data, (ended, len(body))
+        with open(msgs) as f:
+            trace = f.read()
+        assert re.search(r">>> TLS 1\.3, Handshake \[length [0-9a-f]+\], KeyUpdate", trace), trace[-2000:]
+        assert re.search(r"<<< TLS 1\.3, Handshake \[length [0-9a-f]+\], KeyUpdate", trace), trace[-2000:]
+        assert "TLS write failed" not in srv.log() and "TLS read failed" not in srv.log(), srv.log()
+    finally:
+        srv.cleanup()
+
+
+SEAM_PATHS = ["/", "/index.html", "/echo", "/echo?q=1", "/status", "/status?format=prometheus", "/healthz",
+              "/uploads/f.txt", "/signed-uploads/f.txt", "/downloads/x.bin", "/staff/", "/login", "/spa/a/b",
+              "/robots.txt", "/uploads/x.php", "/api/items", "/cached/a", "/v1/x", "/old-site/a", "/%2e%2e/etc",
+              "/a/../../b", "*", "", "/\x00", "http://a.test/"]
+
+
+def random_frames(rnd):
+    """Bytes of one random HTTP/2 conversation.  Each frame is well-formed nine times in ten (so the
+    conversation reaches past the framing checks into the streams, the requests and the seam's
+    modules) and wrong the tenth: stream ids old, even or idle; windows of 0 and past 2^31-1;
+    settings out of range; padding past the end; lengths that lie; CONTINUATION out of place."""
+    enc = hpack.Encoder()
+    out = bytearray(PREFACE if rnd.random() < 0.99 else rnd.randbytes(24))
+    sid, sending = 1, []   # the next stream id; streams whose body the client has not ended
+
+    def bad():
+        return rnd.random() < 0.1
+
+    def frame_bytes(ftype, flags, stream, payload):
+        length = len(payload) if rnd.random() < 0.99 else rnd.choice([0, len(payload) + 1, 16385, (1 << 24) - 1])
+        return length.to_bytes(3, "big") + bytes([ftype, flags]) + (stream & 0xffffffff).to_bytes(4, "big") + payload
+
+    def any_stream():
+        return rnd.choice([sid, sid - 2 if sid > 2 else 1, sid + 1, 0, 2, (1 << 31) - 1, rnd.randrange(1 << 31)])
+
+    def request_block():
+        method = rnd.choice(["GET", "GET", "GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "CONNECT"] +
+                            (["get", ""] if bad() else []))
+        fields = [(":method", method), (":scheme", "http" if not bad() else "ftp"),
+                  (":path", rnd.choice(SEAM_PATHS)), (":authority", rnd.choice(["a.test", "a.test", "b.test", "x"]))]
+        if method == "CONNECT" and rnd.random() < 0.7:
+            fields.append((":protocol", "websocket"))
+        if bad():
+            rnd.shuffle(fields)
+        if bad():
+            del fields[rnd.randrange(len(fields))]
+        for _ in range(rnd.randrange(5)):
+            fields.append(rnd.choice([("content-length", str(rnd.choice([0, 1, 5, 100000]))), ("te", "trailers"),
+                                      ("cookie", "a=1"), ("cookie", "b=2"), ("x-forwarded-for", "10.0.0.9"),
+                                      ("if-none-match", '"x"'), ("range", "bytes=0-10"), ("expect", "100-continue"),
+                                      ("accept-encoding", "gzip, br, zstd"), ("accept", "application/json"),
+                                      ("signature-input", 'sig1=("@method");created=1'), ("priority", "u=0, i"),
+                                      ("authorization", "Basic YWxpY2U6eA=="), ("x-long", "v" * 5000)]))
+        if bad():
+            fields.append(rnd.choice([("connection", "close"), ("te", "gzip"), ("Upper", "x"), ("host", "b.test"),
+                                      ("content-length", "-1"), ("x", "a\r\nb")]))
+        try:
+            return enc.encode(fields) if not bad() else rnd.randbytes(rnd.randrange(40))
+        except Exception:   # hpack refuses some of what we ask for: send garbage instead
+            return rnd.randbytes(20)
+
+    if rnd.random() < 0.97:   # the preface's SETTINGS (§3.4)
+        out += frame_bytes(4, 0, 0, b"" if rnd.random() < 0.5 else
+                           (4).to_bytes(2, "big") + rnd.choice([0, 100, 65535, (1 << 31) - 1]).to_bytes(4, "big"))
+    for _ in range(rnd.randrange(1, 16)):
+        kind = rnd.choice(["headers"] * 6 + ["data"] * 4 + ["settings", "window", "window", "rst", "priority",
+                                                            "ping", "goaway", "unknown", "prio_update"])
+        if (kind == "data" and not sending or kind == "rst" and sid == 1) and not bad():
+            kind = "headers"   # nothing open to send on: open something
+        if kind == "headers":
+            block, ended = request_block(), rnd.random() < 0.5
+            flags = 0x1 if ended else 0
+            split = len(block) > 4 and rnd.random() < 0.15
+            if not split:
+                flags |= 0x4
+            if rnd.random() < 0.1:
+                flags |= 0x8
+                pad = rnd.randrange(4) if not bad() else 200
+                block = bytes([pad]) + block + b"\0" * min(pad, 3)
+            out += frame_bytes(1, flags, sid if not bad() else any_stream(), block if not split else block[:3])
+            if split:   # the rest in CONTINUATION, the last one ending the block
+                out += frame_bytes(9, 0x4, sid if not bad() else any_stream(), block[3:])
+            if not ended:
+                sending.append(sid)
+            sid += 2
+        elif kind == "data":
+            body = rnd.randbytes(rnd.choice([0, 1, 10, 1000, 16384]))
+            ended = rnd.random() < 0.5
+            stream = rnd.choice(sending) if sending and not bad() else any_stream()
+            flags = 0x1 if ended else 0
+            if rnd.random() < 0.1:
+                flags |= 0x8
+                body = bytes([0 if not bad() else 255]) + body
+            out += frame_bytes(0, flags, stream, body)
+            if ended and stream in sending:
+                sending.remove(stream)
+        elif kind == "settings":
+            good = [(1, rnd.choice([0, 4096, 65536])), (2, 0), (3, rnd.choice([0, 100, 1000])),
+                    (4, rnd.choice([0, 1, 65535, (1 << 31) - 1])), (5, rnd.choice([16384, 1 << 20])),
+                    (6, rnd.choice([100, 1 << 20])), (8, 0), (0x99, 7)]
+            wrong = [(2, 2), (4, 1 << 31), (5, 100), (5, 1 << 24), (8, 5)]
+            payload = b"".join(k.to_bytes(2, "big") + v.to_bytes(4, "big")
+                               for k, v in (rnd.sample(good, rnd.randrange(4)) + ([rnd.choice(wrong)] if bad() else [])))
+            out += frame_bytes(4, 0x1 if bad() else 0, 0 if not bad() else 1, payload)
+        elif kind == "window":
+            inc = rnd.choice([1, 1000, 65535, (1 << 31) - 1] if not bad() else [0, 1 << 31])
+            out += frame_bytes(8, 0, rnd.choice([0] + sending) if not bad() else any_stream(), inc.to_bytes(4, "big"))
+        elif kind == "rst":
+            stream = rnd.randrange(1, sid, 2) if sid > 1 and not bad() else any_stream()
+            out += frame_bytes(3, 0, stream, rnd.choice([0, 1, 2, 5, 8, 13]).to_bytes(4, "big"))
+            if stream in sending:
+                sending.remove(stream)
+        elif kind == "priority":
+            stream = rnd.randrange(1, sid + 10, 2)
+            dep = rnd.choice([0, stream - 2 if stream > 2 else 0]) if not bad() else stream
+            out += frame_bytes(2, 0, stream, dep.to_bytes(4, "big") + bytes([rnd.randrange(256)]))
+        elif kind == "ping":
+            out += frame_bytes(6, 0 if not bad() else 0x1, 0, rnd.randbytes(8 if not bad() else 7))
+        elif kind == "goaway":
+            out += frame_bytes(7, 0, 0, (0 if not bad() else rnd.randrange(sid + 1)).to_bytes(4, "big") +
+                               rnd.randrange(14).to_bytes(4, "big"))
+        elif kind == "prio_update":
+            out += frame_bytes(16, 0, 0, rnd.randrange(1, sid + 4, 2).to_bytes(4, "big") +
+                               rnd.choice([b"u=0", b"u=7, i", b"i", b"u=9", b"\xff"]))
+        else:
+            out += frame_bytes(rnd.randrange(10, 256), rnd.randrange(256), any_stream(), rnd.randbytes(rnd.randrange(20)))
+    return bytes(out)
+
+
+CONVERSATIONS = 500   # per thread
+
+
+def test_random_frame_conversations_in_the_seam_never_crash_a_worker():
+    """2,000 conversations of random frames (seeded, so a failure can be replayed), four at a time,
+    on the seam's h2c listener and (one thread in four) over TLS with ALPN h2, against every module
+    of the seam configuration.  Each gets whatever
+    answer is right for it, or a stream or connection error; none may crash or wedge a worker (under
+    the sanitizers in CI, none may touch memory it should not).  Afterwards the same workers serve
+    HTTP/2 and HTTP/1.1 as before."""
+    srv = Seam()
+    try:
+        pids_before = sorted(srv.worker_pids())
+        failures = []
+
+        tls = ssl.create_default_context(cafile=srv.ca.cert)
+        tls.set_alpn_protocols(["h2"])
+
+        def talk(seed, over_tls):
+            rnd = random.Random(seed)
+            for i in range(CONVERSATIONS):
+                data = random_frames(rnd)
+                try:
+                    s = socket.create_connection(("127.0.0.1", srv.tls_port if over_tls else srv.h2c_port), timeout=5)
+                    if over_tls:
+                        s = tls.wrap_socket(s, server_hostname="a.test")
+                except OSError as e:
+                    failures.append("connect %d/%d: %s" % (seed, i, e))
+                    return
+                try:
+                    s.sendall(data)
+                    if over_tls:
+                        s = s.unwrap()   # close_notify: the TLS way to say the client is done
+                    s.shutdown(socket.SHUT_WR)
+                    read_until_closed(s, timeout=5)
+                except (OSError, ValueError):
+                    pass   # a reset is one of the right answers to garbage
+                finally:
+                    s.close()
+
+        threads = [threading.Thread(target=talk, args=(seed, seed == 9218)) for seed in (9113, 7541, 8441, 9218)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
+        assert not any(t.is_alive() for t in threads), "a conversation never ended"
+        assert not failures, failures
+        log = srv.log()
+        assert "killed by signal" not in log and "exited with status" not in log, log[-3000:]
+        assert sorted(srv.worker_pids()) == pids_before, "a worker was replaced"
+        c = H2(srv.h2c_port)
+        r = c.get("/index.html", authority="a.test")
+        assert r.status == 200 and bytes(r.body) == b"<h1>the seam site</h1>\n", r
+        c.close()
+        out = subprocess.run(["curl", "-s", "--http1.1", "-H", "Host: a.test", "http://127.0.0.1:%d/index.html" % srv.port],
+                             stdout=subprocess.PIPE, timeout=30).stdout
+        assert out == b"<h1>the seam site</h1>\n", out
     finally:
         srv.cleanup()
 

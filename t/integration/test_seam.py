@@ -191,6 +191,29 @@ def test_resumed_session_cannot_skip_client_certificates():
         srv.cleanup()
 
 
+def test_each_host_negotiates_its_own_tls13_suites_over_both_protocols():
+    """b.test has its own tls_ciphersuites; a.test keeps the default (AES-128 first).  The list is
+    the one SNI chose, for HTTP/1.1 and for ALPN h2 alike, and a client offering only suites the
+    host does not allow is refused, not served with another host's list."""
+    srv = Seam()
+    try:
+        key, cert = srv.alice[1], srv.alice[0]
+        for alpn in ("http/1.1", "h2"):
+            out = s_client(srv, "-tls1_3", "-servername", "a.test", "-alpn", alpn)
+            assert "TLS_AES_128_GCM_SHA256" in out and "ALPN protocol: %s" % alpn in out, out
+            out = s_client(srv, "-tls1_3", "-servername", "b.test", "-alpn", alpn, "-cert", cert,
+                           "-key", key)
+            assert "TLS_CHACHA20_POLY1305_SHA256" in out and "ALPN protocol: %s" % alpn in out, out
+        out = s_client(srv, "-tls1_3", "-servername", "b.test", "-ciphersuites", "TLS_AES_256_GCM_SHA384",
+                       "-cert", cert, "-key", key, stdin=b"GET / HTTP/1.1\r\nHost: b.test\r\n\r\n")
+        assert "handshake failure" in out and "HTTP/1.1" not in out, out
+        out = s_client(srv, "-tls1_3", "-servername", "a.test", "-ciphersuites", "TLS_AES_256_GCM_SHA384",
+                       stdin=b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        assert "TLS_AES_256_GCM_SHA384" in out and "HTTP/1.1 200" in out, out
+    finally:
+        srv.cleanup()
+
+
 def test_no_sni_cannot_reach_a_host_with_other_tls_settings():
     # defect 4: without SNI the connection is the default server's; b.test asks for certificates
     srv = Seam()
