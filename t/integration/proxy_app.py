@@ -81,6 +81,8 @@ def echo(path):
     if "cc" in args:
         resp.headers["Cache-Control"] = args["cc"]   # for the proxy cache (test_seam.py)
     resp.headers["Keep-Alive"] = "timeout=5"            # hop-by-hop: must not reach the client
+    # gunicorn drops an app's Connection (and so sends X-Hop as an ordinary field): a Connection
+    # that names fields reaches the proxy from test_proxy.py's RawBackend("hop-answer") instead
     resp.headers["X-Hop"] = "secret"
-    resp.headers["Connection"] = "X-Hop"                # names X-Hop as hop-by-hop too
+    resp.headers["Connection"] = "X-Hop"
     return resp

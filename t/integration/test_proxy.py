@@ -165,6 +165,28 @@ def test_chunked_both_ways():
         srv.cleanup()
 
 
+def test_fields_an_upstream_names_hop_by_hop_stay_on_its_hop_over_both_protocols():
+    """RFC 9110 §7.6.1: every field an upstream's Connection lines name (two lines here) is its hop's,
+    like Keep-Alive and Proxy-Connection; neither an HTTP/1.1 nor an HTTP/2 client gets them."""
+    backend = RawBackend("hop-answer")
+    srv = Server()
+    srv.listen = ["127.0.0.1:%d" % srv.port, "127.0.0.1:%d h2c" % free_port()]
+    srv.locations = 'location "/" { handler = "proxy"  proxy_to = "http://127.0.0.1:%d" }\n' % backend.port
+    srv.write_config()
+    srv.start()
+    try:
+        for argv in (["--http1.1", "http://127.0.0.1:%d/x" % srv.port],
+                     ["--http2-prior-knowledge", "http://%s/x" % srv.listen[1].split()[0]]):
+            out = subprocess.run(["curl", "-s", "-D", "-"] + argv, stdout=subprocess.PIPE, timeout=30).stdout.decode()
+            names = [line.split(":", 1)[0].lower() for line in out.split("\r\n")[1:] if ":" in line]
+            assert "x-kept" in names and out.endswith("ok"), out
+            for name in ("x-hop", "x-other", "keep-alive", "proxy-connection", "connection"):
+                assert name not in names, (name, out)
+    finally:
+        srv.cleanup()
+        backend.sock.close()
+
+
 def test_hop_by_hop_and_forwarded_fields():
     srv = one_backend()
     try:
@@ -379,6 +401,12 @@ class RawBackend:
                 data += piece
             if self.behaviour == "garbage":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello")
+            elif self.behaviour == "hop-answer":
+                # what gunicorn never lets an app send: fields named hop-by-hop by its Connection lines
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Hop, keep-alive\r\n"
+                             b"X-Hop: secret\r\nKeep-Alive: timeout=5\r\nConnection: X-Other\r\n"
+                             b"X-Other: 2\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\n\r\nok")
+                time.sleep(0.05)
             elif self.behaviour == "answer-then-close":
                 # keep-alive in words, a close in deeds: what a server with a short idle timeout does
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
