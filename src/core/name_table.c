@@ -18,6 +18,11 @@ int name_table_init(struct name_table *t, size_t names)
 	return 0;
 }
 
+static uint64_t length_bit(size_t len)
+{
+	return (uint64_t)1 << (len < 63 ? len : 63);
+}
+
 int name_table_add(struct name_table *t, const char *name, size_t len, const void *value)
 {
 	uint64_t hash = siphash13(&t->key, name, len);
@@ -28,6 +33,7 @@ int name_table_add(struct name_table *t, const char *name, size_t len, const voi
 		if (s->name == NULL) {
 			*s = (struct name_slot){ name, len, hash, value };
 			t->count++;
+			t->lengths |= length_bit(len);
 			return 0;
 		}
 		if (s->hash == hash && s->len == len && memcmp(s->name, name, len) == 0)
@@ -39,7 +45,8 @@ const void *name_table_find(const struct name_table *t, const char *name, size_t
 {
 	uint64_t hash;
 
-	if (t->count == 0)
+	/* routing probes every prefix of a path: most lengths hold no name at all */
+	if ((t->lengths & length_bit(len)) == 0)
 		return NULL;
 	hash = siphash13(&t->key, name, len);
 	/* At most half full: an empty slot ends every probe. */

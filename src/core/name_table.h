@@ -23,6 +23,7 @@ struct name_table {
 	struct name_slot  *slots;
 	size_t             mask;    /* slots - 1; a power of two at least twice the names */
 	size_t             count;
+	uint64_t           lengths;   /* bit min(len, 63) set for each name: most misses cost no hash */
 	struct siphash_key key;
 };
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "name_table.h"
 #include "sni.h"
 #include "tap.h"
 #include "vhost.h"
@@ -88,6 +89,35 @@ static size_t sni(const char *bytes, size_t len, char *out)
 	return n;
 }
 
+/* Lookups of every length, the ones no name has (skipped without hashing) and 63 and more (one bit for all). */
+START_TEST(test_name_table_lengths)
+{
+	static const char *const names[] = { "/", "/api/", "/a", "/static/images/", NULL };
+	char longer[100], longest[101];
+	struct name_table t;
+	int v[5];
+
+	memset(longer, 'x', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	memcpy(longest, longer, sizeof(longer));
+	memcpy(longest + 99, "y", 2);
+	ck_assert_int_eq(name_table_init(&t, 6), 0);
+	ck_assert_ptr_null(name_table_find(&t, "/", 1));
+	for (int i = 0; names[i] != NULL; i++)
+		ck_assert_int_eq(name_table_add(&t, names[i], strlen(names[i]), &v[i]), 0);
+	ck_assert_int_eq(name_table_add(&t, longer, 99, &v[4]), 0);
+	ck_assert_int_eq(name_table_add(&t, "/api/", 5, &v[0]), 1);
+	for (int i = 0; names[i] != NULL; i++)
+		ck_assert_ptr_eq(name_table_find(&t, names[i], strlen(names[i])), &v[i]);
+	ck_assert_ptr_eq(name_table_find(&t, longer, 99), &v[4]);
+	ck_assert_ptr_null(name_table_find(&t, longest, 100));   /* the same bit, another length */
+	ck_assert_ptr_null(name_table_find(&t, "/b", 2));        /* a length that is there, a name that is not */
+	ck_assert_ptr_null(name_table_find(&t, "/api", 4));      /* a length no name has */
+	ck_assert_ptr_null(name_table_find(&t, "", 0));
+	name_table_free(&t);
+}
+END_TEST
+
 START_TEST(test_sni_parse)
 {
 	char out[300], big[2 + 3 + 256];
@@ -158,6 +188,7 @@ int main(void)
 	tcase_add_test(tc, test_find);
 	tcase_add_test(tc, test_many_servers);
 	tcase_add_test(tc, test_sni_parse);
+	tcase_add_test(tc, test_name_table_lengths);
 	suite_add_tcase(s, tc);
 	return tap_run(s);
 }
