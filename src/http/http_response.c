@@ -561,8 +561,8 @@ struct response_field *response_fields_build(struct httpd_response *res, const s
 	bool no_body = res->status == 204 || res->status == 304 || res->status < 200;
 	size_t cap = 6 + res->prebuilt_count, n = 0;
 	struct response_field *f;
-	char num[32], *length = NULL;
-	const char *status;
+	char num[32];
+	const char *status, *length = NULL;
 
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
 		cap++;
@@ -605,16 +605,19 @@ struct response_field *response_fields_build(struct httpd_response *res, const s
 		/* The stream's end is the body's end: no length. */
 	} else if (res->head_length != -1 && opts->head_only) {
 		if (res->head_length >= 0)
-			length = httpd_pool_strdup(res->pool, decimal((unsigned long long)res->head_length, num + sizeof(num)));
+			length = decimal((unsigned long long)res->head_length, num + sizeof(num));
 	} else {
-		length = httpd_pool_strdup(res->pool, decimal(res->body == BODY_BUFFER ? res->buf_len
-		                                        : res->body == BODY_FILE ? (unsigned long long)res->file_len : 0,
-		                                        num + sizeof(num)));
-		if (length == NULL)
-			return NULL;
+		length = decimal(res->body == BODY_BUFFER ? res->buf_len
+		                 : res->body == BODY_FILE ? (unsigned long long)res->file_len : 0, num + sizeof(num));
 	}
-	if (length != NULL)
-		f[n++] = (struct response_field){ "content-length", length, 14, strlen(length) };
+	if (length != NULL) {
+		size_t len = (size_t)(num + sizeof(num) - 1 - length);
+		const char *copy = pool_strndup(res->pool, length, len);
+
+		if (copy == NULL)
+			return NULL;
+		f[n++] = (struct response_field){ "content-length", copy, 14, len };
+	}
 	if (opts->head_only)
 		response_discard_body(res);
 	*count = n;
