@@ -179,13 +179,14 @@ class H2:
         return r
 
     def wait(self, cond, timeout=20):
-        """Reads until cond() holds; False if the connection closed or the time ran out first."""
+        """Reads until cond() holds; False if the connection closed or the time ran out first.  Reads
+        in short turns: cond may wait on something besides this connection (a log, a metric)."""
         deadline = time.monotonic() + timeout
         while not cond():
             if self.closed or time.monotonic() > deadline:
                 return False
             try:
-                self.pump(timeout=max(0.1, deadline - time.monotonic()))
+                self.pump(timeout=min(0.2, max(0.01, deadline - time.monotonic())))
             except socket.timeout:
                 pass
         return True

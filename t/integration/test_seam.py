@@ -750,17 +750,8 @@ def prometheus_counter(srv, name):
 
 
 def counter_passes(srv, c, name, above, timeout=20):
-    """Reads c in short turns (its SETTINGS acknowledged) until the metric passes above: a long read
-    would outlast keepalive_timeout, the server quiet meanwhile."""
-    deadline = time.monotonic() + timeout
-    while prometheus_counter(srv, name) <= above:
-        if c.closed or time.monotonic() > deadline:
-            return False
-        try:
-            c.pump(timeout=0.2)
-        except socket.timeout:
-            pass
-    return True
+    """Reads c (its SETTINGS acknowledged) until the metric passes above."""
+    return c.wait(lambda: prometheus_counter(srv, name) > above, timeout=timeout)
 
 
 def test_a_parked_h2_session_over_tls_resumes_with_every_check_in_place():
