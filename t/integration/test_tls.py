@@ -15,6 +15,9 @@ import subprocess
 import threading
 import time
 
+import hpack
+from hyperframe.frame import HeadersFrame, SettingsFrame, WindowUpdateFrame
+
 from harness import HTTPD, Reader, Server, curl, free_port, recv_all, run, wait_for
 from tlsutil import CA, context, https_get, openssl, peer_serial
 
@@ -520,6 +523,71 @@ def test_proxy_protocol_before_tls():
                 pass
         s.close()
         assert b"HTTP/1.1 200" in body and b'"client":"192.0.2.7"' in body and b'"server":"b.test"' in body, body
+    finally:
+        srv.cleanup()
+
+
+def test_proxy_protocol_before_tls_then_h2_with_held_records():
+    """A PROXY preamble, then TLS with ALPN h2, then 8 MiB the client does not read for a second: the
+    records the socket does not take are held behind what went before and all arrive, in order, on
+    the connection whose client is the preamble's."""
+    srv = tls_server(listen_flags="tls proxy_protocol", globals_text='proxy_protocol_from = {"127.0.0.1"}\n')
+    try:
+        data = os.urandom(8 << 20)
+        srv.file("b/big.bin", data)
+        ctx = context(CA_)
+        ctx.set_alpn_protocols(["h2"])
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(incoming, outgoing, server_hostname="b.test")
+        s = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=30)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        first = True
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                s.sendall((b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\r\n" if first else b"") + outgoing.read())
+                first = False
+                got = s.recv(65536)
+                assert got, "closed during the handshake"
+                incoming.write(got)
+        assert obj.selected_alpn_protocol() == "h2"
+        enc = hpack.Encoder()
+        obj.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0, settings={4: (1 << 31) - 1}).serialize() +
+                  WindowUpdateFrame(0, window_increment=(1 << 31) - 1 - 65535).serialize())
+        for sid, path in ((1, "/big.bin"), (3, "/echo?format=json")):
+            obj.write(HeadersFrame(sid, enc.encode([(":method", "GET"), (":path", path), (":scheme", "https"),
+                                                    (":authority", "b.test")]),
+                                   flags=["END_STREAM", "END_HEADERS"]).serialize())
+        s.sendall(outgoing.read())
+        time.sleep(1)   # not reading: the socket fills and the rest is held
+        plain, bodies, ended = b"", {1: bytearray(), 3: bytearray()}, set()
+        deadline = time.monotonic() + 60
+        while len(ended) < 2 and time.monotonic() < deadline:
+            got = s.recv(1 << 20)
+            if not got:
+                break
+            incoming.write(got)
+            try:
+                while True:
+                    chunk = obj.read(1 << 20)
+                    if not chunk:
+                        break
+                    plain += chunk
+            except ssl.SSLWantReadError:
+                pass
+            while len(plain) >= 9 and len(plain) >= 9 + int.from_bytes(plain[:3], "big"):
+                length, ftype, flags = int.from_bytes(plain[:3], "big"), plain[3], plain[4]
+                sid = int.from_bytes(plain[5:9], "big") & 0x7fffffff
+                if ftype == 0 and sid in bodies:
+                    bodies[sid] += plain[9:9 + length]
+                    if flags & 1:
+                        ended.add(sid)
+                plain = plain[9 + length:]
+        s.close()
+        assert ended == {1, 3} and len(bodies[1]) == len(data) and bytes(bodies[1]) == data, (ended, len(bodies[1]))
+        assert b'"client":"192.0.2.7"' in bodies[3] and b'"server":"b.test"' in bodies[3], bytes(bodies[3])
     finally:
         srv.cleanup()
 
