@@ -19,7 +19,7 @@ import hpack
 from hyperframe.frame import HeadersFrame, SettingsFrame, WindowUpdateFrame
 
 from harness import HTTPD, Reader, Server, curl, free_port, recv_all, run, wait_for
-from tlsutil import CA, context, https_get, openssl, peer_serial
+from tlsutil import CA, context, https_get, peer_serial
 
 CA_ = CA()
 A = CA_.issue("a.test", ["www.a.test"])
