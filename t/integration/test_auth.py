@@ -4,7 +4,6 @@ a password changed and reloaded; bcrypt logins in parallel never hold up the wor
 import base64
 import os
 import signal
-import socket
 import subprocess
 import threading
 

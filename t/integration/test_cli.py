@@ -1,5 +1,4 @@
 """Command line and configuration errors: "file:line: message" and exit status 1."""
-import os
 import socket
 import subprocess
 import sys

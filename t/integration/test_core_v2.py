@@ -4,8 +4,6 @@ import gzip
 import os
 import socket
 import subprocess
-import threading
-import time
 
 from harness import (HTTPD, Reader, Server, ephemeral_ports, exchange, free_port, get, module_dir_with_tests, run,
                      wait_for)

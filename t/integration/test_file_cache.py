@@ -3,7 +3,6 @@ rename, conditional and range requests from the cache, eviction under small limi
 import gzip
 import hashlib
 import os
-import socket
 import time
 
 from harness import Reader, Server, exchange, get, module_dir_with_tests, run, wait_for

@@ -1,10 +1,9 @@
 """Core HTTP/1.1 behaviour over raw sockets: keep-alive, pipelining, framing, errors, limits."""
 import os
-import socket
 import sys
 import time
 
-from harness import Reader, Server, exchange, get, preloaded, run, wait_for
+from harness import Reader, Server, exchange, preloaded, run, wait_for
 
 SERVER = None
 

@@ -2,14 +2,13 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 
-from harness import IS_ROOT, Reader, Server, curl, exchange, run
+from harness import IS_ROOT, Server, exchange, run
 
 SERVER = None
 NAME = "it's a \"quoted\"; naïve café.txt"

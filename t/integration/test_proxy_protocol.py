@@ -2,7 +2,6 @@
 (modules, access log); every boundary of the grammar; refusals close without a byte and are
 counted; proxy_protocol_from and proxy_protocol_timeout; config errors with file:line."""
 import json
-import os
 import socket
 import struct
 import subprocess

@@ -5,7 +5,7 @@ import struct
 import sys
 import time
 
-from harness import Reader, Server, exchange, module_dir_with_tests, run, wait_for
+from harness import Reader, Server, exchange, module_dir_with_tests, run
 
 SERVER = None
 

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time

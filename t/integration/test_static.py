@@ -5,7 +5,7 @@ import socket
 import sys
 import time
 
-from harness import Reader, Server, curl, exchange, get, recv_all, run, wait_for, IS_ROOT
+from harness import Reader, Server, curl, get, recv_all, run, wait_for, IS_ROOT
 
 SERVER = None
 

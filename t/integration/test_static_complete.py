@@ -4,7 +4,7 @@ import os
 import re
 import sys
 
-from harness import Reader, Server, curl, exchange, run
+from harness import Server, curl, exchange, run
 
 SERVER = None
 DATA = bytes(range(256)) * 40          # 10240 bytes, every offset recognisable

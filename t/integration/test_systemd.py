@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import HTTPD, Reader, Server, free_port, run, wait_for
+from harness import HTTPD, Reader, Server, run, wait_for
 
 
 class Notify:

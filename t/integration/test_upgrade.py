@@ -4,7 +4,6 @@ binary that fails to start, or never becomes ready, leaves the old master servin
 import os
 import shutil
 import signal
-import stat
 import time
 
 from harness import HTTPD, KeepaliveLoad, Server, get, run, wait_for
