@@ -35,14 +35,20 @@ def server_socket_owner(srv, client):
 
 
 def test_worker_count_and_privileges():
+    def real_uid(pid):
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                return [l for l in f if l.startswith("Uid:")][0].split()[1]
+        except (OSError, IndexError):
+            return None   # gone meanwhile
+
     srv = Server(workers=3).start()
     try:
         assert wait_for(lambda: len(srv.worker_pids()) == 3), srv.worker_pids()
         if os.geteuid() == 0:
-            for pid in srv.worker_pids():
-                with open("/proc/%d/status" % pid) as f:
-                    uid_line = [l for l in f if l.startswith("Uid:")][0]
-                assert uid_line.split()[1] != "0", "workers must drop root"
+            # a worker just forked is root until it drops privileges: wait for that, then every one has
+            assert wait_for(lambda: all(real_uid(pid) not in ("0", None) for pid in srv.worker_pids())), \
+                "workers must drop root: %r" % [(pid, real_uid(pid)) for pid in srv.worker_pids()]
     finally:
         srv.cleanup()
 
