@@ -474,6 +474,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 	                     : stream_of(h2, frame->hd.stream_id);
 	const struct httpd_config *cfg = h2->c->w->config;
 	struct request *r;
+	bool cookie;
 
 	(void)s;
 	(void)flags;
@@ -509,7 +510,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 		}
 		return 0;
 	}
-	if (namelen == 6 && memcmp(name, "cookie", 6) == 0 && st->cookie != 0)
+	cookie = namelen == 6 && memcmp(name, "cookie", 6) == 0;
+	if (cookie && st->cookie != 0)
 		return cookie_join(st, value, valuelen);
 	if (st->count == st->cap) {
 		size_t cap = st->cap ? st->cap * 2 : 16;
@@ -541,7 +543,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 		copy[namelen + 1 + valuelen] = '\0';
 		st->fields[st->count] = (struct httpd_header){ copy, copy + namelen + 1, namelen, valuelen };
 	}
-	if (namelen == 6 && memcmp(name, "cookie", 6) == 0)
+	if (cookie)
 		st->cookie = st->count + 1;
 	st->count++;
 	return 0;

@@ -508,6 +508,15 @@ static int framing_decide(struct http_head *out, const struct httpd_header *host
 	return 0;
 }
 
+/* RFC 9110 §10.1.1: 100-continue (the client may wait for it before a body) or 417. */
+static int expectation(const char *expect, bool body_follows, struct http_head *out)
+{
+	if (strcasecmp(expect, "100-continue") != 0)
+		return 417;
+	out->expect_continue = body_follows;
+	return 0;
+}
+
 int http_head_parse(char *head, size_t len, const struct http_limits *lim,
                     struct httpd_header *headers, struct http_head *out)
 {
@@ -589,11 +598,8 @@ int http_head_parse(char *head, size_t len, const struct http_limits *lim,
 		return rc;
 	if (has_te && !out->chunked)
 		return 400;
-	if (expect != NULL && out->version == 11) {
-		if (strcasecmp(expect, "100-continue") != 0)
-			return 417;
-		out->expect_continue = true;
-	}
+	if (expect != NULL && out->version == 11 && expectation(expect, true, out) != 0)
+		return 417;
 	out->keep_alive = out->version == 11 ? !conn_close : (conn_keep_alive && !conn_close);
 	return 0;
 }
@@ -655,12 +661,9 @@ int http_head_from_h2(const struct h2_pseudo *ps, struct httpd_header *headers, 
 			expect = h->value;
 		}
 	}
-	/* RFC 9110 §10.1.1, as over HTTP/1.1: 100-continue or nothing; the 100 is an interim HEADERS. */
-	if (expect != NULL) {
-		if (strcasecmp(expect, "100-continue") != 0)
-			return 417;
-		out->expect_continue = !end_stream;
-	}
+	/* as over HTTP/1.1; the 100 is an interim HEADERS */
+	if (expect != NULL && expectation(expect, !end_stream, out) != 0)
+		return 417;
 	/* :authority is the host; a Host that names another is malformed (§8.3.1). */
 	if (ps->authority != NULL) {
 		if (!host_valid(ps->authority, ps->authority_len))

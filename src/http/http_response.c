@@ -328,6 +328,14 @@ void response_error(struct httpd_response *res, int status, const char *body, si
 }
 
 /* length in decimal, written backwards from end (a 32-byte buffer always suffices). */
+/* The status's three digits at out (httpd_response_set_status keeps it to 100-999). */
+static void status_digits(int status, char *out)
+{
+	out[0] = (char)('0' + status / 100 % 10);
+	out[1] = (char)('0' + status / 10 % 10);
+	out[2] = (char)('0' + status % 10);
+}
+
 static const char *decimal(unsigned long long length, char *end)
 {
 	*--end = '\0';
@@ -406,9 +414,7 @@ char *response_head_build(struct httpd_response *res, struct response_head_opts 
 			head_put(&b, HEAD_200, sizeof(HEAD_200) - 1);
 	} else {
 		memcpy(num, "HTTP/1.1 000 ", 13);
-		num[9] = (char)('0' + res->status / 100 % 10);
-		num[10] = (char)('0' + res->status / 10 % 10);
-		num[11] = (char)('0' + res->status % 10);
+		status_digits(res->status, num + 9);
 		head_put(&b, num, 13);
 		head_puts(&b, http_status_reason(res->status));
 		head_put(&b, "\r\n", 2);
@@ -533,43 +539,24 @@ static bool field_add(struct httpd_pool *pool, struct response_field *f, size_t 
 	return true;
 }
 
-/* ":status" as three digits (httpd_response_set_status keeps it to 100-999), from a table made once. */
-static const char *status_digits(const struct httpd_response *res)
-{
-	static char table[900][4];
-	static bool made;
-	char *d;
-
-	if (res->status < 100 || res->status > 999)
-		return "500";
-	if (!made) {
-		for (int s = 100; s <= 999; s++) {
-			d = table[s - 100];
-			d[0] = (char)('0' + s / 100);
-			d[1] = (char)('0' + s / 10 % 10);
-			d[2] = (char)('0' + s % 10);
-			d[3] = '\0';
-		}
-		made = true;
-	}
-	return table[res->status - 100];
-}
-
 struct response_field *response_fields_build(struct httpd_response *res, const struct response_head_opts *opts,
                                              size_t *count)
 {
 	bool no_body = res->status == 204 || res->status == 304 || res->status < 200;
 	size_t cap = 6 + res->prebuilt_count, n = 0;
 	struct response_field *f;
-	char num[32];
-	const char *status, *length = NULL;
+	char num[32], *status;
+	const char *length = NULL;
 
 	for (const struct response_header *h = res->headers; h != NULL; h = h->next)
 		cap++;
-	f = pool_alloc(res->pool, cap * sizeof(*f));
+	/* ":status" rides in the fields' own allocation, behind them */
+	f = pool_alloc(res->pool, cap * sizeof(*f) + 4);
 	if (f == NULL)
 		return NULL;
-	status = status_digits(res);
+	status = (char *)(f + cap);
+	status_digits(res->status, status);
+	status[3] = '\0';
 	f[n++] = (struct response_field){ ":status", status, 7, 3 };
 	if (opts->server_tokens)
 		f[n++] = (struct response_field){ "server", "prefork-httpd/" PACKAGE_VERSION, 6,

@@ -486,25 +486,32 @@ def test_redirect_https_and_hsts():
         srv.cleanup()
 
 
+def proxied_handshake(srv, ctx, rcvbuf=None):
+    """A PROXY v1 preamble for 192.0.2.7, then a TLS handshake for b.test through memory BIOs (so the
+    preamble and the ClientHello go in one segment: the server reads both at once).  Returns the
+    socket, the SSL object and its two BIOs."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="b.test")
+    s = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=30)
+    if rcvbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    first = True
+    while True:
+        try:
+            obj.do_handshake()
+            return s, obj, incoming, outgoing
+        except ssl.SSLWantReadError:
+            s.sendall((b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\r\n" if first else b"") + outgoing.read())
+            first = False
+            got = s.recv(65536)
+            assert got, "closed during the handshake"
+            incoming.write(got)
+
+
 def test_proxy_protocol_before_tls():
     srv = tls_server(listen_flags="tls proxy_protocol", globals_text='proxy_protocol_from = {"127.0.0.1"}\n')
     try:
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = context(CA_).wrap_bio(incoming, outgoing, server_hostname="b.test")
-        s = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=10)
-        first = True
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                out = outgoing.read()
-                # the preamble and the ClientHello in one segment: the server reads both at once
-                s.sendall((b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\r\n" if first else b"") + out)
-                first = False
-                data = s.recv(65536)
-                assert data, "closed during the handshake"
-                incoming.write(data)
+        s, obj, incoming, outgoing = proxied_handshake(srv, context(CA_))
         obj.write(b"GET /echo?format=json HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n")
         s.sendall(outgoing.read())
         body = b""
@@ -537,21 +544,7 @@ def test_proxy_protocol_before_tls_then_h2_with_held_records():
         srv.file("b/big.bin", data)
         ctx = context(CA_)
         ctx.set_alpn_protocols(["h2"])
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = ctx.wrap_bio(incoming, outgoing, server_hostname="b.test")
-        s = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=30)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        first = True
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                s.sendall((b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\r\n" if first else b"") + outgoing.read())
-                first = False
-                got = s.recv(65536)
-                assert got, "closed during the handshake"
-                incoming.write(got)
+        s, obj, incoming, outgoing = proxied_handshake(srv, ctx, rcvbuf=65536)
         assert obj.selected_alpn_protocol() == "h2"
         enc = hpack.Encoder()
         obj.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0, settings={4: (1 << 31) - 1}).serialize() +
